@@ -1,0 +1,1 @@
+"""portal-bot: a Telegram assistant for a medical practice's patient portal."""

@@ -1,0 +1,114 @@
+"""The one Application factory: `run`, the tests and the benchmarks all wire the bot here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot.runtime import PORTAL_KEY, Portal, portal
+from bot.settings import Settings
+from conversations.addpatient import addpatient_conversation
+from conversations.invite import invite_conversation
+from conversations.signin import signin_conversation
+from handlers import start
+from handlers.approvals import approval_handler
+from handlers.errors import report_error
+from storage import Database
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+async def _open_database(app: Application) -> None:  # type: ignore[type-arg]
+    db = portal(app).db
+    await db.connect()
+    await db.migrate()
+
+
+async def _close_database(app: Application) -> None:  # type: ignore[type-arg]
+    await portal(app).db.close()
+
+
+def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
+    """A ready Application for this token, Bot API server and database."""
+    builder = (
+        ApplicationBuilder()
+        .token(settings.require_token())
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.file_base_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .concurrent_updates(False)  # ConversationHandler needs one update at a time per user
+        .post_init(_open_database)
+        .post_shutdown(_close_database)
+    )
+    if rate_limit:
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
+    app = builder.build()
+    app.bot_data[PORTAL_KEY] = Portal(settings=settings, db=Database(settings.db_path))
+    add_handlers(app)
+    return app
+
+
+def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
+    # Conversations first: inside a flow, their states decide what a message means.
+    app.add_handler(signin_conversation())
+    app.add_handler(invite_conversation())
+    app.add_handler(addpatient_conversation())
+    app.add_handler(approval_handler())
+    app.add_handler(CommandHandler("start", start.show_home))
+    app.add_handler(CommandHandler("help", start.show_help))
+    app.add_handler(CommandHandler("cancel", start.nothing_to_cancel))
+    app.add_handler(MessageHandler(filters.ALL, start.not_understood))
+    app.add_handler(CallbackQueryHandler(start.stale_button))
+    app.add_error_handler(report_error)
+
+
+@asynccontextmanager
+async def running(
+    app: Application,  # type: ignore[type-arg]
+    *,
+    poll_timeout: int = 10,
+) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    """Run polling inside an existing event loop, in the order `run_polling` uses
+    (initialize, post_init, start polling, start; then the reverse), for tests, the
+    playground and benchmarks."""
+    await app.initialize()
+    if app.post_init:
+        await app.post_init(app)
+    assert app.updater is not None
+    await app.updater.start_polling(
+        poll_interval=0.0, timeout=poll_timeout, allowed_updates=ALLOWED_UPDATES
+    )
+    await app.start()
+    try:
+        yield app
+    finally:
+        if app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        if app.post_stop:
+            await app.post_stop(app)
+        await app.shutdown()
+        if app.post_shutdown:
+            await app.post_shutdown(app)

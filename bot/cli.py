@@ -1,0 +1,216 @@
+"""`python -m bot …`: run the bot and the practice's admin tasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import invitations
+from bot.settings import Settings, SettingsError, load_settings
+from bot.text import clean_email, clean_name
+from bot.tokens import deep_link
+from storage import Database, StorageError, practitioners
+
+
+class UsageError(Exception):
+    """A problem with what was asked on the command line: one line, exit code 2."""
+
+
+class DataError(Exception):
+    """A problem with the input data (e.g. a CSV row): one line, exit code 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="portal-bot: the patient portal of a medical practice, in Telegram. "
+        "Settings come from PORTAL_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser(
+        "run",
+        help="run the bot (long polling); migrates the database first",
+        description="Run the bot with long polling. Needs PORTAL_BOT_TOKEN.",
+    )
+    sub.add_parser(
+        "migrate",
+        help="create or upgrade the database schema",
+        description="Apply pending schema migrations to PORTAL_DB_PATH. Safe to run twice.",
+    )
+
+    add = sub.add_parser(
+        "add-practitioner",
+        help="allow a Telegram user to send invites",
+        description="Register a practitioner: they can then use /invite in the bot.",
+    )
+    add.add_argument(
+        "--telegram-id", type=int, required=True, help="their numeric Telegram user id"
+    )
+    add.add_argument("--name", required=True, help="their name, as patients know it")
+
+    inv = sub.add_parser(
+        "invite",
+        help="create invite links for patients",
+        description="Create single-use invite links and print them, one per line. Either one "
+        "patient (--name and --dob) or a CSV file with columns name,dob[,email].",
+    )
+    one = inv.add_argument_group("one patient")
+    one.add_argument("--name", help="the patient's full name")
+    one.add_argument("--dob", help="date of birth, YYYY-MM-DD; asked when they open the link")
+    one.add_argument("--email", help="their email (optional); an existing patient is reused")
+    inv.add_argument("--csv", type=Path, metavar="FILE", help="a CSV file: name,dob[,email]")
+    inv.add_argument(
+        "--bot-username",
+        help="the bot's @username for the link (default: asked from Telegram with the token)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            return _run(settings)
+        return asyncio.run(_COMMANDS[args.command](settings, args))
+    except (SettingsError, UsageError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(settings: Settings) -> int:
+    from bot.app import ALLOWED_UPDATES, build_application
+
+    settings.require_token()
+    asyncio.run(_migrate(settings))
+    app = build_application(settings)
+    app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[int]:
+    db = Database(settings.db_path)
+    try:
+        return await db.migrate()
+    finally:
+        await db.close()
+
+
+async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
+    applied = await _migrate(settings)
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))} to {settings.db_path}")
+    else:
+        print(f"{settings.db_path} is up to date")
+    return 0
+
+
+async def add_practitioner_command(settings: Settings, args: argparse.Namespace) -> int:
+    name = clean_name(args.name)
+    if name is None or args.telegram_id <= 0:
+        raise UsageError("--name must be 1-100 characters and --telegram-id a positive number")
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        async with db.transaction() as conn:
+            await practitioners.upsert(conn, args.telegram_id, name)
+    finally:
+        await db.close()
+    print(f"{name} (Telegram id {args.telegram_id}) can now send invites with /invite")
+    return 0
+
+
+def _request(name: str, dob: str, email: str | None, where: str) -> invitations.InviteRequest:
+    full_name = clean_name(name)
+    if full_name is None:
+        raise DataError(f"{where}: the name must be 1-100 characters")
+    try:
+        birth = dt.date.fromisoformat(dob.strip())
+    except ValueError:
+        raise DataError(f"{where}: date of birth {dob.strip()!r} is not YYYY-MM-DD") from None
+    if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
+        raise DataError(f"{where}: date of birth {birth} is not plausible")
+    address = None
+    if email and email.strip():
+        address = clean_email(email)
+        if address is None:
+            raise DataError(f"{where}: {email.strip()!r} is not an email address")
+    return invitations.InviteRequest(full_name=full_name, date_of_birth=birth, email=address)
+
+
+def _read_csv(path: Path) -> list[invitations.InviteRequest]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    rows = list(csv.reader(text.splitlines()))
+    if not rows:
+        raise DataError(f"{path}: the file is empty")
+    header = [h.strip().lower() for h in rows[0]]
+    if header[:2] != ["name", "dob"] or len(header) > 3 or header[2:] not in ([], ["email"]):
+        raise DataError(f"{path} line 1: the header must be name,dob or name,dob,email")
+    requests = []
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) not in (2, 3) or len(row) > len(header):
+            raise DataError(f"{path} line {number}: expected {len(header)} columns, got {len(row)}")
+        requests.append(
+            _request(row[0], row[1], row[2] if len(row) == 3 else None, f"{path} line {number}")
+        )
+    if not requests:
+        raise DataError(f"{path}: no patients to invite")
+    return requests
+
+
+async def _bot_username(settings: Settings, given: str | None) -> str:
+    if given:
+        return given.lstrip("@")
+    if settings.bot_token is None:
+        raise UsageError("pass --bot-username, or set PORTAL_BOT_TOKEN so it can be looked up")
+    from telegram import Bot
+
+    async with Bot(settings.require_token(), base_url=settings.api_base_url) as bot:
+        return bot.username
+
+
+async def invite_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.csv and (args.name or args.dob or args.email):
+        raise UsageError("use either --csv or --name/--dob/--email, not both")
+    if args.csv:
+        requests = _read_csv(args.csv)
+    elif args.name and args.dob:
+        requests = [_request(args.name, args.dob, args.email, "invite")]
+    else:
+        raise UsageError("give --name and --dob, or --csv FILE")
+    username = await _bot_username(settings, args.bot_username)
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        created = await invitations.create_invites(db, requests, settings.invite_ttl_days)
+    finally:
+        await db.close()
+    for new in created:
+        print(f"{new.patient.full_name}\t{deep_link(username, new.token)}")
+    return 0
+
+
+_COMMANDS = {
+    "migrate": migrate_command,
+    "add-practitioner": add_practitioner_command,
+    "invite": invite_command,
+}

@@ -1,0 +1,75 @@
+"""Words for the access model's values, in the reader's language."""
+
+from __future__ import annotations
+
+import html
+
+from bot.access import Level, Relationship, Role
+from bot.i18n import Translator
+from storage.models import Grant
+
+
+def relationship(_: Translator, value: str, other: str | None = None) -> str:
+    if value == Relationship.OTHER and other:
+        return other
+    return {
+        Relationship.CHILD: _.pgettext("relationship", "Child"),
+        Relationship.DAUGHTER: _.pgettext("relationship", "Daughter"),
+        Relationship.SON: _.pgettext("relationship", "Son"),
+        Relationship.PARENT: _.pgettext("relationship", "Parent"),
+        Relationship.PARTNER: _.pgettext("relationship", "Partner"),
+        Relationship.CARER: _.pgettext("relationship", "Carer"),
+        Relationship.OTHER: _.pgettext("relationship", "Other"),
+    }[Relationship(value)]
+
+
+def level(_: Translator, value: str) -> str:
+    return {
+        Level.CLINICAL: _.pgettext("access level", "Clinical"),
+        Level.ADMINISTRATIVE: _.pgettext("access level", "Administrative"),
+    }[Level(value)]
+
+
+def level_explained(_: Translator, value: str) -> str:
+    return {
+        Level.CLINICAL: _("appointments, invoices and clinical records"),
+        Level.ADMINISTRATIVE: _("appointments and invoices only, no clinical records"),
+    }[Level(value)]
+
+
+def role(_: Translator, value: str) -> str:
+    return {
+        Role.VIEW: _.pgettext("access role", "View"),
+        Role.EDIT: _.pgettext("access role", "Edit"),
+    }[Role(value)]
+
+
+def role_explained(_: Translator, value: str) -> str:
+    return {
+        Role.VIEW: _("look only"),
+        Role.EDIT: _("look and act, e.g. cancel an appointment"),
+    }[Role(value)]
+
+
+def grant_relationship(_: Translator, grant: Grant) -> str:
+    return relationship(_, grant.relationship, grant.relationship_other)
+
+
+def access_summary(_: Translator, level_value: str, role_value: str) -> str:
+    """'Clinical, Edit' — the compact form used in lists and notices."""
+    return _("{level}, {role}").format(level=level(_, level_value), role=role(_, role_value))
+
+
+def level_bullet(_: Translator, value: str) -> str:
+    return f"• <b>{level(_, value)}</b>: {level_explained(_, value)}"
+
+
+def role_bullet(_: Translator, value: str) -> str:
+    return f"• <b>{role(_, value)}</b>: {role_explained(_, value)}"
+
+
+def patient_line(_: Translator, name: str, grant: Grant) -> str:
+    """'Mia Lee (Child) · Clinical, Edit' with the name escaped for HTML."""
+    rel = html.escape(grant_relationship(_, grant), quote=False)
+    who = html.escape(name, quote=False)
+    return f"{who} ({rel}) · {access_summary(_, grant.level, grant.role)}"

@@ -1,0 +1,75 @@
+"""What every handler needs: the database, the settings, and who is asking in which language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.i18n import Translator, translator
+from bot.settings import Settings
+from storage import Database, logins, patients, practitioners
+from storage.models import Login, Patient
+
+PORTAL_KEY = "portal"
+
+
+@dataclass(frozen=True)
+class Portal:
+    settings: Settings
+    db: Database
+
+
+class _HasBotData(Protocol):
+    @property
+    def bot_data(self) -> dict[Any, Any]: ...
+
+
+def portal(holder: _HasBotData) -> Portal:
+    """From a callback context or the Application itself."""
+    return holder.bot_data[PORTAL_KEY]  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The Telegram user behind an update, as the database knows them right now."""
+
+    telegram_user_id: int
+    login: Login | None
+    patient: Patient | None
+    is_practitioner: bool
+    _: Translator
+
+    @property
+    def signed_in(self) -> bool:
+        return self.patient is not None
+
+
+async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
+    """Looked up on every update, never cached: a revoked login must stop working at once."""
+    p = portal(context)
+    user = update.effective_user
+    if user is None:  # channel posts and the like; the bot does not serve them
+        return Caller(0, None, None, False, translator(None, p.settings.default_locale))
+    async with p.db.read() as conn:
+        login = await logins.get(conn, user.id)
+        patient = await patients.get(conn, login.patient_id) if login else None
+        is_practitioner = await practitioners.get(conn, user.id) is not None
+    language = login.locale if login and login.locale else user.language_code
+    return Caller(
+        user.id,
+        login,
+        patient,
+        is_practitioner,
+        translator(language, p.settings.default_locale),
+    )
+
+
+async def recipient_translator(context: ContextTypes.DEFAULT_TYPE, patient_id: int) -> Translator:
+    """The language of someone we write to who is not the sender."""
+    p = portal(context)
+    async with p.db.read() as conn:
+        login = await logins.for_patient(conn, patient_id)
+    return translator(login.locale if login else None, p.settings.default_locale)

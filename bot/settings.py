@@ -1,0 +1,86 @@
+"""Configuration from the environment (prefix PORTAL_)."""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTAL_", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    api_base_url: str = TELEGRAM_API_BASE_URL
+    db_path: Path = Path("./portal.db")
+    default_locale: str = "en_AU"
+    timezone: str = "Australia/Sydney"
+    invite_ttl_days: int = Field(default=14, ge=1, le=365)
+    practice_name: str = "our practice"
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value)
+        except (ValueError, UnknownLocaleError) as exc:
+            raise ValueError(f"unknown locale {value!r}") from exc
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def require_token(self) -> str:
+        """The token, or SettingsError: only commands that talk to Telegram need it."""
+        if self.bot_token is None or not self.bot_token.get_secret_value().strip():
+            raise SettingsError("PORTAL_BOT_TOKEN is not set (get one from @BotFather)")
+        return self.bot_token.get_secret_value().strip()
+
+    @property
+    def file_base_url(self) -> str:
+        """Telegram serves files under /file/bot<token>; emulators mirror that layout."""
+        base = self.api_base_url
+        return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class SettingsError(Exception):
+    """One line naming the variable that is missing or malformed."""
+
+
+def describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    variable = f"PORTAL_{field.upper()}"
+    if first["type"] == "missing":
+        return f"{variable} is not set"
+    return f"{variable} is invalid: {first['msg']}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise SettingsError with one readable line on any problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None

@@ -1,0 +1,1 @@
+"""Thin handlers for single updates: commands, deep links, buttons."""

@@ -1,0 +1,31 @@
+"""The one error handler: a kind message for the user, a useful (and private) line in the log."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.runtime import caller
+
+log = logging.getLogger("portal.errors")
+
+
+async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log the exception without user content; tell the user nothing was changed."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    # Only the exception type and traceback: messages of our own exceptions never carry
+    # user data, and the update itself (names, dates of birth) is deliberately not logged.
+    log.error("error handling update %s", update_id, exc_info=context.error)
+    if not isinstance(update, Update):
+        return
+    try:
+        who = await caller(update, context)
+        text = who._("Something went wrong; nothing was changed. Please try again.")
+        if update.callback_query:
+            await update.callback_query.answer(text, show_alert=True)
+        elif update.effective_message:
+            await update.effective_message.reply_text(text)
+    except Exception:  # the error path must never raise
+        log.exception("could not tell the user about update %s", update_id)

@@ -1,0 +1,53 @@
+"""The home menu a signed-in patient sees, and the words around it."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import labels
+from bot.i18n import Translator
+from bot.runtime import Caller
+from bot.text import esc
+from storage.models import AccessEntry
+
+CB_ADD_PATIENT = "home:add"
+
+
+def home_keyboard(_: Translator) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(_("➕ Add a patient you access"), callback_data=CB_ADD_PATIENT)]]
+    )
+
+
+def home_text(who: Caller, accessible: list[AccessEntry]) -> str:
+    _ = who._
+    assert who.patient is not None
+    lines = [
+        _("You're signed in as <b>{name}</b>.").format(name=esc(who.patient.full_name)),
+    ]
+    if accessible:
+        lines += ["", _("<b>Patients you access</b>")]
+        lines += ["• " + labels.patient_line(_, e.other_name, e.grant) for e in accessible]
+    lines += ["", _("What would you like to do?")]
+    return "\n".join(lines)
+
+
+def help_text(who: Caller) -> str:
+    _ = who._
+    lines = [_("<b>What I can do</b>"), ""]
+    if who.signed_in:
+        lines += [
+            _("/start — your home menu"),
+            _("/addpatient — add a patient you access, such as your child"),
+        ]
+    else:
+        lines += [
+            _("/start — sign in with the invite link from your practice"),
+        ]
+    if who.is_practitioner:
+        lines.append(_("/invite — invite a patient to the portal"))
+    lines += [
+        _("/help — this list"),
+        _("/cancel — stop what you're doing"),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Access grants and requests between patients."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from storage.db import now
+from storage.models import AccessEntry, Grant
+
+_COLUMNS = (
+    "g.id, g.accessor_id, g.subject_id, g.subject_email, g.subject_name, g.relationship,"
+    " g.relationship_other,"
+    " g.level, g.role, g.status, g.requested_at, g.expires_at, g.decided_at, g.decided_by,"
+    " g.notified_at"
+)
+
+
+def _grant(row: aiosqlite.Row | None) -> Grant | None:
+    return Grant.model_validate(dict(row)) if row else None
+
+
+async def get(conn: aiosqlite.Connection, grant_id: int) -> Grant | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM grants g WHERE g.id = ?", (grant_id,))
+    return _grant(await cur.fetchone())
+
+
+async def active(conn: aiosqlite.Connection, accessor_id: int, subject_id: int) -> Grant | None:
+    """The grant in force between two patients, if any (expired requests never count)."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM grants g"
+        " WHERE g.accessor_id = ? AND g.subject_id = ? AND g.status = 'active'",
+        (accessor_id, subject_id),
+    )
+    return _grant(await cur.fetchone())
+
+
+async def expire_stale(conn: aiosqlite.Connection) -> int:
+    """Pending requests past their expiry become 'expired'."""
+    cur = await conn.execute(
+        "UPDATE grants SET status = 'expired', decided_at = expires_at"
+        " WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?",
+        (now(),),
+    )
+    return cur.rowcount
+
+
+async def open_between(
+    conn: aiosqlite.Connection, accessor_id: int, subject_id: int | None, subject_email: str | None
+) -> Grant | None:
+    """A pending or active grant for this pair (by patient, or by the email asked for)."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM grants g WHERE g.accessor_id = ?"
+        " AND g.status IN ('pending', 'active')"
+        " AND (g.subject_id = ? OR (g.subject_id IS NULL AND g.subject_email = ? COLLATE NOCASE))",
+        (accessor_id, subject_id, subject_email),
+    )
+    return _grant(await cur.fetchone())
+
+
+async def create(
+    conn: aiosqlite.Connection,
+    *,
+    accessor_id: int,
+    subject_id: int | None,
+    subject_email: str | None,
+    subject_name: str | None,
+    relationship: str,
+    relationship_other: str | None,
+    level: str,
+    role: str,
+    expires_at: int | None,
+) -> Grant:
+    cur = await conn.execute(
+        "INSERT INTO grants (accessor_id, subject_id, subject_email, subject_name, relationship,"
+        " relationship_other, level, role, status, requested_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        (
+            accessor_id,
+            subject_id,
+            subject_email,
+            subject_name,
+            relationship,
+            relationship_other,
+            level,
+            role,
+            now(),
+            expires_at,
+        ),
+    )
+    grant = await get(conn, cur.lastrowid or 0)
+    assert grant is not None
+    return grant
+
+
+async def decide(
+    conn: aiosqlite.Connection,
+    grant_id: int,
+    *,
+    status: str,
+    decided_by: int,
+    level: str,
+    role: str,
+) -> bool:
+    """The one conditional write that decides a request: true for exactly one caller."""
+    at = now()
+    cur = await conn.execute(
+        "UPDATE grants SET status = ?, decided_by = ?, decided_at = ?, level = ?, role = ?"
+        " WHERE id = ? AND status = 'pending' AND (expires_at IS NULL OR expires_at > ?)"
+        " AND subject_id IS NOT NULL",
+        (status, decided_by, at, level, role, grant_id, at),
+    )
+    return cur.rowcount == 1
+
+
+async def mark_notified(conn: aiosqlite.Connection, grant_id: int) -> None:
+    await conn.execute("UPDATE grants SET notified_at = ? WHERE id = ?", (now(), grant_id))
+
+
+async def attach_email_requests(conn: aiosqlite.Connection, patient_id: int, email: str) -> int:
+    """Requests made to this email before the patient existed now point at the patient."""
+    cur = await conn.execute(
+        "UPDATE grants SET subject_id = ? WHERE subject_id IS NULL AND status = 'pending'"
+        " AND subject_email = ? COLLATE NOCASE AND accessor_id <> ?"
+        " AND NOT EXISTS (SELECT 1 FROM grants o WHERE o.accessor_id = grants.accessor_id"
+        "   AND o.subject_id = ? AND o.status IN ('pending', 'active'))",
+        (patient_id, email, patient_id, patient_id),
+    )
+    return cur.rowcount
+
+
+async def pending_for_subjects(
+    conn: aiosqlite.Connection, subject_ids: list[int], *, only_undelivered: bool = False
+) -> list[AccessEntry]:
+    """Requests waiting for a decision on these patients, with the requester's name."""
+    if not subject_ids:
+        return []
+    marks = ",".join("?" * len(subject_ids))
+    extra = " AND g.notified_at IS NULL" if only_undelivered else ""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
+        " JOIN patients p ON p.id = g.accessor_id"
+        f" WHERE g.subject_id IN ({marks}) AND g.status = 'pending'"
+        f" AND (g.expires_at IS NULL OR g.expires_at > ?){extra} ORDER BY g.id",
+        (*subject_ids, now()),
+    )
+    return [_entry(row) for row in await cur.fetchall()]
+
+
+async def accessible_by(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
+    """Active grants this patient holds, with the subject's name."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
+        " JOIN patients p ON p.id = g.subject_id"
+        " WHERE g.accessor_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
+        (accessor_id,),
+    )
+    return [_entry(row) for row in await cur.fetchall()]
+
+
+def _entry(row: aiosqlite.Row) -> AccessEntry:
+    data = dict(row)
+    other = data.pop("other_name")
+    return AccessEntry(grant=Grant.model_validate(data), other_name=other)

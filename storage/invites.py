@@ -1,0 +1,73 @@
+"""Invites: single-use sign-in links. Only the SHA-256 of a token is ever stored."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from storage.db import now
+from storage.models import Invite
+
+_COLUMNS = (
+    "id, patient_id, invited_by, created_at, expires_at, used_at, used_by,"
+    " failed_dob_tries, locked_at"
+)
+
+
+def _invite(row: aiosqlite.Row | None) -> Invite | None:
+    return Invite.model_validate(dict(row)) if row else None
+
+
+async def create(
+    conn: aiosqlite.Connection,
+    token_hash: str,
+    patient_id: int,
+    expires_at: int,
+    invited_by: int | None = None,
+) -> Invite:
+    cur = await conn.execute(
+        "INSERT INTO invites (token_hash, patient_id, invited_by, created_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (token_hash, patient_id, invited_by, now(), expires_at),
+    )
+    invite = await get(conn, cur.lastrowid or 0)
+    assert invite is not None
+    return invite
+
+
+async def get(conn: aiosqlite.Connection, invite_id: int) -> Invite | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
+    return _invite(await cur.fetchone())
+
+
+async def by_token_hash(conn: aiosqlite.Connection, token_hash: str) -> Invite | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM invites WHERE token_hash = ?", (token_hash,))
+    return _invite(await cur.fetchone())
+
+
+async def count_failed_try(conn: aiosqlite.Connection, invite_id: int, lock_after: int) -> Invite:
+    """One more wrong date of birth; the invite locks when the count reaches `lock_after`."""
+    at = now()
+    await conn.execute(
+        "UPDATE invites SET failed_dob_tries = failed_dob_tries + 1,"
+        " locked_at = CASE WHEN failed_dob_tries + 1 >= ? THEN ? ELSE locked_at END"
+        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL",
+        (lock_after, at, invite_id),
+    )
+    invite = await get(conn, invite_id)
+    assert invite is not None
+    return invite
+
+
+async def mark_used(conn: aiosqlite.Connection, invite_id: int, telegram_user_id: int) -> bool:
+    """The one conditional write that consumes an invite: true for exactly one caller."""
+    at = now()
+    cur = await conn.execute(
+        "UPDATE invites SET used_at = ?, used_by = ?"
+        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL AND expires_at > ?",
+        (at, telegram_user_id, invite_id, at),
+    )
+    return cur.rowcount == 1
+
+
+async def expire_now(conn: aiosqlite.Connection, invite_id: int) -> None:
+    await conn.execute("UPDATE invites SET expires_at = ? WHERE id = ?", (now() - 1, invite_id))

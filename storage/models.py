@@ -1,0 +1,82 @@
+"""Rows as pydantic models: what repositories hand to the rest of the bot."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Patient(Row):
+    id: int
+    full_name: str
+    date_of_birth: dt.date | None
+    email: str | None
+    created_at: int
+    holder_id: int | None = None
+
+
+class Login(Row):
+    telegram_user_id: int
+    patient_id: int
+    locale: str | None
+    created_at: int
+
+
+class Practitioner(Row):
+    telegram_user_id: int
+    name: str
+    created_at: int
+
+
+class Invite(Row):
+    id: int
+    patient_id: int
+    invited_by: int | None
+    created_at: int
+    expires_at: int
+    used_at: int | None
+    used_by: int | None
+    failed_dob_tries: int
+    locked_at: int | None
+
+
+class AuditEvent(Row):
+    id: int
+    at: int
+    actor_patient_id: int | None
+    actor_telegram_id: int | None
+    subject_patient_id: int | None
+    action: str
+    outcome: str
+    ref_id: int | None
+    detail: str | None
+
+
+class Grant(Row):
+    id: int
+    accessor_id: int
+    subject_id: int | None
+    subject_email: str | None
+    subject_name: str | None
+    relationship: str
+    relationship_other: str | None
+    level: str
+    role: str
+    status: str
+    requested_at: int
+    expires_at: int | None
+    decided_at: int | None
+    decided_by: int | None
+    notified_at: int | None
+
+
+class AccessEntry(Row):
+    """A grant with the other patient's name, for lists."""
+
+    grant: Grant
+    other_name: str

@@ -1,0 +1,69 @@
+"""Patient accounts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import aiosqlite
+
+from storage.db import now
+from storage.models import Patient
+
+_COLUMNS = "id, full_name, date_of_birth, email, created_at, holder_id"
+
+
+def _patient(row: aiosqlite.Row | None) -> Patient | None:
+    return Patient.model_validate(dict(row)) if row else None
+
+
+async def get(conn: aiosqlite.Connection, patient_id: int) -> Patient | None:
+    cur = await conn.execute(f"SELECT {_COLUMNS} FROM patients WHERE id = ?", (patient_id,))
+    return _patient(await cur.fetchone())
+
+
+async def by_email(conn: aiosqlite.Connection, email: str) -> Patient | None:
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM patients WHERE email = ? COLLATE NOCASE", (email.strip(),)
+    )
+    return _patient(await cur.fetchone())
+
+
+async def create(
+    conn: aiosqlite.Connection,
+    full_name: str,
+    date_of_birth: dt.date | None = None,
+    email: str | None = None,
+    holder_id: int | None = None,
+) -> Patient:
+    cur = await conn.execute(
+        "INSERT INTO patients (full_name, date_of_birth, email, created_at, holder_id)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (full_name, date_of_birth.isoformat() if date_of_birth else None, email, now(), holder_id),
+    )
+    patient = await get(conn, cur.lastrowid or 0)
+    assert patient is not None
+    return patient
+
+
+async def get_or_create_by_email(
+    conn: aiosqlite.Connection,
+    full_name: str,
+    date_of_birth: dt.date | None,
+    email: str | None,
+) -> tuple[Patient, bool]:
+    """The practice invites people, not addresses: an email we know means the same patient."""
+    if email:
+        existing = await by_email(conn, email)
+        if existing:
+            return existing, False
+    return await create(conn, full_name, date_of_birth, email), True
+
+
+async def held_by(conn: aiosqlite.Connection, holder_id: int) -> list[Patient]:
+    """Dependents this patient decides for: created by them and without a login of their own."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM patients p WHERE p.holder_id = ?"
+        " AND NOT EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = p.id) ORDER BY id",
+        (holder_id,),
+    )
+    return [Patient.model_validate(dict(row)) for row in await cur.fetchall()]

@@ -1,0 +1,33 @@
+"""Practitioners: the staff allowed to invite patients."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from storage.db import now
+from storage.models import Practitioner
+
+
+async def get(conn: aiosqlite.Connection, telegram_user_id: int) -> Practitioner | None:
+    cur = await conn.execute(
+        "SELECT telegram_user_id, name, created_at FROM practitioners WHERE telegram_user_id = ?",
+        (telegram_user_id,),
+    )
+    row = await cur.fetchone()
+    return Practitioner.model_validate(dict(row)) if row else None
+
+
+async def upsert(conn: aiosqlite.Connection, telegram_user_id: int, name: str) -> Practitioner:
+    await conn.execute(
+        "INSERT INTO practitioners (telegram_user_id, name, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (telegram_user_id) DO UPDATE SET name = excluded.name",
+        (telegram_user_id, name, now()),
+    )
+    practitioner = await get(conn, telegram_user_id)
+    assert practitioner is not None
+    return practitioner
+
+
+async def all_ids(conn: aiosqlite.Connection) -> list[int]:
+    cur = await conn.execute("SELECT telegram_user_id FROM practitioners ORDER BY telegram_user_id")
+    return [row[0] for row in await cur.fetchall()]

@@ -1,0 +1,74 @@
+"""Shared fixtures: a real SQLite file per test, and (for end-to-end tests) the real bot
+running against the Bot API emulator in tests/botapi.py."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from telegram.ext import Application
+
+from bot.app import build_application, running
+from bot.runtime import portal
+from bot.settings import Settings, load_settings
+from storage import Database
+from tests.botapi import BotAPIServer
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A developer's own PORTAL_* variables must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith("PORTAL_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "portal.db"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    database = Database(db_path)
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+# --- End to end: the real Application against the Bot API emulator ----------------------
+
+PRACTICE = "Harbour Family Practice"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[BotAPIServer]:
+    api = BotAPIServer(bot_username="portal_test_bot")
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@pytest.fixture
+def settings(server: BotAPIServer, db_path: Path) -> Settings:
+    return load_settings(
+        bot_token=server.token,
+        api_base_url=server.base_url,
+        db_path=db_path,
+        practice_name=PRACTICE,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+    async with running(build_application(settings), poll_timeout=1) as application:
+        yield application
+
+
+@pytest.fixture
+def bot_db(app: Application) -> Database:  # type: ignore[type-arg]
+    """The running bot's own database handle, for arranging and checking state."""
+    return portal(app).db

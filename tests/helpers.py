@@ -1,0 +1,44 @@
+"""Arranging the world for end-to-end tests with the same functions the CLI uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bot import invitations
+from storage import Database, practitioners
+from tests.botapi import SimUser
+
+BOT = "portal_test_bot"
+
+
+async def make_practitioner(db: Database, telegram_id: int, name: str = "Dr Rao") -> None:
+    async with db.transaction() as conn:
+        await practitioners.upsert(conn, telegram_id, name)
+
+
+async def make_invite(
+    db: Database,
+    name: str,
+    dob: dt.date | None = dt.date(1985, 2, 3),
+    email: str | None = None,
+    invited_by: int | None = None,
+) -> str:
+    """An invite link, as `python -m bot invite` would print it."""
+    new = await invitations.create_invite(
+        db, invitations.InviteRequest(name, dob, email), ttl_days=14, invited_by=invited_by
+    )
+    return f"https://t.me/{BOT}?start={new.token}"
+
+
+async def signed_in(
+    db: Database,
+    user: SimUser,
+    name: str,
+    dob: dt.date = dt.date(1985, 2, 3),
+    email: str | None = None,
+) -> None:
+    """The whole sign-in journey for `user`: open the link, type the date of birth."""
+    link = await make_invite(db, name, dob, email)
+    await user.open_link(link)
+    await user.send(dob.strftime("%d/%m/%Y").lstrip("0"))
+    assert "You're now signed in" in user.last.text, user.transcript()
