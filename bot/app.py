@@ -71,9 +71,10 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
     # Conversations first: inside a flow, their states decide what a message means.
-    app.add_handler(signin_conversation())
-    app.add_handler(invite_conversation())
-    app.add_handler(addpatient_conversation())
+    timeout = portal(app).settings.conversation_timeout
+    app.add_handler(signin_conversation(timeout))
+    app.add_handler(invite_conversation(timeout))
+    app.add_handler(addpatient_conversation(timeout))
     app.add_handler(approval_handler())
     app.add_handler(CommandHandler("start", start.show_home))
     app.add_handler(CommandHandler("help", start.show_help))

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     timezone: str = "Australia/Sydney"
     invite_ttl_days: int = Field(default=14, ge=1, le=365)
     practice_name: str = "our practice"
+    # How long a half-finished flow waits for the next answer before it is dropped.
+    conversation_timeout: float = Field(default=600, gt=0, le=86400)
 
     @field_validator("api_base_url")
     @classmethod

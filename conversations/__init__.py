@@ -8,10 +8,8 @@ from typing import Any
 from telegram.ext import ConversationHandler
 from telegram.warnings import PTBUserWarning
 
-TIMEOUT_SECONDS = 600
 
-
-def conversation(**kwargs: Any) -> ConversationHandler[Any]:
+def conversation(timeout: float, **kwargs: Any) -> ConversationHandler[Any]:
     """A per-user, per-chat conversation whose buttons work on the latest prompt.
 
     per_message=False is deliberate (the flows mix typed answers and buttons), so PTB's
@@ -20,7 +18,7 @@ def conversation(**kwargs: Any) -> ConversationHandler[Any]:
     kwargs.setdefault("per_user", True)
     kwargs.setdefault("per_chat", True)
     kwargs.setdefault("per_message", False)
-    kwargs.setdefault("conversation_timeout", TIMEOUT_SECONDS)
+    kwargs["conversation_timeout"] = timeout
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
         return ConversationHandler(**kwargs)

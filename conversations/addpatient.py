@@ -582,7 +582,7 @@ _CHANGE_STEPS: dict[str, Callback] = {
 }
 
 
-def addpatient_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+def addpatient_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
     typed = filters.TEXT & ~filters.COMMAND
     back = {s: CallbackQueryHandler(_back_from(s), pattern=f"^{CB_BACK}$") for s in range(10)}
 
@@ -594,6 +594,7 @@ def addpatient_conversation() -> ConversationHandler:  # type: ignore[type-arg]
         ]
 
     return conversation(
+        timeout,
         name="addpatient",
         entry_points=[
             CommandHandler("addpatient", start_adding),

@@ -245,10 +245,11 @@ async def invite_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     return ConversationHandler.END
 
 
-def invite_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+def invite_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
     typed = filters.TEXT & ~filters.COMMAND
     cancel_button = CallbackQueryHandler(cancel_invite, pattern=f"^{CB_CANCEL}$")
     return conversation(
+        timeout,
         name="invite",
         entry_points=[CommandHandler("invite", start_invite)],
         states={

@@ -203,9 +203,10 @@ async def signin_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     return ConversationHandler.END
 
 
-def signin_conversation() -> ConversationHandler:  # type: ignore[type-arg]
+def signin_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
     start_with_link = CommandHandler("start", open_invite, has_args=True)
     return conversation(
+        timeout,
         name="signin",
         entry_points=[start_with_link],
         states={
