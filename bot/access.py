@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from storage import Database, audit, grants, logins, patients
+from storage import Database, audit, grants, logins, patients, portal
 from storage.db import now
 from storage.models import AccessEntry, Grant, Patient
 
@@ -101,6 +101,16 @@ async def decider_for(conn: aiosqlite.Connection, subject_id: int) -> int | None
         return subject_id
     subject = await patients.get(conn, subject_id)
     return subject.holder_id if subject else None
+
+
+async def _decider_of(conn: aiosqlite.Connection, grant: Grant) -> int | None:
+    """A request is decided for the subject; an offer (a holder sharing a dependent) is
+    accepted or declined by the patient it is offered to."""
+    if grant.subject_id is None:
+        return None
+    if grant.kind == "offer":
+        return grant.accessor_id
+    return await decider_for(conn, grant.subject_id)
 
 
 async def may_decide(conn: aiosqlite.Connection, actor_id: int, subject_id: int) -> bool:
@@ -270,7 +280,7 @@ async def decide(
         if grant is None or grant.subject_id is None:
             await _refused(conn, decider_id, None, grant_id, "unknown")
             return DecisionResult(DecisionOutcome.NOT_YOURS)
-        if not await may_decide(conn, decider_id, grant.subject_id):
+        if await _decider_of(conn, grant) != decider_id:
             await _refused(conn, decider_id, grant.subject_id, grant_id, "not_decider")
             return DecisionResult(DecisionOutcome.NOT_YOURS)
         if grant.status != "pending":
@@ -338,7 +348,7 @@ async def request_info(db: Database, grant_id: int) -> RequestInfo | None:
             return None
         requester = await patients.get(conn, grant.accessor_id)
         subject = await patients.get(conn, grant.subject_id)
-        decider = await decider_for(conn, grant.subject_id)
+        decider = await _decider_of(conn, grant)
     if requester is None or subject is None:
         return None
     return RequestInfo(grant, requester, subject, decider)
@@ -369,3 +379,254 @@ async def telegram_id_of(db: Database, patient_id: int) -> int | None:
     async with db.read() as conn:
         login = await logins.for_patient(conn, patient_id)
     return login.telegram_user_id if login else None
+
+
+# --- Whose portal is shown (/switch) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewing:
+    """The portal a login is looking at now. `grant` is None for their own portal;
+    `lost` says why the previous choice no longer applies ('revoked', 'expired', ...)."""
+
+    me: Patient
+    subject: Patient
+    grant: Grant | None
+    lost: str | None = None
+    lost_subject: Patient | None = None
+
+    @property
+    def own(self) -> bool:
+        return self.grant is None
+
+
+async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
+    """Re-checked on every view: a grant revoked a second ago sends the user home."""
+    async with db.transaction() as conn:
+        login = await logins.get(conn, telegram_user_id)
+        me = await patients.get(conn, login.patient_id) if login else None
+        if login is None or me is None:
+            return None
+        current = login.current_subject_id
+        if current is None or current == me.id:
+            return Viewing(me, me, None)
+        grant = await grants.active(conn, me.id, current)
+        subject = await patients.get(conn, current)
+        if grant is not None and subject is not None:
+            return Viewing(me, subject, grant)
+        await logins.set_current_subject(conn, telegram_user_id, None)
+        last = await grants.latest_between(conn, me.id, current)
+        await audit.record(
+            conn,
+            "switch.fallback",
+            outcome="refused",
+            actor_patient_id=me.id,
+            actor_telegram_id=telegram_user_id,
+            subject_patient_id=current,
+            ref_id=last.id if last else None,
+            detail=last.status if last else None,
+        )
+        return Viewing(me, me, None, lost=last.status if last else "revoked", lost_subject=subject)
+
+
+async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
+    """Show `subject_id`'s portal from now on, if this login may; None when refused."""
+    async with db.transaction() as conn:
+        login = await logins.get(conn, telegram_user_id)
+        me = await patients.get(conn, login.patient_id) if login else None
+        if login is None or me is None:
+            return None
+        if subject_id == me.id:
+            await logins.set_current_subject(conn, telegram_user_id, None)
+            return Viewing(me, me, None)
+        grant = await grants.active(conn, me.id, subject_id)
+        subject = await patients.get(conn, subject_id)
+        if grant is None or subject is None:
+            await audit.record(
+                conn,
+                "switch",
+                outcome="refused",
+                actor_patient_id=me.id,
+                actor_telegram_id=telegram_user_id,
+                subject_patient_id=subject_id if subject else None,
+            )
+            return None
+        await logins.set_current_subject(conn, telegram_user_id, subject_id)
+        return Viewing(me, subject, grant)
+
+
+async def authorize(
+    db: Database, viewing_now: Viewing, area: Area, act: Act, *, action: str
+) -> Permission:
+    """Check and audit one view or action on the current subject, in one transaction."""
+    async with db.transaction() as conn:
+        result = await permission(conn, viewing_now.me.id, viewing_now.subject.id, area, act)
+        if not viewing_now.own or not result.allowed:
+            await audit.record(
+                conn,
+                action,
+                outcome="ok" if result.allowed else "refused",
+                actor_patient_id=viewing_now.me.id,
+                subject_patient_id=viewing_now.subject.id,
+                ref_id=result.grant.id if result.grant else None,
+            )
+        return result
+
+
+# --- Managing access (/access) -----------------------------------------------------------
+
+
+class ChangeOutcome(enum.StrEnum):
+    DONE = "done"
+    NOT_YOURS = "not_yours"
+    ALREADY = "already"  # no longer in the state the button was made for
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    outcome: ChangeOutcome
+    grant: Grant | None = None
+
+
+async def _changed(
+    conn: aiosqlite.Connection, actor_id: int, grant: Grant, action: str, detail: str | None
+) -> ChangeResult:
+    await audit.record(
+        conn,
+        action,
+        actor_patient_id=actor_id,
+        subject_patient_id=grant.subject_id,
+        ref_id=grant.id,
+        detail=detail,
+    )
+    return ChangeResult(ChangeOutcome.DONE, await grants.get(conn, grant.id))
+
+
+async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
+    """The subject (or holder) ends someone's access; it stops at once."""
+    async with db.transaction() as conn:
+        grant = await grants.get(conn, grant_id)
+        if (
+            grant is None
+            or grant.subject_id is None
+            or not await may_decide(conn, actor_id, grant.subject_id)
+        ):
+            await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "revoke")
+            return ChangeResult(ChangeOutcome.NOT_YOURS)
+        if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
+            return ChangeResult(ChangeOutcome.ALREADY, grant)
+        return await _changed(conn, actor_id, grant, "grant.revoked", None)
+
+
+async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
+    """The accessor stops accessing a patient."""
+    async with db.transaction() as conn:
+        grant = await grants.get(conn, grant_id)
+        if grant is None or grant.accessor_id != actor_id:
+            await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "leave")
+            return ChangeResult(ChangeOutcome.NOT_YOURS)
+        if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
+            return ChangeResult(ChangeOutcome.ALREADY, grant)
+        return await _changed(conn, actor_id, grant, "grant.left", None)
+
+
+async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
+    """The requester withdraws a request that is still pending."""
+    async with db.transaction() as conn:
+        grant = await grants.get(conn, grant_id)
+        if grant is None or grant.accessor_id != actor_id or grant.kind != "request":
+            await _refused(
+                conn, actor_id, grant.subject_id if grant else None, grant_id, "withdraw"
+            )
+            return ChangeResult(ChangeOutcome.NOT_YOURS)
+        if not await grants.end(conn, grant_id, from_status="pending", by=actor_id):
+            return ChangeResult(ChangeOutcome.ALREADY, grant)
+        return await _changed(conn, actor_id, grant, "grant.withdrawn", None)
+
+
+async def change_access(
+    db: Database, actor_id: int, grant_id: int, level: Level | None, role: Role | None
+) -> ChangeResult:
+    """The subject (or holder) changes the level or role of someone's access."""
+    async with db.transaction() as conn:
+        grant = await grants.get(conn, grant_id)
+        if (
+            grant is None
+            or grant.subject_id is None
+            or not await may_decide(conn, actor_id, grant.subject_id)
+        ):
+            await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "change")
+            return ChangeResult(ChangeOutcome.NOT_YOURS)
+        new_level, new_role = level or Level(grant.level), role or Role(grant.role)
+        if not await grants.change(conn, grant_id, level=new_level, role=new_role, by=actor_id):
+            return ChangeResult(ChangeOutcome.ALREADY, grant)
+        detail = f"{grant.level}/{grant.role}>{new_level}/{new_role}"
+        return await _changed(conn, actor_id, grant, "grant.changed", detail)
+
+
+# --- Acting on appointments --------------------------------------------------------------
+
+
+class ActOutcome(enum.StrEnum):
+    DONE = "done"
+    REFUSED = "refused"  # no edit role, or not this subject's appointment
+    ALREADY = "already"  # not in a state this action applies to (double tap, stale button)
+
+
+async def act_on_appointment(
+    db: Database, actor_id: int, subject_id: int, appointment_id: int, action: str
+) -> ActOutcome:
+    """Cancel or confirm one upcoming appointment of `subject_id`, if the actor may edit there.
+
+    The appointment must belong to that subject: an id from another patient's button is
+    refused, and the audit says so."""
+    transitions = {
+        "cancel": (("booked", "confirmed"), "cancelled", "appointment.cancelled"),
+        "confirm": (("booked",), "confirmed", "appointment.confirmed"),
+    }
+    from_statuses, to_status, event = transitions[action]
+    async with db.transaction() as conn:
+        allowed = await permission(conn, actor_id, subject_id, Area.APPOINTMENTS, Act.EDIT)
+        appointment = await portal.get_appointment(conn, appointment_id)
+        mine = appointment is not None and appointment.patient_id == subject_id
+        upcoming = appointment is not None and appointment.starts_at >= now()
+        if not allowed.allowed or not mine:
+            await audit.record(
+                conn,
+                event,
+                outcome="refused",
+                actor_patient_id=actor_id,
+                subject_patient_id=subject_id,
+                ref_id=appointment_id,
+                detail="no_edit_role" if not allowed.allowed else "not_this_patient",
+            )
+            return ActOutcome.REFUSED
+        if not upcoming or not await portal.set_appointment_status(
+            conn, appointment_id, subject_id, from_statuses, to_status
+        ):
+            return ActOutcome.ALREADY
+        await audit.record(
+            conn,
+            event,
+            actor_patient_id=actor_id,
+            subject_patient_id=subject_id,
+            ref_id=appointment_id,
+        )
+        return ActOutcome.DONE
+
+
+async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
+    """A Viewing of `subject_id` for a button on an older message: allowed only while
+    this login is that patient or holds an active grant on them. Changes nothing."""
+    async with db.read() as conn:
+        login = await logins.get(conn, telegram_user_id)
+        me = await patients.get(conn, login.patient_id) if login else None
+        if me is None:
+            return None
+        if subject_id == me.id:
+            return Viewing(me, me, None)
+        grant = await grants.active(conn, me.id, subject_id)
+        subject = await patients.get(conn, subject_id)
+    if grant is None or subject is None:
+        return None
+    return Viewing(me, subject, grant)

@@ -27,6 +27,7 @@ from conversations.signin import signin_conversation
 from handlers import start
 from handlers.approvals import approval_handler
 from handlers.errors import report_error
+from handlers.views import view_handlers
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(invite_conversation(timeout))
     app.add_handler(addpatient_conversation(timeout))
     app.add_handler(approval_handler())
+    for handler in view_handlers():
+        app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))
     app.add_handler(CommandHandler("help", start.show_help))
     app.add_handler(CommandHandler("cancel", start.nothing_to_cancel))

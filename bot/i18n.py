@@ -93,6 +93,18 @@ class Translator:
     def datetime(self, value: dt.datetime, tz: dt.tzinfo, format: str = "medium") -> str:
         return dates.format_datetime(value, format=format, tzinfo=tz, locale=self.format_locale)
 
+    def when(self, timestamp: int, tz: dt.tzinfo) -> str:
+        """An appointment time as people read it: weekday, date and short time."""
+        moment = dt.datetime.fromtimestamp(timestamp, tz)
+        day = dates.format_skeleton("yMMMEd", moment, locale=self.format_locale)
+        time = dates.format_time(moment, format="short", locale=self.format_locale)
+        return f"{day} · {time}"
+
+    def short_day(self, timestamp: int, tz: dt.tzinfo) -> str:
+        """'3 Dec' — short enough for a button."""
+        moment = dt.datetime.fromtimestamp(timestamp, tz)
+        return dates.format_skeleton("MMMd", moment, locale=self.format_locale)
+
     def money(self, minor_units: int, currency: str) -> str:
         digits = numbers.get_currency_precision(currency)
         amount = Decimal(minor_units).scaleb(-digits)

@@ -11,11 +11,23 @@ from bot.text import esc
 from storage.models import AccessEntry
 
 CB_ADD_PATIENT = "home:add"
+CB_HOME_VIEW = "home:v:"  # home:v:<u|i|r|d|s>: a view, or s for /switch
 
 
 def home_keyboard(_: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(_("➕ Add a patient you access"), callback_data=CB_ADD_PATIENT)]]
+        [
+            [
+                InlineKeyboardButton(_("📅 Appointments"), callback_data=CB_HOME_VIEW + "u"),
+                InlineKeyboardButton(_("🧾 Invoices"), callback_data=CB_HOME_VIEW + "i"),
+            ],
+            [
+                InlineKeyboardButton(_("📋 Records"), callback_data=CB_HOME_VIEW + "r"),
+                InlineKeyboardButton(_("👤 Details"), callback_data=CB_HOME_VIEW + "d"),
+            ],
+            [InlineKeyboardButton(_("🔄 Switch patient"), callback_data=CB_HOME_VIEW + "s")],
+            [InlineKeyboardButton(_("➕ Add a patient you access"), callback_data=CB_ADD_PATIENT)],
+        ]
     )
 
 
@@ -38,6 +50,11 @@ def help_text(who: Caller) -> str:
     if who.signed_in:
         lines += [
             _("/start — your home menu"),
+            _("/switch — choose whose portal to see: yours or someone you access"),
+            _("/appointments — upcoming and past appointments"),
+            _("/invoices — invoices and what is paid"),
+            _("/records — clinical records (with Clinical access)"),
+            _("/details — name, date of birth and email"),
             _("/addpatient — add a patient you access, such as your child"),
         ]
     else:

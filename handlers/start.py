@@ -10,6 +10,7 @@ from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.approvals import deliver_waiting
 from handlers.menu import help_text, home_keyboard, home_text
+from handlers.views import header
 
 
 async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -22,7 +23,11 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if who.patient is not None:
         p = portal(context)
         entries = await access.accessible(p.db, who.patient.id)
-        await message.reply_text(home_text(who, entries), reply_markup=home_keyboard(_))
+        view = await access.viewing(p.db, who.telegram_user_id)
+        text = home_text(who, entries)
+        if view is not None:
+            text = header(_, view) + "\n\n" + text
+        await message.reply_text(text, reply_markup=home_keyboard(_))
         await deliver_waiting(context, who.patient.id)
         return
     practice = esc(portal(context).settings.practice_name)

@@ -11,7 +11,7 @@ _COLUMNS = (
     "g.id, g.accessor_id, g.subject_id, g.subject_email, g.subject_name, g.relationship,"
     " g.relationship_other,"
     " g.level, g.role, g.status, g.requested_at, g.expires_at, g.decided_at, g.decided_by,"
-    " g.notified_at"
+    " g.notified_at, g.kind"
 )
 
 
@@ -69,11 +69,12 @@ async def create(
     level: str,
     role: str,
     expires_at: int | None,
+    kind: str = "request",
 ) -> Grant:
     cur = await conn.execute(
         "INSERT INTO grants (accessor_id, subject_id, subject_email, subject_name, relationship,"
-        " relationship_other, level, role, status, requested_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        " relationship_other, level, role, status, requested_at, expires_at, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
         (
             accessor_id,
             subject_id,
@@ -85,6 +86,7 @@ async def create(
             role,
             now(),
             expires_at,
+            kind,
         ),
     )
     grant = await get(conn, cur.lastrowid or 0)
@@ -139,7 +141,7 @@ async def pending_for_subjects(
     cur = await conn.execute(
         f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
         " JOIN patients p ON p.id = g.accessor_id"
-        f" WHERE g.subject_id IN ({marks}) AND g.status = 'pending'"
+        f" WHERE g.subject_id IN ({marks}) AND g.status = 'pending' AND g.kind = 'request'"
         f" AND (g.expires_at IS NULL OR g.expires_at > ?){extra} ORDER BY g.id",
         (*subject_ids, now()),
     )
@@ -161,3 +163,70 @@ def _entry(row: aiosqlite.Row) -> AccessEntry:
     data = dict(row)
     other = data.pop("other_name")
     return AccessEntry(grant=Grant.model_validate(data), other_name=other)
+
+
+async def latest_between(
+    conn: aiosqlite.Connection, accessor_id: int, subject_id: int
+) -> Grant | None:
+    """The most recent grant between two patients, whatever its status."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS} FROM grants g WHERE g.accessor_id = ? AND g.subject_id = ?"
+        " ORDER BY g.id DESC LIMIT 1",
+        (accessor_id, subject_id),
+    )
+    return _grant(await cur.fetchone())
+
+
+async def end(conn: aiosqlite.Connection, grant_id: int, *, from_status: str, by: int) -> bool:
+    """Revoke an active grant or withdraw a pending one: one conditional write."""
+    cur = await conn.execute(
+        "UPDATE grants SET status = 'revoked', decided_by = ?, decided_at = ?"
+        " WHERE id = ? AND status = ?",
+        (by, now(), grant_id, from_status),
+    )
+    return cur.rowcount == 1
+
+
+async def change(
+    conn: aiosqlite.Connection, grant_id: int, *, level: str, role: str, by: int
+) -> bool:
+    cur = await conn.execute(
+        "UPDATE grants SET level = ?, role = ?, decided_by = ?, decided_at = ?"
+        " WHERE id = ? AND status = 'active'",
+        (level, role, by, now(), grant_id),
+    )
+    return cur.rowcount == 1
+
+
+async def accessors_of(conn: aiosqlite.Connection, subject_id: int) -> list[AccessEntry]:
+    """Active grants on this patient, with the accessor's name."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
+        " JOIN patients p ON p.id = g.accessor_id"
+        " WHERE g.subject_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
+        (subject_id,),
+    )
+    return [_entry(row) for row in await cur.fetchall()]
+
+
+async def outgoing_pending(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
+    """Requests this patient made that wait for a decision; the name is the one they typed."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS}, COALESCE(g.subject_name, g.subject_email) AS other_name"
+        " FROM grants g WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'request'"
+        " AND (g.expires_at IS NULL OR g.expires_at > ?) ORDER BY g.id",
+        (accessor_id, now()),
+    )
+    return [_entry(row) for row in await cur.fetchall()]
+
+
+async def offers_for(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
+    """Offers to this patient (someone sharing a dependent) that wait for their answer."""
+    cur = await conn.execute(
+        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
+        " JOIN patients p ON p.id = g.subject_id"
+        " WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'offer'"
+        " AND (g.expires_at IS NULL OR g.expires_at > ?) ORDER BY g.id",
+        (accessor_id, now()),
+    )
+    return [_entry(row) for row in await cur.fetchall()]

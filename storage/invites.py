@@ -9,7 +9,7 @@ from storage.models import Invite
 
 _COLUMNS = (
     "id, patient_id, invited_by, created_at, expires_at, used_at, used_by,"
-    " failed_dob_tries, locked_at"
+    " failed_dob_tries, locked_at, created_by_patient"
 )
 
 
@@ -23,11 +23,12 @@ async def create(
     patient_id: int,
     expires_at: int,
     invited_by: int | None = None,
+    created_by_patient: int | None = None,
 ) -> Invite:
     cur = await conn.execute(
-        "INSERT INTO invites (token_hash, patient_id, invited_by, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (token_hash, patient_id, invited_by, now(), expires_at),
+        "INSERT INTO invites (token_hash, patient_id, invited_by, created_at, expires_at,"
+        " created_by_patient) VALUES (?, ?, ?, ?, ?, ?)",
+        (token_hash, patient_id, invited_by, now(), expires_at, created_by_patient),
     )
     invite = await get(conn, cur.lastrowid or 0)
     assert invite is not None

@@ -7,7 +7,7 @@ import aiosqlite
 from storage.db import now
 from storage.models import Login
 
-_COLUMNS = "telegram_user_id, patient_id, locale, created_at"
+_COLUMNS = "telegram_user_id, patient_id, locale, created_at, current_subject_id"
 
 
 async def get(conn: aiosqlite.Connection, telegram_user_id: int) -> Login | None:
@@ -39,4 +39,14 @@ async def create(
 async def set_locale(conn: aiosqlite.Connection, telegram_user_id: int, locale: str) -> None:
     await conn.execute(
         "UPDATE logins SET locale = ? WHERE telegram_user_id = ?", (locale, telegram_user_id)
+    )
+
+
+async def set_current_subject(
+    conn: aiosqlite.Connection, telegram_user_id: int, subject_id: int | None
+) -> None:
+    """None means the login's own portal."""
+    await conn.execute(
+        "UPDATE logins SET current_subject_id = ? WHERE telegram_user_id = ?",
+        (subject_id, telegram_user_id),
     )

@@ -25,6 +25,7 @@ class Login(Row):
     patient_id: int
     locale: str | None
     created_at: int
+    current_subject_id: int | None = None
 
 
 class Practitioner(Row):
@@ -43,6 +44,7 @@ class Invite(Row):
     used_by: int | None
     failed_dob_tries: int
     locked_at: int | None
+    created_by_patient: int | None = None
 
 
 class AuditEvent(Row):
@@ -73,6 +75,7 @@ class Grant(Row):
     decided_at: int | None
     decided_by: int | None
     notified_at: int | None
+    kind: str = "request"
 
 
 class AccessEntry(Row):
@@ -80,3 +83,36 @@ class AccessEntry(Row):
 
     grant: Grant
     other_name: str
+
+
+class Appointment(Row):
+    id: int
+    patient_id: int
+    fhir_id: str | None
+    starts_at: int
+    ends_at: int
+    practitioner: str | None
+    location: str | None
+    status: str  # booked | confirmed | cancelled
+    updated_at: int
+
+
+class Invoice(Row):
+    id: int
+    patient_id: int
+    fhir_id: str | None
+    number: str
+    issued_on: dt.date
+    amount_minor: int  # in the currency's smallest unit, e.g. cents
+    currency: str  # ISO 4217
+    paid: bool
+
+
+class ClinicalRecord(Row):
+    id: int
+    patient_id: int
+    fhir_id: str | None
+    recorded_on: dt.date
+    kind: str  # condition | immunisation | result | allergy | note
+    title: str
+    details: str  # short; "" when there is nothing to add

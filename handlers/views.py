@@ -1,0 +1,459 @@
+"""/switch and the portal views: appointments, invoices, clinical records, details.
+
+Every view says whose portal it shows, and every view, page and action is checked by
+bot.access at the moment of the request. Callback data names a subject and an item; it
+never decides anything by itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot import access, labels, records
+from bot.access import Act, ActOutcome, Area, Viewing
+from bot.i18n import Translator
+from bot.runtime import caller, portal
+from bot.text import esc
+from handlers.menu import CB_HOME_VIEW, home_keyboard
+from storage.models import AccessEntry, Appointment
+
+CB_SWITCH = "sw:"  # sw:<patient id>
+CB_PAGE = "pg:"  # pg:<u|p|i|r>:<subject id>:<page>
+CB_APPOINTMENT = "apt:"  # apt:<ask|yes|keep|ok>:<subject id>:<appointment id>:<page>
+
+_PAGE = re.compile(r"^pg:([upir]):(\d{1,18}):(\d{1,6})$")
+_SWITCH = re.compile(r"^sw:(\d{1,18})$")
+_APPOINTMENT = re.compile(r"^apt:(ask|yes|keep|ok):(\d{1,18}):(\d{1,18}):(\d{1,6})$")
+
+_AREA = {"u": Area.APPOINTMENTS, "p": Area.APPOINTMENTS, "i": Area.INVOICES, "r": Area.RECORDS}
+_AUDIT = {
+    Area.APPOINTMENTS: "view.appointments",
+    Area.INVOICES: "view.invoices",
+    Area.RECORDS: "view.records",
+    Area.DETAILS: "view.details",
+}
+
+
+# --- Words --------------------------------------------------------------------------------
+
+
+def header(_: Translator, view: Viewing) -> str:
+    """The first line of every view: whose records these are."""
+    if view.grant is None:
+        return _("👤 Viewing: your own portal")
+    return _("👥 Viewing: {patient}").format(
+        patient=labels.patient_line(_, view.subject.full_name, view.grant)
+    )
+
+
+def lost_notice(_: Translator, view: Viewing) -> str | None:
+    if view.lost is None:
+        return None
+    name = esc(view.lost_subject.full_name if view.lost_subject else "")
+    if view.lost == "expired":
+        return _(
+            "Your access to {name}'s portal has expired, so you're back in your own portal."
+        ).format(name=name)
+    return _("Your access to {name}'s portal has ended, so you're back in your own portal.").format(
+        name=name
+    )
+
+
+def _status(_: Translator, status: str) -> str:
+    return {
+        "booked": _.pgettext("appointment status", "Booked"),
+        "confirmed": _.pgettext("appointment status", "Confirmed"),
+        "cancelled": _.pgettext("appointment status", "Cancelled"),
+    }.get(status, status)
+
+
+def _record_kind(_: Translator, kind: str) -> str:
+    return {
+        "condition": _.pgettext("record kind", "Condition"),
+        "immunisation": _.pgettext("record kind", "Immunisation"),
+        "result": _.pgettext("record kind", "Result"),
+        "allergy": _.pgettext("record kind", "Allergy"),
+        "note": _.pgettext("record kind", "Note"),
+    }.get(kind, kind)
+
+
+def _appointment_line(_: Translator, a: Appointment, context: ContextTypes.DEFAULT_TYPE) -> str:
+    tz = portal(context).settings.tz
+    where = " · ".join(esc(x) for x in (a.practitioner, a.location) if x)
+    mark = "❌ " if a.status == "cancelled" else ("✅ " if a.status == "confirmed" else "")
+    return f"📅 <b>{_.when(a.starts_at, tz)}</b>\n{where}\n{mark}{_status(_, a.status)}"
+
+
+def _nav(
+    _: Translator, kind: str, subject_id: int, page: records.Page[Any]
+) -> list[InlineKeyboardButton]:
+    row = []
+    if page.number > 0:
+        row.append(
+            InlineKeyboardButton("◀", callback_data=f"pg:{kind}:{subject_id}:{page.number - 1}")
+        )
+    if page.number > 0 or page.has_more:
+        row.append(
+            InlineKeyboardButton(
+                _("Page {n}").format(n=page.number + 1),
+                callback_data=f"pg:{kind}:{subject_id}:{page.number}",
+            )
+        )
+    if page.has_more:
+        row.append(
+            InlineKeyboardButton("▶", callback_data=f"pg:{kind}:{subject_id}:{page.number + 1}")
+        )
+    return row
+
+
+# --- Rendering ------------------------------------------------------------------------------
+
+
+async def render(
+    context: ContextTypes.DEFAULT_TYPE, _: Translator, view: Viewing, kind: str, number: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The text and buttons of one page; the caller has already checked access."""
+    db = portal(context).db
+    subject = view.subject.id
+    lines = [header(_, view), ""]
+    rows: list[list[InlineKeyboardButton]] = []
+    if kind in ("u", "p"):
+        page = await records.appointments(db, subject, past=kind == "p", number=number)
+        title = _("<b>Past appointments</b>") if kind == "p" else _("<b>Upcoming appointments</b>")
+        lines.append(title)
+        can_edit = view.grant is None or access.role_allows(access.Role(view.grant.role), Act.EDIT)
+        for a in page.items:
+            lines += ["", _appointment_line(_, a, context)]
+            if kind == "u" and can_edit and a.status != "cancelled":
+                day = _.short_day(a.starts_at, portal(context).settings.tz)
+                actions = [
+                    InlineKeyboardButton(
+                        _("Cancel {day}").format(day=day),
+                        callback_data=f"apt:ask:{subject}:{a.id}:{number}",
+                    )
+                ]
+                if a.status == "booked":
+                    actions.append(
+                        InlineKeyboardButton(
+                            _("Confirm {day}").format(day=day),
+                            callback_data=f"apt:ok:{subject}:{a.id}:{number}",
+                        )
+                    )
+                rows.append(actions)
+        if not page.items:
+            lines += [
+                "",
+                _("No past appointments.") if kind == "p" else _("No upcoming appointments."),
+            ]
+        nav = _nav(_, kind, subject, page)
+        toggle = (
+            InlineKeyboardButton(_("Upcoming"), callback_data=f"pg:u:{subject}:0")
+            if kind == "p"
+            else InlineKeyboardButton(_("Past appointments"), callback_data=f"pg:p:{subject}:0")
+        )
+        rows += [r for r in (nav, [toggle]) if r]
+    elif kind == "i":
+        inv = await records.invoices(db, subject, number=number)
+        lines.append(_("<b>Invoices</b>"))
+        for i in inv.items:
+            state = _.pgettext("invoice", "Paid") if i.paid else _.pgettext("invoice", "Unpaid")
+            lines += [
+                "",
+                f"🧾 <b>{esc(i.number)}</b> · {_.date(i.issued_on)}\n"
+                f"{_.money(i.amount_minor, i.currency)} · {state}",
+            ]
+        if not inv.items:
+            lines += ["", _("No invoices.")]
+        rows += [r for r in (_nav(_, kind, subject, inv),) if r]
+    else:
+        rec = await records.clinical_records(db, subject, number=number)
+        lines.append(_("<b>Clinical records</b>"))
+        for r in rec.items:
+            detail = f"\n{esc(r.details)}" if r.details else ""
+            kind_and_date = f"{_record_kind(_, r.kind)} · {_.date(r.recorded_on)}"
+            lines += ["", f"📋 <b>{esc(r.title)}</b>\n{kind_and_date}{detail}"]
+        if not rec.items:
+            lines += ["", _("No clinical records.")]
+        rows += [r for r in (_nav(_, kind, subject, rec),) if r]
+    return "\n".join(lines), InlineKeyboardMarkup(rows) if rows else None
+
+
+def details_text(_: Translator, view: Viewing) -> str:
+    p = view.subject
+    lines = [
+        header(_, view),
+        "",
+        _("<b>Details</b>"),
+        "",
+        _("Name: {name}").format(name=esc(p.full_name)),
+    ]
+    if p.date_of_birth:
+        lines.append(_("Date of birth: {date}").format(date=_.date(p.date_of_birth, "long")))
+    if p.email:
+        lines.append(_("Email: {email}").format(email=esc(p.email)))
+    return "\n".join(lines)
+
+
+def refusal(_: Translator, view: Viewing, area: Area) -> str:
+    name = esc(view.subject.full_name)
+    if area is Area.RECORDS:
+        return _(
+            "{name}'s clinical records are not shared with you: your access is Administrative "
+            "(appointments and invoices only)."
+        ).format(name=name)
+    return _("You don't have access to this part of {name}'s portal.").format(name=name)
+
+
+# --- Sending -------------------------------------------------------------------------------
+
+
+async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    if update.callback_query:
+        await update.callback_query.answer()
+    assert update.effective_chat is not None
+    await update.get_bot().send_message(update.effective_chat.id, text, reply_markup=markup)
+
+
+async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in exc.message:
+            raise
+
+
+async def _current(
+    update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> tuple[Translator, Viewing | None]:
+    who = await caller(update, context)
+    _ = who._
+    view = await access.viewing(portal(context).db, who.telegram_user_id)
+    if view is None:
+        await _send(update, _("Please sign in first: open the invite link your practice sent you."))
+        return _, None
+    notice = lost_notice(_, view)
+    if notice:
+        await _send(update, notice)
+    return _, view
+
+
+async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> None:
+    _, view = await _current(update, context)
+    if view is None:
+        return
+    area = _AREA.get(kind, Area.DETAILS)
+    allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
+    if not allowed.allowed:
+        await _send(update, header(_, view) + "\n\n" + refusal(_, view, area))
+        return
+    if kind == "d":
+        await _send(update, details_text(_, view))
+        return
+    text, markup = await render(context, _, view, kind, 0)
+    await _send(update, text, markup)
+
+
+async def show_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/appointments: upcoming appointments of the patient being viewed."""
+    await _show(update, context, "u")
+
+
+async def show_invoices(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/invoices: invoices of the patient being viewed."""
+    await _show(update, context, "i")
+
+
+async def show_records(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/records: clinical records, for Clinical access only."""
+    await _show(update, context, "r")
+
+
+async def show_details(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/details: name, date of birth and email of the patient being viewed."""
+    await _show(update, context, "d")
+
+
+async def home_view(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A home-menu button for a view or /switch."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    kind = query.data.removeprefix(CB_HOME_VIEW)
+    if kind == "s":
+        await show_switch(update, context)
+    elif kind in ("u", "i", "r", "d"):
+        await _show(update, context, kind)
+    else:
+        await query.answer()
+
+
+async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """◀ ▶ and the Past/Upcoming toggle: re-checks access, edits the page in place."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    who = await caller(update, context)
+    _ = who._
+    match = _PAGE.match(query.data)
+    view = (
+        await access.view_of(portal(context).db, who.telegram_user_id, int(match[2]))
+        if match
+        else None
+    )
+    if match is None or view is None:
+        await query.answer(_("You no longer have access to this portal."), show_alert=True)
+        return
+    kind, number = match[1], int(match[3])
+    area = _AREA[kind]
+    allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
+    if not allowed.allowed:
+        await query.answer(refusal(_, view, area)[:200], show_alert=True)
+        return
+    await query.answer()
+    text, markup = await render(context, _, view, kind, number)
+    await _edit(update, text, markup)
+
+
+# --- Appointment actions -------------------------------------------------------------------
+
+
+async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Cancel (after a confirm step) or confirm attendance; Edit role only, checked per item."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    who = await caller(update, context)
+    _ = who._
+    match = _APPOINTMENT.match(query.data)
+    db = portal(context).db
+    view = await access.view_of(db, who.telegram_user_id, int(match[2])) if match else None
+    if match is None or view is None:
+        await query.answer(_("You no longer have access to this portal."), show_alert=True)
+        return
+    verb, appointment_id, number = match[1], int(match[3]), int(match[4])
+    if verb == "keep":
+        await query.answer()
+        text, markup = await render(context, _, view, "u", number)
+        await _edit(update, text, markup)
+        return
+    if verb == "ask":
+        item = await records.appointment(db, appointment_id)
+        permitted = await access.authorize(
+            db, view, Area.APPOINTMENTS, Act.EDIT, action="appointment.cancel_asked"
+        )
+        if item is None or item.patient_id != view.subject.id or not permitted.allowed:
+            await query.answer(_("You can't change this appointment."), show_alert=True)
+            return
+        await query.answer()
+        text = "\n".join(
+            [
+                header(_, view),
+                "",
+                _("Cancel this appointment?"),
+                "",
+                _appointment_line(_, item, context),
+            ]
+        )
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        _("Yes, cancel it"),
+                        callback_data=f"apt:yes:{view.subject.id}:{appointment_id}:{number}",
+                    ),
+                    InlineKeyboardButton(
+                        _("No, keep it"),
+                        callback_data=f"apt:keep:{view.subject.id}:{appointment_id}:{number}",
+                    ),
+                ]
+            ]
+        )
+        await _edit(update, text, markup)
+        return
+    action = "cancel" if verb == "yes" else "confirm"
+    outcome = await access.act_on_appointment(
+        db, view.me.id, view.subject.id, appointment_id, action
+    )
+    if outcome is ActOutcome.REFUSED:
+        await query.answer(_("You can't change this appointment."), show_alert=True)
+        return
+    if outcome is ActOutcome.ALREADY:
+        await query.answer(_("This appointment has already been changed."), show_alert=True)
+    else:
+        await query.answer(
+            _("Appointment cancelled.") if action == "cancel" else _("Attendance confirmed.")
+        )
+    text, markup = await render(context, _, view, "u", number)
+    await _edit(update, text, markup)
+
+
+# --- /switch ---------------------------------------------------------------------------------
+
+
+def _switch_keyboard(
+    _: Translator, view: Viewing, entries: Sequence[AccessEntry]
+) -> InlineKeyboardMarkup:
+    rows = []
+    mark = "● "
+    me_label = (mark if view.grant is None else "") + _("Me ({name})").format(
+        name=view.me.full_name
+    )
+    rows.append([InlineKeyboardButton(me_label[:64], callback_data=f"sw:{view.me.id}")])
+    for e in entries:
+        grant = e.grant
+        relationship = labels.grant_relationship(_, grant)
+        label = f"{e.other_name} ({relationship}) · {labels.level(_, grant.level)}"
+        current = view.grant is not None and view.subject.id == grant.subject_id
+        label = (mark if current else "") + label
+        rows.append([InlineKeyboardButton(label, callback_data=f"sw:{grant.subject_id}")])
+    return InlineKeyboardMarkup(rows)
+
+
+async def show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/switch: whose portal to show — you, or anyone you have access to."""
+    _, view = await _current(update, context)
+    if view is None:
+        return
+    entries = await access.accessible(portal(context).db, view.me.id)
+    text = header(_, view) + "\n\n" + _("Whose portal would you like to see?")
+    if not entries:
+        text += "\n\n" + _(
+            "You don't access anyone else's portal yet. Send /addpatient to add someone."
+        )
+    await _send(update, text, _switch_keyboard(_, view, entries))
+
+
+async def switch_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A tap in /switch: re-checks the grant now, stores the choice, shows the menu."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    who = await caller(update, context)
+    _ = who._
+    match = _SWITCH.match(query.data)
+    db = portal(context).db
+    view = await access.switch_to(db, who.telegram_user_id, int(match[1])) if match else None
+    if view is None:
+        await query.answer(_("You don't have access to that portal."), show_alert=True)
+        return
+    await query.answer()
+    text = header(_, view) + "\n\n" + _("Switched. Choose what to see:")
+    await _edit(update, text, home_keyboard(_))
+
+
+def view_handlers() -> list[object]:
+    return [
+        CommandHandler("switch", show_switch),
+        CommandHandler("appointments", show_appointments),
+        CommandHandler("invoices", show_invoices),
+        CommandHandler("records", show_records),
+        CommandHandler("details", show_details),
+        CallbackQueryHandler(switch_to, pattern=r"^sw:"),
+        CallbackQueryHandler(turn_page, pattern=r"^pg:"),
+        CallbackQueryHandler(act_on_appointment, pattern=r"^apt:"),
+        CallbackQueryHandler(home_view, pattern=r"^home:v:"),
+    ]

@@ -1,0 +1,266 @@
+"""What a patient's portal shows: appointments, invoices and clinical records.
+
+Page functions take an offset and a limit; callers ask for one row more than they show to
+learn whether another page follows. Each page query is served in order by its index (see
+migration 0003), so a page costs the same with a million rows as with ten.
+
+The add_* functions double as the importer's upsert: given a fhir_id that is already
+stored, they update that row instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import aiosqlite
+
+# Aliased: the page functions take the caller's `now` as a parameter.
+from storage.db import now as clock
+from storage.models import Appointment, ClinicalRecord, Invoice, Patient
+
+_APPOINTMENT = (
+    "id, patient_id, fhir_id, starts_at, ends_at, practitioner, location, status, updated_at"
+)
+_INVOICE = "id, patient_id, fhir_id, number, issued_on, amount_minor, currency, paid"
+_RECORD = "id, patient_id, fhir_id, recorded_on, kind, title, details"
+_PATIENT = "id, full_name, date_of_birth, email, created_at, holder_id"
+
+
+def _check_page(offset: int, limit: int) -> None:
+    # SQLite reads a negative LIMIT as "no limit": a bug upstream would fetch every row.
+    if offset < 0 or limit <= 0:
+        raise ValueError(f"bad page: offset={offset}, limit={limit}")
+
+
+# --- Appointments -----------------------------------------------------------------------
+
+
+async def upcoming_appointments(
+    conn: aiosqlite.Connection, patient_id: int, now: int, offset: int, limit: int
+) -> list[Appointment]:
+    """Starting at or after `now`, soonest first."""
+    _check_page(offset, limit)
+    cur = await conn.execute(
+        f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at >= ?"
+        " ORDER BY starts_at, id LIMIT ? OFFSET ?",
+        (patient_id, now, limit, offset),
+    )
+    return [Appointment.model_validate(dict(row)) for row in await cur.fetchall()]
+
+
+async def past_appointments(
+    conn: aiosqlite.Connection, patient_id: int, now: int, offset: int, limit: int
+) -> list[Appointment]:
+    """Started before `now`, most recent first."""
+    _check_page(offset, limit)
+    cur = await conn.execute(
+        f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at < ?"
+        " ORDER BY starts_at DESC, id DESC LIMIT ? OFFSET ?",
+        (patient_id, now, limit, offset),
+    )
+    return [Appointment.model_validate(dict(row)) for row in await cur.fetchall()]
+
+
+async def get_appointment(conn: aiosqlite.Connection, appointment_id: int) -> Appointment | None:
+    cur = await conn.execute(
+        f"SELECT {_APPOINTMENT} FROM appointments WHERE id = ?", (appointment_id,)
+    )
+    row = await cur.fetchone()
+    return Appointment.model_validate(dict(row)) if row else None
+
+
+async def set_appointment_status(
+    conn: aiosqlite.Connection,
+    appointment_id: int,
+    patient_id: int,
+    from_statuses: tuple[str, ...],
+    to_status: str,
+) -> bool:
+    """The one conditional write that changes a status: true for exactly one caller, so a
+    double tap or a stale button cannot cancel twice or revive a cancelled appointment.
+    The patient_id condition keeps an id from one patient's buttons off another's rows."""
+    if not from_statuses:
+        return False
+    marks = ",".join("?" * len(from_statuses))
+    cur = await conn.execute(
+        f"UPDATE appointments SET status = ?, updated_at = ?"
+        f" WHERE id = ? AND patient_id = ? AND status IN ({marks})",
+        (to_status, clock(), appointment_id, patient_id, *from_statuses),
+    )
+    return cur.rowcount == 1
+
+
+async def add_appointment(
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    starts_at: int,
+    ends_at: int,
+    practitioner: str | None,
+    location: str | None,
+    status: str = "booked",
+    fhir_id: str | None = None,
+) -> Appointment:
+    cur = await conn.execute(
+        "INSERT INTO appointments (patient_id, fhir_id, starts_at, ends_at, practitioner,"
+        " location, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (fhir_id) WHERE fhir_id IS NOT NULL DO UPDATE SET"
+        " patient_id = excluded.patient_id, starts_at = excluded.starts_at,"
+        " ends_at = excluded.ends_at, practitioner = excluded.practitioner,"
+        " location = excluded.location, status = excluded.status,"
+        " updated_at = excluded.updated_at"
+        " RETURNING id",
+        (patient_id, fhir_id, starts_at, ends_at, practitioner, location, status, clock()),
+    )
+    appointment = await get_appointment(conn, await _returned_id(cur))
+    assert appointment is not None
+    return appointment
+
+
+# --- Invoices ---------------------------------------------------------------------------
+
+
+async def invoices_page(
+    conn: aiosqlite.Connection, patient_id: int, offset: int, limit: int
+) -> list[Invoice]:
+    """Newest first."""
+    _check_page(offset, limit)
+    cur = await conn.execute(
+        f"SELECT {_INVOICE} FROM invoices WHERE patient_id = ?"
+        " ORDER BY issued_on DESC, id DESC LIMIT ? OFFSET ?",
+        (patient_id, limit, offset),
+    )
+    return [Invoice.model_validate(dict(row)) for row in await cur.fetchall()]
+
+
+async def add_invoice(
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    number: str,
+    issued_on: dt.date,
+    amount_minor: int,
+    currency: str,
+    paid: bool,
+    fhir_id: str | None = None,
+) -> Invoice:
+    cur = await conn.execute(
+        "INSERT INTO invoices (patient_id, fhir_id, number, issued_on, amount_minor, currency,"
+        " paid) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (fhir_id) WHERE fhir_id IS NOT NULL DO UPDATE SET"
+        " patient_id = excluded.patient_id, number = excluded.number,"
+        " issued_on = excluded.issued_on, amount_minor = excluded.amount_minor,"
+        " currency = excluded.currency, paid = excluded.paid"
+        " RETURNING id",
+        (
+            patient_id,
+            fhir_id,
+            number,
+            issued_on.isoformat(),
+            amount_minor,
+            currency,
+            int(paid),
+        ),
+    )
+    cur = await conn.execute(
+        f"SELECT {_INVOICE} FROM invoices WHERE id = ?", (await _returned_id(cur),)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return Invoice.model_validate(dict(row))
+
+
+# --- Clinical records -------------------------------------------------------------------
+
+
+async def records_page(
+    conn: aiosqlite.Connection, patient_id: int, offset: int, limit: int
+) -> list[ClinicalRecord]:
+    """Newest first."""
+    _check_page(offset, limit)
+    cur = await conn.execute(
+        f"SELECT {_RECORD} FROM clinical_records WHERE patient_id = ?"
+        " ORDER BY recorded_on DESC, id DESC LIMIT ? OFFSET ?",
+        (patient_id, limit, offset),
+    )
+    return [ClinicalRecord.model_validate(dict(row)) for row in await cur.fetchall()]
+
+
+async def add_record(
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    recorded_on: dt.date,
+    kind: str,
+    title: str,
+    details: str,
+    fhir_id: str | None = None,
+) -> ClinicalRecord:
+    cur = await conn.execute(
+        "INSERT INTO clinical_records (patient_id, fhir_id, recorded_on, kind, title, details)"
+        " VALUES (?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (fhir_id) WHERE fhir_id IS NOT NULL DO UPDATE SET"
+        " patient_id = excluded.patient_id, recorded_on = excluded.recorded_on,"
+        " kind = excluded.kind, title = excluded.title, details = excluded.details"
+        " RETURNING id",
+        (patient_id, fhir_id, recorded_on.isoformat(), kind, title, details),
+    )
+    cur = await conn.execute(
+        f"SELECT {_RECORD} FROM clinical_records WHERE id = ?", (await _returned_id(cur),)
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return ClinicalRecord.model_validate(dict(row))
+
+
+# --- Links to the FHIR source -----------------------------------------------------------
+
+
+async def patient_by_fhir_id(conn: aiosqlite.Connection, fhir_id: str) -> Patient | None:
+    cur = await conn.execute(f"SELECT {_PATIENT} FROM patients WHERE fhir_id = ?", (fhir_id,))
+    row = await cur.fetchone()
+    return Patient.model_validate(dict(row)) if row else None
+
+
+async def fhir_id_of_patient(conn: aiosqlite.Connection, patient_id: int) -> str | None:
+    cur = await conn.execute("SELECT fhir_id FROM patients WHERE id = ?", (patient_id,))
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def update_patient_from_source(
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    *,
+    fhir_id: str,
+    full_name: str,
+    date_of_birth: dt.date | None,
+    email: str | None,
+) -> None:
+    """The practice's system is the source of truth for these fields; a field it leaves
+    out keeps what the portal had (e.g. an email the practitioner typed into /invite)."""
+    await conn.execute(
+        "UPDATE patients SET fhir_id = ?, full_name = ?,"
+        " date_of_birth = coalesce(?, date_of_birth), email = coalesce(?, email) WHERE id = ?",
+        (
+            fhir_id,
+            full_name,
+            date_of_birth.isoformat() if date_of_birth else None,
+            email,
+            patient_id,
+        ),
+    )
+
+
+async def forget_fhir(conn: aiosqlite.Connection, fhir_id: str) -> int:
+    """Drop an appointment, invoice or record the source has withdrawn (entered in error,
+    cancelled invoices); the type inside fhir_id means at most one table has it."""
+    removed = 0
+    for table in ("appointments", "invoices", "clinical_records"):
+        cur = await conn.execute(f"DELETE FROM {table} WHERE fhir_id = ?", (fhir_id,))
+        removed += cur.rowcount
+    return removed
+
+
+async def _returned_id(cur: aiosqlite.Cursor) -> int:
+    # fetchall, not fetchone: the statement must run to completion before COMMIT.
+    rows = await cur.fetchall()
+    assert len(rows) == 1
+    return int(rows[0][0])
