@@ -70,6 +70,45 @@ def _parser() -> argparse.ArgumentParser:
         "--bot-username",
         help="the bot's @username for the link (default: asked from Telegram with the token)",
     )
+
+    play = sub.add_parser(
+        "playground",
+        help="try the bot in your browser: three phones, no Telegram, no token",
+        description="Start the bot against a local Telegram emulator with the demo practice "
+        "and open a page with three phones (practitioner, parent, partner) on 127.0.0.1.",
+    )
+    play.add_argument("--port", type=int, default=8080, help="the page's port (default 8080)")
+    play.add_argument(
+        "--db", type=Path, metavar="PATH", help="keep the database here (default: a temp file)"
+    )
+
+    fhir = sub.add_parser(
+        "import-fhir",
+        help="import patients, appointments, invoices and records from a FHIR R4 Bundle",
+        description="Import a FHIR R4 Bundle (JSON): Patient, Appointment, Invoice, Condition, "
+        "Immunization, Observation and AllergyIntolerance; other resource types are skipped. "
+        "All or nothing: a bad entry is named (entries count from 0, as in Bundle.entry[0]) and "
+        "nothing is written. Importing the same bundle again updates what it imported before.",
+    )
+    fhir.add_argument("file", type=Path, metavar="FILE", help="the Bundle, as a JSON file")
+
+    demo = sub.add_parser(
+        "seed-demo",
+        help="add a made-up family to try the bot with, and print their invite links",
+        description="Add demo patients (a parent, two children, a partner asking for access) "
+        "with appointments, invoices and records, and print invite links for the parent and "
+        "the partner. Does nothing if the demo is there already.",
+    )
+    demo.add_argument(
+        "--bot-username",
+        help="the bot's @username for the links (default: asked from Telegram with the token)",
+    )
+    demo.add_argument(
+        "--practitioner-telegram-id",
+        type=int,
+        metavar="ID",
+        help="your numeric Telegram user id, to act as the demo practitioner and use /invite",
+    )
     return parser
 
 
@@ -209,8 +248,86 @@ async def invite_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def playground_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.playground import PlaygroundError, serve
+
+    try:
+        return await serve(settings, port=args.port, db=args.db)
+    except PlaygroundError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def import_fhir_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import fhir  # fhir.resources is large: only this command pays for loading it
+
+    try:
+        data = fhir.load_bundle(args.file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    except fhir.FhirImportError as exc:
+        raise DataError(str(exc)) from None
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        summary = await fhir.import_bundle(db, data, settings.tz)
+    except fhir.FhirImportError as exc:
+        raise DataError(str(exc)) from None
+    finally:
+        await db.close()
+    print(summary.line())
+    return 0
+
+
+async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import demo
+
+    staff_id = args.practitioner_telegram_id
+    if staff_id is not None and staff_id <= 0:
+        raise UsageError("--practitioner-telegram-id must be a positive number")
+    username = await _bot_username(settings, args.bot_username)
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        result = await demo.seed_demo(
+            db,
+            bot_username=username,
+            ttl_days=settings.invite_ttl_days,
+            practitioner_telegram_id=staff_id,
+            tz=settings.tz,
+        )
+    finally:
+        await db.close()
+    if not result.created:
+        sam = demo.SAM
+        print(
+            f"The demo is already in {settings.db_path}; for a fresh link run: python -m bot "
+            f'invite --name "{sam.full_name}" --dob {sam.date_of_birth} --email {sam.email} '
+            "(likewise for the partner, with their name, date of birth and email)"
+        )
+        return 0
+    print(f"Demo family added to {settings.db_path}. Open each link in a different Telegram")
+    print("account and type the date of birth when the bot asks for it:")
+    for label, link in result.links.items():
+        person = demo.INVITED[label]
+        print(f"  {label:<8} {person.full_name:<11} born {person.date_of_birth}  {link}")
+    print(
+        f"{demo.SAM.full_name} holds {demo.LILY.full_name} (clinical, edit) and "
+        f"{demo.NOAH.full_name} (administrative, view); {demo.ALEX.full_name}'s request to see "
+        f"{demo.SAM.full_name}'s portal waits for their approval."
+    )
+    print(f"The links work once and expire in {settings.invite_ttl_days} days.")
+    if staff_id is not None:
+        print(f"Telegram user {staff_id} is {demo.PRACTITIONER} and can send /invite.")
+    else:
+        print(f"Pass --practitioner-telegram-id to act as {demo.PRACTITIONER} and use /invite.")
+    return 0
+
+
 _COMMANDS = {
     "migrate": migrate_command,
     "add-practitioner": add_practitioner_command,
     "invite": invite_command,
+    "playground": playground_command,
+    "import-fhir": import_fhir_command,
+    "seed-demo": seed_demo_command,
 }

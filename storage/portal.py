@@ -261,6 +261,6 @@ async def forget_fhir(conn: aiosqlite.Connection, fhir_id: str) -> int:
 
 async def _returned_id(cur: aiosqlite.Cursor) -> int:
     # fetchall, not fetchone: the statement must run to completion before COMMIT.
-    rows = await cur.fetchall()
+    rows = list(await cur.fetchall())
     assert len(rows) == 1
     return int(rows[0][0])
