@@ -14,7 +14,7 @@ import aiosqlite
 
 from storage import Database, audit, grants, logins, patients, portal
 from storage.db import now
-from storage.models import AccessEntry, Grant, Patient
+from storage.models import AccessEntry, AuditEvent, Grant, Patient
 
 DAY = 86400
 
@@ -336,9 +336,10 @@ async def _refused(
 @dataclass(frozen=True)
 class RequestInfo:
     grant: Grant
-    requester: Patient
+    requester: Patient  # the accessor: who asked, or to whom a dependent is offered
     subject: Patient
     decider_id: int | None
+    offerer: Patient | None = None  # for offers: the holder who shares the dependent
 
 
 async def request_info(db: Database, grant_id: int) -> RequestInfo | None:
@@ -349,9 +350,14 @@ async def request_info(db: Database, grant_id: int) -> RequestInfo | None:
         requester = await patients.get(conn, grant.accessor_id)
         subject = await patients.get(conn, grant.subject_id)
         decider = await _decider_of(conn, grant)
+        offerer = (
+            await patients.get(conn, subject.holder_id)
+            if grant.kind == "offer" and subject and subject.holder_id
+            else None
+        )
     if requester is None or subject is None:
         return None
-    return RequestInfo(grant, requester, subject, decider)
+    return RequestInfo(grant, requester, subject, decider, offerer)
 
 
 async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) -> list[int]:
@@ -362,7 +368,12 @@ async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) 
         entries = await grants.pending_for_subjects(
             conn, subject_ids, only_undelivered=only_undelivered
         )
-    return [e.grant.id for e in entries]
+        offers = [
+            e
+            for e in await grants.offers_for(conn, decider_id)
+            if not only_undelivered or e.grant.notified_at is None
+        ]
+    return [e.grant.id for e in (*entries, *offers)]
 
 
 async def mark_delivered(db: Database, grant_id: int) -> None:
@@ -630,3 +641,122 @@ async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewi
     if grant is None or subject is None:
         return None
     return Viewing(me, subject, grant)
+
+
+# --- The /access overview, sharing a dependent, and the access log -----------------------
+
+
+@dataclass(frozen=True)
+class Overview:
+    accessing: list[AccessEntry]  # patients I access
+    accessors: dict[int, list[AccessEntry]]  # subject id (me or a held dependent) -> who accesses
+    held: list[Patient]  # dependents I decide for
+    incoming: list[AccessEntry]  # requests I decide (for me or a dependent); name = requester
+    outgoing: list[AccessEntry]  # my requests waiting; name = the name I typed
+    offers: list[AccessEntry]  # dependents offered to me; name = the dependent
+
+
+async def overview(db: Database, me: int) -> Overview:
+    async with db.transaction() as conn:
+        await grants.expire_stale(conn)
+        held = await patients.held_by(conn, me)
+        subjects = [me, *(p.id for p in held)]
+        return Overview(
+            accessing=await grants.accessible_by(conn, me),
+            accessors={s: await grants.accessors_of(conn, s) for s in subjects},
+            held=held,
+            incoming=await grants.pending_for_subjects(conn, subjects),
+            outgoing=await grants.outgoing_pending(conn, me),
+            offers=await grants.offers_for(conn, me),
+        )
+
+
+async def grant_parties(db: Database, grant_id: int) -> tuple[Grant, Patient, Patient] | None:
+    """A grant with its accessor and subject, for the words around a change."""
+    async with db.read() as conn:
+        grant = await grants.get(conn, grant_id)
+        if grant is None or grant.subject_id is None:
+            return None
+        accessor = await patients.get(conn, grant.accessor_id)
+        subject = await patients.get(conn, grant.subject_id)
+    if accessor is None or subject is None:
+        return None
+    return grant, accessor, subject
+
+
+async def offer_by_email(
+    db: Database,
+    holder_id: int,
+    dependent_id: int,
+    email: str,
+    level: Level,
+    role: Role,
+    ttl_days: int,
+) -> Grant | None:
+    """The holder shares a dependent with the patient who has `email`; they accept or
+    decline. The holder is told the same whatever the email, so None (nobody to ask, or
+    they already have access) looks like success."""
+    async with db.transaction() as conn:
+        if not await may_decide(conn, holder_id, dependent_id):
+            await _refused(conn, holder_id, dependent_id, dependent_id, "offer")
+            return None
+        other = await patients.by_email(conn, email)
+        if other is None or other.id in (holder_id, dependent_id):
+            return None
+        if await grants.open_between(conn, other.id, dependent_id, None) is not None:
+            return None
+        mine = await grants.active(conn, holder_id, dependent_id)
+        relationship = mine.relationship if mine else Relationship.CHILD
+        grant = await grants.create(
+            conn,
+            accessor_id=other.id,
+            subject_id=dependent_id,
+            subject_email=None,
+            subject_name=None,
+            relationship=relationship,
+            relationship_other=mine.relationship_other if mine else None,
+            level=level,
+            role=role,
+            expires_at=now() + ttl_days * DAY,
+            kind="offer",
+        )
+        await audit.record(
+            conn,
+            "grant.offered",
+            actor_patient_id=holder_id,
+            subject_patient_id=dependent_id,
+            ref_id=grant.id,
+            detail=f"{level}/{role}",
+        )
+        return grant
+
+
+async def held_dependent(db: Database, holder_id: int, dependent_id: int) -> Patient | None:
+    """The dependent, if `holder_id` decides for them right now."""
+    async with db.read() as conn:
+        if not await may_decide(conn, holder_id, dependent_id) or holder_id == dependent_id:
+            return None
+        return await patients.get(conn, dependent_id)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    events: list[tuple[AuditEvent, str | None]]
+    number: int
+    has_more: bool
+
+
+LOG_PAGE_SIZE = 10
+
+
+async def access_log(db: Database, reader_id: int, subject_id: int, number: int) -> LogPage | None:
+    """The subject's access log, newest first. Only the subject, or the holder of a
+    dependent, may read it; anyone else is refused (and that is logged too)."""
+    async with db.transaction() as conn:
+        if not await may_decide(conn, reader_id, subject_id):
+            await _refused(conn, reader_id, subject_id, subject_id, "activity")
+            return None
+        rows = await audit.page_for_subject(
+            conn, subject_id, LOG_PAGE_SIZE + 1, number * LOG_PAGE_SIZE
+        )
+    return LogPage(rows[:LOG_PAGE_SIZE], number, len(rows) > LOG_PAGE_SIZE)

@@ -23,10 +23,13 @@ from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
 from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
+from conversations.share import share_conversation
 from conversations.signin import signin_conversation
 from handlers import start
+from handlers.activity import activity_handlers
 from handlers.approvals import approval_handler
 from handlers.errors import report_error
+from handlers.manage import manage_handlers
 from handlers.views import view_handlers
 from storage import Database
 
@@ -76,8 +79,9 @@ def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(signin_conversation(timeout))
     app.add_handler(invite_conversation(timeout))
     app.add_handler(addpatient_conversation(timeout))
+    app.add_handler(share_conversation(timeout))
     app.add_handler(approval_handler())
-    for handler in view_handlers():
+    for handler in (*view_handlers(), *manage_handlers(), *activity_handlers()):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))
     app.add_handler(CommandHandler("help", start.show_help))

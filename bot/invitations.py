@@ -193,3 +193,34 @@ async def sign_in(
             ref_id=invite_id,
         )
         return SignIn(InviteState.VALID, patient)
+
+
+async def create_own_login_invite(
+    db: Database, holder_id: int, dependent_id: int, ttl_days: int
+) -> NewInvite | None:
+    """A single-use link that gives a held dependent their own login. From the moment they
+    sign in with it, they decide who accesses them; existing grants stay as they are."""
+    async with db.transaction() as conn:
+        dependent = await patients.get(conn, dependent_id)
+        if (
+            dependent is None
+            or dependent.holder_id != holder_id
+            or await logins.for_patient(conn, dependent_id) is not None
+        ):
+            return None
+        token, token_hash = new_token()
+        invite = await invites.create(
+            conn,
+            token_hash,
+            dependent_id,
+            expires_at=now() + ttl_days * DAY,
+            created_by_patient=holder_id,
+        )
+        await audit.record(
+            conn,
+            "invite.own_login",
+            actor_patient_id=holder_id,
+            subject_patient_id=dependent_id,
+            ref_id=invite.id,
+        )
+        return NewInvite(token, invite, dependent, reused_patient=True)

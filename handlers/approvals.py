@@ -7,6 +7,7 @@ the request; it never carries authority.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -38,7 +39,12 @@ def _code(level: Level, role: Role) -> str:
 def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     grant = info.grant
     as_holder = info.decider_id is not None and info.decider_id != info.subject.id
-    if as_holder:
+    if grant.kind == "offer":
+        head = _("<b>{holder}</b> offers you access to the portal of <b>{subject}</b>.").format(
+            holder=esc(info.offerer.full_name if info.offerer else ""),
+            subject=esc(info.subject.full_name),
+        )
+    elif as_holder:
         head = _(
             "<b>{requester}</b> asks to access the portal of <b>{subject}</b>, "
             "whose account you hold."
@@ -66,7 +72,16 @@ def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     return "\n".join(lines)
 
 
-def card_buttons(_: Translator, grant_id: int) -> InlineKeyboardMarkup:
+def card_buttons(_: Translator, grant_id: int, kind: str = "request") -> InlineKeyboardMarkup:
+    if kind == "offer":
+        return InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(_("✅ Accept"), callback_data=f"ap:ok:{grant_id}"),
+                    InlineKeyboardButton(_("❌ Decline"), callback_data=f"ap:no:{grant_id}"),
+                ]
+            ]
+        )
     return InlineKeyboardMarkup(
         [
             [
@@ -110,7 +125,9 @@ async def send_request(context: ContextTypes.DEFAULT_TYPE, grant_id: int) -> boo
     _ = await recipient_translator(context, info.decider_id)
     try:
         await context.bot.send_message(
-            chat_id, card_text(_, info, p.settings.tz), reply_markup=card_buttons(_, grant_id)
+            chat_id,
+            card_text(_, info, p.settings.tz),
+            reply_markup=card_buttons(_, grant_id, info.grant.kind),
         )
     except Forbidden:
         log.info("request %s not delivered: the recipient blocked the bot", grant_id)
@@ -151,8 +168,8 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             return
         markup = (
             _lower_options(_, grant_id, Level(info.grant.level), Role(info.grant.role))
-            if verb == "chg"
-            else card_buttons(_, grant_id)
+            if verb == "chg" and info.grant.kind == "request"
+            else card_buttons(_, grant_id, info.grant.kind)
         )
         await _edit(query, card_text(_, info, p.settings.tz), markup)
         return
@@ -161,12 +178,12 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     result = await access.decide(p.db, grant_id, who.patient.id, verb == "ok", level, role)
     if result.outcome is DecisionOutcome.DECIDED and result.grant is not None:
         await query.answer(_("Done."))
-        decided = access.RequestInfo(result.grant, info.requester, info.subject, info.decider_id)
+        decided = dataclasses.replace(info, grant=result.grant)
         await _show_outcome(query, _, decided, p.settings.tz)
         await _tell_requester(context, decided)
         return
     current = result.grant or info.grant
-    shown = access.RequestInfo(current, info.requester, info.subject, info.decider_id)
+    shown = dataclasses.replace(info, grant=current)
     if result.outcome is DecisionOutcome.INVALID:
         await query.answer(_("You can only lower what was asked for."), show_alert=True)
         return
@@ -218,6 +235,9 @@ async def _tell_requester(context: ContextTypes.DEFAULT_TYPE, info: access.Reque
         return
     _ = await recipient_translator(context, info.requester.id)
     grant = info.grant
+    if grant.kind == "offer":
+        await _tell_offerer(context, info)
+        return
     if grant.status == "active":
         text = _("<b>{name}</b> approved your request: {access}.").format(
             name=esc(info.subject.full_name),
@@ -232,6 +252,30 @@ async def _tell_requester(context: ContextTypes.DEFAULT_TYPE, info: access.Reque
         await context.bot.send_message(chat_id, text)
     except TelegramError as exc:
         log.info("could not tell requester of grant %s: %s", grant.id, type(exc).__name__)
+
+
+async def _tell_offerer(context: ContextTypes.DEFAULT_TYPE, info: access.RequestInfo) -> None:
+    if info.offerer is None:
+        return
+    chat_id = await access.telegram_id_of(portal(context).db, info.offerer.id)
+    if chat_id is None:
+        return
+    _ = await recipient_translator(context, info.offerer.id)
+    if info.grant.status == "active":
+        text = _("<b>{name}</b> accepted access to the portal of {subject}: {access}.")
+    else:
+        text = _("<b>{name}</b> declined access to the portal of {subject}.")
+    try:
+        await context.bot.send_message(
+            chat_id,
+            text.format(
+                name=esc(info.requester.full_name),
+                subject=esc(info.subject.full_name),
+                access=labels.access_summary(_, info.grant.level, info.grant.role),
+            ),
+        )
+    except TelegramError as exc:
+        log.info("could not tell the holder of grant %s: %s", info.grant.id, type(exc).__name__)
 
 
 def approval_handler() -> CallbackQueryHandler:  # type: ignore[type-arg]

@@ -12,6 +12,8 @@ from storage.models import AccessEntry
 
 CB_ADD_PATIENT = "home:add"
 CB_HOME_VIEW = "home:v:"  # home:v:<u|i|r|d|s>: a view, or s for /switch
+CB_HOME_ACCESS = "home:access"
+CB_HOME_ACTIVITY = "home:activity"
 
 
 def home_keyboard(_: Translator) -> InlineKeyboardMarkup:
@@ -27,6 +29,10 @@ def home_keyboard(_: Translator) -> InlineKeyboardMarkup:
             ],
             [InlineKeyboardButton(_("🔄 Switch patient"), callback_data=CB_HOME_VIEW + "s")],
             [InlineKeyboardButton(_("➕ Add a patient you access"), callback_data=CB_ADD_PATIENT)],
+            [
+                InlineKeyboardButton(_("🔐 Access"), callback_data=CB_HOME_ACCESS),
+                InlineKeyboardButton(_("📜 Activity"), callback_data=CB_HOME_ACTIVITY),
+            ],
         ]
     )
 
@@ -56,6 +62,8 @@ def help_text(who: Caller) -> str:
             _("/records — clinical records (with Clinical access)"),
             _("/details — name, date of birth and email"),
             _("/addpatient — add a patient you access, such as your child"),
+            _("/access — who you access, who accesses you, and requests"),
+            _("/activity — who looked at your records and what they did"),
         ]
     else:
         lines += [

@@ -1,0 +1,225 @@
+"""Share a dependent you hold with another patient: their email, the access, one Confirm.
+They get Accept / Decline; the reply to you is the same whatever the email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot import access, labels
+from bot.access import Level, Role
+from bot.i18n import Translator
+from bot.runtime import caller, portal
+from bot.text import clean_email, esc
+from conversations import conversation
+from handlers.approvals import send_request
+
+EMAIL, LEVEL, ROLE, CONFIRM = range(4)
+DRAFT = "share"
+CB_CANCEL = "sh:cancel"
+
+
+def _draft(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
+    return context.user_data.setdefault(DRAFT, {})  # type: ignore[union-attr,no-any-return]
+
+
+def _cancel_row(_: Translator) -> list[InlineKeyboardButton]:
+    return [InlineKeyboardButton(_("Cancel"), callback_data=CB_CANCEL)]
+
+
+async def _say(update: Update, text: str, rows: list[list[InlineKeyboardButton]]) -> None:
+    markup = InlineKeyboardMarkup(rows)
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        try:
+            await query.edit_message_text(text, reply_markup=markup)
+        except BadRequest as exc:
+            if "not modified" not in exc.message:
+                raise
+        return
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+async def start_sharing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """'Share <name> with someone': checks you hold them; asks the other patient's email."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    who = await caller(update, context)
+    _ = who._
+    dependent_id = (
+        int(query.data.rsplit(":", 1)[1]) if query.data.rsplit(":", 1)[1].isdigit() else 0
+    )
+    dependent = (
+        await access.held_dependent(portal(context).db, who.patient.id, dependent_id)
+        if who.patient
+        else None
+    )
+    if dependent is None:
+        await query.answer(_("You no longer hold this account."), show_alert=True)
+        return ConversationHandler.END
+    context.user_data[DRAFT] = {"dependent": dependent.id, "name": dependent.full_name}  # type: ignore[index]
+    await _say(
+        update,
+        _("Share {name} with another patient. What email does their portal login use?").format(
+            name=esc(dependent.full_name)
+        ),
+        [_cancel_row(_)],
+    )
+    return EMAIL
+
+
+async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Stores the email; asks the access level."""
+    _ = (await caller(update, context))._
+    email = clean_email(update.effective_message.text if update.effective_message else None)
+    if email is None:
+        await _say(
+            update,
+            _("That doesn't look like an email address. Please check it and type it again."),
+            [_cancel_row(_)],
+        )
+        return EMAIL
+    _draft(context)["email"] = email
+    rows = [
+        [
+            InlineKeyboardButton(labels.level(_, lv), callback_data=f"sh:lvl:{lv.value[0]}")
+            for lv in (Level.CLINICAL, Level.ADMINISTRATIVE)
+        ],
+        _cancel_row(_),
+    ]
+    text = "\n".join(
+        [
+            _("Which access should they have?"),
+            "",
+            labels.level_bullet(_, Level.CLINICAL),
+            labels.level_bullet(_, Level.ADMINISTRATIVE),
+        ]
+    )
+    await _say(update, text, rows)
+    return LEVEL
+
+
+async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Stores the level; asks the role."""
+    _ = (await caller(update, context))._
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    _draft(context)["level"] = Level.CLINICAL if query.data.endswith(":c") else Level.ADMINISTRATIVE
+    rows = [
+        [
+            InlineKeyboardButton(labels.role(_, r), callback_data=f"sh:role:{r.value[0]}")
+            for r in (Role.VIEW, Role.EDIT)
+        ],
+        _cancel_row(_),
+    ]
+    text = "\n".join(
+        [
+            _("What may they do?"),
+            "",
+            labels.role_bullet(_, Role.VIEW),
+            labels.role_bullet(_, Role.EDIT),
+        ]
+    )
+    await _say(update, text, rows)
+    return ROLE
+
+
+async def save_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Stores the role; shows the summary with Confirm."""
+    _ = (await caller(update, context))._
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    draft = _draft(context)
+    draft["role"] = Role.EDIT if query.data.endswith(":e") else Role.VIEW
+    text = _("Offer access to <b>{name}</b> ({access}) to the portal login {email}?").format(
+        name=esc(draft["name"]),
+        access=labels.access_summary(_, draft["level"], draft["role"]),
+        email=esc(draft["email"]),
+    )
+    rows = [[InlineKeyboardButton(_("✅ Confirm"), callback_data="sh:ok")], _cancel_row(_)]
+    await _say(update, text, rows)
+    return CONFIRM
+
+
+async def confirm_share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Creates the offer (if that email has a portal) and tells the same either way."""
+    who = await caller(update, context)
+    _ = who._
+    draft = context.user_data.pop(DRAFT, {})  # type: ignore[union-attr]
+    p = portal(context)
+    if who.patient is None or "role" not in draft:
+        await _say(update, _("This button is no longer active."), [])
+        return ConversationHandler.END
+    grant = await access.offer_by_email(
+        p.db,
+        who.patient.id,
+        draft["dependent"],
+        draft["email"],
+        Level(draft["level"]),
+        Role(draft["role"]),
+        p.settings.invite_ttl_days,
+    )
+    await _say(
+        update,
+        _(
+            "Thank you. If this email belongs to a portal account, its owner has been asked to "
+            "accept. I'll let you know when they decide."
+        ),
+        [],
+    )
+    if grant is not None:
+        await send_request(context, grant.id)
+    return ConversationHandler.END
+
+
+async def cancel_sharing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """/cancel or Cancel: nothing is offered."""
+    _ = (await caller(update, context))._
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    await _say(update, _("Cancelled. Nothing was sent."), [])
+    return ConversationHandler.END
+
+
+async def sharing_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Ten minutes without an answer: nothing is offered."""
+    _ = (await caller(update, context))._
+    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
+    if update.effective_chat:
+        await context.bot.send_message(
+            update.effective_chat.id, _("Sharing timed out. Nothing was sent.")
+        )
+    return ConversationHandler.END
+
+
+def share_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
+    typed = filters.TEXT & ~filters.COMMAND
+    return conversation(
+        timeout,
+        name="share",
+        entry_points=[CallbackQueryHandler(start_sharing, pattern=r"^sh:start:\d{1,18}$")],
+        states={
+            EMAIL: [MessageHandler(typed, save_email)],
+            LEVEL: [CallbackQueryHandler(save_level, pattern=r"^sh:lvl:[ca]$")],
+            ROLE: [CallbackQueryHandler(save_role, pattern=r"^sh:role:[ve]$")],
+            CONFIRM: [CallbackQueryHandler(confirm_share, pattern=r"^sh:ok$")],
+            ConversationHandler.TIMEOUT: [TypeHandler(Update, sharing_timed_out)],
+        },
+        fallbacks=[
+            CommandHandler("cancel", cancel_sharing),
+            CallbackQueryHandler(cancel_sharing, pattern=f"^{CB_CANCEL}$"),
+        ],
+        allow_reentry=True,
+    )

@@ -1,0 +1,437 @@
+"""/access: who you access, who accesses you (and your dependents), and what is pending —
+one message, edited in place as you act. Every button is re-checked by bot.access."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot import access, invitations, labels
+from bot.access import ChangeOutcome, Level, Role
+from bot.i18n import Translator
+from bot.qr import qr_png
+from bot.runtime import caller, portal, recipient_translator
+from bot.text import esc
+from bot.tokens import deep_link
+from handlers.menu import CB_HOME_ACCESS
+from storage import Database
+from storage.models import Grant, Patient
+
+log = logging.getLogger(__name__)
+
+# ac:home · ac:g:<grant> (one grant's actions) · ac:lv:<grant>:<c|a> · ac:rl:<grant>:<v|e>
+# ac:rv|rvy:<grant> revoke (ask, yes) · ac:lf|lfy:<grant> leave · ac:wd:<grant> withdraw
+# ac:dep:<patient> a held dependent · ac:own:<patient> give them their own login
+_DATA = re.compile(r"^ac:(home|g|lv|rl|rv|rvy|lf|lfy|wd|dep|own)(?::(\d{1,18}))?(?::([caev]))?$")
+
+
+def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
+    if not timestamp:
+        return ""
+    day = dt.datetime.fromtimestamp(timestamp, tz).date()
+    return _("since {date}").format(date=_.date(day))
+
+
+async def _render(
+    context: ContextTypes.DEFAULT_TYPE, _: Translator, me: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    p = portal(context)
+    tz = p.settings.tz
+    o = await access.overview(p.db, me)
+    lines = [_("🔐 <b>Access</b>"), "", _("<b>Patients you access</b>")]
+    rows: list[list[InlineKeyboardButton]] = []
+    if not o.accessing:
+        lines.append(_("Nobody yet. Send /addpatient to add someone."))
+    for e in o.accessing:
+        lines.append(
+            "• "
+            + labels.patient_line(_, e.other_name, e.grant)
+            + " — "
+            + _since(_, e.grant.decided_at, tz)
+        )
+        rows.append([InlineKeyboardButton(e.other_name + " ›", callback_data=f"ac:g:{e.grant.id}")])
+    held_names = {d.id: d.full_name for d in o.held}
+    for subject_id, entries in o.accessors.items():
+        mine = subject_id == me
+        if mine:
+            lines += ["", _("<b>People who access you</b>")]
+        else:
+            lines += [
+                "",
+                _("<b>People who access {name}</b>").format(name=esc(held_names[subject_id])),
+            ]
+        if not entries:
+            lines.append(_("Nobody."))
+        for e in entries:
+            # The stored relationship says what the subject is to the accessor, so it
+            # would read backwards here: show who and how much only.
+            summary = labels.access_summary(_, e.grant.level, e.grant.role)
+            lines.append(f"• {esc(e.other_name)} · {summary}")
+            label = (
+                _("{name} (accesses you) ›").format(name=e.other_name)
+                if mine
+                else _("{name} (accesses {whom}) ›").format(
+                    name=e.other_name, whom=held_names[subject_id]
+                )
+            )
+            rows.append([InlineKeyboardButton(label, callback_data=f"ac:g:{e.grant.id}")])
+    if o.held:
+        lines += ["", _("<b>Accounts you hold</b>")]
+        for d in o.held:
+            lines.append("• " + esc(d.full_name))
+            label = _("{name}'s account ›").format(name=d.full_name)
+            rows.append([InlineKeyboardButton(label, callback_data=f"ac:dep:{d.id}")])
+    if o.incoming or o.outgoing or o.offers:
+        lines += ["", _("<b>Pending</b>")]
+    for e in o.incoming:
+        lines.append(
+            "• "
+            + _("{name} asks for access: {access}").format(
+                name=esc(e.other_name), access=labels.access_summary(_, e.grant.level, e.grant.role)
+            )
+        )
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    _("✅ Approve {name}").format(name=e.other_name),
+                    callback_data=f"ap:ok:{e.grant.id}",
+                ),
+                InlineKeyboardButton(_("❌ Deny"), callback_data=f"ap:no:{e.grant.id}"),
+            ]
+        )
+    for e in o.offers:
+        lines.append(
+            "• "
+            + _("You're offered access to {name}: {access}").format(
+                name=esc(e.other_name), access=labels.access_summary(_, e.grant.level, e.grant.role)
+            )
+        )
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    _("✅ Accept {name}").format(name=e.other_name),
+                    callback_data=f"ap:ok:{e.grant.id}",
+                ),
+                InlineKeyboardButton(_("❌ Decline"), callback_data=f"ap:no:{e.grant.id}"),
+            ]
+        )
+    for e in o.outgoing:
+        lines.append(
+            "• "
+            + _("Your request for {name} is waiting: {access}").format(
+                name=esc(e.other_name), access=labels.access_summary(_, e.grant.level, e.grant.role)
+            )
+        )
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    _("Withdraw request for {name}").format(name=e.other_name),
+                    callback_data=f"ac:wd:{e.grant.id}",
+                )
+            ]
+        )
+    return "\n".join(lines), InlineKeyboardMarkup([[b for b in r] for r in rows])
+
+
+async def _grant_view(
+    context: ContextTypes.DEFAULT_TYPE, _: Translator, me: int, grant_id: int
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    parties = await access.grant_parties(portal(context).db, grant_id)
+    if parties is None:
+        return None
+    grant, accessor, subject = parties
+    back = [InlineKeyboardButton(_("◀ Back"), callback_data="ac:home")]
+    if grant.status != "active":
+        return None
+    summary = labels.access_summary(_, grant.level, grant.role)
+    if grant.accessor_id == me:
+        text = _("You access <b>{name}</b>'s portal: {access}.").format(
+            name=esc(subject.full_name), access=summary
+        )
+        rows = [
+            [
+                InlineKeyboardButton(
+                    _("🔄 Switch to {name}").format(name=subject.full_name),
+                    callback_data=f"sw:{subject.id}",
+                )
+            ],
+            [InlineKeyboardButton(_("Stop accessing"), callback_data=f"ac:lf:{grant_id}")],
+            back,
+        ]
+        return text, InlineKeyboardMarkup(rows)
+    other_level = Level.ADMINISTRATIVE if grant.level == Level.CLINICAL else Level.CLINICAL
+    other_role = Role.VIEW if grant.role == Role.EDIT else Role.EDIT
+    text = _("<b>{name}</b> accesses {whose}: {access}.").format(
+        name=esc(accessor.full_name),
+        whose=_("your portal") if subject.id == me else esc(subject.full_name),
+        access=summary,
+    )
+    rows = [
+        [
+            InlineKeyboardButton(
+                _("Make it {level}").format(level=labels.level(_, other_level)),
+                callback_data=f"ac:lv:{grant_id}:{other_level.value[0]}",
+            )
+        ],
+        [
+            InlineKeyboardButton(
+                _("Make it {role}").format(role=labels.role(_, other_role)),
+                callback_data=f"ac:rl:{grant_id}:{other_role.value[0]}",
+            )
+        ],
+        [InlineKeyboardButton(_("Revoke access"), callback_data=f"ac:rv:{grant_id}")],
+        back,
+    ]
+    return text, InlineKeyboardMarkup(rows)
+
+
+async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    query = update.callback_query
+    assert query is not None
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:
+        if "not modified" not in exc.message:
+            raise
+
+
+async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/access: the whole picture in one message."""
+    who = await caller(update, context)
+    message = update.effective_message
+    if update.callback_query:
+        await update.callback_query.answer()
+    if who.patient is None:
+        assert message is not None
+        await message.reply_text(
+            who._("Please sign in first: open the invite link your practice sent you.")
+        )
+        return
+    text, markup = await _render(context, who._, who.patient.id)
+    assert update.effective_chat is not None
+    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+
+
+async def _notify(
+    context: ContextTypes.DEFAULT_TYPE, patient_id: int, make_text: Callable[[Translator], str]
+) -> None:
+    """Tell the other side, in their language; a blocked bot does not undo the change."""
+    chat_id = await access.telegram_id_of(portal(context).db, patient_id)
+    if chat_id is None:
+        return
+    _ = await recipient_translator(context, patient_id)
+    try:
+        await context.bot.send_message(chat_id, make_text(_))
+    except TelegramError as exc:
+        log.info("could not tell patient about an access change: %s", type(exc).__name__)
+
+
+async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any /access button: re-checks who may do it, acts, tells both sides, re-renders."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    who = await caller(update, context)
+    _ = who._
+    match = _DATA.match(query.data)
+    if who.patient is None or match is None:
+        await query.answer(_("This button is no longer active."), show_alert=True)
+        return
+    me = who.patient.id
+    verb, ident, code = match[1], int(match[2] or 0), match[3]
+    db = portal(context).db
+    if verb == "home":
+        await query.answer()
+        await _edit(update, *await _render(context, _, me))
+        return
+    if verb == "g":
+        view = await _grant_view(context, _, me, ident)
+        parties = await access.grant_parties(db, ident)
+        if (
+            view is None
+            or parties is None
+            or me not in (parties[0].accessor_id, await _decider(db, parties[2].id))
+        ):
+            await query.answer(
+                _("This access has changed; here is the current picture."), show_alert=True
+            )
+            await _edit(update, *await _render(context, _, me))
+            return
+        await query.answer()
+        await _edit(update, *view)
+        return
+    if verb in ("rv", "lf"):
+        await query.answer()
+        confirm = "rvy" if verb == "rv" else "lfy"
+        question = (
+            _("Revoke this access? It stops at once.")
+            if verb == "rv"
+            else _("Stop accessing this patient? You'll need a new approval to return.")
+        )
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(_("Yes"), callback_data=f"ac:{confirm}:{ident}"),
+                    InlineKeyboardButton(_("No"), callback_data=f"ac:g:{ident}"),
+                ]
+            ]
+        )
+        await _edit(update, question, markup)
+        return
+    if verb == "dep":
+        dependent = await access.held_dependent(db, me, ident)
+        if dependent is None:
+            await query.answer(_("You no longer hold this account."), show_alert=True)
+            await _edit(update, *await _render(context, _, me))
+            return
+        await query.answer()
+        name = esc(dependent.full_name)
+        text = _("You hold <b>{name}</b>'s account: you decide who may see their records.").format(
+            name=name
+        )
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton(
+                        _("Give {name} their own login").format(name=dependent.full_name),
+                        callback_data=f"ac:own:{ident}",
+                    )
+                ],
+                [
+                    InlineKeyboardButton(
+                        _("Share {name} with someone").format(name=dependent.full_name),
+                        callback_data=f"sh:start:{ident}",
+                    )
+                ],
+                [
+                    InlineKeyboardButton(
+                        _("📜 {name}'s access log").format(name=dependent.full_name),
+                        callback_data=f"log:{ident}:0",
+                    )
+                ],
+                [InlineKeyboardButton(_("◀ Back"), callback_data="ac:home")],
+            ]
+        )
+        await _edit(update, text, markup)
+        return
+    if verb == "own":
+        await _give_own_login(update, context, me, ident)
+        return
+    parties = await access.grant_parties(db, ident)
+    if verb == "wd":
+        result = await access.withdraw(db, me, ident)
+    elif verb == "lfy":
+        result = await access.leave(db, me, ident)
+    elif verb == "rvy":
+        result = await access.revoke(db, me, ident)
+    else:
+        level = (
+            {"c": Level.CLINICAL, "a": Level.ADMINISTRATIVE}.get(code or "")
+            if verb == "lv"
+            else None
+        )
+        role = {"v": Role.VIEW, "e": Role.EDIT}.get(code or "") if verb == "rl" else None
+        if level is None and role is None:
+            await query.answer(_("This button is no longer active."), show_alert=True)
+            return
+        result = await access.change_access(db, me, ident, level, role)
+    if result.outcome is ChangeOutcome.NOT_YOURS:
+        await query.answer(_("You can't change this access."), show_alert=True)
+        return
+    if result.outcome is ChangeOutcome.ALREADY:
+        await query.answer(
+            _("This has already changed; here is the current picture."), show_alert=True
+        )
+        await _edit(update, *await _render(context, _, me))
+        return
+    await query.answer(_("Done."))
+    if parties is not None and result.grant is not None:
+        await _tell_other_side(context, verb, result.grant, parties[1], parties[2])
+    await _edit(update, *await _render(context, _, me))
+
+
+async def _decider(db: Database, subject_id: int) -> int | None:
+    async with db.read() as conn:
+        return await access.decider_for(conn, subject_id)
+
+
+async def _tell_other_side(
+    context: ContextTypes.DEFAULT_TYPE, verb: str, grant: Grant, accessor: Patient, subject: Patient
+) -> None:
+    def revoked(_: Translator) -> str:
+        return _("Your access to <b>{name}</b>'s portal was revoked.").format(
+            name=esc(subject.full_name)
+        )
+
+    def left(_: Translator) -> str:
+        return _("<b>{name}</b> no longer accesses the portal of {subject}.").format(
+            name=esc(accessor.full_name), subject=esc(subject.full_name)
+        )
+
+    def changed(_: Translator) -> str:
+        return _("Your access to <b>{name}</b>'s portal changed: {access}.").format(
+            name=esc(subject.full_name), access=labels.access_summary(_, grant.level, grant.role)
+        )
+
+    if verb == "rvy":
+        await _notify(context, accessor.id, revoked)
+    elif verb == "lfy":
+        owner = await _decider(portal(context).db, subject.id)
+        if owner is not None:
+            await _notify(context, owner, left)
+    elif verb in ("lv", "rl"):
+        await _notify(context, accessor.id, changed)
+
+
+async def _give_own_login(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, me: int, dependent_id: int
+) -> None:
+    query = update.callback_query
+    assert query is not None
+    _ = (await caller(update, context))._
+    p = portal(context)
+    new = await invitations.create_own_login_invite(
+        p.db, me, dependent_id, p.settings.invite_ttl_days
+    )
+    if new is None:
+        await query.answer(_("You can't give this account a login."), show_alert=True)
+        return
+    await query.answer()
+    link = deep_link(context.bot.username, new.token)
+    until = dt.datetime.fromtimestamp(new.invite.expires_at, p.settings.tz).date()
+    name = esc(new.patient.full_name)
+    text = (
+        _(
+            "Here is {name}'s own login link. It works once, until {date}, and asks for their date "
+            "of birth. From then on {name} decides who may see their records; your access stays "
+            "as it is until they change it."
+        ).format(name=name, date=_.date(until))
+        + "\n\n"
+        + link
+    )
+    share = "https://t.me/share/url?url=" + quote(link, safe="")
+    assert update.effective_chat is not None
+    await context.bot.send_message(
+        update.effective_chat.id,
+        text,
+        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(_("Share the link"), url=share)]]),
+    )
+    await context.bot.send_photo(
+        update.effective_chat.id,
+        qr_png(link),
+        caption=_("Or let {name} scan this code.").format(name=name),
+    )
+
+
+def manage_handlers() -> list[object]:
+    return [
+        CommandHandler("access", show_access),
+        CallbackQueryHandler(show_access, pattern=f"^{CB_HOME_ACCESS}$"),
+        CallbackQueryHandler(manage, pattern=r"^ac:"),
+    ]
