@@ -1,0 +1,2028 @@
+"""A small Telegram Bot API emulator, plus simulated users: the tests drive the bot through
+it, and `python -m bot playground` puts a web page in front of it.
+
+The real python-telegram-bot ``Application`` runs against this server over real HTTP
+(``ApplicationBuilder().base_url(server.base_url)``), so every request goes through PTB's
+own serialisation and error handling.  Refusals are worded the way the official Bot API
+server (tdlib/telegram-bot-api) words them, so ``BadRequest`` / ``Forbidden`` /
+``Conflict`` are raised by PTB exactly as in production.
+
+Deliberate fidelity points, all taken from the Bot API server's source:
+
+* HTML / MarkdownV2 / Markdown parsing follows tdlib's parsers, error texts included.  A
+  bare ``&`` that is not an entity is kept literally (Telegram accepts ``Tom & Jerry``);
+  a bare ``<`` is refused.
+* Length limits count Unicode code points of the parsed text after Telegram's trimming.
+* ``editMessage*`` without ``reply_markup`` removes the inline keyboard, as in Telegram.
+* A private chat exists for the bot only after the user wrote to it (``/start`` or any
+  update); before that, sends fail with "chat not found".
+* A new getUpdates request terminates the one already waiting, which is answered with
+  409 "Conflict: terminated by other getUpdates request; ...".
+
+Every refusal is also kept in ``BotAPIServer.errors`` (method, code, description, chat,
+time), so a test can assert there were none and the playground page can show a warning
+when the bot breaks one of Telegram's rules.  ``revision`` grows with every change a user
+could see; ``wait_change`` lets a viewer follow it without polling.
+
+Waiting (``SimUser.send`` / ``open_link`` / ``tap`` / ``tap_data``): the update is queued,
+then the call waits until (a) the bot fetched it with getUpdates, (b) at least ``expect``
+bot events happened in this chat since then (a message sent, edited or deleted there, or an
+answerCallbackQuery for this user), and (c) no request was in flight or arrived for
+``QUIET`` seconds, so trailing messages of the same update are included.  It returns the
+bot messages created or edited meanwhile (live objects, latest state), or raises
+AssertionError with the transcript on timeout.  Nothing sleeps for a fixed time: every
+request wakes the waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import web
+
+__all__ = ["ApiError", "BotAPIServer", "Button", "Msg", "SimUser", "start_command"]
+
+QUIET = 0.05
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
+CONFLICT = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
+BLOCKED = "Forbidden: bot was blocked by the user"
+_JSON_FIELDS = (
+    "reply_markup",
+    "entities",
+    "caption_entities",
+    "commands",
+    "scope",
+    "allowed_updates",
+    "link_preview_options",
+    "reply_parameters",
+    "menu_button",
+    "message_ids",
+)
+
+
+class ApiError(Exception):
+    """A refusal, worded exactly as the Bot API words it."""
+
+    def __init__(self, code: int, description: str, *, record: bool = True) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.record = record
+
+
+def _bad(text: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {text}")
+
+
+# --------------------------------------------------------------------------- text parsing
+
+
+class _ParseError(Exception):
+    """Becomes "Bad Request: can't parse entities: <message>"."""
+
+
+Entity = dict[str, Any]
+_SPACE = " \t\r\n\v\0"  # tdlib's is_space(); "\0" also stands for "end of the string"
+_HTML_TAGS = frozenset(
+    {
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "s",
+        "strike",
+        "del",
+        "u",
+        "ins",
+        "tg-spoiler",
+        "tg-emoji",
+        "tg-time",
+        "span",
+        "pre",
+        "code",
+        "blockquote",
+    }
+)
+_HTML_SIMPLE = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+}
+_TD_NAMES = {
+    "bold": "Bold",
+    "italic": "Italic",
+    "underline": "Underline",
+    "strikethrough": "Strikethrough",
+    "spoiler": "Spoiler",
+    "code": "Code",
+    "pre": "Pre",
+    "text_link": "TextUrl",
+    "custom_emoji": "CustomEmoji",
+    "blockquote": "BlockQuote",
+}
+
+
+def _w16(ch: str) -> int:
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def _u16len(s: str) -> int:
+    return sum(_w16(ch) for ch in s)
+
+
+def _byte_at(s: str, i: int) -> int:
+    return len(s[:i].encode("utf-8", "surrogatepass"))
+
+
+def _entity(kind: str, offset: int, length: int, arg: str = "") -> Entity:
+    e: Entity = {"type": kind, "offset": offset, "length": length}
+    if kind == "text_link":
+        e["url"] = arg
+    elif kind == "pre" and arg:
+        e["language"] = arg
+    elif kind == "custom_emoji":
+        e["custom_emoji_id"] = arg
+    return e
+
+
+def _checked_link(url: str) -> str:
+    """Rough LinkManager::get_checked_link: invalid links silently lose their entity."""
+    url = url.strip()
+    if re.fullmatch(r"(?i)(https?|tg|ton)://\S+", url):
+        return url
+    if re.fullmatch(r"(?i)[a-z0-9.-]+\.[a-z]{2,}(?:[/?#]\S*)?", url):
+        return "http://" + url
+    return ""
+
+
+def _html_entity(s: str, pos: int) -> tuple[str, int] | None:
+    """Decode the character reference at s[pos] == '&'; None means "keep the '&' literally"."""
+    n, end = len(s), pos + 1
+    if end < n and s[end] == "#":
+        end += 1
+        digits = "0123456789"
+        if end < n and s[end] == "x":
+            end += 1
+            digits += "abcdefABCDEF"
+        start = end
+        while end < n and s[end] in digits:
+            end += 1
+        base = 16 if "a" in digits else 10
+        code = int(s[start:end], base) if end > start else 0
+        if code == 0 or code >= 0x10FFFF or end - pos >= 10:
+            return None
+        char = chr(code)
+    else:
+        start = end
+        while end < n and s[end].isascii() and s[end].isalpha():
+            end += 1
+        found = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(s[start:end])
+        if found is None:
+            return None
+        char = found
+    if end < n and s[end] == ";":
+        end += 1
+    return char, end
+
+
+def _parse_html(s: str) -> tuple[str, list[Entity]]:
+    """Port of tdlib's parse_html(): same accepted tags, same error messages."""
+    n = len(s)
+
+    def at(k: int) -> str:
+        return s[k] if k < n else "\0"
+
+    out: list[str] = []
+    u16 = 0
+    entities: list[Entity] = []
+    stack: list[tuple[str, str, int, int]] = []  # tag, argument, utf-16 offset, index in out
+    i = 0
+    while i < n:
+        c = s[i]
+        if c == "&" and (decoded := _html_entity(s, i)) is not None:
+            out.append(decoded[0])
+            u16 += _w16(decoded[0])
+            i = decoded[1]
+            continue
+        if c != "<":
+            out.append(c)
+            u16 += _w16(c)
+            i += 1
+            continue
+        begin = i
+        i += 1
+        if at(i) != "/":
+            while at(i) not in _SPACE and at(i) != ">":
+                i += 1
+            if i >= n:
+                raise _ParseError(f"Unclosed start tag at byte offset {_byte_at(s, begin)}")
+            tag = s[begin + 1 : i].lower()
+            if tag not in _HTML_TAGS:
+                raise _ParseError(
+                    f'Unsupported start tag "{tag}" at byte offset {_byte_at(s, begin)}'
+                )
+            arg = ""
+            while at(i) != ">":
+                while i < n and s[i] in _SPACE:
+                    i += 1
+                if at(i) == ">":
+                    break
+                attr_begin = i
+                while at(i) not in _SPACE and at(i) not in "=>/\"'":
+                    i += 1
+                attr = s[attr_begin:i]
+                if not attr:
+                    raise _ParseError(
+                        f'Empty attribute name in the tag "{tag}" at byte offset '
+                        f"{_byte_at(s, begin)}"
+                    )
+                while i < n and s[i] in _SPACE:
+                    i += 1
+                if at(i) != "=":
+                    if i >= n:
+                        raise _ParseError(
+                            f'Unclosed start tag "{tag}" at byte offset {_byte_at(s, begin)}'
+                        )
+                    if tag == "blockquote" and attr == "expandable":
+                        arg = "1"
+                    continue
+                i += 1
+                while i < n and s[i] in _SPACE:
+                    i += 1
+                if i >= n:
+                    raise _ParseError(
+                        f'Unclosed start tag "{tag}" at byte offset {_byte_at(s, begin)}'
+                    )
+                if at(i) not in "'\"":
+                    token_begin = i
+                    while at(i).isascii() and (at(i).isalnum() or at(i) in ".-"):
+                        i += 1
+                    value = s[token_begin:i].lower()
+                    if at(i) not in _SPACE and at(i) != ">":
+                        raise _ParseError(
+                            "Unexpected end of name token at byte offset "
+                            f"{_byte_at(s, token_begin)}"
+                        )
+                else:
+                    quote = s[i]
+                    i += 1
+                    chars: list[str] = []
+                    while i < n and s[i] != quote:
+                        if s[i] == "&" and (decoded := _html_entity(s, i)) is not None:
+                            chars.append(decoded[0])
+                            i = decoded[1]
+                            continue
+                        chars.append(s[i])
+                        i += 1
+                    i += 1 if i < n else 0
+                    value = "".join(chars)
+                if i >= n:
+                    raise _ParseError(f"Unclosed start tag at byte offset {_byte_at(s, begin)}")
+                if (tag, attr) in {("a", "href"), ("tg-emoji", "emoji-id")}:
+                    arg = value
+                elif tag == "code" and attr == "class" and value.startswith("language-"):
+                    arg = value[9:]
+                elif tag == "span" and attr == "class" and value.startswith("tg-"):
+                    arg = value[3:]
+                elif tag == "blockquote" and attr == "expandable":
+                    arg = "1"
+            if tag == "span" and arg != "spoiler":
+                raise _ParseError(
+                    f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_at(s, begin)}'
+                )
+            stack.append((tag, arg, u16, len(out)))
+            i += 1
+            continue
+        if not stack:
+            raise _ParseError(f"Unexpected end tag at byte offset {_byte_at(s, begin)}")
+        while at(i) not in _SPACE and at(i) != ">":
+            i += 1
+        end_tag = s[begin + 2 : i].lower()
+        while i < n and s[i] in _SPACE:
+            i += 1
+        if at(i) != ">":
+            raise _ParseError(f"Unclosed end tag at byte offset {_byte_at(s, begin)}")
+        tag, arg, offset, out_at = stack.pop()
+        if end_tag and end_tag != tag:
+            raise _ParseError(
+                f"Unmatched end tag at byte offset {_byte_at(s, begin)}, expected "
+                f'"</{tag}>", found "</{end_tag}>"'
+            )
+        i += 1
+        length = u16 - offset
+        if length <= 0:
+            continue
+        last = entities[-1] if entities else None
+        same = last is not None and (last["offset"], last["length"]) == (offset, length)
+        if tag in _HTML_SIMPLE:
+            entities.append(_entity(_HTML_SIMPLE[tag], offset, length))
+        elif tag == "tg-emoji":
+            if not arg.isdigit() or int(arg) == 0:
+                raise _ParseError("Invalid custom emoji identifier specified")
+            entities.append(_entity("custom_emoji", offset, length, arg))
+        elif tag == "a":
+            url = _checked_link(arg or "".join(out[out_at:]))
+            if url:
+                entities.append(_entity("text_link", offset, length, url))
+        elif tag == "pre":
+            if same and last is not None and last["type"] == "code" and last.get("_lang"):
+                entities[-1] = _entity("pre", offset, length, last["_lang"])
+            else:
+                entities.append(_entity("pre", offset, length))
+        elif tag == "code":
+            if same and last is not None and last["type"] == "pre" and arg:
+                last["language"] = arg
+            else:
+                entities.append(_entity("code", offset, length) | ({"_lang": arg} if arg else {}))
+        elif tag == "blockquote":
+            entities.append(
+                _entity("expandable_blockquote" if arg else "blockquote", offset, length)
+            )
+        # tg-time is accepted but produces no entity here
+    if stack:
+        raise _ParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
+    text = "".join(out)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _ParseError(
+            "Text contains invalid Unicode characters after decoding HTML "
+            "entities, check for unmatched surrogate code units"
+        ) from None
+    for e in entities:
+        e.pop("_lang", None)
+    return text, sorted(entities, key=lambda e: (e["offset"], -e["length"]))
+
+
+def _reserved(c: str) -> _ParseError:
+    return _ParseError(f"Character '{c}' is reserved and must be escaped with the preceding '\\'")
+
+
+def _read_url(s: str, i: int) -> tuple[str, int]:
+    """Read a MarkdownV2 "(url)" body starting after "(", honouring backslash escapes."""
+    chars: list[str] = []
+    begin = i
+    while i < len(s) and s[i] != ")":
+        if s[i] == "\\" and i + 1 < len(s) and 0 < ord(s[i + 1]) <= 126:
+            chars.append(s[i + 1])
+            i += 2
+            continue
+        chars.append(s[i])
+        i += 1
+    if i >= len(s):
+        raise _ParseError(f"Can't find end of a URL at byte offset {_byte_at(s, begin)}")
+    return "".join(chars), i
+
+
+def _parse_markdown_v2(s: str) -> tuple[str, list[Entity]]:
+    """Port of tdlib's parse_markdown_v2() (reserved characters, nesting, quotes)."""
+    n = len(s)
+
+    def at(k: int) -> str:
+        return s[k] if k < n else "\0"
+
+    out: list[str] = []
+    u16 = 0
+    entities: list[Entity] = []
+    stack: list[list[Any]] = []  # [type, argument, utf-16 offset, source index, index in out]
+    have_quote, can_start_quote = False, True
+    i = 0
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n and 0 < ord(s[i + 1]) <= 126:
+            out.append(s[i + 1])
+            u16 += 1
+            if s[i + 1] != "\r":
+                can_start_quote = s[i + 1] == "\n"
+            i += 2
+            continue
+        top = stack[-1][0] if stack else None
+        reserved = "`" if top in ("code", "pre") else "_*[]()~`>#+-=|{}.!\n"
+        if c not in reserved:
+            out.append(c)
+            u16 += _w16(c)
+            if c != "\r":
+                can_start_quote = False
+            i += 1
+            continue
+        if top is None:
+            is_end = False
+        elif have_quote and c == "\n" and at(i + 1) != ">":
+            is_end = True
+        else:
+            is_end = {
+                "bold": c == "*",
+                "italic": c == "_" and at(i + 1) != "_",
+                "code": c == "`",
+                "pre": c == "`" and at(i + 1) == "`" and at(i + 2) == "`",
+                "text_link": c == "]",
+                "custom_emoji": c == "]",
+                "strikethrough": c == "~",
+                "underline": c == "_" and at(i + 1) == "_",
+                "spoiler": c == "|" and at(i + 1) == "|",
+                "blockquote": False,
+            }[top]
+        if not is_end:
+            kind: str | None = None
+            arg, source_at = "", i
+            if c == "_":
+                kind = "underline" if at(i + 1) == "_" else "italic"
+                i += kind == "underline"
+            elif c in "*~[":
+                kind = {"*": "bold", "~": "strikethrough", "[": "text_link"}[c]
+            elif c == "|" and at(i + 1) == "|":
+                kind, i = "spoiler", i + 1
+            elif c == "!" and at(i + 1) == "[":
+                kind, i = "custom_emoji", i + 1
+            elif c == "`" and at(i + 1) == "`" and at(i + 2) == "`":
+                kind, i = "pre", i + 3
+                lang_end = i
+                while at(lang_end) not in _SPACE and at(lang_end) != "`":
+                    lang_end += 1
+                if i != lang_end and lang_end < n and s[lang_end] != "`":
+                    arg, i = s[i:lang_end], lang_end
+                if at(i) in "\r\n":
+                    i += 2 if at(i + 1) in "\r\n" and at(i) != at(i + 1) else 1
+                i -= 1
+            elif c == "`":
+                kind = "code"
+            elif c == "\n":
+                out.append("\n")
+                u16 += 1
+                can_start_quote = True
+            elif c == ">" and can_start_quote:
+                if not have_quote:
+                    kind, have_quote = "blockquote", True
+            else:
+                raise _reserved(c)
+            if kind is not None:
+                stack.append([kind, arg, u16, source_at, len(out)])
+            i += 1
+            continue
+        kind, arg, offset, source_at, out_at = stack[-1]
+        if c == "\n" and kind != "blockquote":
+            expandable = kind == "spoiler" and (
+                source_at == i - 2 or (source_at == i - 3 and out and out[-1] == "\r")
+            )
+            if not expandable or stack[-2][0] != "blockquote":
+                bad = stack[-1] if not expandable else stack[-2]
+                raise _ParseError(
+                    f"Can't find end of {_TD_NAMES[bad[0]]} entity at byte offset "
+                    f"{_byte_at(s, bad[3])}"
+                )
+            stack.pop()
+            kind, arg, offset, source_at, out_at = stack[-1]
+            kind = "expandable_blockquote"
+        skip = u16 == offset
+        if kind in ("underline", "spoiler"):
+            i += 1
+        elif kind == "pre":
+            i += 2
+        elif kind == "text_link":
+            if at(i + 1) == "(":
+                url, i = _read_url(s, i + 2)
+            else:
+                url = "".join(out[out_at:])
+            arg = _checked_link(url)
+            skip = skip or not arg
+        elif kind == "custom_emoji":
+            if at(i + 1) != "(":
+                raise _ParseError("The entity must contain a tg://emoji or tg://time URL")
+            url, i = _read_url(s, i + 2)
+            match = re.fullmatch(r"tg://emoji\?id=(\d+)", url)
+            if match is None:
+                raise _ParseError("Invalid tg://emoji or tg://time URL specified")
+            arg = match.group(1)
+        elif kind in ("blockquote", "expandable_blockquote"):
+            have_quote, can_start_quote, skip = False, True, False
+            out.append(c)
+            u16 += 1
+        if not skip:
+            entities.append(_entity(kind, offset, u16 - offset, arg))
+        stack.pop()
+        i += 1
+    if have_quote:
+        kind = "blockquote"
+        if stack[-1][0] == "spoiler" and stack[-1][3] == n - 2:
+            stack.pop()
+            kind = "expandable_blockquote"
+        if stack[-1][0] == "blockquote":
+            if u16 > stack[-1][2]:
+                entities.append(_entity(kind, stack[-1][2], u16 - stack[-1][2]))
+            stack.pop()
+    if stack:
+        raise _ParseError(
+            f"Can't find end of {_TD_NAMES[stack[-1][0]]} entity at byte offset "
+            f"{_byte_at(s, stack[-1][3])}"
+        )
+    return "".join(out), sorted(entities, key=lambda e: (e["offset"], -e["length"]))
+
+
+def _parse_markdown(s: str) -> tuple[str, list[Entity]]:
+    """Port of tdlib's legacy parse_markdown() (parse_mode "Markdown")."""
+    n = len(s)
+    out: list[str] = []
+    u16 = 0
+    entities: list[Entity] = []
+    i = 0
+    while i < n:
+        c = s[i]
+        if c == "\\" and i + 1 < n and s[i + 1] in "_*`[":
+            out.append(s[i + 1])
+            u16 += 1
+            i += 2
+            continue
+        if c not in "_*`[":
+            out.append(c)
+            u16 += _w16(c)
+            i += 1
+            continue
+        begin, end_char, is_pre, lang = i, "]" if c == "[" else c, False, ""
+        i += 1
+        if c == "`" and s[i : i + 2] == "``":
+            i, is_pre = i + 2, True
+            lang_end = i
+            while lang_end < n and s[lang_end] not in _SPACE and s[lang_end] != "`":
+                lang_end += 1
+            if i != lang_end and lang_end < n and s[lang_end] != "`":
+                lang, i = s[i:lang_end], lang_end
+            if i < n and s[i] in "\r\n":
+                i += 2 if s[i + 1 : i + 2] in ("\r", "\n") and s[i + 1] != s[i] else 1
+        offset, out_at = u16, len(out)
+        while i < n and (s[i] != end_char or (is_pre and s[i + 1 : i + 3] != "``")):
+            out.append(s[i])
+            u16 += _w16(s[i])
+            i += 1
+        if i >= n:
+            raise _ParseError(
+                f"Can't find end of the entity starting at byte offset {_byte_at(s, begin)}"
+            )
+        if u16 > offset:
+            if c == "[":
+                url = "".join(out[out_at:])
+                if s[i + 1 : i + 2] == "(":
+                    close = s.find(")", i + 2)
+                    close = n if close < 0 else close
+                    url, i = s[i + 2 : close], close
+                if url := _checked_link(url):
+                    entities.append(_entity("text_link", offset, u16 - offset, url))
+            else:
+                kind = {"_": "italic", "*": "bold"}.get(c, "pre" if is_pre else "code")
+                entities.append(_entity(kind, offset, u16 - offset, lang))
+        i += 3 if is_pre else 1
+    return "".join(out), entities
+
+
+def _trim(text: str, entities: list[Entity]) -> tuple[str, list[Entity]]:
+    """Telegram drops trailing whitespace and leading spaces/newlines outside entities."""
+    text = text.rstrip()
+    end16 = _u16len(text)
+    kept: list[Entity] = []
+    for e in entities:
+        length = min(e["length"], end16 - e["offset"])
+        if length > 0:
+            kept.append({**e, "length": length})
+    first = min((e["offset"] for e in kept), default=end16)
+    cut = 0
+    while cut < len(text) and cut < first and text[cut] in " \n":
+        cut += 1
+    return text[cut:], [{**e, "offset": e["offset"] - cut} for e in kept]
+
+
+# --------------------------------------------------------------------------- markup
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline keyboard button as the user sees it."""
+
+    text: str
+    callback_data: str | None = None
+    url: str | None = None
+    kind: str = "callback_data"  # the field that defines what a tap does
+
+
+@dataclass
+class _Markup:
+    inline: list[list[Button]] = field(default_factory=list)
+    inline_json: list[list[dict[str, Any]]] | None = None
+    keyboard: list[list[str]] | None = None
+    remove_keyboard: bool = False
+
+
+_INLINE_KINDS = (
+    "callback_game",
+    "pay",
+    "switch_inline_query",
+    "switch_inline_query_chosen_chat",
+    "switch_inline_query_current_chat",
+    "login_url",
+    "web_app",
+    "copy_text",
+)
+
+
+def _button_url_ok(url: str) -> bool:
+    parts = urlsplit(url if "://" in url else "https://" + url)
+    if parts.scheme.lower() == "tg":
+        return bool(parts.netloc or parts.path)
+    host = parts.hostname or ""
+    return parts.scheme.lower() in ("http", "https") and "." in host.strip(".")
+
+
+def _parse_markup(raw: Any) -> _Markup:
+    """Validate reply_markup like the Bot API server (local checks) and Telegram (server checks)."""
+    if raw is None or raw == "":
+        return _Markup()
+    if not isinstance(raw, dict):
+        raise _bad("object expected as reply markup")
+    result = _Markup()
+    if isinstance(raw.get("keyboard"), list) and raw["keyboard"]:
+        rows: list[list[str]] = []
+        for row in raw["keyboard"]:
+            if not isinstance(row, list):
+                raise _bad('field "keyboard" must be an Array of Arrays')
+            labels: list[str] = []
+            for b in row:
+                label = b if isinstance(b, str) else b.get("text") if isinstance(b, dict) else None
+                if not isinstance(label, str):
+                    raise _bad(
+                        "can't parse keyboard button: KeyboardButton must be a String or an Object"
+                    )
+                if not label:
+                    raise _bad("BUTTON_TEXT_INVALID")
+                labels.append(label)
+            rows.append(labels)
+        result.keyboard = rows
+        return result
+    inline = raw.get("inline_keyboard")
+    if isinstance(inline, list) and inline:
+        count = 0
+        for row in inline:
+            if not isinstance(row, list):
+                raise _bad(
+                    'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
+                )
+            buttons: list[Button] = []
+            echo: list[dict[str, Any]] = []
+            for b in row:
+                count += 1
+                if not isinstance(b, dict):
+                    raise _bad(
+                        "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
+                    )
+                if not isinstance(b.get("text"), str):
+                    raise _bad("can't parse inline keyboard button: Can't find field \"text\"")
+                text = b["text"]
+                # The Bot API server takes the first non-empty kind in this order.
+                if b.get("url"):
+                    button, extra = Button(text, url=str(b["url"]), kind="url"), {"url": b["url"]}
+                elif b.get("callback_data"):
+                    data = str(b["callback_data"])
+                    button, extra = Button(text, callback_data=data), {"callback_data": data}
+                else:
+                    kind = next((k for k in _INLINE_KINDS if k in b), None)
+                    if kind is None:
+                        raise _bad(
+                            "can't parse inline keyboard button: Text buttons are "
+                            "unallowed in the inline keyboard"
+                        )
+                    button, extra = Button(text, kind=kind), {kind: b[kind]}
+                if not text.strip():
+                    raise _bad("BUTTON_TEXT_INVALID")
+                if button.callback_data is not None and len(button.callback_data.encode()) > 64:
+                    raise _bad("BUTTON_DATA_INVALID")
+                if button.url is not None and not _button_url_ok(button.url):
+                    raise _bad("BUTTON_URL_INVALID")
+                buttons.append(button)
+                echo.append({"text": text, **extra})
+            if buttons:
+                result.inline.append(buttons)
+                result.inline_json = [*(result.inline_json or []), echo]
+        if count > 100:
+            raise _bad("reply markup is too long")
+    result.remove_keyboard = bool(raw.get("remove_keyboard") or raw.get("hide_keyboard"))
+    return result
+
+
+# --------------------------------------------------------------------------- chat model
+
+
+@dataclass(eq=False)
+class Msg:
+    """One message of a private chat, as the user sees it (edited in place, Telegram-style)."""
+
+    message_id: int
+    from_bot: bool
+    text: str = ""  # plain text: tags stripped, entities unescaped ("" for media messages)
+    html: str | None = None  # raw text / caption exactly as the bot sent it
+    parse_mode: str | None = None
+    photo: bytes | None = None
+    caption: str | None = None
+    buttons: list[list[Button]] = field(default_factory=list)
+    reply_keyboard: list[list[str]] | None = None
+    edited: int = 0
+    deleted: bool = False
+    kind: str = "text"  # "text", "photo" or "document"
+    document: bytes | None = None
+    document_name: str | None = None
+    entities: list[Entity] = field(default_factory=list)  # of the text, or of the caption
+    date: int = 0
+    edit_date: int | None = None
+    media: dict[str, Any] | None = None  # the "photo"/"document" JSON Telegram returns
+    markup_json: list[list[dict[str, Any]]] | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        """Texts of all inline buttons, row by row."""
+        return [b.text for row in self.buttons for b in row]
+
+    @property
+    def content(self) -> str:
+        """What the user reads: the text, or the caption of a media message."""
+        return self.text if self.kind == "text" else self.caption or ""
+
+
+@dataclass
+class _File:
+    file_id: str
+    unique_id: str
+    data: bytes | None
+    name: str
+    mime: str
+    width: int = 0
+    height: int = 0
+
+    @property
+    def path(self) -> str:
+        return f"files/{self.unique_id}_{re.sub(r'[^A-Za-z0-9._-]', '_', self.name)}"
+
+
+@dataclass
+class _Query:
+    user: SimUser
+    answered: bool = False
+
+
+class _Poll:
+    """One waiting getUpdates request; woken by a new update, a newer poll or stop()."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, request: web.Request) -> None:
+        self.request = request
+        self.wake: asyncio.Future[None] = loop.create_future()
+        self.superseded = False
+
+    def poke(self) -> None:
+        if not self.wake.done():
+            self.wake.set_result(None)
+
+
+def _image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG, GIF or JPEG; None if it does not look like an image."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return int(w), int(h)
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        w, h = struct.unpack("<HH", data[6:10])
+        return int(w), int(h)
+    if data.startswith(b"\xff\xd8"):
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                return int(w), int(h)
+            i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+        return None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return 512, 512
+    return None
+
+
+def start_command(url: str, bot_username: str) -> str:
+    """What a Telegram client sends when a deep link to the bot is opened: "/start <payload>",
+    or a bare "/start" when the payload is not one Telegram accepts.  ValueError for a link
+    that is not to this bot."""
+    parts = urlsplit(url if "://" in url else "https://" + url)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if parts.scheme == "tg" and parts.netloc == "resolve":
+        target = query.get("domain", [""])[0]
+    elif parts.scheme in ("http", "https") and parts.netloc in ("t.me", "telegram.me"):
+        target = parts.path.strip("/").split("/")[0]
+    else:
+        raise ValueError(f"not a Telegram link: {url}")
+    if target.lower() != bot_username.lower():
+        raise ValueError(f"{url} opens @{target}, not @{bot_username}")
+    payload = query.get("start", [""])[0]
+    valid = re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload) is not None
+    return f"/start {payload}" if valid else "/start"
+
+
+class SimUser:
+    """A Telegram user chatting privately with the bot (private chat id == user id)."""
+
+    def __init__(
+        self,
+        server: BotAPIServer,
+        user_id: int,
+        first_name: str,
+        language_code: str | None,
+        username: str | None,
+    ) -> None:
+        self.id = user_id
+        self.first_name = first_name
+        self.language_code = language_code
+        self.username = username
+        self.alerts: list[tuple[str | None, bool]] = []
+        self.started = False  # the bot may write only after the user wrote first
+        self.blocked = False
+        self.keyboard: list[list[str]] | None = None  # reply keyboard currently shown
+        self._server = server
+        self._all: list[Msg] = []
+        self._events: list[Msg | None] = []  # bot actions in this chat (None: a query answer)
+        self._next_id = itertools.count(1)
+
+    # -- views
+    @property
+    def messages(self) -> list[Msg]:
+        return [m for m in self._all if not m.deleted]
+
+    @property
+    def bot_messages(self) -> list[Msg]:
+        return [m for m in self._all if m.from_bot and not m.deleted]
+
+    @property
+    def last(self) -> Msg:
+        mine = self.bot_messages
+        if not mine:
+            raise AssertionError(
+                f"the bot has sent nothing to {self.first_name}\n{self.transcript()}"
+            )
+        return max(mine, key=lambda m: m.message_id)
+
+    def user_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            d["username"] = self.username
+        if self.language_code:
+            d["language_code"] = self.language_code
+        return d
+
+    def chat_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "type": "private", "first_name": self.first_name}
+        if self.username:
+            d["username"] = self.username
+        return d
+
+    def _add(self, msg: Msg) -> Msg:
+        self._all.append(msg)
+        self._server._changed()
+        return msg
+
+    def _new_id(self) -> int:
+        return next(self._next_id)
+
+    # -- actions
+    async def send(
+        self,
+        text: str,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Type a message; wait for the bot's reaction (see module docs); return its messages."""
+        update_id = self.type_text(text)
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"send({text!r})"
+        )
+
+    def type_text(self, text: str) -> int:
+        """Type a message without waiting for the bot (the playground's Send); the update id."""
+        if self.blocked:
+            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
+        if not text:
+            raise AssertionError("Telegram does not send empty messages")
+        self.started = True
+        entities: list[Entity] = []
+        command = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])", text)
+        if command:
+            entities.append({"type": "bot_command", "offset": 0, "length": len(command.group())})
+        msg = self._add(
+            Msg(self._new_id(), from_bot=False, text=text, entities=entities, date=int(time.time()))
+        )
+        return self._server._enqueue(self, {"message": self._server._msg_json(self, msg)})
+
+    async def open_link(
+        self,
+        url: str,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Open a t.me deep link to the bot; the client sends "/start <payload>" like Telegram."""
+        try:
+            text = start_command(url, self._server.bot_username)
+        except ValueError as exc:
+            raise AssertionError(str(exc)) from None
+        return await self.send(text, expect=expect, timeout=timeout)
+
+    async def tap(
+        self,
+        label: str,
+        *,
+        message: Msg | None = None,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Tap the inline button labelled ``label`` (exact text, else a unique substring)."""
+        msg, button = self._find_button(label, message)
+        if button.callback_data is None:
+            if button.url and re.search(r"(t\.me|telegram\.me)/|tg://resolve", button.url):
+                return await self.open_link(button.url, expect=expect, timeout=timeout)
+            raise AssertionError(
+                f"button {button.text!r} is a {button.kind} button; tapping it "
+                f"sends the bot nothing\n{self.transcript()}"
+            )
+        return await self._callback(msg, button.callback_data, expect, timeout, f"tap({label!r})")
+
+    async def tap_data(
+        self,
+        data: str,
+        *,
+        message: Msg | None = None,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Send a forged callback query with raw ``data`` from ``message`` (default: last)."""
+        return await self._callback(
+            message or self.last, data, expect, timeout, f"tap_data({data!r})"
+        )
+
+    async def _callback(
+        self, msg: Msg, data: str, expect: int, wait_s: float, action: str
+    ) -> list[Msg]:
+        update_id = self.press(msg, data)
+        return await self._server._await_reaction(self, update_id, expect, wait_s, action)
+
+    def press(self, msg: Msg, data: str) -> int:
+        """Send the callback query of a button without waiting (the playground's tap)."""
+        if self.blocked:
+            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
+        if msg.deleted or not msg.from_bot:
+            raise AssertionError(f"message #{msg.message_id} is deleted or not the bot's")
+        server = self._server
+        query_id = server._new_query(self)
+        return server._enqueue(
+            self,
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": self.user_json(),
+                    "message": server._msg_json(self, msg),
+                    "chat_instance": str(-(self.id * 7919) % 10**18),
+                    "data": data,
+                }
+            },
+        )
+
+    def message(self, message_id: int) -> Msg | None:
+        """The message with this id if it is still in the chat."""
+        return next((m for m in self._all if m.message_id == message_id and not m.deleted), None)
+
+    def _find_button(self, label: str, message: Msg | None) -> tuple[Msg, Button]:
+        if message is not None and message.deleted:
+            raise AssertionError(f"message #{message.message_id} was deleted\n{self.transcript()}")
+        candidates = (
+            [message]
+            if message is not None
+            else sorted(self.bot_messages, key=lambda m: m.message_id, reverse=True)
+        )
+        for exact in (True, False):
+            for m in candidates:
+                hits = [
+                    b
+                    for row in m.buttons
+                    for b in row
+                    if (b.text == label if exact else label in b.text)
+                ]
+                if len(hits) > 1:
+                    raise AssertionError(
+                        f"{label!r} is ambiguous on message #{m.message_id}: "
+                        f"{[b.text for b in hits]}\n{self.transcript()}"
+                    )
+                if hits:
+                    return m, hits[0]
+        visible = {m.message_id: m.labels for m in candidates if m.buttons}
+        raise AssertionError(
+            f"no button {label!r}; visible buttons: {visible}\n{self.transcript()}"
+        )
+
+    def transcript(self) -> str:
+        """The chat as text: one line per message, inline buttons in [brackets]."""
+        state = " [blocked]" if self.blocked else ""
+        lines = [f"--- chat with {self.first_name} (id {self.id}){state} ---"]
+        for m in self._all:
+            flags = ([f"edited x{m.edited}"] if m.edited else []) + (
+                ["deleted"] if m.deleted else []
+            )
+            who = ("bot" if m.from_bot else self.first_name) + (
+                f" ({', '.join(flags)})" if flags else ""
+            )
+            if m.kind == "text":
+                body = m.text
+            else:
+                size = (
+                    f"{len(m.photo or m.document or b'')} bytes"
+                    if (m.photo or m.document)
+                    else "by URL/file_id"
+                )
+                body = f"<{m.kind} {m.document_name or ''} {size}> {m.caption or ''}"
+            lines.append(f"#{m.message_id} {who}: " + body.replace("\n", "\n    "))
+            lines.extend("    " + " ".join(f"[{b.text}]" for b in row) for row in m.buttons)
+            if m.reply_keyboard:
+                lines.append(
+                    "    keyboard: "
+                    + " | ".join(
+                        " ".join(f"[{label}]" for label in row) for row in m.reply_keyboard
+                    )
+                )
+        if self.alerts:
+            lines.append(f"callback answers: {self.alerts}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- params
+
+
+def _str(p: dict[str, Any], key: str) -> str | None:
+    value = p.get(key)
+    return None if value is None else str(value)
+
+
+def _int(p: dict[str, Any], key: str) -> int | None:
+    value = p.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return int(float(value)) if isinstance(value, str) and "." in value else int(value)
+    except (TypeError, ValueError):
+        raise _bad(f"{key} must be a valid Integer") from None
+
+
+def _bool(p: dict[str, Any], key: str) -> bool:
+    value = p.get(key)
+    return value is True or str(value).lower() in ("true", "1")
+
+
+def _chat_id(p: dict[str, Any]) -> int | None:
+    """The chat a refused request was about, when it names one (for the playground's warning)."""
+    raw = p.get("chat_id")
+    if raw is None and isinstance(p.get("scope"), dict):
+        raw = p["scope"].get("chat_id")
+    try:
+        return int(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _clean(p: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as recorded in ``calls``/``errors``: uploaded files summarised."""
+    return {
+        k: f"<file {v.filename!r}>" if isinstance(v, web.FileField) else v for k, v in p.items()
+    }
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class BotAPIServer:
+    """An in-process Bot API server on 127.0.0.1 for one bot token."""
+
+    def __init__(
+        self,
+        token: str = "123456:TEST",
+        bot_username: str = "portal_test_bot",
+        bot_id: int = 123456,
+    ) -> None:
+        self.token = token
+        self.bot_username = bot_username
+        self.bot_id = bot_id
+        self.bot_name = bot_username.removesuffix("_bot").replace("_", " ").title()
+        self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
+        self.errors: list[dict[str, Any]] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.names: dict[str, str] = {}
+        self.descriptions: dict[str, str] = {}
+        self.short_descriptions: dict[str, str] = {}
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}
+        self.webhook_url = ""
+        self._users: dict[int, SimUser] = {}
+        self._files: dict[str, _File] = {}
+        self._queries: dict[str, _Query] = {}
+        self._pending: list[dict[str, Any]] = []
+        self._update_owner: dict[int, SimUser] = {}
+        self._fetch_marks: dict[int, int] = {}  # update_id -> len(owner._events) at fetch time
+        self._update_ids = itertools.count(100_001)
+        self._last_enqueued = 0
+        self._last_fetched = 0
+        self._counter = itertools.count(1)
+        self._poll: _Poll | None = None
+        self._inflight = 0
+        self._last_activity = 0.0
+        self._tick: asyncio.Future[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._host = "127.0.0.1"
+        self._port = 0
+        self._stopping = False
+        self.revision = 0  # grows with every change a user of the chats could see
+        self._change: asyncio.Future[None] | None = None
+        self._methods: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
+            name.lower(): (name, fn)
+            for name, fn in {
+                "getMe": self._get_me,
+                "logOut": self._true,
+                "close": self._true,
+                "deleteWebhook": self._delete_webhook,
+                "setWebhook": self._set_webhook,
+                "getWebhookInfo": self._webhook_info,
+                "sendMessage": self._send_message,
+                "sendPhoto": self._send_photo,
+                "sendDocument": self._send_document,
+                "editMessageText": self._edit_text,
+                "editMessageCaption": self._edit_caption,
+                "editMessageReplyMarkup": self._edit_markup,
+                "deleteMessage": self._delete,
+                "deleteMessages": self._delete_many,
+                "answerCallbackQuery": self._answer,
+                "setMyCommands": self._set_commands,
+                "getMyCommands": self._get_commands,
+                "deleteMyCommands": self._delete_commands,
+                "sendChatAction": self._chat_action,
+                "setChatMenuButton": self._set_menu,
+                "getChatMenuButton": self._get_menu,
+                "setMyName": self._set_text("name", self.names),
+                "getMyName": self._get_text("name", self.names),
+                "setMyDescription": self._set_text("description", self.descriptions),
+                "getMyDescription": self._get_text("description", self.descriptions),
+                "setMyShortDescription": self._set_text(
+                    "short_description", self.short_descriptions
+                ),
+                "getMyShortDescription": self._get_text(
+                    "short_description", self.short_descriptions
+                ),
+                "getFile": self._get_file,
+            }.items()
+        }
+
+    # -- lifecycle
+    async def start(
+        self,
+        *,
+        port: int = 0,
+        setup: Callable[[web.Application], None] | None = None,
+    ) -> None:
+        """Bind 127.0.0.1 on ``port`` (0: a free one).  ``setup`` may add routes and
+        middlewares to the same aiohttp application first (the playground's page)."""
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        if setup is not None:
+            setup(app)
+        # handler_cancellation: a poll whose client went away must not linger and later be
+        # "terminated by other getUpdates request".
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, port)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        self._port = int(self._runner.addresses[0][1])
+        loop = asyncio.get_running_loop()
+        self._tick = loop.create_future()
+        self._change = loop.create_future()
+        self._touch()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._poll is not None:
+            self._poll.poke()
+        self._changed()  # viewers waiting in wait_change() see `stopping` and leave
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self._port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://{self._host}:{self._port}/file/bot"
+
+    # -- users
+    def user(
+        self,
+        user_id: int,
+        first_name: str,
+        language_code: str | None = "en",
+        username: str | None = None,
+    ) -> SimUser:
+        """Create (or return the existing) simulated user."""
+        if user_id not in self._users:
+            self._users[user_id] = SimUser(self, user_id, first_name, language_code, username)
+        return self._users[user_id]
+
+    def known_user(self, user_id: int) -> SimUser | None:
+        return self._users.get(user_id)
+
+    def commands_for(self, user: SimUser) -> list[dict[str, str]]:
+        """The command menu this user's Telegram app shows: the narrowest scope the bot set,
+        in the user's language before the language-neutral list, as Telegram resolves it."""
+        chat = json.dumps(
+            {"chat_id": user.id, "type": "chat"}, sort_keys=True, separators=(",", ":")
+        )
+        lang = (user.language_code or "")[:2]
+        for scope in (chat, '{"type":"all_private_chats"}', "default"):
+            for language in ([lang] if lang else []) + [""]:
+                if (scope, language) in self.commands:
+                    return self.commands[(scope, language)]
+        return []
+
+    def block(self, user_id: int) -> None:
+        """The user blocks the bot; Telegram then sends the bot a my_chat_member update."""
+        self._set_blocked(self._known(user_id), True)
+
+    def unblock(self, user_id: int) -> None:
+        self._set_blocked(self._known(user_id), False)
+
+    def _known(self, user_id: int) -> SimUser:
+        if user_id not in self._users:
+            raise AssertionError(f"no simulated user {user_id}; create it with server.user()")
+        return self._users[user_id]
+
+    def _set_blocked(self, user: SimUser, blocked: bool) -> None:
+        if user.blocked == blocked:
+            return
+        user.blocked = blocked
+        if user.started:
+            old, new = ("member", "kicked") if blocked else ("kicked", "member")
+            bot = self._bot_json()
+            self._enqueue(
+                user,
+                {
+                    "my_chat_member": {
+                        "chat": user.chat_json(),
+                        "from": user.user_json(),
+                        "date": int(time.time()),
+                        "old_chat_member": {"user": bot, "status": old, "until_date": 0},
+                        "new_chat_member": {"user": bot, "status": new, "until_date": 0},
+                    }
+                },
+            )
+
+    # -- watching
+    def _changed(self) -> None:
+        """Something a user could see changed: wake the viewers in wait_change()."""
+        self.revision += 1
+        if self._change is not None and not self._change.done():
+            self._change.set_result(None)
+        if self._change is not None:
+            self._change = asyncio.get_running_loop().create_future()
+
+    async def wait_change(
+        self,
+        after: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - a viewer's heartbeat interval
+    ) -> int:
+        """Wait until ``revision`` is past ``after`` (or the timeout, or stop); the revision."""
+        if self.revision == after and self._change is not None and not self._stopping:
+            await asyncio.wait({self._change}, timeout=timeout)
+        return self.revision
+
+    # -- waiting
+    def _touch(self) -> None:
+        """Record activity and wake everybody waiting in _settle()."""
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        if self._tick is not None and not self._tick.done():
+            self._tick.set_result(None)
+        self._tick = loop.create_future()
+
+    async def _settle(self, ready: Callable[[], bool], quiet: float, wait_s: float) -> bool:
+        """Wait until ``ready()`` holds and no request was in flight or arrived for ``quiet``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            now = loop.time()
+            delay = deadline - now
+            if ready() and self._inflight == 0:
+                idle = now - self._last_activity
+                if idle >= quiet:
+                    return True
+                delay = min(delay, quiet - idle)
+            if delay <= 0 or self._tick is None:
+                return False
+            await asyncio.wait({self._tick}, timeout=delay)
+
+    async def wait_idle(
+        self,
+        quiet: float = QUIET,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> None:
+        """Wait until every update was fetched and the bot made no request for ``quiet``."""
+        if not await self._settle(
+            lambda: self._last_fetched >= self._last_enqueued, quiet, timeout
+        ):
+            raise AssertionError(
+                f"server not idle after {timeout}s: {self._inflight} requests in flight, "
+                f"updates up to {self._last_enqueued} enqueued, up to {self._last_fetched} "
+                "fetched"
+            )
+
+    async def _await_reaction(
+        self, user: SimUser, update_id: int, expect: int, wait_s: float, action: str
+    ) -> list[Msg]:
+        errors_before = len(self.errors)
+
+        def ready() -> bool:
+            mark = self._fetch_marks.get(update_id)
+            return mark is not None and len(user._events) - mark >= expect
+
+        if not await self._settle(ready, QUIET, wait_s):
+            mark = self._fetch_marks.get(update_id)
+            got = (
+                "the bot never fetched the update"
+                if mark is None
+                else f"got {len(user._events) - mark}"
+            )
+            raise AssertionError(
+                f"{action} timed out after {wait_s}s waiting for {expect} bot events ({got}); "
+                f"refused requests meanwhile: {self.errors[errors_before:]}; transcript:\n"
+                f"{user.transcript()}"
+            )
+        seen: dict[int, Msg] = {}
+        for m in user._events[self._fetch_marks[update_id] :]:
+            if m is not None and not m.deleted:
+                seen.setdefault(m.message_id, m)
+        return list(seen.values())
+
+    def _enqueue(self, user: SimUser, payload: dict[str, Any]) -> int:
+        update_id = next(self._update_ids)
+        self._pending.append({"update_id": update_id, **payload})
+        self._update_owner[update_id] = user
+        self._last_enqueued = update_id
+        if self._poll is not None:
+            self._poll.poke()
+        self._touch()
+        return update_id
+
+    def _new_query(self, user: SimUser) -> str:
+        query_id = str(4_000_000_000_000_000_000 + next(self._counter) * 7_919 + user.id)
+        self._queries[query_id] = _Query(user)
+        return query_id
+
+    # -- HTTP
+    async def _handle(self, request: web.Request) -> web.Response:
+        method_name = request.match_info["method"]
+        polling = method_name.lower() == "getupdates"
+        self._inflight += not polling
+        self._touch()
+        params: dict[str, Any] = {}
+        try:
+            if request.match_info["token"] != self.token:
+                raise ApiError(401, "Unauthorized")
+            params = await self._read_params(request)
+            if polling:
+                method_name = "getUpdates"
+                self.calls.append((method_name, _clean(params)))
+                result: Any = await self._get_updates(params, request)
+            else:
+                if method_name.lower() not in self._methods:
+                    raise ApiError(404, "Not Found: method not found")
+                method_name, fn = self._methods[method_name.lower()]
+                self.calls.append((method_name, _clean(params)))
+                result = fn(params)
+            return web.json_response({"ok": True, "result": result})
+        except ApiError as exc:
+            if exc.record:
+                self.errors.append(
+                    {
+                        "method": method_name,
+                        "error_code": exc.code,
+                        "description": exc.description,
+                        "params": _clean(params),
+                        "chat_id": _chat_id(params),
+                        "time": time.time(),
+                    }
+                )
+            return web.json_response(
+                {"ok": False, "error_code": exc.code, "description": exc.description},
+                status=exc.code,
+            )
+        finally:
+            for value in params.values():
+                if isinstance(value, web.FileField):
+                    value.file.close()
+            self._inflight -= not polling
+            self._touch()
+            if not polling:  # a send, an edit, a refusal, a new command list...
+                self._changed()
+
+    async def _read_params(self, request: web.Request) -> dict[str, Any]:
+        """Query string + JSON, urlencoded or multipart body; JSON-valued fields decoded."""
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                try:
+                    body = await request.json()
+                except ValueError:
+                    raise _bad("can't parse JSON encoded request body") from None
+                if isinstance(body, dict):
+                    params.update(body)
+            else:
+                form = await request.post()
+                params.update({k: form[k] for k in form})
+        for key in _JSON_FIELDS:
+            value = params.get(key)
+            if isinstance(value, str):
+                try:
+                    params[key] = json.loads(value) if value else None
+                except ValueError:
+                    what = "reply keyboard markup" if key == "reply_markup" else key
+                    raise _bad(f"can't parse {what} JSON object") from None
+        return params
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401, text="Unauthorized")
+        for f in self._files.values():
+            if f.path == request.match_info["path"] and f.data is not None:
+                return web.Response(body=f.data, content_type=f.mime)
+        return web.Response(status=404, text="Not Found")
+
+    # -- updates
+    async def _get_updates(self, p: dict[str, Any], request: web.Request) -> list[Any]:
+        if self.webhook_url:
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
+        offset = _int(p, "offset") or 0
+        limit = min(max(_int(p, "limit") or 100, 1), 100)
+        try:
+            timeout = max(float(p.get("timeout") or 0), 0.0)
+        except ValueError:
+            raise _bad("timeout must be a Number") from None
+        if offset > 0:
+            self._pending = [u for u in self._pending if u["update_id"] >= offset]
+        elif offset < 0:
+            self._pending = self._pending[offset:]
+        loop = asyncio.get_running_loop()
+        poll, old = _Poll(loop, request), self._poll
+        self._poll = poll
+        if old is not None:  # Telegram answers the *older* request with the conflict
+            old.superseded = True
+            old.poke()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                if poll.superseded:
+                    transport = request.transport
+                    alive = transport is not None and not transport.is_closing()
+                    raise ApiError(409, CONFLICT, record=alive)
+                batch = self._pending[:limit]
+                remaining = deadline - loop.time()
+                if batch or self._stopping or remaining <= 0:
+                    break
+                if poll.wake.done():
+                    poll.wake = loop.create_future()
+                await asyncio.wait({poll.wake}, timeout=remaining)
+        finally:
+            if self._poll is poll:
+                self._poll = None
+        for update in batch:
+            update_id = update["update_id"]
+            owner = self._update_owner.get(update_id)
+            self._fetch_marks.setdefault(update_id, len(owner._events) if owner else 0)
+            self._last_fetched = max(self._last_fetched, update_id)
+        return batch
+
+    # -- serialisation
+    def _bot_json(self) -> dict[str, Any]:
+        return {
+            "id": self.bot_id,
+            "is_bot": True,
+            "first_name": self.bot_name,
+            "username": self.bot_username,
+        }
+
+    def _msg_json(self, user: SimUser, m: Msg) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "message_id": m.message_id,
+            "from": self._bot_json() if m.from_bot else user.user_json(),
+            "chat": user.chat_json(),
+            "date": m.date,
+        }
+        if m.edit_date:
+            d["edit_date"] = m.edit_date
+        if m.kind == "text":
+            d["text"] = m.text
+            if m.entities:
+                d["entities"] = m.entities
+        else:
+            d.update(m.media or {})
+            if m.caption:
+                d["caption"] = m.caption
+                if m.entities:
+                    d["caption_entities"] = m.entities
+        if m.markup_json:
+            d["reply_markup"] = {"inline_keyboard": m.markup_json}
+        return d
+
+    # -- shared checks
+    def _chat(self, p: dict[str, Any]) -> SimUser:
+        raw = p.get("chat_id")
+        if raw is None or raw == "":
+            raise _bad("chat_id is empty")
+        try:
+            user = self._users.get(int(raw))
+        except (TypeError, ValueError):
+            user = None  # "@username" never resolves to a private chat
+        if user is None or not user.started:
+            raise _bad("chat not found")
+        return user
+
+    @staticmethod
+    def _check_reply(user: SimUser, p: dict[str, Any]) -> None:
+        """Quoting a message that is not in the chat fails unless the bot allowed that."""
+        reply = p.get("reply_parameters")
+        if not isinstance(reply, dict) or reply.get("allow_sending_without_reply"):
+            return
+        if reply.get("message_id") is not None and not any(
+            m.message_id == reply["message_id"] and not m.deleted for m in user._all
+        ):
+            raise _bad("message to be replied not found")
+
+    @staticmethod
+    def _not_blocked(user: SimUser) -> None:
+        if user.blocked:
+            raise ApiError(403, BLOCKED)
+
+    @staticmethod
+    def _format(raw: str, parse_mode: Any, entities: Any) -> tuple[str, list[Entity]]:
+        if len(raw.encode("utf-8", "surrogatepass")) > 32768:
+            raise _bad("text is too long")
+        mode = str(parse_mode or "").lower()
+        try:
+            if mode == "html":
+                text, ents = _parse_html(raw)
+            elif mode == "markdownv2":
+                text, ents = _parse_markdown_v2(raw)
+            elif mode == "markdown":
+                text, ents = _parse_markdown(raw)
+            elif mode in ("", "none"):
+                text, ents = raw, [dict(e) for e in entities or [] if isinstance(e, dict)]
+            else:
+                raise _bad("unsupported parse_mode")
+        except _ParseError as exc:
+            raise _bad(f"can't parse entities: {exc}") from None
+        return _trim(text, ents)
+
+    def _message_text(self, p: dict[str, Any]) -> tuple[str, list[Entity]]:
+        raw = _str(p, "text")
+        if not raw:
+            raise _bad("message text is empty")
+        text, ents = self._format(raw, p.get("parse_mode"), p.get("entities"))
+        if not text.strip():
+            raise _bad("text must be non-empty")
+        return text, ents
+
+    def _caption(self, p: dict[str, Any]) -> tuple[str, list[Entity]]:
+        raw = _str(p, "caption") or ""
+        return (
+            self._format(raw, p.get("parse_mode"), p.get("caption_entities")) if raw else ("", [])
+        )
+
+    def _find(self, user: SimUser, p: dict[str, Any], action: str) -> Msg:
+        if p.get("inline_message_id"):
+            raise _bad("inline messages are not emulated")
+        message_id = _int(p, "message_id")
+        if message_id is None:
+            raise _bad("message identifier is not specified")
+        for m in user._all:
+            if m.message_id == message_id and not m.deleted:
+                return m
+        raise _bad(f"message to {action} not found")
+
+    def _record(self, user: SimUser, msg: Msg | None) -> None:
+        user._events.append(msg)
+
+    def _store_file(self, data: bytes | None, name: str, mime: str, photo: bool) -> _File:
+        n = next(self._counter)
+        prefix = "AgACAgIAAxkDAA" if photo else "BQACAgIAAxkDAA"
+        f = _File(f"{prefix}{n:08d}", f"AQAD{n:08d}", data, name, mime)
+        if photo:
+            f.width, f.height = (_image_size(data) if data else None) or (800, 800)
+        self._files[f.file_id] = f
+        return f
+
+    def _input_file(self, p: dict[str, Any], key: str, photo: bool) -> _File:
+        value = p.get(key)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = p.get(value[len("attach://") :])
+        if isinstance(value, web.FileField):
+            data = value.file.read()
+            if not data:
+                raise _bad("file must be non-empty")
+            if photo and _image_size(data) is None:
+                raise _bad("IMAGE_PROCESS_FAILED")
+            if len(data) > (10 if photo else 50) * 1024 * 1024:
+                raise ApiError(413, "Request Entity Too Large")
+            return self._store_file(data, value.filename or key, value.content_type, photo)
+        if isinstance(value, str) and value:
+            if value in self._files:
+                return self._files[value]
+            if re.match(r"(?i)https?://", value):
+                return self._store_file(
+                    None,
+                    value.rsplit("/", 1)[-1] or key,
+                    "image/jpeg" if photo else "application/octet-stream",
+                    photo,
+                )
+            raise _bad("wrong file identifier/HTTP URL specified")
+        raise _bad(f"there is no {key} in the request")
+
+    def _photo_json(self, f: _File) -> list[dict[str, Any]]:
+        full = {
+            "file_id": f.file_id,
+            "file_unique_id": f.unique_id,
+            "width": f.width,
+            "height": f.height,
+        }
+        if f.data is not None:
+            full["file_size"] = len(f.data)
+        scale = 90 / max(f.width, f.height, 1)
+        if scale >= 1:
+            return [full]
+        thumb = {
+            "file_id": f.file_id + "_s",
+            "file_unique_id": f.unique_id + "s",
+            "width": max(1, round(f.width * scale)),
+            "height": max(1, round(f.height * scale)),
+        }
+        self._files.setdefault(thumb["file_id"], f)  # resending the thumbnail's id resends f
+        return [thumb, full]
+
+    def _new_bot_msg(self, user: SimUser, markup: _Markup, **fields: Any) -> Msg:
+        msg = Msg(
+            user._new_id(),
+            from_bot=True,
+            date=int(time.time()),
+            buttons=markup.inline,
+            markup_json=markup.inline_json,
+            reply_keyboard=markup.keyboard,
+            **fields,
+        )
+        if markup.keyboard is not None:
+            user.keyboard = markup.keyboard
+        elif markup.remove_keyboard:
+            user.keyboard = None
+        user._add(msg)
+        self._record(user, msg)
+        return msg
+
+    # -- methods
+    @staticmethod
+    def _true(p: dict[str, Any]) -> bool:
+        return True
+
+    def _get_me(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **self._bot_json(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+
+    def _delete_webhook(self, p: dict[str, Any]) -> bool:
+        self.webhook_url = ""
+        if _bool(p, "drop_pending_updates"):
+            self._pending.clear()
+        return True
+
+    def _set_webhook(self, p: dict[str, Any]) -> bool:
+        self.webhook_url = _str(p, "url") or ""
+        if self._poll is not None:
+            self._poll.poke()
+        return True
+
+    def _webhook_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": self.webhook_url,
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._pending),
+        }
+
+    def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
+        text, ents = self._message_text(p)
+        markup = _parse_markup(p.get("reply_markup"))
+        user = self._chat(p)
+        self._check_reply(user, p)
+        if len(text) > 4096:
+            raise _bad("message is too long")
+        self._not_blocked(user)
+        msg = self._new_bot_msg(
+            user,
+            markup,
+            text=text,
+            entities=ents,
+            html=_str(p, "text"),
+            parse_mode=_str(p, "parse_mode"),
+        )
+        return self._msg_json(user, msg)
+
+    def _send_media(self, p: dict[str, Any], key: str) -> dict[str, Any]:
+        photo = key == "photo"
+        f = self._input_file(p, key, photo)
+        caption, ents = self._caption(p)
+        markup = _parse_markup(p.get("reply_markup"))
+        user = self._chat(p)
+        self._check_reply(user, p)
+        if len(caption) > 1024:
+            raise _bad("message caption is too long")
+        self._not_blocked(user)
+        if photo:
+            media: dict[str, Any] = {"photo": self._photo_json(f)}
+        else:
+            media = {
+                "document": {
+                    "file_id": f.file_id,
+                    "file_unique_id": f.unique_id,
+                    "file_name": f.name,
+                    "mime_type": f.mime,
+                }
+            }
+            if f.data is not None:
+                media["document"]["file_size"] = len(f.data)
+        msg = self._new_bot_msg(
+            user,
+            markup,
+            kind=key,
+            media=media,
+            caption=caption or None,
+            entities=ents,
+            html=_str(p, "caption"),
+            parse_mode=_str(p, "parse_mode"),
+            photo=f.data if photo else None,
+            document=None if photo else f.data,
+            document_name=None if photo else f.name,
+        )
+        return self._msg_json(user, msg)
+
+    def _send_photo(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._send_media(p, "photo")
+
+    def _send_document(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._send_media(p, "document")
+
+    def _edited(self, user: SimUser, msg: Msg, markup: _Markup) -> dict[str, Any]:
+        msg.buttons, msg.markup_json = markup.inline, markup.inline_json
+        msg.edited += 1
+        msg.edit_date = int(time.time())
+        self._record(user, msg)
+        return self._msg_json(user, msg)
+
+    def _edit_target(self, p: dict[str, Any]) -> tuple[SimUser, Msg]:
+        user = self._chat(p)
+        msg = self._find(user, p, "edit")
+        if not msg.from_bot:
+            raise _bad("message can't be edited")
+        return user, msg
+
+    def _edit_text(self, p: dict[str, Any]) -> dict[str, Any]:
+        text, ents = self._message_text(p)
+        markup = _parse_markup(p.get("reply_markup"))
+        user, msg = self._edit_target(p)
+        if msg.kind != "text":
+            raise _bad("there is no text in the message to edit")
+        if len(text) > 4096:
+            raise _bad("message is too long")
+        self._not_blocked(user)
+        if (text, ents, markup.inline_json) == (msg.text, msg.entities, msg.markup_json):
+            raise _bad(NOT_MODIFIED)
+        msg.text, msg.entities, msg.html = text, ents, _str(p, "text")
+        msg.parse_mode = _str(p, "parse_mode")
+        return self._edited(user, msg, markup)
+
+    def _edit_caption(self, p: dict[str, Any]) -> dict[str, Any]:
+        caption, ents = self._caption(p)
+        markup = _parse_markup(p.get("reply_markup"))
+        user, msg = self._edit_target(p)
+        if msg.kind == "text":
+            raise _bad("there is no caption in the message to edit")
+        if len(caption) > 1024:
+            raise _bad("message caption is too long")
+        self._not_blocked(user)
+        old = (msg.caption or "", msg.entities, msg.markup_json)
+        if (caption, ents, markup.inline_json) == old:
+            raise _bad(NOT_MODIFIED)
+        msg.caption, msg.entities, msg.html = caption or None, ents, _str(p, "caption")
+        msg.parse_mode = _str(p, "parse_mode")
+        return self._edited(user, msg, markup)
+
+    def _edit_markup(self, p: dict[str, Any]) -> dict[str, Any]:
+        markup = _parse_markup(p.get("reply_markup"))
+        user, msg = self._edit_target(p)
+        self._not_blocked(user)
+        if markup.inline_json == msg.markup_json:
+            raise _bad(NOT_MODIFIED)
+        return self._edited(user, msg, markup)
+
+    def _delete(self, p: dict[str, Any]) -> bool:
+        user = self._chat(p)
+        msg = self._find(user, p, "delete")
+        msg.deleted = True
+        self._record(user, msg)
+        return True
+
+    def _delete_many(self, p: dict[str, Any]) -> bool:
+        user = self._chat(p)
+        ids = p.get("message_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+            raise _bad("message_ids must be a non-empty Array of at most 100 Integers")
+        for m in user._all:
+            if m.message_id in ids and not m.deleted:
+                m.deleted = True
+                self._record(user, m)
+        return True
+
+    def _answer(self, p: dict[str, Any]) -> bool:
+        query = self._queries.get(_str(p, "callback_query_id") or "")
+        if query is None or query.answered:
+            raise _bad(QUERY_INVALID)
+        text = _str(p, "text") or None
+        if text is not None and len(text) > 200:
+            raise _bad("MESSAGE_TOO_LONG")
+        query.answered = True
+        query.user.alerts.append((text, _bool(p, "show_alert")))
+        self._record(query.user, None)
+        return True
+
+    def _scope_key(self, p: dict[str, Any]) -> tuple[str, str]:
+        lang = _str(p, "language_code") or ""
+        scope = p.get("scope")
+        if scope is None or scope == {"type": "default"}:
+            key = "default"
+        else:
+            if not isinstance(scope, dict):
+                raise _bad("botCommandScope must be an Object")
+            kind = scope.get("type")
+            if kind not in (
+                "all_private_chats",
+                "all_group_chats",
+                "all_chat_administrators",
+                "chat",
+                "chat_administrators",
+                "chat_member",
+            ):
+                raise _bad("unsupported type specified")
+            scope = dict(scope)
+            if kind.startswith("chat"):
+                scope["chat_id"] = self._chat(scope).id
+            key = json.dumps(scope, sort_keys=True, separators=(",", ":"))
+        if lang and not re.fullmatch(r"[a-z]{2}", lang):
+            raise _bad("invalid language code specified")
+        return key, lang
+
+    def _set_commands(self, p: dict[str, Any]) -> bool:
+        raw = p.get("commands") or []
+        if not isinstance(raw, list):
+            raise _bad("expected an Array of BotCommand")
+        commands: list[dict[str, str]] = []
+        for item in raw:
+            if not isinstance(item, dict):
+                raise _bad("can't parse BotCommand: expected an Object")
+            for name in ("command", "description"):
+                if not isinstance(item.get(name), str):
+                    raise _bad(f"can't parse BotCommand: Can't find field \"{name}\"")
+            command = item["command"].strip().removeprefix("/")
+            description = item["description"].strip()
+            if not command:
+                raise _bad("command must be non-empty")
+            if len(command) > 32:
+                raise _bad("command length must not exceed 32")
+            if not description:
+                raise _bad("command description must be non-empty")
+            if len(description) > 256:
+                raise _bad("command description length must not exceed 256")
+            commands.append({"command": command, "description": description})
+        key = self._scope_key(p)
+        if len(commands) > 100:
+            raise _bad("BOT_COMMANDS_TOO_MUCH")
+        if any(not re.fullmatch(r"[a-z0-9_]+", c["command"]) for c in commands):
+            raise _bad("BOT_COMMAND_INVALID")
+        if commands:
+            self.commands[key] = commands
+        else:
+            self.commands.pop(key, None)
+        return True
+
+    def _get_commands(self, p: dict[str, Any]) -> list[dict[str, str]]:
+        return self.commands.get(self._scope_key(p), [])
+
+    def _delete_commands(self, p: dict[str, Any]) -> bool:
+        self.commands.pop(self._scope_key(p), None)
+        return True
+
+    def _chat_action(self, p: dict[str, Any]) -> bool:
+        user = self._chat(p)
+        if not _str(p, "action"):
+            raise _bad("action is empty")
+        self._not_blocked(user)
+        return True
+
+    def _set_menu(self, p: dict[str, Any]) -> bool:
+        chat_id = self._chat(p).id if p.get("chat_id") not in (None, "") else None
+        button = p.get("menu_button") or {"type": "default"}
+        self.menu_buttons[chat_id] = button
+        return True
+
+    def _get_menu(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id = self._chat(p).id if p.get("chat_id") not in (None, "") else None
+        return self.menu_buttons.get(chat_id, {"type": "default"})
+
+    def _set_text(self, key: str, store: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
+        def setter(p: dict[str, Any]) -> bool:
+            lang = _str(p, "language_code") or ""
+            value = _str(p, key) or ""
+            if value:
+                store[lang] = value
+            else:
+                store.pop(lang, None)
+            if key == "name" and not lang and value:
+                self.bot_name = value
+            return True
+
+        return setter
+
+    @staticmethod
+    def _get_text(key: str, store: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, str]]:
+        def getter(p: dict[str, Any]) -> dict[str, str]:
+            return {key: store.get(_str(p, "language_code") or "", store.get("", ""))}
+
+        return getter
+
+    def _get_file(self, p: dict[str, Any]) -> dict[str, Any]:
+        f = self._files.get(_str(p, "file_id") or "")
+        if f is None or f.data is None:
+            raise _bad("invalid file_id")
+        return {
+            "file_id": f.file_id,
+            "file_unique_id": f.unique_id,
+            "file_size": len(f.data),
+            "file_path": f.path,
+        }
