@@ -16,11 +16,14 @@ from telegram.ext import (
     CommandHandler,
     Defaults,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
+from bot.persistence import Deadlines, SQLitePersistence, flush_after_update
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
+from conversations import Flows
 from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
 from conversations.share import share_conversation
@@ -29,7 +32,9 @@ from handlers import start
 from handlers.activity import activity_handlers
 from handlers.approvals import approval_handler
 from handlers.errors import report_error
+from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
+from handlers.restarts import settle_restored_conversations
 from handlers.views import view_handlers
 from storage import Database
 
@@ -38,10 +43,12 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
-async def _open_database(app: Application) -> None:  # type: ignore[type-arg]
+async def _start(app: Application) -> None:  # type: ignore[type-arg]
     db = portal(app).db
     await db.connect()
     await db.migrate()
+    await set_command_menus(app)
+    await settle_restored_conversations(app)
 
 
 async def _close_database(app: Application) -> None:  # type: ignore[type-arg]
@@ -62,26 +69,32 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
             )
         )
         .concurrent_updates(False)  # ConversationHandler needs one update at a time per user
-        .post_init(_open_database)
+        .post_init(_start)
         .post_shutdown(_close_database)
     )
     if rate_limit:
         builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
-    app = builder.build()
-    app.bot_data[PORTAL_KEY] = Portal(settings=settings, db=Database(settings.db_path))
-    add_handlers(app)
+    db = Database(settings.db_path)
+    deadlines = Deadlines(settings.conversation_timeout)
+    app = builder.persistence(SQLitePersistence(db, deadlines)).build()
+    app.bot_data[PORTAL_KEY] = Portal(settings=settings, db=db)
+    add_handlers(app, Flows(settings.conversation_timeout, deadlines))
     return app
 
 
-def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
+def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
     # Conversations first: inside a flow, their states decide what a message means.
-    timeout = portal(app).settings.conversation_timeout
-    app.add_handler(signin_conversation(timeout))
-    app.add_handler(invite_conversation(timeout))
-    app.add_handler(addpatient_conversation(timeout))
-    app.add_handler(share_conversation(timeout))
+    app.add_handler(signin_conversation(flows))
+    app.add_handler(invite_conversation(flows))
+    app.add_handler(addpatient_conversation(flows))
+    app.add_handler(share_conversation(flows))
     app.add_handler(approval_handler())
-    for handler in (*view_handlers(), *manage_handlers(), *activity_handlers()):
+    for handler in (
+        *view_handlers(),
+        *manage_handlers(),
+        *activity_handlers(),
+        *language_handlers(),
+    ):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))
     app.add_handler(CommandHandler("help", start.show_help))
@@ -89,6 +102,8 @@ def add_handlers(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))
     app.add_handler(CallbackQueryHandler(start.stale_button))
     app.add_error_handler(report_error)
+    # Last of all, for every update: write the conversation step and drafts just taken.
+    app.add_handler(TypeHandler(Update, flush_after_update), group=99)
 
 
 @asynccontextmanager

@@ -7,9 +7,11 @@ import asyncio
 import csv
 import datetime as dt
 import logging
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot import invitations
 from bot.settings import Settings, SettingsError, load_settings
@@ -34,11 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser(
+    run = sub.add_parser(
         "run",
-        help="run the bot (long polling); migrates the database first",
-        description="Run the bot with long polling. Needs PORTAL_BOT_TOKEN.",
+        help="run the bot (long polling, or a webhook); migrates the database first",
+        description="Run the bot. Needs PORTAL_BOT_TOKEN. Long polling by default; with "
+        "--webhook-url, Telegram posts updates to that HTTPS URL (terminate TLS in front of "
+        "the bot) and every request must carry the secret token (PORTAL_WEBHOOK_SECRET, or "
+        "a random one per run).",
     )
+    run.add_argument("--webhook-url", metavar="URL", help="public HTTPS URL of the webhook")
+    run.add_argument("--listen", default="127.0.0.1", help="address to listen on")
+    run.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
     sub.add_parser(
         "migrate",
         help="create or upgrade the database schema",
@@ -121,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         if args.command == "run":
-            return _run(settings)
+            return _run(settings, args)
         return asyncio.run(_COMMANDS[args.command](settings, args))
     except (SettingsError, UsageError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -131,13 +139,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import ALLOWED_UPDATES, build_application
 
     settings.require_token()
     asyncio.run(_migrate(settings))
     app = build_application(settings)
-    app.run_polling(allowed_updates=ALLOWED_UPDATES)
+    if not args.webhook_url:
+        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        return 0
+    url = urlsplit(args.webhook_url)
+    if url.scheme not in ("https", "http") or not url.netloc:
+        raise UsageError("--webhook-url must be a full URL, e.g. https://bot.example.com/hook")
+    secret = (
+        settings.webhook_secret.get_secret_value()
+        if settings.webhook_secret
+        else secrets.token_urlsafe(32)
+    )
+    # PTB answers 403 to any request whose X-Telegram-Bot-Api-Secret-Token differs.
+    app.run_webhook(
+        listen=args.listen,
+        port=args.port,
+        url_path=url.path.lstrip("/"),
+        webhook_url=args.webhook_url,
+        secret_token=secret,
+        allowed_updates=ALLOWED_UPDATES,
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ from storage import Database, logins, patients, practitioners
 from storage.models import Login, Patient
 
 PORTAL_KEY = "portal"
+USER_LANGUAGE_KEY = "language"  # a choice made with /language before signing in
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
         login = await logins.get(conn, user.id)
         patient = await patients.get(conn, login.patient_id) if login else None
         is_practitioner = await practitioners.get(conn, user.id) is not None
-    language = login.locale if login and login.locale else user.language_code
+    chosen = context.user_data.get(USER_LANGUAGE_KEY) if context.user_data is not None else None
+    language = (login.locale if login and login.locale else None) or chosen or user.language_code
     return Caller(
         user.id,
         login,
@@ -72,4 +74,22 @@ async def recipient_translator(context: ContextTypes.DEFAULT_TYPE, patient_id: i
     p = portal(context)
     async with p.db.read() as conn:
         login = await logins.for_patient(conn, patient_id)
+    return translator(login.locale if login else None, p.settings.default_locale)
+
+
+async def set_language(context: ContextTypes.DEFAULT_TYPE, who: Caller, language: str) -> None:
+    """Stored with the login, so messages others trigger reach this user in it too."""
+    if context.user_data is not None:
+        context.user_data[USER_LANGUAGE_KEY] = language
+    if who.login is None:
+        return
+    async with portal(context).db.transaction() as conn:
+        await logins.set_locale(conn, who.telegram_user_id, language)
+
+
+async def recipient_language(holder: _HasBotData, telegram_user_id: int) -> Translator:
+    """The language of a Telegram user we write to outside any update of theirs."""
+    p = portal(holder)
+    async with p.db.read() as conn:
+        login = await logins.get(conn, telegram_user_id)
     return translator(login.locale if login else None, p.settings.default_locale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from pathlib import Path
 
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     timezone: str = "Australia/Sydney"
     invite_ttl_days: int = Field(default=14, ge=1, le=365)
     practice_name: str = "our practice"
+    # Checked on every webhook request (run --webhook-url); a random one per run if unset.
+    webhook_secret: SecretStr | None = None
     # How long a half-finished flow waits for the next answer before it is dropped.
     conversation_timeout: float = Field(default=600, gt=0, le=86400)
 
@@ -39,6 +42,16 @@ class Settings(BaseSettings):
             Locale.parse(value)
         except (ValueError, UnknownLocaleError) as exc:
             raise ValueError(f"unknown locale {value!r}") from exc
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram allows 1-256 characters of A-Z a-z 0-9 _ - in a webhook secret token.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1-256 characters from A-Z a-z 0-9 _ -")
         return value
 
     @field_validator("timezone")

@@ -35,3 +35,32 @@ def clean_email(text: str | None) -> str | None:
 def esc(text: object) -> str:
     """Anything from a user or the database, made safe inside an HTML message."""
     return html.escape(str(text), quote=False)
+
+
+TELEGRAM_TEXT_LIMIT = 4096
+
+
+def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """Pieces of at most `limit` characters, cut at line breaks where possible.
+
+    Lines are kept whole so an HTML tag opened on a line closes in the same piece; our
+    messages never span a tag across lines. Length is counted on the HTML source, which
+    is never shorter than what Telegram counts after parsing it.
+    """
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # one enormous line: cut it hard
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    pieces.append(current)
+    return [p for p in pieces if p.strip()] or [text[:limit]]

@@ -30,7 +30,7 @@ from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
-from conversations import conversation
+from conversations import Flows, conversation
 from handlers.approvals import send_request
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
 
@@ -582,7 +582,7 @@ _CHANGE_STEPS: dict[str, Callback] = {
 }
 
 
-def addpatient_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
+def addpatient_conversation(flows: Flows) -> ConversationHandler:  # type: ignore[type-arg]
     typed = filters.TEXT & ~filters.COMMAND
     back = {s: CallbackQueryHandler(_back_from(s), pattern=f"^{CB_BACK}$") for s in range(10)}
 
@@ -594,7 +594,7 @@ def addpatient_conversation(timeout: float) -> ConversationHandler:  # type: ign
         ]
 
     return conversation(
-        timeout,
+        flows,
         name="addpatient",
         entry_points=[
             CommandHandler("addpatient", start_adding),

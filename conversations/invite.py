@@ -23,7 +23,8 @@ from bot.qr import qr_png
 from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
-from conversations import conversation
+from conversations import Flows, conversation
+from handlers.language import practitioner_menu
 
 NAME, DOB, EMAIL = range(3)
 
@@ -72,6 +73,7 @@ async def start_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
         )
         return ConversationHandler.END
     context.user_data[DATA_KEY] = {}  # type: ignore[index]
+    await practitioner_menu(context, who)
     await _say(
         update,
         _("Let's invite a patient. What is the patient's full name?"),
@@ -245,11 +247,11 @@ async def invite_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     return ConversationHandler.END
 
 
-def invite_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
+def invite_conversation(flows: Flows) -> ConversationHandler:  # type: ignore[type-arg]
     typed = filters.TEXT & ~filters.COMMAND
     cancel_button = CallbackQueryHandler(cancel_invite, pattern=f"^{CB_CANCEL}$")
     return conversation(
-        timeout,
+        flows,
         name="invite",
         entry_points=[CommandHandler("invite", start_invite)],
         states={

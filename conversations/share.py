@@ -22,7 +22,7 @@ from bot.access import Level, Role
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import clean_email, esc
-from conversations import conversation
+from conversations import Flows, conversation
 from handlers.approvals import send_request
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
@@ -204,10 +204,10 @@ async def sharing_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     return ConversationHandler.END
 
 
-def share_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
+def share_conversation(flows: Flows) -> ConversationHandler:  # type: ignore[type-arg]
     typed = filters.TEXT & ~filters.COMMAND
     return conversation(
-        timeout,
+        flows,
         name="share",
         entry_points=[CallbackQueryHandler(start_sharing, pattern=r"^sh:start:\d{1,18}$")],
         states={

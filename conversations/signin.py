@@ -22,7 +22,7 @@ from bot.i18n import Translator, translator
 from bot.invitations import InviteState
 from bot.runtime import Caller, caller, portal
 from bot.text import esc
-from conversations import conversation
+from conversations import Flows, conversation
 from handlers.approvals import deliver_waiting
 from handlers.menu import home_keyboard
 
@@ -203,10 +203,10 @@ async def signin_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     return ConversationHandler.END
 
 
-def signin_conversation(timeout: float) -> ConversationHandler:  # type: ignore[type-arg]
+def signin_conversation(flows: Flows) -> ConversationHandler:  # type: ignore[type-arg]
     start_with_link = CommandHandler("start", open_invite, has_args=True)
     return conversation(
-        timeout,
+        flows,
         name="signin",
         entry_points=[start_with_link],
         states={

@@ -18,9 +18,10 @@ from bot.access import ChangeOutcome, Level, Role
 from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.runtime import caller, portal, recipient_translator
-from bot.text import esc
+from bot.text import esc, split_text
 from bot.tokens import deep_link
 from handlers.menu import CB_HOME_ACCESS
+from handlers.send import send_long
 from storage import Database
 from storage.models import Grant, Patient
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 # ac:home · ac:g:<grant> (one grant's actions) · ac:lv:<grant>:<c|a> · ac:rl:<grant>:<v|e>
 # ac:rv|rvy:<grant> revoke (ask, yes) · ac:lf|lfy:<grant> leave · ac:wd:<grant> withdraw
 # ac:dep:<patient> a held dependent · ac:own:<patient> give them their own login
+MAX_BUTTONS = 90
 _DATA = re.compile(r"^ac:(home|g|lv|rl|rv|rvy|lf|lfy|wd|dep|own)(?::(\d{1,18}))?(?::([caev]))?$")
 
 
@@ -137,7 +139,11 @@ async def _render(
                 )
             ]
         )
-    return "\n".join(lines), InlineKeyboardMarkup([[b for b in r] for r in rows])
+    if sum(len(r) for r in rows) > MAX_BUTTONS:  # Telegram refuses more than 100 per message
+        while sum(len(r) for r in rows) > MAX_BUTTONS:
+            rows.pop()
+        lines += ["", _("Not everyone above has a button: there are too many for one message.")]
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
 
 
 async def _grant_view(
@@ -195,6 +201,8 @@ async def _grant_view(
 async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
     query = update.callback_query
     assert query is not None
+    parts = split_text(text, 4000)  # one message can be edited, not split: shorten it
+    text = parts[0] + ("\n…" if len(parts) > 1 else "")
     try:
         await query.edit_message_text(text, reply_markup=markup)
     except BadRequest as exc:
@@ -216,7 +224,7 @@ async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     text, markup = await _render(context, who._, who.patient.id)
     assert update.effective_chat is not None
-    await context.bot.send_message(update.effective_chat.id, text, reply_markup=markup)
+    await send_long(context.bot, update.effective_chat.id, text, markup)
 
 
 async def _notify(

@@ -72,6 +72,7 @@ def help_text(who: Caller) -> str:
     if who.is_practitioner:
         lines.append(_("/invite — invite a patient to the portal"))
     lines += [
+        _("/language — change the language I speak"),
         _("/help — this list"),
         _("/cancel — stop what you're doing"),
     ]

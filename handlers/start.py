@@ -9,6 +9,7 @@ from bot import access
 from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.approvals import deliver_waiting
+from handlers.language import practitioner_menu
 from handlers.menu import help_text, home_keyboard, home_text
 from handlers.views import header
 
@@ -20,6 +21,7 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None:
         return
+    await practitioner_menu(context, who)
     if who.patient is not None:
         p = portal(context)
         entries = await access.accessible(p.db, who.patient.id)

@@ -71,7 +71,10 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                await conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (e.g. on a full disk); a second
+                # ROLLBACK would raise and hide the real error.
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
                 raise
             else:
                 await conn.execute("COMMIT")

@@ -1,0 +1,156 @@
+"""PTB persistence in our own SQLite database (not a pickle file): conversation states and
+each user's drafts survive a restart, and flows abandoned before it still time out.
+
+PTB does not persist conversation timeouts. So on start-up every restored conversation
+gets a deadline (last step + timeout): one that has passed is not restored at all, and
+its user is told it timed out; one still running gets a job that tells the user when it
+passes, and a guard in each flow ends it if they come back after that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import Update
+from telegram.ext import BasePersistence, ContextTypes, PersistenceInput
+
+from storage import Database, state
+
+log = logging.getLogger(__name__)
+ConversationKey = tuple[int | str, ...]
+ConversationDict = dict[ConversationKey, object]
+CDCData = Any  # callback data is not stored
+CONVERSATION = "conversation"
+USER_DATA = "user_data"
+
+
+@dataclass
+class Deadlines:
+    """Restored conversations and when they time out: (name, key) -> unix time."""
+
+    timeout: float
+    due: dict[tuple[str, ConversationKey], float] = field(default_factory=dict)
+    expired: list[tuple[str, ConversationKey]] = field(default_factory=list)  # at start-up
+
+    def stale(self, name: str, key: ConversationKey) -> bool:
+        """True once for a restored conversation whose deadline has passed."""
+        deadline = self.due.get((name, key))
+        if deadline is None:
+            return False
+        if time.time() < deadline:
+            # The user is back in time: from now on PTB's own timeout applies.
+            del self.due[(name, key)]
+            return False
+        del self.due[(name, key)]
+        return True
+
+
+class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """user_data and conversations only: bot_data holds live objects, never persisted."""
+
+    def __init__(self, db: Database, deadlines: Deadlines) -> None:
+        super().__init__(
+            store_data=PersistenceInput(
+                bot_data=False, chat_data=False, user_data=True, callback_data=False
+            ),
+            # Writes also happen after every update (see bot.app); this is the backstop.
+            update_interval=5,
+        )
+        self.db = db
+        self.deadlines = deadlines
+
+    async def _connected(self) -> Database:
+        await self.db.connect()
+        await self.db.migrate()
+        return self.db
+
+    async def get_conversations(self, name: str) -> ConversationDict:
+        db = await self._connected()
+        async with db.read() as conn:
+            rows = await state.load(conn, CONVERSATION, name)
+        restored: ConversationDict = {}
+        for key_json, value_json, touched_at in rows:
+            key = tuple(json.loads(key_json))
+            deadline = touched_at + self.deadlines.timeout
+            if deadline <= time.time():
+                self.deadlines.expired.append((name, key))
+                async with db.transaction() as conn:
+                    await state.drop(conn, CONVERSATION, name, key_json)
+                continue
+            restored[key] = json.loads(value_json)
+            self.deadlines.due[(name, key)] = deadline
+        return restored
+
+    async def update_conversation(
+        self, name: str, key: ConversationKey, new_state: object | None
+    ) -> None:
+        key_json = json.dumps(list(key))
+        async with self.db.transaction() as conn:
+            if new_state is None:
+                await state.drop(conn, CONVERSATION, name, key_json)
+            else:
+                await state.save(conn, CONVERSATION, name, key_json, json.dumps(new_state))
+
+    async def get_user_data(self) -> dict[int, dict[Any, Any]]:
+        db = await self._connected()
+        async with db.read() as conn:
+            rows = await state.load(conn, USER_DATA)
+        return {int(key): json.loads(value) for key, value, _ in rows}
+
+    async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
+        async with self.db.transaction() as conn:
+            if data:
+                await state.save(conn, USER_DATA, "", str(user_id), json.dumps(data))
+            else:
+                await state.drop(conn, USER_DATA, "", str(user_id))
+
+    async def drop_user_data(self, user_id: int) -> None:
+        async with self.db.transaction() as conn:
+            await state.drop(conn, USER_DATA, "", str(user_id))
+
+    async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
+        """Nothing to do: this process is the only writer of its users' drafts."""
+
+    # Not stored (see PersistenceInput above); PTB still calls these.
+    async def get_chat_data(self) -> dict[int, dict[Any, Any]]:
+        return {}
+
+    async def update_chat_data(self, chat_id: int, data: dict[Any, Any]) -> None:
+        return None
+
+    async def drop_chat_data(self, chat_id: int) -> None:
+        return None
+
+    async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
+        return None
+
+    async def get_bot_data(self) -> dict[Any, Any]:
+        return {}
+
+    async def update_bot_data(self, data: dict[Any, Any]) -> None:
+        return None
+
+    async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
+        return None
+
+    async def get_callback_data(self) -> CDCData | None:
+        return None
+
+    async def update_callback_data(self, data: CDCData) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+
+async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Write the step just taken now, not within the next interval: a crash right after a
+    reply must not lose the answer the user saw acknowledged."""
+    try:
+        await context.application.update_persistence()
+    except Exception:  # e.g. a full disk: the handler's own error already told the user
+        log.exception("could not store conversation state after update %s", update.update_id)

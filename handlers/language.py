@@ -1,0 +1,131 @@
+"""/language, and the bot's command menu in each language."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot import i18n
+from bot.i18n import LANGUAGES, Translator, translator
+from bot.runtime import USER_LANGUAGE_KEY, Caller, caller, portal, set_language
+
+log = logging.getLogger(__name__)
+
+_DATA = re.compile(r"^lang:([A-Za-z_]{2,10})$")
+# Telegram's language_code for setMyCommands is a two-letter ISO 639-1 code.
+_TELEGRAM_CODE = {"en": "en", "zh_Hans": "zh", "vi": "vi", "ar": "ar"}
+
+
+def commands(_: Translator, *, practitioner: bool = False) -> list[BotCommand]:
+    items = [
+        ("start", _("Home menu")),
+        ("switch", _("Choose whose portal to see")),
+        ("appointments", _("Appointments")),
+        ("invoices", _("Invoices")),
+        ("records", _("Clinical records")),
+        ("details", _("Personal details")),
+        ("addpatient", _("Add a patient you access")),
+        ("access", _("Who accesses whom; requests")),
+        ("activity", _("Who looked at your records")),
+        ("language", _("Change language")),
+        ("help", _("What I can do")),
+        ("cancel", _("Stop what you're doing")),
+    ]
+    if practitioner:
+        items.insert(1, ("invite", _("Invite a patient")))
+    return [BotCommand(name, description) for name, description in items]
+
+
+async def set_command_menus(app: Application) -> None:  # type: ignore[type-arg]
+    """The menu in every shipped language; practitioners also see /invite in their chat."""
+    p = portal(app)
+    bot = app.bot
+    default = translator(None, p.settings.default_locale)
+    await bot.set_my_commands(commands(default), scope=BotCommandScopeDefault())
+    for language in LANGUAGES:
+        await bot.set_my_commands(
+            commands(translator(language)),
+            scope=BotCommandScopeDefault(),
+            language_code=_TELEGRAM_CODE[language],
+        )
+
+
+MENU_SET_KEY = "practitioner_menus"
+
+
+async def practitioner_menu(
+    context: ContextTypes.DEFAULT_TYPE, who: Caller, *, again: bool = False
+) -> None:
+    """Practitioners also see /invite, in their chat only. Set once they have talked to
+    the bot (Telegram refuses a chat scope before that), and again after /language."""
+    done: set[int] = context.bot_data.setdefault(MENU_SET_KEY, set())
+    if not who.is_practitioner or (who.telegram_user_id in done and not again):
+        return
+    try:
+        await context.bot.set_my_commands(
+            commands(who._, practitioner=True), scope=BotCommandScopeChat(who.telegram_user_id)
+        )
+        done.add(who.telegram_user_id)
+    except TelegramError as exc:
+        log.info("no practitioner menu for one chat: %s", type(exc).__name__)
+
+
+async def choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/language: one button per language, each in its own words."""
+    who = await caller(update, context)
+    rows = [
+        [
+            InlineKeyboardButton(
+                ("● " if code == who._.language else "") + name, callback_data=f"lang:{code}"
+            )
+        ]
+        for code, name in LANGUAGES.items()
+    ]
+    assert update.effective_message is not None
+    await update.effective_message.reply_text(
+        who._("Which language would you like?"), reply_markup=InlineKeyboardMarkup(rows)
+    )
+
+
+async def save_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A language button: stored with the login (or for this chat before sign-in)."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = _DATA.match(query.data)
+    if match is None or match[1] not in LANGUAGES:
+        who = await caller(update, context)
+        await query.answer(who._("This button is no longer active."), show_alert=True)
+        return
+    language = match[1]
+    who = await caller(update, context)
+    await set_language(context, who, language)
+    _ = i18n.translator(language, portal(context).settings.default_locale)
+    await practitioner_menu(context, dataclasses.replace(who, _=_), again=True)
+    await query.answer()
+    try:
+        await query.edit_message_text(
+            _("Done: I'll speak {language} from now on.").format(language=LANGUAGES[language])
+        )
+    except BadRequest as exc:
+        if "not modified" not in exc.message:
+            raise
+
+
+def language_handlers() -> list[object]:
+    assert USER_LANGUAGE_KEY
+    return [
+        CommandHandler("language", choose_language),
+        CallbackQueryHandler(save_language, pattern=r"^lang:"),
+    ]

@@ -1,0 +1,60 @@
+"""After a restart: tell users whose unfinished flow timed out while the bot was away."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from telegram.error import TelegramError
+from telegram.ext import Application, ContextTypes
+
+from bot.i18n import Translator
+from bot.persistence import ConversationKey, SQLitePersistence
+from bot.runtime import recipient_language
+
+log = logging.getLogger(__name__)
+
+
+def _message(_: Translator) -> str:
+    return _(
+        "You didn't finish what you started before I restarted, and it has timed out: "
+        "nothing was sent or created. You can start again at any time."
+    )
+
+
+async def _tell(app: Application, key: ConversationKey) -> None:  # type: ignore[type-arg]
+    chat_id, user_id = int(key[0]), int(key[-1])
+    _ = await recipient_language(app, user_id)
+    try:
+        await app.bot.send_message(chat_id, _message(_))
+    except TelegramError as exc:
+        log.info("could not tell a user their flow timed out: %s", type(exc).__name__)
+
+
+async def settle_restored_conversations(app: Application) -> None:  # type: ignore[type-arg]
+    """Expired before start-up: tell now. Still running: tell when the deadline passes."""
+    persistence = app.persistence
+    if not isinstance(persistence, SQLitePersistence):
+        return
+    deadlines = persistence.deadlines
+    for _name, key in deadlines.expired:
+        await _tell(app, key)
+    deadlines.expired.clear()
+    assert app.job_queue is not None
+    for (name, key), deadline in list(deadlines.due.items()):
+        app.job_queue.run_once(
+            _deadline_passed, when=max(0.0, deadline - time.time()), data=(name, key)
+        )
+
+
+async def _deadline_passed(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The user did not come back in time: tell them, and forget the stored step. The
+    conversation in memory ends through the flow's guard if they write again."""
+    assert context.job is not None
+    name, key = context.job.data  # type: ignore[misc]
+    persistence = context.application.persistence
+    assert isinstance(persistence, SQLitePersistence)
+    if (name, key) not in persistence.deadlines.due:
+        return  # they came back in time
+    await persistence.update_conversation(name, key, None)
+    await _tell(context.application, key)

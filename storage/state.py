@@ -1,0 +1,30 @@
+"""The bot's own working state (conversation steps and drafts), stored as JSON rows."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from storage.db import now
+
+
+async def load(conn: aiosqlite.Connection, kind: str, name: str = "") -> list[tuple[str, str, int]]:
+    """(key, value, touched_at) for every row of one kind (and conversation name)."""
+    cur = await conn.execute(
+        "SELECT key, value, touched_at FROM bot_state WHERE kind = ? AND name = ?", (kind, name)
+    )
+    return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
+
+
+async def save(conn: aiosqlite.Connection, kind: str, name: str, key: str, value: str) -> None:
+    await conn.execute(
+        "INSERT INTO bot_state (kind, name, key, value, touched_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (kind, name, key) DO UPDATE SET value = excluded.value,"
+        " touched_at = excluded.touched_at",
+        (kind, name, key, value, now()),
+    )
+
+
+async def drop(conn: aiosqlite.Connection, kind: str, name: str, key: str) -> None:
+    await conn.execute(
+        "DELETE FROM bot_state WHERE kind = ? AND name = ? AND key = ?", (kind, name, key)
+    )

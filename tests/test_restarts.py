@@ -1,0 +1,96 @@
+"""A restart in the middle of a conversation resumes it; one abandoned across a restart
+still times out with a message. The bot stops and starts on the same database file."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from bot.app import build_application, running
+from bot.settings import Settings, load_settings
+from storage import Database
+from tests.botapi import BotAPIServer, SimUser
+from tests.helpers import make_practitioner, signed_in
+
+
+def _settings(server: BotAPIServer, db_path: Path, timeout: float = 600) -> Settings:
+    return load_settings(
+        bot_token=server.token,
+        api_base_url=server.base_url,
+        db_path=db_path,
+        conversation_timeout=timeout,
+    )
+
+
+async def _wait_for(user: SimUser, words: str, seconds: float = 5) -> None:
+    for _ in range(int(seconds * 10)):
+        if any(words in m.text for m in user.bot_messages):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(user.transcript())
+
+
+async def test_addpatient_resumes_after_a_restart(server: BotAPIServer, db_path: Path) -> None:
+    settings = _settings(server, db_path)
+    ann = server.user(700, "Ann")
+    async with running(build_application(settings), poll_timeout=1) as app:
+        db: Database = app.bot_data["portal"].db
+        await signed_in(db, ann, "Ann Lee")
+        await ann.send("/addpatient")
+        await ann.send("Mia Lee")
+        await ann.tap("Daughter")
+        await ann.tap("Clinical")
+    async with running(build_application(settings), poll_timeout=1):
+        await ann.tap("Edit")  # the role step, on the prompt sent before the restart
+        assert "own portal login" in ann.last.text
+        await ann.tap("No, create an account for them")
+        await ann.send("3/5/2018")
+        assert "Name: Mia Lee" in ann.last.text and "Relationship: Daughter" in ann.last.text
+    async with running(build_application(settings), poll_timeout=1):
+        await ann.tap("✅ Confirm")
+        assert "Mia Lee's account is ready" in ann.last.text
+
+
+async def test_invite_resumes_after_a_restart(server: BotAPIServer, db_path: Path) -> None:
+    settings = _settings(server, db_path)
+    doctor = server.user(500, "Priya")
+    async with running(build_application(settings), poll_timeout=1) as app:
+        await make_practitioner(app.bot_data["portal"].db, 500)
+        await doctor.send("/invite")
+        await doctor.send("Bo Tran")
+    async with running(build_application(settings), poll_timeout=1):
+        await doctor.send("30/12/1990")
+        assert "email" in doctor.last.text
+        await doctor.tap("Skip", expect=2)
+        assert doctor.last.kind == "photo"
+
+
+async def test_a_flow_abandoned_across_a_restart_times_out(
+    server: BotAPIServer, db_path: Path
+) -> None:
+    settings = _settings(server, db_path, timeout=1)
+    ann = server.user(700, "Ann")
+    async with running(build_application(settings), poll_timeout=1) as app:
+        await signed_in(app.bot_data["portal"].db, ann, "Ann Lee", dt.date(1985, 2, 3))
+        await ann.send("/addpatient")
+        await ann.send("Mia Lee")
+    await asyncio.sleep(1.5)  # the bot is down longer than the timeout
+    async with running(build_application(settings), poll_timeout=1):
+        await _wait_for(ann, "before I restarted, and it has timed out")
+        await ann.send("Daughter")  # no longer an answer to anything
+        assert "didn't understand" in ann.last.text
+
+
+async def test_a_restored_flow_still_times_out_later(server: BotAPIServer, db_path: Path) -> None:
+    settings = _settings(server, db_path, timeout=2)
+    ann = server.user(700, "Ann")
+    async with running(build_application(settings), poll_timeout=1) as app:
+        await signed_in(app.bot_data["portal"].db, ann, "Ann Lee", dt.date(1985, 2, 3))
+        await ann.send("/addpatient")
+    async with running(build_application(settings), poll_timeout=1):
+        await _wait_for(ann, "before I restarted, and it has timed out")
+        await ann.send("Mia Lee")  # the restored step is over: the flow's guard ends it
+        assert "nothing was sent or created" in ann.last.text.lower()
+        await ann.send("Mia Lee")
+        assert "didn't understand" in ann.last.text
