@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from storage import Database, audit, grants, logins, patients, portal
+from storage import Database, audit, completed, grants, logins, patients, portal
 from storage.db import now
 from storage.models import AccessEntry, AuditEvent, Grant, Patient
 
@@ -191,10 +191,20 @@ async def create_dependent(
     full_name: str,
     date_of_birth: dt.date,
     request: AccessRequest,
+    idempotency_key: str | None = None,
 ) -> tuple[Patient, Grant]:
     """A new patient account held by the creator, and — decided by the creator acting as the
-    new patient's holder — the creator's access to it. One transaction, three audit events."""
+    new patient's holder — the creator's access to it. One transaction, three audit events.
+
+    With an idempotency key, confirming the same draft twice (a retry after a crash) returns
+    the account the first confirmation created."""
     async with db.transaction() as conn:
+        done = await completed.get(conn, idempotency_key) if idempotency_key else None
+        if done is not None:
+            earlier = await patients.get(conn, done[0])
+            earlier_grant = await grants.get(conn, done[1]) if done[1] else None
+            assert earlier is not None and earlier_grant is not None
+            return earlier, earlier_grant
         dependent = await patients.create(
             conn,
             full_name,
@@ -246,6 +256,8 @@ async def create_dependent(
         )
         final = await grants.get(conn, grant.id)
         assert final is not None
+        if idempotency_key:
+            await completed.record(conn, idempotency_key, dependent.id, final.id)
         return dependent, final
 
 

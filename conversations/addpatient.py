@@ -9,6 +9,7 @@ Steps: name → relationship (→ a word for Other) → access level → role �
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -112,7 +113,8 @@ async def start_adding(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
         elif update.effective_message:
             await update.effective_message.reply_text(text)
         return ConversationHandler.END
-    context.user_data[DRAFT] = {}  # type: ignore[index]
+    # Identifies this draft's confirmation, so a retried Confirm cannot create twice.
+    context.user_data[DRAFT] = {"key": secrets.token_hex(16)}  # type: ignore[index]
     return await ask_name(update, context)
 
 
@@ -458,7 +460,12 @@ async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     p = portal(context)
     if not draft["own"]:
         dependent, grant = await access.create_dependent(
-            p.db, who.patient.id, draft["name"], dt.date.fromisoformat(draft["dob"]), request
+            p.db,
+            who.patient.id,
+            draft["name"],
+            dt.date.fromisoformat(draft["dob"]),
+            request,
+            idempotency_key=draft.get("key"),
         )
         context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
         text = _(

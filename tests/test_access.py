@@ -195,3 +195,20 @@ async def test_the_holder_decides_for_a_dependent_until_they_have_a_login(db: Da
         await logins.create(conn, 99, child.id, "en")
         assert await access.decider_for(conn, child.id) == child.id
         assert not await access.may_decide(conn, mum.id, child.id)
+
+
+async def test_confirming_the_same_draft_twice_creates_one_dependent(db: Database) -> None:
+    mum = await _patient(db, "Mum", login=1)
+    first = await access.create_dependent(
+        db, mum.id, "Mia", dt.date(2018, 5, 1), _req(), idempotency_key="k1"
+    )
+    again = await access.create_dependent(
+        db, mum.id, "Mia", dt.date(2018, 5, 1), _req(), idempotency_key="k1"
+    )
+    other = await access.create_dependent(
+        db, mum.id, "Mia", dt.date(2018, 5, 1), _req(), idempotency_key="k2"
+    )
+    assert first == again and other[0].id != first[0].id
+    async with db.read() as conn:
+        cur = await conn.execute("SELECT count(*) FROM patients WHERE full_name = 'Mia'")
+        assert (await cur.fetchone())[0] == 2

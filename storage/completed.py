@@ -1,0 +1,25 @@
+"""Idempotency keys of confirmations that created something."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from storage.db import now
+
+
+async def get(conn: aiosqlite.Connection, key: str) -> tuple[int, int | None] | None:
+    cur = await conn.execute(
+        "SELECT patient_id, grant_id FROM completed_requests WHERE key = ?", (key,)
+    )
+    row = await cur.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+async def record(
+    conn: aiosqlite.Connection, key: str, patient_id: int, grant_id: int | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO completed_requests (key, patient_id, grant_id, created_at)"
+        " VALUES (?, ?, ?, ?)",
+        (key, patient_id, grant_id, now()),
+    )

@@ -1,0 +1,188 @@
+"""Kill -9 in the middle of things, many times: the bot is a subprocess on a real database,
+a scripted user walks /addpatient (and answers a request) while the test SIGKILLs the bot at
+random moments and starts it again. After every kill the database must be intact and
+consistent, and after every restart the user carries on from where the bot left them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+from bot import access, invitations
+from bot.access import AccessRequest, Level, Relationship, Role
+from storage import Database, logins
+from tests.botapi import BotAPIServer, SimUser
+
+ROOT = Path(__file__).resolve().parent.parent
+CYCLES = int(os.environ.get("PORTAL_CRASH_CYCLES", "12"))
+
+
+def check_database(path: Path) -> dict[str, int]:
+    """Invariants that must hold at any instant, even right after a SIGKILL."""
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        # Every active grant was approved exactly once, in the same transaction.
+        for grant_id, status in conn.execute("SELECT id, status FROM grants"):
+            decisions = conn.execute(
+                "SELECT count(*) FROM audit_events WHERE ref_id = ? AND outcome = 'ok'"
+                " AND action IN ('grant.approved', 'grant.denied')",
+                (grant_id,),
+            ).fetchone()[0]
+            assert decisions == (0 if status in ("pending", "expired") else 1), (grant_id, status)
+        # Every dependent has exactly one creation event and one grant for its holder.
+        for (patient_id,) in conn.execute("SELECT id FROM patients WHERE holder_id IS NOT NULL"):
+            created = conn.execute(
+                "SELECT count(*) FROM audit_events WHERE subject_patient_id = ?"
+                " AND action = 'patient.dependent_created'",
+                (patient_id,),
+            ).fetchone()[0]
+            assert created == 1
+        return {
+            "dependents": conn.execute(
+                "SELECT count(*) FROM patients WHERE holder_id IS NOT NULL"
+            ).fetchone()[0],
+        }
+
+
+class Bot:
+    def __init__(self, server: BotAPIServer, db_path: Path) -> None:
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+        self.env |= {
+            "PORTAL_BOT_TOKEN": server.token,
+            "PORTAL_API_BASE_URL": server.base_url,
+            "PORTAL_DB_PATH": str(db_path),
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+
+async def next_move(user: SimUser) -> None:
+    """What a person would do next, reading the bot's latest message."""
+    text = user.last.text if user.bot_messages else ""
+    labels = user.last.labels if user.bot_messages else []
+    if "full name" in text:
+        await user.send("Mia Lee", timeout=2)
+    elif "to you?" in text and "Child" in labels:
+        await user.tap("Child", timeout=2)
+    elif "Which access" in text and "Clinical" in labels:
+        await user.tap("Clinical", timeout=2)
+    elif "What may you do" in text and "Edit" in labels:
+        await user.tap("Edit", timeout=2)
+    elif "own portal login" in text and "No, create an account for them" in labels:
+        await user.tap("No, create an account for them", timeout=2)
+    elif "date of birth" in text:
+        await user.send("1/2/2018", timeout=2)
+    elif "Please check" in text and "✅ Confirm" in labels:
+        await user.tap("✅ Confirm", timeout=2)
+    else:  # done, timed out, not understood, or nothing yet: start (again)
+        await user.send("/addpatient", timeout=2)
+
+
+async def test_sigkill_at_random_moments(server: BotAPIServer, tmp_path: Path) -> None:
+    rng = random.Random(20261125)
+    db_path = tmp_path / "portal.db"
+    db = Database(db_path)
+    await db.migrate()
+    new = await invitations.create_invite(
+        db, invitations.InviteRequest("Ann Lee", None, "ann@example.com"), 14
+    )
+    async with db.transaction() as conn:
+        await logins.create(conn, 700, new.invite.patient_id, "en")
+    await db.close()
+    ann = server.user(700, "Ann")
+    bot = Bot(server, db_path)
+    completed_moves = 0
+    for _cycle in range(CYCLES):
+        await bot.start()
+        deadline = asyncio.get_running_loop().time() + rng.uniform(0.8, 2.5)
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                await next_move(ann)
+                completed_moves += 1
+            except AssertionError:
+                break  # no reply in time: the bot is starting, or about to die
+        await bot.kill()
+        check_database(db_path)
+    await bot.start()
+    try:
+        for _ in range(12):  # after the last restart the flow must complete
+            await next_move(ann)
+            if "account is ready" in ann.last.text:
+                break
+        assert "account is ready" in ann.last.text, ann.transcript()
+    finally:
+        await bot.kill()
+    counts = check_database(db_path)
+    ready = sum("account is ready" in m.text for m in ann.bot_messages)
+    started = sum(m.text == "/addpatient" for m in ann.messages if not m.from_bot)
+    # One flow, at most one account: a Confirm retried after a kill never creates twice.
+    assert counts["dependents"] <= started
+    # Never two accounts for one confirmation: at most one unseen success per kill.
+    assert ready <= counts["dependents"] <= ready + CYCLES
+    assert completed_moves > CYCLES
+    print(
+        f"crash test: {CYCLES} kills, {completed_moves} user moves, "
+        f"{counts['dependents']} dependents, {ready} confirmations seen"
+    )
+
+
+async def test_a_decision_survives_a_kill(server: BotAPIServer, tmp_path: Path) -> None:
+    """Approve, kill at once, restart: the grant is active once, and a second tap after the
+    restart is told the outcome instead of deciding again."""
+    db_path = tmp_path / "portal.db"
+    db = Database(db_path)
+    await db.migrate()
+    ids = []
+    for i, (name, email) in enumerate(
+        [("Ann Lee", "ann@example.com"), ("Bob Lee", "bob@example.com")]
+    ):
+        made = await invitations.create_invite(db, invitations.InviteRequest(name, None, email), 14)
+        async with db.transaction() as conn:
+            await logins.create(conn, 700 + i, made.invite.patient_id, "en")
+        ids.append(made.invite.patient_id)
+    sent = await access.request_by_email(
+        db,
+        ids[1],
+        "ann@example.com",
+        AccessRequest("Ann", Relationship.PARTNER, None, Level.CLINICAL, Role.VIEW),
+        14,
+    )
+    await db.close()
+    assert sent.grant
+    ann = server.user(700, "Ann")
+    bot = Bot(server, db_path)
+    await bot.start()
+    await ann.send("/start", expect=2, timeout=10)  # the home menu and the waiting request
+    await ann.tap("✅ Approve", timeout=5)
+    await bot.kill()
+    check_database(db_path)
+    await bot.start()
+    try:
+        await ann.tap_data(f"ap:ok:{sent.grant.id}", message=ann.last, timeout=10)
+        assert ann.alerts[-1] == ("Approved: Clinical, View.", True)
+    finally:
+        await bot.kill()
+    check_database(db_path)
