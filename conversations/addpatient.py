@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -34,6 +33,7 @@ from bot.text import clean_email, clean_name, esc
 from conversations import Flows, conversation
 from handlers.approvals import send_request
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
+from handlers.send import edit_in_place
 
 (
     NAME,
@@ -80,13 +80,8 @@ async def _prompt(
     query = update.callback_query
     if query is not None:
         await query.answer()
-        try:
-            await query.edit_message_text(text, reply_markup=markup)
-            return
-        except BadRequest as exc:
-            if "not modified" in exc.message:
-                return
-            raise
+        await edit_in_place(query, text, markup)
+        return
     assert update.effective_message is not None
     await update.effective_message.reply_text(text, reply_markup=markup)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -24,6 +23,7 @@ from bot.runtime import caller, portal
 from bot.text import clean_email, esc
 from conversations import Flows, conversation
 from handlers.approvals import send_request
+from handlers.send import edit_in_place
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
 DRAFT = "share"
@@ -43,11 +43,7 @@ async def _say(update: Update, text: str, rows: list[list[InlineKeyboardButton]]
     query = update.callback_query
     if query is not None:
         await query.answer()
-        try:
-            await query.edit_message_text(text, reply_markup=markup)
-        except BadRequest as exc:
-            if "not modified" not in exc.message:
-                raise
+        await edit_in_place(query, text, markup)
         return
     assert update.effective_message is not None
     await update.effective_message.reply_text(text, reply_markup=markup)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, labels
@@ -13,6 +12,7 @@ from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.menu import CB_HOME_ACTIVITY
+from handlers.send import edit_in_place
 from storage.models import AuditEvent
 
 _DATA = re.compile(r"^log:(\d{1,18}):(\d{1,6})$")
@@ -113,11 +113,7 @@ async def turn_log_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
         return
     await query.answer()
-    try:
-        await query.edit_message_text(rendered[0], reply_markup=rendered[1])
-    except BadRequest as exc:
-        if "not modified" not in exc.message:
-            raise
+    await edit_in_place(query, rendered[0], rendered[1])
 
 
 def activity_handlers() -> list[object]:

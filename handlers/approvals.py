@@ -12,8 +12,8 @@ import datetime as dt
 import logging
 import re
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot import access, labels
@@ -21,6 +21,7 @@ from bot.access import DecisionOutcome, Level, Role
 from bot.i18n import Translator
 from bot.runtime import caller, portal, recipient_translator
 from bot.text import esc
+from handlers.send import edit_in_place
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def _outcome_line(_: Translator, status: str, level: str, role: str) -> str:
 
 
 async def _show_outcome(
-    query: object, _: Translator, info: access.RequestInfo, tz: dt.tzinfo
+    query: CallbackQuery, _: Translator, info: access.RequestInfo, tz: dt.tzinfo
 ) -> None:
     icon = {"active": "✅", "denied": "❌"}.get(info.grant.status, "⌛")
     text = (
@@ -219,13 +220,9 @@ async def _show_outcome(
     await _edit(query, text, None)
 
 
-async def _edit(query: object, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    try:
-        await query.edit_message_text(text, reply_markup=markup)  # type: ignore[attr-defined]
-    except BadRequest as exc:
-        # A double tap re-renders the same card; Telegram calls that "not modified".
-        if "not modified" not in exc.message:
-            raise
+async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    # A double tap re-renders the same card: edit_in_place takes "not modified" calmly.
+    await edit_in_place(query, text, markup)
 
 
 async def _tell_requester(context: ContextTypes.DEFAULT_TYPE, info: access.RequestInfo) -> None:

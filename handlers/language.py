@@ -14,12 +14,13 @@ from telegram import (
     InlineKeyboardMarkup,
     Update,
 )
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import i18n
 from bot.i18n import LANGUAGES, Translator, translator
 from bot.runtime import USER_LANGUAGE_KEY, Caller, caller, portal, set_language
+from handlers.send import edit_in_place
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,9 @@ async def save_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     _ = i18n.translator(language, portal(context).settings.default_locale)
     await practitioner_menu(context, dataclasses.replace(who, _=_), again=True)
     await query.answer()
-    try:
-        await query.edit_message_text(
-            _("Done: I'll speak {language} from now on.").format(language=LANGUAGES[language])
-        )
-    except BadRequest as exc:
-        if "not modified" not in exc.message:
-            raise
+    await edit_in_place(
+        query, _("Done: I'll speak {language} from now on.").format(language=LANGUAGES[language])
+    )
 
 
 def language_handlers() -> list[object]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import quote
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, invitations, labels
@@ -18,10 +18,10 @@ from bot.access import ChangeOutcome, Level, Role
 from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.runtime import caller, portal, recipient_translator
-from bot.text import esc, split_text
+from bot.text import esc
 from bot.tokens import deep_link
 from handlers.menu import CB_HOME_ACCESS
-from handlers.send import send_long
+from handlers.send import edit_in_place, send_long
 from storage import Database
 from storage.models import Grant, Patient
 
@@ -199,15 +199,8 @@ async def _grant_view(
 
 
 async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    query = update.callback_query
-    assert query is not None
-    parts = split_text(text, 4000)  # one message can be edited, not split: shorten it
-    text = parts[0] + ("\n…" if len(parts) > 1 else "")
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as exc:
-        if "not modified" not in exc.message:
-            raise
+    assert update.callback_query is not None
+    await edit_in_place(update.callback_query, text, markup)
 
 
 async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,10 +1,13 @@
-"""Sending text that may be longer than one Telegram message allows."""
+"""Sending and editing text within Telegram's limits, one way everywhere."""
 
 from __future__ import annotations
 
-from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest
 
 from bot.text import split_text
+
+EDIT_LIMIT = 4000
 
 
 async def send_long(
@@ -15,3 +18,18 @@ async def send_long(
     for part in parts[:-1]:
         await bot.send_message(chat_id, part)
     return await bot.send_message(chat_id, parts[-1], reply_markup=reply_markup)
+
+
+async def edit_in_place(
+    query: CallbackQuery, text: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Edit the message whose button was tapped. A repeated tap that would change nothing
+    ("message is not modified") is not an error; an edit cannot be split, so overlong text
+    is shortened to one message."""
+    parts = split_text(text, EDIT_LIMIT)
+    text = parts[0] + ("\n…" if len(parts) > 1 else "")
+    try:
+        await query.edit_message_text(text, reply_markup=reply_markup)
+    except BadRequest as exc:
+        if "not modified" not in exc.message:
+            raise

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import BadRequest
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, labels, records
@@ -21,6 +20,7 @@ from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.menu import CB_HOME_VIEW, home_keyboard
+from handlers.send import edit_in_place
 from storage.models import AccessEntry, Appointment
 
 CB_SWITCH = "sw:"  # sw:<patient id>
@@ -221,13 +221,8 @@ async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None =
 
 
 async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    query = update.callback_query
-    assert query is not None
-    try:
-        await query.edit_message_text(text, reply_markup=markup)
-    except BadRequest as exc:
-        if "not modified" not in exc.message:
-            raise
+    assert update.callback_query is not None
+    await edit_in_place(update.callback_query, text, markup)
 
 
 async def _current(
