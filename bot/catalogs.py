@@ -43,7 +43,8 @@ def update() -> None:
     for language in LANGUAGES:
         po = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
         verb = "update" if po.exists() else "init"
-        _pybabel(verb, "-i", str(POT), "-d", str(LOCALES_DIR), "-l", language, "--no-wrap")
+        extra = ["--ignore-obsolete"] if verb == "update" else []
+        _pybabel(verb, "-i", str(POT), "-d", str(LOCALES_DIR), "-l", language, "--no-wrap", *extra)
     _fill_source()
 
 

@@ -497,8 +497,13 @@ async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         update,
         _(
             "Thank you. If this email belongs to a portal account, its owner has been asked to "
-            "approve your request. I'll let you know when they decide. The request expires "
-            "after {days} days."
+            "approve your request. I'll let you know when they decide."
+        )
+        + " "
+        + _.ngettext(
+            "The request expires after {days} day.",
+            "The request expires after {days} days.",
+            p.settings.invite_ttl_days,
         ).format(days=p.settings.invite_ttl_days),
         home_keyboard(_).inline_keyboard,
     )
