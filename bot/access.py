@@ -109,6 +109,11 @@ async def _decider_of(conn: aiosqlite.Connection, grant: Grant) -> int | None:
     if grant.subject_id is None:
         return None
     if grant.kind == "offer":
+        # The offer carries the holder's consent, which counts only while the holder decides
+        # for the dependent. Once the dependent has a login of their own they decide, and an
+        # offer still open lapses: accepting it would let in someone they never approved.
+        if await logins.for_patient(conn, grant.subject_id) is not None:
+            return None
         return grant.accessor_id
     return await decider_for(conn, grant.subject_id)
 
@@ -159,7 +164,9 @@ async def request_by_email(
         if subject is not None and subject.id == requester_id:
             return RequestResult(RequestOutcome.SELF)
         subject_id = subject.id if subject else None
-        if await grants.open_between(conn, requester_id, subject_id, email) is not None:
+        # Stripped as it is stored: otherwise " a@b" misses the pending "a@b" and the
+        # insert below fails on the one-pending-request-per-email index.
+        if await grants.open_between(conn, requester_id, subject_id, email.strip()) is not None:
             return RequestResult(RequestOutcome.DUPLICATE)
         grant = await grants.create(
             conn,
@@ -614,12 +621,13 @@ async def act_on_appointment(
         mine = appointment is not None and appointment.patient_id == subject_id
         upcoming = appointment is not None and appointment.starts_at >= now()
         if not allowed.allowed or not mine:
+            known = await patients.get(conn, subject_id) is not None  # forged ids exist too
             await audit.record(
                 conn,
                 event,
                 outcome="refused",
                 actor_patient_id=actor_id,
-                subject_patient_id=subject_id,
+                subject_patient_id=subject_id if known else None,
                 ref_id=appointment_id,
                 detail="no_edit_role" if not allowed.allowed else "not_this_patient",
             )

@@ -226,7 +226,10 @@ async def offers_for(conn: aiosqlite.Connection, accessor_id: int) -> list[Acces
         f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
         " JOIN patients p ON p.id = g.subject_id"
         " WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'offer'"
-        " AND (g.expires_at IS NULL OR g.expires_at > ?) ORDER BY g.id",
+        " AND (g.expires_at IS NULL OR g.expires_at > ?)"
+        # An offer lapses once the dependent has their own login: they decide now.
+        " AND NOT EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = g.subject_id)"
+        " ORDER BY g.id",
         (accessor_id, now()),
     )
     return [_entry(row) for row in await cur.fetchall()]

@@ -212,3 +212,14 @@ async def test_confirming_the_same_draft_twice_creates_one_dependent(db: Databas
     async with db.read() as conn:
         cur = await conn.execute("SELECT count(*) FROM patients WHERE full_name = 'Mia'")
         assert (await cur.fetchone())[0] == 2
+
+
+async def test_a_forged_appointment_action_for_a_patient_who_does_not_exist_is_refused(
+    db: Database,
+) -> None:
+    ann = await _patient(db, "Ann", login=1)
+    outcome = await access.act_on_appointment(db, ann.id, 999_999, 1, "cancel")
+    assert outcome is access.ActOutcome.REFUSED
+    async with db.read() as conn:
+        (event,) = await audit.by_action(conn, "appointment.cancelled")
+    assert event.outcome == "refused" and event.subject_patient_id is None

@@ -1,0 +1,200 @@
+"""Two bot workers on one database, as during a rolling restart: every decision once.
+
+Each worker is the real Application from bot.app, polling its own Bot API emulator (two
+pollers on one token would get 409 from Telegram), and both share one SQLite file. The
+same user exists on both emulators and taps the same button on both at the same moment,
+which is what a redelivered update looks like to two workers. The database, not the
+handler, must make sure exactly one of the two taps decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot import access, invitations
+from bot.access import AccessRequest, Level, Relationship, Role
+from bot.app import build_application, running
+from bot.invitations import InviteRequest, InviteState
+from bot.runtime import portal as portal_of
+from bot.settings import Settings, load_settings
+from storage import Database, audit, grants, portal
+from storage.db import now
+from tests.botapi import BotAPIServer, Msg, SimUser
+
+PRACTICE = "Harbour Family Practice"
+ROUNDS = 30
+ANN_TG, BOB_TG = 700, 701
+ANN_EMAIL = "ann@example.com"
+DOB = dt.date(1985, 2, 3)
+ASK = AccessRequest("Ann", Relationship.PARTNER, None, Level.CLINICAL, Role.EDIT)
+OOPS = "Something went wrong"
+
+
+@dataclass
+class Workers:
+    servers: tuple[BotAPIServer, BotAPIServer]
+    db: Database  # worker A's own handle, for arranging and checking
+
+
+def _settings(server: BotAPIServer, db_path: Path) -> Settings:
+    return load_settings(
+        bot_token=server.token,
+        api_base_url=server.base_url,
+        db_path=db_path,
+        practice_name=PRACTICE,
+    )
+
+
+@pytest.fixture
+async def workers(db_path: Path) -> AsyncIterator[Workers]:
+    a, b = (
+        BotAPIServer(bot_username="portal_test_bot"),
+        BotAPIServer(bot_username="portal_test_bot"),
+    )
+    await a.start()
+    await b.start()
+    try:
+        async with (
+            running(build_application(_settings(a, db_path)), poll_timeout=1) as app_a,
+            running(build_application(_settings(b, db_path)), poll_timeout=1),
+        ):
+            yield Workers((a, b), portal_of(app_a).db)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def _signed_in(db: Database, name: str, email: str, tg: int) -> int:
+    new = await invitations.create_invite(db, InviteRequest(name, DOB, email), ttl_days=14)
+    assert (await invitations.sign_in(db, new.invite.id, tg, "en")).state is InviteState.VALID
+    return new.patient.id
+
+
+async def _twice(w: Workers, tg: int, name: str) -> tuple[SimUser, SimUser]:
+    """The same Telegram user on both emulators, each chat opened with /start."""
+    users = (w.servers[0].user(tg, name), w.servers[1].user(tg, name))
+    await asyncio.gather(*(u.send("/start") for u in users))
+    return users
+
+
+async def _fresh_messages(users: tuple[SimUser, SimUser]) -> list[Msg]:
+    """A new bot message in each chat to tap on, so that no edit repeats an earlier text."""
+    await asyncio.gather(*(u.send("/start") for u in users))
+    return [u.last for u in users]
+
+
+async def _tap_both(
+    w: Workers, users: tuple[SimUser, SimUser], data: tuple[str, str], first: int
+) -> list[tuple[str | None, bool]]:
+    """Both workers get the tap at once; the one callback answer each chat received.
+
+    `first` says whose tap is queued first: two workers in one process share an event
+    loop, so the update queued first tends to win; alternating it lets either worker win
+    (the test checks both did)."""
+    messages = await _fresh_messages(users)
+    before = [len(u.alerts) for u in users]
+    order = (first, 1 - first)
+    await asyncio.gather(*(users[i].tap_data(data[i], message=messages[i]) for i in order))
+    await asyncio.gather(*(s.wait_idle() for s in w.servers))
+    answers = [u.alerts[n:] for u, n in zip(users, before, strict=True)]
+    assert [len(a) for a in answers] == [1, 1], answers
+    return [a[0] for a in answers]
+
+
+def _assert_nothing_went_wrong(
+    w: Workers, users: list[SimUser], caplog: pytest.LogCaptureFixture
+) -> None:
+    for server in w.servers:
+        assert not server.errors, server.errors
+    for user in users:
+        assert all(OOPS not in (text or "") for text, _ in user.alerts), user.transcript()
+        assert all(OOPS not in m.text for m in user.bot_messages), user.transcript()
+    assert not [r for r in caplog.records if r.name == "portal.errors"], caplog.text
+
+
+async def test_a_request_tapped_on_two_workers_is_decided_once(
+    workers: Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    db = workers.db
+    ann_id = await _signed_in(db, "Ann Lee", ANN_EMAIL, ANN_TG)
+    bob_id = await _signed_in(db, "Bob Lee", "bob@example.com", BOB_TG)
+    ann = await _twice(workers, ANN_TG, "Ann")
+    bob = await _twice(workers, BOB_TG, "Bob")
+    winners = []
+    for n in range(ROUNDS):
+        # Same verb on both (a redelivered tap), or Approve on one and Deny on the other.
+        verbs = [("ok", "ok"), ("ok", "no"), ("no", "ok"), ("no", "no")][n % 4]
+        sent = await access.request_by_email(db, bob_id, ANN_EMAIL, ASK, ttl_days=14)
+        assert sent.grant is not None and sent.decider_id == ann_id
+        grant_id = sent.grant.id
+        told_before = sum(len(u.bot_messages) for u in bob)
+
+        answers = await _tap_both(
+            workers, ann, (f"ap:{verbs[0]}:{grant_id}", f"ap:{verbs[1]}:{grant_id}"), n // 4 % 2
+        )
+
+        won = [i for i, answer in enumerate(answers) if answer == ("Done.", False)]
+        assert len(won) == 1, (n, answers)
+        winner = won[0]
+        winners.append(winner)
+        status = "active" if verbs[winner] == "ok" else "denied"
+        async with db.read() as conn:
+            grant = await grants.get(conn, grant_id)
+            approved = await audit.by_action(conn, "grant.approved")
+            denied = await audit.by_action(conn, "grant.denied")
+        assert grant is not None and grant.status == status, (n, verbs, winner, grant)
+        decisions = [e for e in (*approved, *denied) if e.ref_id == grant_id]
+        assert len(decisions) == 1, (n, decisions)
+        assert decisions[0].action == ("grant.approved" if status == "active" else "grant.denied")
+        # The loser is told what actually happened, in an alert.
+        outcome = "Approved: Clinical, Edit." if status == "active" else "Declined."
+        assert answers[1 - winner] == (outcome, True), (n, answers)
+        # The requester hears about it once, from the worker that decided.
+        assert sum(len(u.bot_messages) for u in bob) == told_before + 1
+        if status == "active":  # so that the next round can ask again
+            assert (await access.revoke(db, ann_id, grant_id)).outcome == "done"
+
+    _assert_nothing_went_wrong(workers, [*ann, *bob], caplog)
+    # Both workers won some rounds: the test really had two deciders racing.
+    assert set(winners) == {0, 1}, winners
+
+
+async def test_an_appointment_cancelled_on_two_workers_is_cancelled_once(
+    workers: Workers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    db = workers.db
+    ann_id = await _signed_in(db, "Ann Lee", ANN_EMAIL, ANN_TG)
+    async with db.transaction() as conn:
+        ids = []
+        for n in range(ROUNDS):
+            at = now() + (n + 1) * 86400
+            made = await portal.add_appointment(conn, ann_id, at, at + 3600, "Dr Rao", "Room 1")
+            ids.append(made.id)
+    ann = await _twice(workers, ANN_TG, "Ann")
+    winners = []
+    for n, appointment_id in enumerate(ids):
+        data = f"apt:yes:{ann_id}:{appointment_id}:0"
+        answers = await _tap_both(workers, ann, (data, data), n % 2)
+
+        won = [i for i, answer in enumerate(answers) if answer == ("Appointment cancelled.", False)]
+        assert len(won) == 1, answers
+        winners.append(won[0])
+        assert answers[1 - won[0]] == ("This appointment has already been changed.", True)
+        async with db.read() as conn:
+            item = await portal.get_appointment(conn, appointment_id)
+            cancelled = await audit.by_action(conn, "appointment.cancelled")
+        assert item is not None and item.status == "cancelled"
+        done = [e for e in cancelled if e.ref_id == appointment_id and e.outcome == "ok"]
+        assert len(done) == 1, done
+
+    _assert_nothing_went_wrong(workers, list(ann), caplog)
+    assert set(winners) == {0, 1}, winners
