@@ -1,0 +1,389 @@
+"""`python -m benchmarks [--quick] [--json] [--users N] [--scale F] …`: see benchmarks/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import load, scale, startup, taps
+from benchmarks.loopback import REPLY_TIMEOUT
+from benchmarks.report import Figure, Report, percentile
+from benchmarks.seed import fresh
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Per-update cost, database at scale, memory and start-up, taps: one "
+        "markdown table (or JSON). Everything runs on 127.0.0.1.",
+    )
+    p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    p.add_argument("--users", type=int, help="simulated users in section 1 (default 200)")
+    p.add_argument(
+        "--rate",
+        type=float,
+        help="updates/s offered while measuring latency (default 150: half the 300/s target)",
+    )
+    p.add_argument(
+        "--scale",
+        type=float,
+        help="size of the practice in section 2 (default 1: 100,000 patients, 1M appointments)",
+    )
+    p.add_argument("--samples", type=int, help="timed calls per query in section 2 (500)")
+    p.add_argument("--startup-runs", type=int, help="launches of `python -m bot run` (3)")
+    p.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir)")
+    p.add_argument("--profile", type=Path, help="write cProfile stats of both bots here")
+    return p
+
+
+def _log(message: str) -> None:
+    print(f"[benchmarks] {message}", file=sys.stderr, flush=True)
+
+
+async def _main(args: argparse.Namespace, workdir: Path) -> Report:
+    quick = args.quick
+    users = args.users or (6 if quick else 200)
+    rate = args.rate or (60.0 if quick else 150.0)
+    factor = args.scale if args.scale is not None else (0.002 if quick else 1.0)
+    samples = args.samples or (20 if quick else 500)
+    runs = args.startup_runs or (1 if quick else 3)
+    report = Report(
+        options={
+            "quick": quick,
+            "users": users,
+            "rate": rate,
+            "scale": factor,
+            "samples": samples,
+            "startup_runs": runs,
+        }
+    )
+
+    counts = scale.Counts().scaled(factor)
+    big = fresh(workdir / "practice.db")
+    _log(f"generating the practice ({counts})")
+    generated = await asyncio.to_thread(scale.generate, big, counts)
+    _log(f"generated in {generated.seconds:.1f} s, {generated.size_bytes / 1e6:.0f} MB; timing")
+    measured = await scale.measure(big, samples)
+
+    _log("start-up of python -m bot run on that database")
+    launches = await startup.time_to_first_poll(big, runs)
+
+    _log(f"load: {users} users, portal bot then echo bot")
+    options = load.LoadOptions(users=users, rate=rate, profile_dir=args.profile)
+    portal_run, echo_run, _ = await load.measure(workdir, options)
+
+    _log("taps")
+    journeys = await taps.count(workdir)
+
+    _per_update(report, portal_run, echo_run, options)
+    _database(report, generated, measured)
+    _memory_startup(report, portal_run, launches, generated)
+    _taps(report, journeys)
+    return report
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def _per_update(r: Report, ours: load.BotRun, echo: load.BotRun, o: load.LoadOptions) -> None:
+    s = "per_update"
+    sat = ours.saturation
+    mix = (
+        f"{o.users} users, one update in flight each, one round of the mix per user and "
+        "phase (19 updates: /appointments with ▶ ◀, /switch + tap, a child's upcoming ▶ and "
+        "past, /switch back, one Approve tap, /addpatient's 8 steps to Confirm)"
+    )
+    r.add(
+        Figure(
+            s,
+            "updates_per_s",
+            "Throughput, portal bot",
+            sat.rate,
+            "updates/s",
+            f"Saturation: each user sends its next update as soon as the reply arrives; "
+            f"{sat.count} updates / wall time. {mix}. Bot in its own process, real HTTP to "
+            "the loopback emulator, build_application(settings, rate_limit=False): PTB's "
+            "AIORateLimiter models Telegram's ~30 msg/s server limit, not our cost",
+            ">=",
+            300,
+        )
+    )
+    reached = "from the update being available to getUpdates (enqueued in the emulator) to "
+    reached += "the bot's reply (sendMessage/editMessageText) reaching that chat"
+    for phase, rate, tag, what in (
+        (ours.paced, o.rate, "", "the --rate"),
+        (ours.light, ours.light_rate, "_half", "half the measured throughput"),
+    ):
+        for q in (50, 95, 99):
+            target = 50.0 if q == 99 and not tag else None
+            r.add(
+                Figure(
+                    s,
+                    f"latency{tag}_p{q}_ms",
+                    f"Latency p{q} at {rate:.0f} updates/s, portal bot",
+                    _ms(percentile(phase.latencies, q)),
+                    "ms",
+                    f"{reached}; {phase.count} updates offered at {rate:.0f}/s ({what}; Poisson "
+                    f"arrivals dealt to the users in turn; achieved {phase.rate:.0f}/s)",
+                    "<" if target else None,
+                    target,
+                )
+            )
+    r.add(
+        Figure(
+            s,
+            "echo_updates_per_s",
+            "Throughput, bare PTB echo bot",
+            echo.saturation.rate,
+            "updates/s",
+            "Same emulator, users and update stream; CommandHandler/MessageHandler reply, "
+            "CallbackQueryHandler answer + edit; concurrent_updates(False) like ours",
+        )
+    )
+    for phase, rate, tag in ((echo.paced, o.rate, ""), (echo.light, echo.light_rate, "_half")):
+        r.add(
+            Figure(
+                s,
+                f"echo_latency{tag}_p99_ms",
+                f"Latency p99 at {rate:.0f} updates/s, echo bot",
+                _ms(percentile(phase.latencies, 99)),
+                "ms",
+                f"As for the portal bot, at the same offered load ({phase.count} updates)",
+            )
+        )
+    cost, echo_cost = 1 / sat.rate, 1 / echo.saturation.rate
+    r.add(
+        Figure(
+            s,
+            "cost_ratio_wall",
+            "Cost per update ÷ echo's (wall)",
+            cost / echo_cost,
+            "×",
+            f"Wall time per update at saturation: {_ms(cost):.2f} ms ours, "
+            f"{_ms(echo_cost):.2f} ms echo (updates are handled one at a time, so this is "
+            "the service time)",
+            "<=",
+            1.5,
+        )
+    )
+    cpu = ours.cpu_saturation / max(sat.count, 1)
+    echo_cpu = echo.cpu_saturation / max(echo.saturation.count, 1)
+    r.add(
+        Figure(
+            s,
+            "cost_ratio_cpu",
+            "Cost per update ÷ echo's (CPU)",
+            cpu / echo_cpu if echo_cpu else float("nan"),
+            "×",
+            f"CPU time of the bot's process (all threads, /proc/<pid>/stat) per update at "
+            f"saturation: {_ms(cpu):.2f} ms ours, {_ms(echo_cpu):.2f} ms echo",
+            "<=",
+            1.5,
+        )
+    )
+    phases = (ours.saturation, ours.paced, ours.light, echo.saturation, echo.paced, echo.light)
+    r.add(
+        Figure(
+            s,
+            "lost_updates",
+            "Updates without a reply",
+            sum(p.lost for p in phases),
+            "",
+            f"No reply within {REPLY_TIMEOUT:g} s, both bots, all phases; Bot API calls the "
+            f"emulator refused: {ours.emulator_errors} ours, {echo.emulator_errors} echo",
+            "<=",
+            0,
+        )
+    )
+    rounds = o.users * load.ROUNDS
+    r.add(
+        Figure(
+            s,
+            "work_done",
+            "Work done by the portal bot",
+            ours.work.get("dependents_created", 0) + ours.work.get("requests_approved", 0),
+            "rows",
+            f"Dependents created + requests approved, read back from its database after the "
+            f"run (expected {2 * rounds}: {rounds} of each): the figures above are for real work",
+            ">=",
+            2 * rounds,
+        )
+    )
+    r.details["per_update"] = {"portal": _run_details(ours), "echo": _run_details(echo)}
+
+
+def _run_details(run: load.BotRun) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, phase in (
+        ("saturation", run.saturation),
+        ("paced", run.paced),
+        ("half_capacity", run.light),
+    ):
+        out[name] = {
+            "updates": phase.count,
+            "lost": phase.lost,
+            "updates_per_s": phase.rate,
+            **{f"p{q}_ms": _ms(percentile(phase.latencies, q)) for q in (50, 95, 99)},
+        }
+    out["cpu_ms_per_update_at_saturation"] = _ms(run.cpu_saturation / max(run.saturation.count, 1))
+    out["half_capacity_rate"] = run.light_rate
+    out["memory_kib"] = run.memory
+    out["work"] = run.work
+    out["emulator_errors"] = run.emulator_errors
+    if run.stderr.strip():
+        out["stderr_tail"] = run.stderr[-2000:]
+    return out
+
+
+def _database(r: Report, generated: scale.Generated, m: scale.ScaleResult) -> None:
+    s = "database"
+    rows = generated.rows
+    r.add(
+        Figure(
+            s,
+            "generated_rows",
+            "Practice generated",
+            sum(rows.values()),
+            "rows",
+            ", ".join(f"{v:,} {k}" for k, v in rows.items())
+            + f"; plain sqlite3 executemany in one transaction, synchronous=OFF, "
+            f"{generated.seconds:.0f} s, {generated.size_bytes / 1e6:.0f} MB",
+        )
+    )
+    for t in m.timings:
+        for q, target in ((50, None), (99, 5.0)):
+            r.add(
+                Figure(
+                    s,
+                    f"{t.key}_p{q}_ms",
+                    f"{t.label} p{q}",
+                    _ms(percentile(t.samples, q)),
+                    "ms",
+                    f"{t.how}; {len(t.samples)} calls through the app's Database (aiosqlite)",
+                    "<" if target else None,
+                    target,
+                )
+            )
+    plans = "; ".join(f"`{sql}`: {' / '.join(plan)}" for sql, plan in m.plans.items())
+    r.add(
+        Figure(
+            s,
+            "scanning_statements",
+            "Statements that scan a table",
+            len(m.plans),
+            "",
+            f"EXPLAIN QUERY PLAN of every distinct statement the timed calls ran "
+            f"({m.statements}); a SCAN reads a whole table or index"
+            + (f". Scans: {plans}" if plans else ""),
+            "<=",
+            0,
+        )
+    )
+    r.details["database"] = {
+        "rows": rows,
+        "generation_seconds": generated.seconds,
+        "size_bytes": generated.size_bytes,
+        "distinct_statements": m.statements,
+        "scans": m.plans,
+    }
+
+
+def _memory_startup(
+    r: Report, ours: load.BotRun, launches: list[float], generated: scale.Generated
+) -> None:
+    s = "memory_startup"
+    r.add(
+        Figure(
+            s,
+            "rss_mb",
+            "RSS after the load run",
+            ours.memory.get("VmRSS", 0) / 1024,
+            "MB",
+            f"VmRSS of the portal bot's process after section 1 (/proc/<pid>/status); "
+            f"peak VmHWM {ours.memory.get('VmHWM', 0) / 1024:.0f} MB",
+            "<",
+            150,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "startup_s",
+            "Start-up to first getUpdates",
+            statistics.median(launches),
+            "s",
+            f"`python -m bot run` as a subprocess (PORTAL_API_BASE_URL = the loopback "
+            f"emulator, PORTAL_DB_PATH = section 2's {generated.size_bytes / 1e6:.0f} MB "
+            f"database), launch to the emulator seeing getUpdates; median of {len(launches)} "
+            f"({', '.join(f'{x:.2f}' for x in launches)} s)",
+            "<",
+            1,
+        )
+    )
+
+
+def _taps(r: Report, journeys: list[taps.Journey]) -> None:
+    targets = {"link_dependent": 8, "approve": 1, "switch_view": 2}
+    for j in journeys:
+        how = (
+            f"{j.taps} tap(s) + {j.typed} typed message(s), counting the command that starts "
+            "the journey; SimUser through the real bot, tapping the buttons its replies offer"
+        )
+        if j.key == "switch_view" and j.reached and j.total > targets[j.key]:
+            how += "; the tap in /switch lands on a menu, so 📅 Appointments is one more tap"
+        if j.error:
+            how += f"; did not finish: {j.error}"
+        elif not j.reached:
+            how += "; the goal was not reached"
+        r.add(
+            Figure(
+                "taps",
+                j.key,
+                j.label,
+                float(j.total) if j.reached else float("nan"),
+                "actions",
+                how,
+                "<=",
+                targets[j.key],
+            )
+        )
+    r.details["taps"] = {
+        j.key: {"taps": j.taps, "typed": j.typed, "reached": j.reached, "error": j.error}
+        for j in journeys
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    started = time.perf_counter()
+    load_before = round(os.getloadavg()[0], 2)
+    _log(f"1-minute load average before: {load_before} (other work on the machine skews figures)")
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        workdir = args.workdir
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    try:
+        report = asyncio.run(_main(args, workdir))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report.options["seconds"] = round(time.perf_counter() - started, 1)
+    report.options["load_average_before"] = load_before
+    print(report.json_text() if args.json else report.markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

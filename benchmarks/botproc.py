@@ -1,0 +1,62 @@
+"""`python -m benchmarks.botproc portal|echo …`: one bot in its own process, polling the
+benchmark's emulator until SIGTERM. A process of its own, so its CPU time and memory are
+the bot's alone (the emulator and the simulated users run in the parent)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from bot.app import build_application, running
+from bot.settings import load_settings
+
+
+async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
+    if kind == "portal":
+        settings = load_settings(
+            bot_token=token, api_base_url=base_url, db_path=db, practice_name="Benchmark Practice"
+        )
+        # Without PTB's AIORateLimiter: it throttles to Telegram's ~30 messages/s, a limit
+        # of Telegram's servers, not a cost of this bot (the report says so).
+        app = build_application(settings, rate_limit=False)
+    else:
+        from benchmarks.echo import build_echo
+
+        app = build_echo(token, base_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    async with running(app, poll_timeout=10):
+        print("ready", flush=True)
+        await stop.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.botproc")
+    parser.add_argument("kind", choices=["portal", "echo"])
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--db", type=Path)
+    parser.add_argument("--profile", type=Path, help="write cProfile stats here on exit")
+    args = parser.parse_args()
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            asyncio.run(_serve(args.kind, args.token, args.base_url, args.db))
+        finally:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        return 0
+    asyncio.run(_serve(args.kind, args.token, args.base_url, args.db))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The framework floor: a bare python-telegram-bot application that answers every update
+with the same Bot API calls the portal bot makes, and does nothing else."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+
+async def _reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    assert message is not None
+    await message.reply_text(f"echo: {message.text}")
+
+
+async def _tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    # The update id makes every edit differ, so Telegram never says "not modified".
+    await query.edit_message_text(
+        f"echo: {query.data} #{update.update_id}",
+        reply_markup=query.message.reply_markup if query.message else None,  # type: ignore[union-attr]
+    )
+
+
+def build_echo(token: str, base_url: str) -> Application:  # type: ignore[type-arg]
+    # One update at a time, like the portal bot (bot/app.py), so both pay the same
+    # framework costs per update and differ only in what the handlers do.
+    app = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(False).build()
+    app.add_handler(CommandHandler(["start", "appointments", "switch", "addpatient"], _reply))
+    app.add_handler(MessageHandler(filters.TEXT, _reply))
+    app.add_handler(CallbackQueryHandler(_tap))
+    return app

@@ -1,0 +1,196 @@
+"""Section 1: per-update cost of the real bot, and of a bare echo bot, through real HTTP.
+
+Each bot runs in a process of its own (benchmarks/botproc.py) against a fresh loopback
+emulator in this process, so the bot's CPU time and memory are its own and both cores
+work: one serves the bot, the other the emulator and the simulated users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.loopback import BenchServer, Driver, RunResult, Step, cpu_seconds, memory_kib
+from benchmarks.loopback import tap as tap_
+from benchmarks.loopback import text as text_
+from benchmarks.seed import REQUESTER_BASE, LoadUser, fresh, seed_load
+from bot.playground.emulator import SimUser
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUNDS = 3  # rounds of the mix per user: saturation, latency at --rate, at half capacity
+
+
+@dataclass
+class LoadOptions:
+    users: int = 200
+    rate: float = 150.0  # updates/s offered in the paced phase, over all users
+    profile_dir: Path | None = None
+    # What starts a bot process (for trying a variant of the bot); the kind and the
+    # emulator's address are appended.
+    bot_command: tuple[str, ...] = (sys.executable, "-m", "benchmarks.botproc")
+
+
+@dataclass
+class BotRun:
+    kind: str
+    saturation: RunResult
+    paced: RunResult  # at LoadOptions.rate
+    light: RunResult  # at `light_rate`: half the portal bot's throughput
+    light_rate: float
+    cpu_saturation: float  # seconds of the bot process's CPU during the saturation phase
+    memory: dict[str, int]  # VmRSS, VmHWM in KiB after the load
+    emulator_errors: int
+    stderr: str
+    work: dict[str, int] = field(default_factory=dict)
+
+
+def cycle(user: LoadUser, k: int) -> list[Step]:
+    """One round of the realistic mix (19 updates): own appointments with ◀ ▶, /switch to a
+    child and their appointments (upcoming ▶, then past), /switch back, approve one waiting
+    request, and /addpatient a new dependent from the first question to Confirm."""
+    me, child = user.patient_id, user.children[k % len(user.children)]
+    steps = [
+        text_("/appointments"),
+        tap_(f"pg:u:{me}:1"),
+        tap_(f"pg:u:{me}:0"),
+        text_("/switch"),
+        tap_(f"sw:{child}"),
+        text_("/appointments"),
+        tap_(f"pg:u:{child}:1"),
+        tap_(f"pg:p:{child}:0"),
+        text_("/switch"),
+        tap_(f"sw:{me}"),
+    ]
+    if k < len(user.pending):
+        steps.append(tap_(f"ap:ok:{user.pending[k]}"))
+    steps += [
+        text_("/addpatient"),
+        text_("Ruby Lee"),
+        tap_("add:rel:daughter"),
+        tap_("add:lvl:c"),
+        tap_("add:role:v"),
+        tap_("add:own:n"),
+        text_("3/5/2018"),
+        tap_("add:ok"),
+    ]
+    return steps
+
+
+def _child_env() -> dict[str, str]:
+    # The developer's own PORTAL_* settings must not change what is measured.
+    return {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+
+
+async def run_bot(
+    kind: str,
+    people: list[LoadUser],
+    db: Path | None,
+    o: LoadOptions,
+    light_rate: float | None = None,
+) -> BotRun:
+    """Warm up, then three phases with one round of the mix each: saturation, latency at
+    `o.rate`, latency at `light_rate` (default: half of this bot's saturation throughput)."""
+    server = BenchServer(bot_username="portal_bench_bot")
+    await server.start()
+    sims = []
+    for u in people:
+        sim = server.user(u.telegram_id, f"User{u.telegram_id}", "en")
+        sim.started = True  # they signed in earlier, so the bot may write to them
+        sims.append(sim)
+    for j in range(max((len(u.pending) for u in people), default=0)):
+        server.user(REQUESTER_BASE + j, f"Requester{j}", "en").started = True
+    command = [*o.bot_command, kind]
+    command += ["--token", server.token, "--base-url", server.base_url]
+    if db is not None:
+        command += ["--db", str(db)]
+    if o.profile_dir is not None:
+        command += ["--profile", str(o.profile_dir / f"{kind}.prof")]
+    with tempfile.TemporaryFile() as err:
+        proc = await asyncio.create_subprocess_exec(
+            *command, cwd=ROOT, env=_child_env(), stdout=asyncio.subprocess.DEVNULL, stderr=err
+        )
+        try:
+            try:
+                await asyncio.wait_for(server.polled.wait(), 60)
+            except TimeoutError:
+                err.seek(0)
+                raise RuntimeError(
+                    f"the {kind} bot never polled: " + err.read().decode(errors="replace")
+                ) from None
+            driver = Driver(server)
+            cards = len(people[0].pending) if kind == "portal" else 0
+            # Not measured: each parent opens the bot (/start), which delivers the requests
+            # waiting for them as cards with Approve buttons; it also warms every cache.
+            warm = await driver.run([(s, [text_("/start", expect=1 + cards)]) for s in sims])
+            if warm.lost:
+                raise RuntimeError(f"{kind}: {warm.lost} of {len(sims)} /start got no reply")
+            cpu0 = cpu_seconds(proc.pid)
+            saturation = await driver.run(_scripts(sims, people, 0))
+            cpu1 = cpu_seconds(proc.pid)
+            paced = await driver.run(_scripts(sims, people, 1), rate=o.rate, seed=2)
+            light_rate = light_rate or saturation.rate / 2
+            light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
+            memory = memory_kib(proc.pid)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(proc.wait(), 20)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+            await server.stop()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    run = BotRun(
+        kind,
+        saturation,
+        paced,
+        light,
+        light_rate,
+        cpu1 - cpu0,
+        memory,
+        len(server.errors),
+        stderr,
+    )
+    if db is not None:
+        run.work = _work_done(db, people)
+    return run
+
+
+def _scripts(
+    sims: Sequence[SimUser], people: list[LoadUser], round_number: int
+) -> list[tuple[SimUser, list[Step]]]:
+    return [(sim, cycle(u, round_number)) for sim, u in zip(sims, people, strict=True)]
+
+
+def _work_done(db: Path, people: list[LoadUser]) -> dict[str, int]:
+    """What the bot actually wrote: a bot that answers fast but does nothing is no faster."""
+    with sqlite3.connect(db) as conn:
+        parents = [u.patient_id for u in people]
+        marks = ",".join("?" * len(parents))
+        dependents = conn.execute(
+            f"SELECT count(*) FROM patients WHERE holder_id IN ({marks})", parents
+        ).fetchone()[0]
+        approved = conn.execute(
+            f"SELECT count(*) FROM grants WHERE subject_id IN ({marks}) AND status = 'active'",
+            parents,
+        ).fetchone()[0]
+    seeded = sum(len(u.children) for u in people)
+    return {"dependents_created": dependents - seeded, "requests_approved": approved}
+
+
+async def measure(workdir: Path, o: LoadOptions) -> tuple[BotRun, BotRun, list[LoadUser]]:
+    db = fresh(workdir / "load.db")
+    people, _ = await seed_load(db, o.users, ROUNDS)
+    portal = await run_bot("portal", people, db, o)
+    # The echo bot gets the same offered loads, so latencies compare at equal load.
+    echo = await run_bot("echo", people, None, o, light_rate=portal.light_rate)
+    return portal, echo, people

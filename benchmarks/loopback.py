@@ -1,0 +1,217 @@
+"""A load driver on top of the loopback Bot API emulator.
+
+SimUser.send/tap wait for a quiet period after each update, which is right for tests and
+useless for load: here many users each keep one update in flight. The emulator itself is
+used unchanged; BenchServer only observes it (a timestamp when an update is enqueued and
+when the bot's reply reaches a chat, and the first getUpdates call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.playground.emulator import BotAPIServer, Msg, SimUser
+
+REPLY_TIMEOUT = 30.0  # seconds; an update without a reply by then counts as lost
+
+
+class BenchServer(BotAPIServer):
+    """The emulator plus timestamps. Behaviour towards the bot is exactly the emulator's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.first_poll_at: float | None = None
+        self.polled = asyncio.Event()
+        self.enqueued_at = 0.0
+        self._watch: dict[int, _InFlight] = {}
+
+    def _enqueue(self, user: SimUser, payload: dict[str, Any]) -> int:
+        update_id = super()._enqueue(user, payload)
+        self.enqueued_at = time.perf_counter()  # the update is now available to getUpdates
+        return update_id
+
+    def _record(self, user: SimUser, msg: Msg | None) -> None:
+        super()._record(user, msg)
+        # Only what the user reads counts as the reply: a message sent or edited in their
+        # chat. answerCallbackQuery (msg None) merely stops the button's spinner.
+        if msg is None or msg.deleted:
+            return
+        flight = self._watch.get(user.id)
+        if flight is not None:
+            flight.seen(time.perf_counter())
+
+    async def _get_updates(self, p: dict[str, Any], request: Any) -> list[Any]:
+        if self.first_poll_at is None:
+            self.first_poll_at = time.perf_counter()
+            self.polled.set()
+        return await super()._get_updates(p, request)
+
+
+@dataclass
+class _InFlight:
+    expect: int
+    done: asyncio.Future[None]
+    enqueued: float = 0.0
+    first: float | None = None
+    count: int = 0
+
+    def seen(self, at: float) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = at
+        if self.count >= self.expect and not self.done.done():
+            self.done.set_result(None)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a user does: type `value` ("text") or tap the button whose callback data
+    is `value` ("tap"); `expect` is how many messages the reply has (sent or edited)."""
+
+    kind: str
+    value: str
+    expect: int = 1
+
+
+def text(value: str, expect: int = 1) -> Step:
+    return Step("text", value, expect)
+
+
+def tap(data: str, expect: int = 1) -> Step:
+    return Step("tap", data, expect)
+
+
+@dataclass
+class RunResult:
+    latencies: list[float] = field(default_factory=list)  # seconds, enqueue -> first reply
+    lost: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def wall(self) -> float:
+        return self.finished - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.wall if self.wall > 0 else float("nan")
+
+
+class Driver:
+    """Runs users' scripts against a BenchServer, one update in flight per user."""
+
+    def __init__(self, server: BenchServer, timeout: float = REPLY_TIMEOUT) -> None:
+        self.server = server
+        self.timeout = timeout
+
+    def _target(self, user: SimUser, data: str) -> Msg:
+        """The newest message with a button carrying `data`, as a person would tap it;
+        a bot that never offered that button (the echo bot) gets it on its last message."""
+        for msg in reversed(user._all):
+            if msg.from_bot and not msg.deleted:
+                for row in msg.buttons:
+                    if any(b.callback_data == data for b in row):
+                        return msg
+        return user.last
+
+    async def step(self, user: SimUser, step: Step) -> float | None:
+        """Do one step; the latency to the first reply in seconds, None if none came."""
+        server = self.server
+        if user.id in server._watch:
+            raise RuntimeError(f"user {user.id} already has an update in flight")
+        flight = _InFlight(step.expect, asyncio.get_running_loop().create_future())
+        server._watch[user.id] = flight
+        try:
+            if step.kind == "text":
+                user.type_text(step.value)
+            else:
+                user.press(self._target(user, step.value), step.value)
+            flight.enqueued = server.enqueued_at
+            await asyncio.wait_for(flight.done, self.timeout)
+        except TimeoutError:
+            return None
+        finally:
+            del server._watch[user.id]
+        assert flight.first is not None
+        return flight.first - flight.enqueued
+
+    async def run(
+        self,
+        scripts: Sequence[tuple[SimUser, Sequence[Step]]],
+        *,
+        rate: float | None = None,
+        seed: int = 1,
+    ) -> RunResult:
+        """All users at once, each with one update in flight at most.
+
+        rate None: every user acts as soon as the previous reply arrived (a closed loop,
+        which saturates the bot: throughput). rate R: arrivals form one Poisson process of
+        R updates/s, dealt to the users in turn (so each user pauses about users/R seconds
+        between steps); a user still waiting for a reply acts when it comes. Latency is
+        then measured at a known offered load rather than in a queue of the driver's making.
+        """
+        result = RunResult()
+        loop = asyncio.get_running_loop()
+        rng = random.Random(seed)
+        users = len(scripts)
+        longest = max((len(steps) for _, steps in scripts), default=0)
+        arrivals: list[float] = []
+        if rate is not None:
+            t = 0.0
+            for _ in range(users * longest):
+                t += rng.expovariate(rate)
+                arrivals.append(t)
+
+        async def one(index: int, user: SimUser, steps: Sequence[Step], start: float) -> None:
+            for n, s in enumerate(steps):
+                if arrivals:
+                    delay = start + arrivals[n * users + index] - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                latency = await self.step(user, s)
+                if latency is None:
+                    result.lost += 1
+                else:
+                    result.latencies.append(latency)
+                result.finished = time.perf_counter()
+
+        result.started = time.perf_counter()
+        start = loop.time()
+        await asyncio.gather(
+            *(one(i, user, steps, start) for i, (user, steps) in enumerate(scripts))
+        )
+        return result
+
+
+# --- The bot's process ---------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    # Fields after "(comm)": state is fields[0]; utime and stime are the 14th and 15th
+    # fields of the whole line, i.e. fields[11] and fields[12] here.
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) of a process, in KiB."""
+    found: dict[str, int] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+        for line in fh:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(rest.split()[0])
+    return found
