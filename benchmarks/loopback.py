@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -194,6 +196,30 @@ class Driver:
 
 
 # --- The bot's process ---------------------------------------------------------------------
+
+
+async def handoff_microseconds(rounds: int = 2000) -> float:
+    """A probe of the machine, not of the bot: one round trip from the event loop to a
+    worker thread and back, as aiosqlite makes for every database call. On a VM this
+    varies several-fold from hour to hour, and the portal bot's figures with it."""
+    loop = asyncio.get_running_loop()
+    jobs: queue.SimpleQueue[asyncio.Future[None] | None] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while (future := jobs.get()) is not None:
+            loop.call_soon_threadsafe(future.set_result, None)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        future = loop.create_future()
+        jobs.put(future)
+        await future
+    took = time.perf_counter() - started
+    jobs.put(None)
+    thread.join()
+    return took / rounds * 1e6
 
 
 def cpu_seconds(pid: int) -> float:
