@@ -87,7 +87,11 @@ async def permission(
     """May `actor_id` do `act` on `area` of `subject_id`'s portal, right now?"""
     if actor_id == subject_id:
         return Permission(True)
-    grant = await grants.active(conn, actor_id, subject_id)
+    return judge(await grants.active(conn, actor_id, subject_id), area, act)
+
+
+def judge(grant: Grant | None, area: Area, act: Act) -> Permission:
+    """What an active grant (None: no grant at all) allows; the actor is not the subject."""
     if grant is None:
         return Permission(False)
     allowed = level_allows(Level(grant.level), area) and role_allows(Role(grant.role), act)
@@ -401,12 +405,12 @@ async def mark_delivered(db: Database, grant_id: int) -> None:
 
 
 async def accessible(db: Database, accessor_id: int) -> list[AccessEntry]:
-    async with db.read() as conn:
+    async with db.statement() as conn:
         return await grants.accessible_by(conn, accessor_id)
 
 
 async def telegram_id_of(db: Database, patient_id: int) -> int | None:
-    async with db.read() as conn:
+    async with db.statement() as conn:
         login = await logins.for_patient(conn, patient_id)
     return login.telegram_user_id if login else None
 
@@ -432,19 +436,21 @@ class Viewing:
 
 async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
     """Re-checked on every view: a grant revoked a second ago sends the user home."""
+    async with db.statement() as conn:
+        found = await logins.with_subject(conn, telegram_user_id, None)
+    if found is None:
+        return None
+    me, subject = found.me, found.subject
+    if subject is not None and subject.id == me.id:
+        return Viewing(me, me, None)
+    if subject is not None and found.grant is not None:
+        return Viewing(me, subject, found.grant)
+    current = found.login.current_subject_id
+    assert current is not None  # else the subject would be the login's own patient
     async with db.transaction() as conn:
-        login = await logins.get(conn, telegram_user_id)
-        me = await patients.get(conn, login.patient_id) if login else None
-        if login is None or me is None:
-            return None
-        current = login.current_subject_id
-        if current is None or current == me.id:
-            return Viewing(me, me, None)
-        grant = await grants.active(conn, me.id, current)
-        subject = await patients.get(conn, current)
-        if grant is not None and subject is not None:
-            return Viewing(me, subject, grant)
-        await logins.set_current_subject(conn, telegram_user_id, None)
+        # Only if the choice is still the one that failed: another worker may have just
+        # switched this login elsewhere.
+        await logins.forget_subject(conn, telegram_user_id, current)
         last = await grants.latest_between(conn, me.id, current)
         await audit.record(
             conn,
@@ -456,21 +462,19 @@ async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
             ref_id=last.id if last else None,
             detail=last.status if last else None,
         )
-        return Viewing(me, me, None, lost=last.status if last else "revoked", lost_subject=subject)
+    return Viewing(me, me, None, lost=last.status if last else "revoked", lost_subject=subject)
 
 
 async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
     """Show `subject_id`'s portal from now on, if this login may; None when refused."""
     async with db.transaction() as conn:
-        login = await logins.get(conn, telegram_user_id)
-        me = await patients.get(conn, login.patient_id) if login else None
-        if login is None or me is None:
+        found = await logins.with_subject(conn, telegram_user_id, subject_id)
+        if found is None:
             return None
+        me, subject, grant = found.me, found.subject, found.grant
         if subject_id == me.id:
             await logins.set_current_subject(conn, telegram_user_id, None)
             return Viewing(me, me, None)
-        grant = await grants.active(conn, me.id, subject_id)
-        subject = await patients.get(conn, subject_id)
         if grant is None or subject is None:
             await audit.record(
                 conn,
@@ -488,10 +492,12 @@ async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Vie
 async def authorize(
     db: Database, viewing_now: Viewing, area: Area, act: Act, *, action: str
 ) -> Permission:
-    """Check and audit one view or action on the current subject, in one transaction."""
-    async with db.transaction() as conn:
-        result = await permission(conn, viewing_now.me.id, viewing_now.subject.id, area, act)
-        if not viewing_now.own or not result.allowed:
+    """Check one view or action and audit it. `viewing_now` must come from viewing(),
+    view_of() or switch_to() in this same update: its grant was read from the database
+    a moment ago, so it is judged as it stands rather than read a second time."""
+    result = Permission(True) if viewing_now.own else judge(viewing_now.grant, area, act)
+    if not viewing_now.own or not result.allowed:
+        async with db.statement() as conn:
             await audit.record(
                 conn,
                 action,
@@ -500,7 +506,7 @@ async def authorize(
                 subject_patient_id=viewing_now.subject.id,
                 ref_id=result.grant.id if result.grant else None,
             )
-        return result
+    return result
 
 
 # --- Managing access (/access) -----------------------------------------------------------
@@ -649,15 +655,13 @@ async def act_on_appointment(
 async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
     """A Viewing of `subject_id` for a button on an older message: allowed only while
     this login is that patient or holds an active grant on them. Changes nothing."""
-    async with db.read() as conn:
-        login = await logins.get(conn, telegram_user_id)
-        me = await patients.get(conn, login.patient_id) if login else None
-        if me is None:
-            return None
-        if subject_id == me.id:
-            return Viewing(me, me, None)
-        grant = await grants.active(conn, me.id, subject_id)
-        subject = await patients.get(conn, subject_id)
+    async with db.statement() as conn:
+        found = await logins.with_subject(conn, telegram_user_id, subject_id)
+    if found is None:
+        return None
+    me, subject, grant = found.me, found.subject, found.grant
+    if subject_id == me.id:
+        return Viewing(me, me, None)
     if grant is None or subject is None:
         return None
     return Viewing(me, subject, grant)

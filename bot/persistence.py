@@ -62,6 +62,10 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         )
         self.db = db
         self.deadlines = deadlines
+        # user_data as last stored, as JSON (absent: nothing stored). PTB hands over every
+        # user's data after each of their updates, changed or not; most updates change
+        # nothing, and an unchanged draft need not be written again.
+        self._stored: dict[int, str] = {}
 
     async def _connected(self) -> Database:
         await self.db.connect()
@@ -89,7 +93,9 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
         key_json = json.dumps(list(key))
-        async with self.db.transaction() as conn:
+        # Written even when the state is unchanged: touched_at is the step's time, which
+        # sets the deadline of a conversation restored after a restart.
+        async with self.db.statement() as conn:
             if new_state is None:
                 await state.drop(conn, CONVERSATION, name, key_json)
             else:
@@ -99,18 +105,30 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         db = await self._connected()
         async with db.read() as conn:
             rows = await state.load(conn, USER_DATA)
-        return {int(key): json.loads(value) for key, value, _ in rows}
+        self._stored = {int(key): value for key, value, _ in rows}
+        return {user_id: json.loads(value) for user_id, value in self._stored.items()}
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
-        async with self.db.transaction() as conn:
-            if data:
-                await state.save(conn, USER_DATA, "", str(user_id), json.dumps(data))
+        value = json.dumps(data) if data else None
+        if value == self._stored.get(user_id):
+            return
+        async with self.db.statement() as conn:
+            if value is not None:
+                await state.save(conn, USER_DATA, "", str(user_id), value)
             else:
                 await state.drop(conn, USER_DATA, "", str(user_id))
+        self._remember(user_id, value)
 
     async def drop_user_data(self, user_id: int) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.statement() as conn:
             await state.drop(conn, USER_DATA, "", str(user_id))
+        self._remember(user_id, None)
+
+    def _remember(self, user_id: int, value: str | None) -> None:
+        if value is None:
+            self._stored.pop(user_id, None)
+        else:
+            self._stored[user_id] = value
 
     async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
         """Nothing to do: this process is the only writer of its users' drafts."""

@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 
 from bot.i18n import Translator, translator
 from bot.settings import Settings
-from storage import Database, logins, patients, practitioners
+from storage import Database, logins
 from storage.models import Login, Patient
 
 PORTAL_KEY = "portal"
@@ -54,10 +54,9 @@ async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
     user = update.effective_user
     if user is None:  # channel posts and the like; the bot does not serve them
         return Caller(0, None, None, False, translator(None, p.settings.default_locale))
-    async with p.db.read() as conn:
-        login = await logins.get(conn, user.id)
-        patient = await patients.get(conn, login.patient_id) if login else None
-        is_practitioner = await practitioners.get(conn, user.id) is not None
+    async with p.db.statement() as conn:
+        found = await logins.identity(conn, user.id)
+    login, patient, is_practitioner = found.login, found.patient, found.is_practitioner
     chosen = context.user_data.get(USER_LANGUAGE_KEY) if context.user_data is not None else None
     language = (login.locale if login and login.locale else None) or chosen or user.language_code
     return Caller(
@@ -72,7 +71,7 @@ async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
 async def recipient_translator(context: ContextTypes.DEFAULT_TYPE, patient_id: int) -> Translator:
     """The language of someone we write to who is not the sender."""
     p = portal(context)
-    async with p.db.read() as conn:
+    async with p.db.statement() as conn:
         login = await logins.for_patient(conn, patient_id)
     return translator(login.locale if login else None, p.settings.default_locale)
 
@@ -83,13 +82,13 @@ async def set_language(context: ContextTypes.DEFAULT_TYPE, who: Caller, language
         context.user_data[USER_LANGUAGE_KEY] = language
     if who.login is None:
         return
-    async with portal(context).db.transaction() as conn:
+    async with portal(context).db.statement() as conn:
         await logins.set_locale(conn, who.telegram_user_id, language)
 
 
 async def recipient_language(holder: _HasBotData, telegram_user_id: int) -> Translator:
     """The language of a Telegram user we write to outside any update of theirs."""
     p = portal(holder)
-    async with p.db.read() as conn:
+    async with p.db.statement() as conn:
         login = await logins.get(conn, telegram_user_id)
     return translator(login.locale if login else None, p.settings.default_locale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_all, now
 from storage.models import AuditEvent
 
 
@@ -39,32 +39,36 @@ async def record(
 async def for_subject(
     conn: aiosqlite.Connection, subject_patient_id: int, limit: int = 50, offset: int = 0
 ) -> list[AuditEvent]:
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         "SELECT * FROM audit_events WHERE subject_patient_id = ? ORDER BY at DESC, id DESC "
         "LIMIT ? OFFSET ?",
         (subject_patient_id, limit, offset),
     )
-    return [AuditEvent.model_validate(dict(row)) for row in await cur.fetchall()]
+    return [AuditEvent.model_validate(dict(row)) for row in rows]
 
 
 async def by_action(conn: aiosqlite.Connection, action: str) -> list[AuditEvent]:
-    cur = await conn.execute("SELECT * FROM audit_events WHERE action = ? ORDER BY id", (action,))
-    return [AuditEvent.model_validate(dict(row)) for row in await cur.fetchall()]
+    rows = await fetch_all(
+        conn, "SELECT * FROM audit_events WHERE action = ? ORDER BY id", (action,)
+    )
+    return [AuditEvent.model_validate(dict(row)) for row in rows]
 
 
 async def page_for_subject(
     conn: aiosqlite.Connection, subject_patient_id: int, limit: int, offset: int
 ) -> list[tuple[AuditEvent, str | None]]:
     """Newest first, each with the acting patient's name (None for staff or strangers)."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         "SELECT e.*, p.full_name AS actor_name FROM audit_events e"
         " LEFT JOIN patients p ON p.id = e.actor_patient_id"
         " WHERE e.subject_patient_id = ? ORDER BY e.at DESC, e.id DESC LIMIT ? OFFSET ?",
         (subject_patient_id, limit, offset),
     )
-    rows = []
-    for row in await cur.fetchall():
+    events = []
+    for row in rows:
         data = dict(row)
         name = data.pop("actor_name")
-        rows.append((AuditEvent.model_validate(data), name))
-    return rows
+        events.append((AuditEvent.model_validate(data), name))
+    return events

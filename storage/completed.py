@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_one, now
 
 
 async def get(conn: aiosqlite.Connection, key: str) -> tuple[int, int | None] | None:
-    cur = await conn.execute(
-        "SELECT patient_id, grant_id FROM completed_requests WHERE key = ?", (key,)
+    row = await fetch_one(
+        conn, "SELECT patient_id, grant_id FROM completed_requests WHERE key = ?", (key,)
     )
-    row = await cur.fetchone()
     return (row[0], row[1]) if row else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -22,6 +22,21 @@ class StorageError(Exception):
 def now() -> int:
     """Seconds since the epoch; every timestamp in the database uses this unit."""
     return int(time.time())
+
+
+async def fetch_one(
+    conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
+) -> aiosqlite.Row | None:
+    """One row in one trip to the database thread (execute, then fetchone, would be two)."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
+async def fetch_all(
+    conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
+) -> list[aiosqlite.Row]:
+    """Every row in one trip to the database thread."""
+    return list(await conn.execute_fetchall(sql, params))
 
 
 class Database:
@@ -80,6 +95,14 @@ class Database:
                 await conn.execute("COMMIT")
 
     @asynccontextmanager
+    async def statement(self) -> AsyncIterator[aiosqlite.Connection]:
+        """For exactly one SQL statement, read or write: SQLite runs a lone statement as a
+        transaction of its own, so this saves the BEGIN and COMMIT round trips to the
+        database thread. The lock still keeps it out of another coroutine's transaction."""
+        async with self._lock:
+            yield self.conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A consistent snapshot for several reads (a deferred transaction)."""
         async with self._lock:
@@ -101,10 +124,10 @@ class Database:
         applied: list[int] = []
         for version, sql in _migrations():
             async with self.transaction() as conn:
-                cur = await conn.execute(
-                    "SELECT 1 FROM schema_version WHERE version = ?", (version,)
+                row = await fetch_one(
+                    conn, "SELECT 1 FROM schema_version WHERE version = ?", (version,)
                 )
-                if await cur.fetchone():
+                if row:
                     continue
                 for statement in _split_sql(sql):
                     await conn.execute(statement)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_all, fetch_one, now
 from storage.models import AccessEntry, Grant
 
 _COLUMNS = (
@@ -20,18 +20,19 @@ def _grant(row: aiosqlite.Row | None) -> Grant | None:
 
 
 async def get(conn: aiosqlite.Connection, grant_id: int) -> Grant | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM grants g WHERE g.id = ?", (grant_id,))
-    return _grant(await cur.fetchone())
+    row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM grants g WHERE g.id = ?", (grant_id,))
+    return _grant(row)
 
 
 async def active(conn: aiosqlite.Connection, accessor_id: int, subject_id: int) -> Grant | None:
     """The grant in force between two patients, if any (expired requests never count)."""
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         f"SELECT {_COLUMNS} FROM grants g"
         " WHERE g.accessor_id = ? AND g.subject_id = ? AND g.status = 'active'",
         (accessor_id, subject_id),
     )
-    return _grant(await cur.fetchone())
+    return _grant(row)
 
 
 async def expire_stale(conn: aiosqlite.Connection) -> int:
@@ -48,13 +49,14 @@ async def open_between(
     conn: aiosqlite.Connection, accessor_id: int, subject_id: int | None, subject_email: str | None
 ) -> Grant | None:
     """A pending or active grant for this pair (by patient, or by the email asked for)."""
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         f"SELECT {_COLUMNS} FROM grants g WHERE g.accessor_id = ?"
         " AND g.status IN ('pending', 'active')"
         " AND (g.subject_id = ? OR (g.subject_id IS NULL AND g.subject_email = ? COLLATE NOCASE))",
         (accessor_id, subject_id, subject_email),
     )
-    return _grant(await cur.fetchone())
+    return _grant(row)
 
 
 async def create(
@@ -71,10 +73,12 @@ async def create(
     expires_at: int | None,
     kind: str = "request",
 ) -> Grant:
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         "INSERT INTO grants (accessor_id, subject_id, subject_email, subject_name, relationship,"
         " relationship_other, level, role, status, requested_at, expires_at, kind)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+        f" RETURNING {_COLUMNS.replace('g.', '')}",
         (
             accessor_id,
             subject_id,
@@ -89,7 +93,7 @@ async def create(
             kind,
         ),
     )
-    grant = await get(conn, cur.lastrowid or 0)
+    grant = _grant(row)
     assert grant is not None
     return grant
 
@@ -138,25 +142,27 @@ async def pending_for_subjects(
         return []
     marks = ",".join("?" * len(subject_ids))
     extra = " AND g.notified_at IS NULL" if only_undelivered else ""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
         " JOIN patients p ON p.id = g.accessor_id"
         f" WHERE g.subject_id IN ({marks}) AND g.status = 'pending' AND g.kind = 'request'"
         f" AND (g.expires_at IS NULL OR g.expires_at > ?){extra} ORDER BY g.id",
         (*subject_ids, now()),
     )
-    return [_entry(row) for row in await cur.fetchall()]
+    return [_entry(row) for row in rows]
 
 
 async def accessible_by(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
     """Active grants this patient holds, with the subject's name."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
         " JOIN patients p ON p.id = g.subject_id"
         " WHERE g.accessor_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
         (accessor_id,),
     )
-    return [_entry(row) for row in await cur.fetchall()]
+    return [_entry(row) for row in rows]
 
 
 def _entry(row: aiosqlite.Row) -> AccessEntry:
@@ -169,12 +175,13 @@ async def latest_between(
     conn: aiosqlite.Connection, accessor_id: int, subject_id: int
 ) -> Grant | None:
     """The most recent grant between two patients, whatever its status."""
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         f"SELECT {_COLUMNS} FROM grants g WHERE g.accessor_id = ? AND g.subject_id = ?"
         " ORDER BY g.id DESC LIMIT 1",
         (accessor_id, subject_id),
     )
-    return _grant(await cur.fetchone())
+    return _grant(row)
 
 
 async def end(conn: aiosqlite.Connection, grant_id: int, *, from_status: str, by: int) -> bool:
@@ -200,29 +207,32 @@ async def change(
 
 async def accessors_of(conn: aiosqlite.Connection, subject_id: int) -> list[AccessEntry]:
     """Active grants on this patient, with the accessor's name."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
         " JOIN patients p ON p.id = g.accessor_id"
         " WHERE g.subject_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
         (subject_id,),
     )
-    return [_entry(row) for row in await cur.fetchall()]
+    return [_entry(row) for row in rows]
 
 
 async def outgoing_pending(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
     """Requests this patient made that wait for a decision; the name is the one they typed."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_COLUMNS}, COALESCE(g.subject_name, g.subject_email) AS other_name"
         " FROM grants g WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'request'"
         " AND (g.expires_at IS NULL OR g.expires_at > ?) ORDER BY g.id",
         (accessor_id, now()),
     )
-    return [_entry(row) for row in await cur.fetchall()]
+    return [_entry(row) for row in rows]
 
 
 async def offers_for(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
     """Offers to this patient (someone sharing a dependent) that wait for their answer."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
         " JOIN patients p ON p.id = g.subject_id"
         " WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'offer'"
@@ -232,4 +242,4 @@ async def offers_for(conn: aiosqlite.Connection, accessor_id: int) -> list[Acces
         " ORDER BY g.id",
         (accessor_id, now()),
     )
-    return [_entry(row) for row in await cur.fetchall()]
+    return [_entry(row) for row in rows]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_one, now
 from storage.models import Invite
 
 _COLUMNS = (
@@ -36,13 +36,15 @@ async def create(
 
 
 async def get(conn: aiosqlite.Connection, invite_id: int) -> Invite | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
-    return _invite(await cur.fetchone())
+    row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
+    return _invite(row)
 
 
 async def by_token_hash(conn: aiosqlite.Connection, token_hash: str) -> Invite | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM invites WHERE token_hash = ?", (token_hash,))
-    return _invite(await cur.fetchone())
+    row = await fetch_one(
+        conn, f"SELECT {_COLUMNS} FROM invites WHERE token_hash = ?", (token_hash,)
+    )
+    return _invite(row)
 
 
 async def count_failed_try(conn: aiosqlite.Connection, invite_id: int, lock_after: int) -> Invite:

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
-from storage.models import Login
+from storage.db import fetch_one, now
+from storage.models import Grant, Identity, Login, LoginView, Patient, Row
 
 _COLUMNS = "telegram_user_id, patient_id, locale, created_at, current_subject_id"
 
 
 async def get(conn: aiosqlite.Connection, telegram_user_id: int) -> Login | None:
-    cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM logins WHERE telegram_user_id = ?", (telegram_user_id,)
+    row = await fetch_one(
+        conn, f"SELECT {_COLUMNS} FROM logins WHERE telegram_user_id = ?", (telegram_user_id,)
     )
-    row = await cur.fetchone()
     return Login.model_validate(dict(row)) if row else None
 
 
 async def for_patient(conn: aiosqlite.Connection, patient_id: int) -> Login | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM logins WHERE patient_id = ?", (patient_id,))
-    row = await cur.fetchone()
+    row = await fetch_one(
+        conn, f"SELECT {_COLUMNS} FROM logins WHERE patient_id = ?", (patient_id,)
+    )
     return Login.model_validate(dict(row)) if row else None
 
 
@@ -49,4 +49,78 @@ async def set_current_subject(
     await conn.execute(
         "UPDATE logins SET current_subject_id = ? WHERE telegram_user_id = ?",
         (subject_id, telegram_user_id),
+    )
+
+
+async def forget_subject(
+    conn: aiosqlite.Connection, telegram_user_id: int, subject_id: int
+) -> None:
+    """Back to the login's own portal, unless the choice has changed since it was read."""
+    await conn.execute(
+        "UPDATE logins SET current_subject_id = NULL"
+        " WHERE telegram_user_id = ? AND current_subject_id = ?",
+        (telegram_user_id, subject_id),
+    )
+
+
+# --- Who is asking, in one statement ---------------------------------------------------------
+# Every update starts with these lookups, so each is a single statement: one trip to the
+# database thread instead of one per table (plus BEGIN and COMMIT).
+
+
+def _select(alias: str, model: type[Row]) -> str:
+    return ", ".join(f"{alias}.{name} AS {alias}_{name}" for name in model.model_fields)
+
+
+def _pick(row: aiosqlite.Row, alias: str, model: type[Row]) -> dict[str, object] | None:
+    """The columns of one joined table, or None when the LEFT JOIN found no row (each
+    model's first field is its table's key, never NULL in a row that exists)."""
+    data = {name: row[f"{alias}_{name}"] for name in model.model_fields}
+    return None if data[next(iter(model.model_fields))] is None else data
+
+
+async def identity(conn: aiosqlite.Connection, telegram_user_id: int) -> Identity:
+    """The login, its patient, and whether this Telegram user is a practitioner."""
+    row = await fetch_one(
+        conn,
+        f"SELECT {_select('l', Login)}, {_select('p', Patient)},"
+        " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner"
+        " FROM (SELECT :user AS asking) q"
+        " LEFT JOIN logins l ON l.telegram_user_id = q.asking"
+        " LEFT JOIN patients p ON p.id = l.patient_id",
+        {"user": telegram_user_id},
+    )
+    assert row is not None  # the FROM clause always yields exactly one row
+    login, patient = _pick(row, "l", Login), _pick(row, "p", Patient)
+    return Identity(
+        login=Login.model_validate(login) if login else None,
+        patient=Patient.model_validate(patient) if patient else None,
+        is_practitioner=bool(row["practitioner"]),
+    )
+
+
+async def with_subject(
+    conn: aiosqlite.Connection, telegram_user_id: int, subject_id: int | None
+) -> LoginView | None:
+    """The login with `subject_id` (None: the subject it chose last, else its own patient)
+    and the active grant between the two; None when this Telegram user has no login."""
+    row = await fetch_one(
+        conn,
+        f"SELECT {_select('l', Login)}, {_select('m', Patient)}, {_select('s', Patient)},"
+        f" {_select('g', Grant)}"
+        " FROM logins l JOIN patients m ON m.id = l.patient_id"
+        " LEFT JOIN patients s ON s.id = COALESCE(:subject, l.current_subject_id, l.patient_id)"
+        " LEFT JOIN grants g ON g.accessor_id = m.id AND g.subject_id = s.id"
+        "   AND g.status = 'active'"
+        " WHERE l.telegram_user_id = :user",
+        {"user": telegram_user_id, "subject": subject_id},
+    )
+    if row is None:
+        return None
+    subject, grant = _pick(row, "s", Patient), _pick(row, "g", Grant)
+    return LoginView(
+        login=Login.model_validate(_pick(row, "l", Login)),
+        me=Patient.model_validate(_pick(row, "m", Patient)),
+        subject=Patient.model_validate(subject) if subject else None,
+        grant=Grant.model_validate(grant) if grant else None,
     )

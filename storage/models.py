@@ -28,6 +28,14 @@ class Login(Row):
     current_subject_id: int | None = None
 
 
+class Identity(Row):
+    """Who a Telegram user is to the portal right now."""
+
+    login: Login | None
+    patient: Patient | None
+    is_practitioner: bool
+
+
 class Practitioner(Row):
     telegram_user_id: int
     name: str
@@ -83,6 +91,16 @@ class AccessEntry(Row):
 
     grant: Grant
     other_name: str
+
+
+class LoginView(Row):
+    """A login, its own patient, the patient whose portal is asked for, and the active
+    grant between the two (None when there is none, or when the subject is the login's own)."""
+
+    login: Login
+    me: Patient
+    subject: Patient | None
+    grant: Grant | None
 
 
 class Appointment(Row):

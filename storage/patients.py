@@ -6,7 +6,7 @@ import datetime as dt
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_all, fetch_one, now
 from storage.models import Patient
 
 _COLUMNS = "id, full_name, date_of_birth, email, created_at, holder_id"
@@ -17,15 +17,15 @@ def _patient(row: aiosqlite.Row | None) -> Patient | None:
 
 
 async def get(conn: aiosqlite.Connection, patient_id: int) -> Patient | None:
-    cur = await conn.execute(f"SELECT {_COLUMNS} FROM patients WHERE id = ?", (patient_id,))
-    return _patient(await cur.fetchone())
+    row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM patients WHERE id = ?", (patient_id,))
+    return _patient(row)
 
 
 async def by_email(conn: aiosqlite.Connection, email: str) -> Patient | None:
-    cur = await conn.execute(
-        f"SELECT {_COLUMNS} FROM patients WHERE email = ? COLLATE NOCASE", (email.strip(),)
+    row = await fetch_one(
+        conn, f"SELECT {_COLUMNS} FROM patients WHERE email = ? COLLATE NOCASE", (email.strip(),)
     )
-    return _patient(await cur.fetchone())
+    return _patient(row)
 
 
 async def create(
@@ -35,12 +35,13 @@ async def create(
     email: str | None = None,
     holder_id: int | None = None,
 ) -> Patient:
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         "INSERT INTO patients (full_name, date_of_birth, email, created_at, holder_id)"
-        " VALUES (?, ?, ?, ?, ?)",
+        f" VALUES (?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
         (full_name, date_of_birth.isoformat() if date_of_birth else None, email, now(), holder_id),
     )
-    patient = await get(conn, cur.lastrowid or 0)
+    patient = _patient(row)
     assert patient is not None
     return patient
 
@@ -61,9 +62,10 @@ async def get_or_create_by_email(
 
 async def held_by(conn: aiosqlite.Connection, holder_id: int) -> list[Patient]:
     """Dependents this patient decides for: created by them and without a login of their own."""
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_COLUMNS} FROM patients p WHERE p.holder_id = ?"
         " AND NOT EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = p.id) ORDER BY id",
         (holder_id,),
     )
-    return [Patient.model_validate(dict(row)) for row in await cur.fetchall()]
+    return [Patient.model_validate(dict(row)) for row in rows]

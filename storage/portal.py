@@ -15,6 +15,7 @@ import datetime as dt
 import aiosqlite
 
 # Aliased: the page functions take the caller's `now` as a parameter.
+from storage.db import fetch_all, fetch_one
 from storage.db import now as clock
 from storage.models import Appointment, ClinicalRecord, Invoice, Patient
 
@@ -40,12 +41,13 @@ async def upcoming_appointments(
 ) -> list[Appointment]:
     """Starting at or after `now`, soonest first."""
     _check_page(offset, limit)
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at >= ?"
         " ORDER BY starts_at, id LIMIT ? OFFSET ?",
         (patient_id, now, limit, offset),
     )
-    return [Appointment.model_validate(dict(row)) for row in await cur.fetchall()]
+    return [Appointment.model_validate(dict(row)) for row in rows]
 
 
 async def past_appointments(
@@ -53,19 +55,19 @@ async def past_appointments(
 ) -> list[Appointment]:
     """Started before `now`, most recent first."""
     _check_page(offset, limit)
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at < ?"
         " ORDER BY starts_at DESC, id DESC LIMIT ? OFFSET ?",
         (patient_id, now, limit, offset),
     )
-    return [Appointment.model_validate(dict(row)) for row in await cur.fetchall()]
+    return [Appointment.model_validate(dict(row)) for row in rows]
 
 
 async def get_appointment(conn: aiosqlite.Connection, appointment_id: int) -> Appointment | None:
-    cur = await conn.execute(
-        f"SELECT {_APPOINTMENT} FROM appointments WHERE id = ?", (appointment_id,)
+    row = await fetch_one(
+        conn, f"SELECT {_APPOINTMENT} FROM appointments WHERE id = ?", (appointment_id,)
     )
-    row = await cur.fetchone()
     return Appointment.model_validate(dict(row)) if row else None
 
 
@@ -124,12 +126,13 @@ async def invoices_page(
 ) -> list[Invoice]:
     """Newest first."""
     _check_page(offset, limit)
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_INVOICE} FROM invoices WHERE patient_id = ?"
         " ORDER BY issued_on DESC, id DESC LIMIT ? OFFSET ?",
         (patient_id, limit, offset),
     )
-    return [Invoice.model_validate(dict(row)) for row in await cur.fetchall()]
+    return [Invoice.model_validate(dict(row)) for row in rows]
 
 
 async def add_invoice(
@@ -160,10 +163,9 @@ async def add_invoice(
             int(paid),
         ),
     )
-    cur = await conn.execute(
-        f"SELECT {_INVOICE} FROM invoices WHERE id = ?", (await _returned_id(cur),)
+    row = await fetch_one(
+        conn, f"SELECT {_INVOICE} FROM invoices WHERE id = ?", (await _returned_id(cur),)
     )
-    row = await cur.fetchone()
     assert row is not None
     return Invoice.model_validate(dict(row))
 
@@ -176,12 +178,13 @@ async def records_page(
 ) -> list[ClinicalRecord]:
     """Newest first."""
     _check_page(offset, limit)
-    cur = await conn.execute(
+    rows = await fetch_all(
+        conn,
         f"SELECT {_RECORD} FROM clinical_records WHERE patient_id = ?"
         " ORDER BY recorded_on DESC, id DESC LIMIT ? OFFSET ?",
         (patient_id, limit, offset),
     )
-    return [ClinicalRecord.model_validate(dict(row)) for row in await cur.fetchall()]
+    return [ClinicalRecord.model_validate(dict(row)) for row in rows]
 
 
 async def add_record(
@@ -202,10 +205,9 @@ async def add_record(
         " RETURNING id",
         (patient_id, fhir_id, recorded_on.isoformat(), kind, title, details),
     )
-    cur = await conn.execute(
-        f"SELECT {_RECORD} FROM clinical_records WHERE id = ?", (await _returned_id(cur),)
+    row = await fetch_one(
+        conn, f"SELECT {_RECORD} FROM clinical_records WHERE id = ?", (await _returned_id(cur),)
     )
-    row = await cur.fetchone()
     assert row is not None
     return ClinicalRecord.model_validate(dict(row))
 
@@ -214,14 +216,12 @@ async def add_record(
 
 
 async def patient_by_fhir_id(conn: aiosqlite.Connection, fhir_id: str) -> Patient | None:
-    cur = await conn.execute(f"SELECT {_PATIENT} FROM patients WHERE fhir_id = ?", (fhir_id,))
-    row = await cur.fetchone()
+    row = await fetch_one(conn, f"SELECT {_PATIENT} FROM patients WHERE fhir_id = ?", (fhir_id,))
     return Patient.model_validate(dict(row)) if row else None
 
 
 async def fhir_id_of_patient(conn: aiosqlite.Connection, patient_id: int) -> str | None:
-    cur = await conn.execute("SELECT fhir_id FROM patients WHERE id = ?", (patient_id,))
-    row = await cur.fetchone()
+    row = await fetch_one(conn, "SELECT fhir_id FROM patients WHERE id = ?", (patient_id,))
     return row[0] if row else None
 
 

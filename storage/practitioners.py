@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_all, fetch_one, now
 from storage.models import Practitioner
 
 
 async def get(conn: aiosqlite.Connection, telegram_user_id: int) -> Practitioner | None:
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         "SELECT telegram_user_id, name, created_at FROM practitioners WHERE telegram_user_id = ?",
         (telegram_user_id,),
     )
-    row = await cur.fetchone()
     return Practitioner.model_validate(dict(row)) if row else None
 
 
@@ -29,5 +29,7 @@ async def upsert(conn: aiosqlite.Connection, telegram_user_id: int, name: str) -
 
 
 async def all_ids(conn: aiosqlite.Connection) -> list[int]:
-    cur = await conn.execute("SELECT telegram_user_id FROM practitioners ORDER BY telegram_user_id")
-    return [row[0] for row in await cur.fetchall()]
+    rows = await fetch_all(
+        conn, "SELECT telegram_user_id FROM practitioners ORDER BY telegram_user_id"
+    )
+    return [row[0] for row in rows]

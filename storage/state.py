@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import now
+from storage.db import fetch_all, now
 
 
 async def load(conn: aiosqlite.Connection, kind: str, name: str = "") -> list[tuple[str, str, int]]:
     """(key, value, touched_at) for every row of one kind (and conversation name)."""
-    cur = await conn.execute(
-        "SELECT key, value, touched_at FROM bot_state WHERE kind = ? AND name = ?", (kind, name)
+    rows = await fetch_all(
+        conn,
+        "SELECT key, value, touched_at FROM bot_state WHERE kind = ? AND name = ?",
+        (kind, name),
     )
-    return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 async def save(conn: aiosqlite.Connection, kind: str, name: str, key: str, value: str) -> None:
