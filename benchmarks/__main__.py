@@ -354,8 +354,6 @@ def _taps(r: Report, journeys: list[taps.Journey]) -> None:
             f"{j.taps} tap(s) + {j.typed} typed message(s), counting the command that starts "
             "the journey; SimUser through the real bot, tapping the buttons its replies offer"
         )
-        if j.key == "switch_view" and j.reached and j.total > targets[j.key]:
-            how += "; the tap in /switch lands on a menu, so 📅 Appointments is one more tap"
         if j.error:
             how += f"; did not finish: {j.error}"
         elif not j.reached:

@@ -19,19 +19,25 @@ from bot.access import Act, ActOutcome, Area, Viewing
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
-from handlers.menu import CB_HOME_VIEW, home_keyboard
+from handlers.menu import CB_HOME_VIEW
 from handlers.send import edit_in_place
 from storage.models import AccessEntry, Appointment
 
 CB_SWITCH = "sw:"  # sw:<patient id>
-CB_PAGE = "pg:"  # pg:<u|p|i|r>:<subject id>:<page>
+CB_PAGE = "pg:"  # pg:<u|p|i|r|d>:<subject id>:<page>
 CB_APPOINTMENT = "apt:"  # apt:<ask|yes|keep|ok>:<subject id>:<appointment id>:<page>
 
-_PAGE = re.compile(r"^pg:([upir]):(\d{1,18}):(\d{1,6})$")
+_PAGE = re.compile(r"^pg:([upird]):(\d{1,18}):(\d{1,6})$")
 _SWITCH = re.compile(r"^sw:(\d{1,18})$")
 _APPOINTMENT = re.compile(r"^apt:(ask|yes|keep|ok):(\d{1,18}):(\d{1,18}):(\d{1,6})$")
 
-_AREA = {"u": Area.APPOINTMENTS, "p": Area.APPOINTMENTS, "i": Area.INVOICES, "r": Area.RECORDS}
+_AREA = {
+    "u": Area.APPOINTMENTS,
+    "p": Area.APPOINTMENTS,
+    "i": Area.INVOICES,
+    "r": Area.RECORDS,
+    "d": Area.DETAILS,
+}
 _AUDIT = {
     Area.APPOINTMENTS: "view.appointments",
     Area.INVOICES: "view.invoices",
@@ -112,18 +118,43 @@ def _nav(
     return row
 
 
+def _other_views(_: Translator, view: Viewing, kind: str) -> list[list[InlineKeyboardButton]]:
+    """The same patient's other views, opened in place, and Switch: moving around a portal
+    never needs a command. Records only when the access level includes them."""
+    subject = view.subject.id
+    names = {
+        "u": _("📅 Appointments"),
+        "i": _("🧾 Invoices"),
+        "r": _("📋 Records"),
+        "d": _("👤 Details"),
+    }
+    shown = "u" if kind == "p" else kind
+    records_shared = view.grant is None or access.level_allows(
+        access.Level(view.grant.level), Area.RECORDS
+    )
+    buttons = [
+        InlineKeyboardButton(label, callback_data=f"pg:{k}:{subject}:0")
+        for k, label in names.items()
+        if k != shown and (k != "r" or records_shared)
+    ]
+    buttons.append(InlineKeyboardButton(_("🔄 Switch patient"), callback_data=CB_HOME_VIEW + "s"))
+    return [buttons[:2], buttons[2:]]
+
+
 # --- Rendering ------------------------------------------------------------------------------
 
 
 async def render(
     context: ContextTypes.DEFAULT_TYPE, _: Translator, view: Viewing, kind: str, number: int
-) -> tuple[str, InlineKeyboardMarkup | None]:
+) -> tuple[str, InlineKeyboardMarkup]:
     """The text and buttons of one page; the caller has already checked access."""
     db = portal(context).db
     subject = view.subject.id
     lines = [header(_, view), ""]
     rows: list[list[InlineKeyboardButton]] = []
-    if kind in ("u", "p"):
+    if kind == "d":
+        lines = [details_text(_, view)]
+    elif kind in ("u", "p"):
         page = await records.appointments(db, subject, past=kind == "p", number=number)
         title = _("<b>Past appointments</b>") if kind == "p" else _("<b>Upcoming appointments</b>")
         lines.append(title)
@@ -181,7 +212,8 @@ async def render(
         if not rec.items:
             lines += ["", _("No clinical records.")]
         rows += [r for r in (_nav(_, kind, subject, rec),) if r]
-    return "\n".join(lines), InlineKeyboardMarkup(rows) if rows else None
+    rows += [r for r in _other_views(_, view, kind) if r]
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
 
 
 def details_text(_: Translator, view: Viewing) -> str:
@@ -248,9 +280,6 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -
     allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
     if not allowed.allowed:
         await _send(update, header(_, view) + "\n\n" + refusal(_, view, area))
-        return
-    if kind == "d":
-        await _send(update, details_text(_, view))
         return
     text, markup = await render(context, _, view, kind, 0)
     await _send(update, text, markup)
@@ -424,7 +453,8 @@ async def show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def switch_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A tap in /switch: re-checks the grant now, stores the choice, shows the menu."""
+    """A tap in /switch: re-checks the grant now, stores the choice, and shows that
+    patient's upcoming appointments in place (the other views are one tap from there)."""
     query = update.callback_query
     assert query is not None and query.data is not None
     who = await caller(update, context)
@@ -435,9 +465,15 @@ async def switch_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if view is None:
         await query.answer(_("You don't have access to that portal."), show_alert=True)
         return
+    allowed = await access.authorize(
+        db, view, Area.APPOINTMENTS, Act.VIEW, action=_AUDIT[Area.APPOINTMENTS]
+    )
     await query.answer()
-    text = header(_, view) + "\n\n" + _("Switched. Choose what to see:")
-    await _edit(update, text, home_keyboard(_))
+    if not allowed.allowed:  # no level leaves appointments out today; if one ever does
+        text = header(_, view) + "\n\n" + refusal(_, view, Area.APPOINTMENTS)
+        await _edit(update, text, InlineKeyboardMarkup(_other_views(_, view, "u")))
+        return
+    await _edit(update, *await render(context, _, view, "u", 0))
 
 
 def view_handlers() -> list[object]:

@@ -210,10 +210,11 @@ async def test_the_whole_journey_in_three_phones(pg: Playground, page: Page) -> 
     await phone(page, "parent").locator(".inline-keyboard button").filter(
         has_text="Lily Rivera (Daughter)"
     ).last.click()
-    await bot_says(page, "parent", "Switched. Choose what to see:")
-    await tap(page, "parent", "📅 Appointments")
+    # The tap lands on her appointments; her invoices are one more tap, in place.
     await bot_says(page, "parent", "Viewing: Lily Rivera (Daughter)")
     await bot_says(page, "parent", "Upcoming appointments")
+    await tap(page, "parent", "🧾 Invoices")
+    await bot_says(page, "parent", "HFP-")  # an invoice number: the page, not its button
 
     await expect(page.locator("#violations")).to_be_hidden()
     assert not pg.server.errors, pg.server.errors

@@ -78,7 +78,9 @@ async def test_switching_shows_whose_records_on_every_view(
         "Mia Lee (Daughter) · Clinical",
     ]
     await ann.tap("Mia Lee (Daughter) · Clinical")
+    # The tap lands on her upcoming appointments, in place of the list.
     assert ann.last.text.startswith("👥 Viewing: Mia Lee (Daughter) · Clinical, Edit")
+    assert "Upcoming appointments" in ann.last.text and "Dr Mia 00" in ann.last.text
     for command, expected in [
         ("/appointments", "Dr Mia 00"),
         ("/invoices", "INV-7"),
@@ -110,7 +112,15 @@ async def test_pages_of_five_edit_in_place(server: BotAPIServer, bot_db: Databas
     await ann.tap("Mia Lee (Daughter) · Clinical")
     page = (await ann.send("/appointments"))[-1]
     assert [f"Dr Mia {i:02}" in page.text for i in range(6)] == [True] * 5 + [False]
-    assert page.labels[-3:] == ["Page 1", "▶", "Past appointments"]
+    assert page.labels[-7:] == [
+        "Page 1",
+        "▶",
+        "Past appointments",
+        "🧾 Invoices",
+        "📋 Records",
+        "👤 Details",
+        "🔄 Switch patient",
+    ]
     await ann.tap("▶", message=page)
     assert "Dr Mia 05" in page.text and "Dr Mia 04" not in page.text and page.edited >= 1
     assert page.text.startswith("👥 Viewing: Mia Lee")
@@ -121,6 +131,13 @@ async def test_pages_of_five_edit_in_place(server: BotAPIServer, bot_db: Databas
     await ann.tap("Past appointments", message=page)
     assert "Past appointments" in page.text and "Dr Past" in page.text and "Dr Mia" not in page.text
     assert not [label for label in page.labels if label.startswith("Cancel")]
+    # The same message moves to her other views, each checked and whose it says.
+    await ann.tap("🧾 Invoices", message=page)
+    assert page.text.startswith("👥 Viewing: Mia Lee") and "INV-7" in page.text
+    await ann.tap("👤 Details", message=page)
+    assert "Name: Mia Lee" in page.text and "📅 Appointments" in page.labels
+    await ann.tap("📅 Appointments", message=page)
+    assert "Dr Mia 00" in page.text
 
 
 async def test_administrative_access_never_shows_records(
@@ -129,6 +146,7 @@ async def test_administrative_access_never_shows_records(
     ann, ann_id, _, leo = await _family(bot_db, server)
     await ann.send("/switch")
     await ann.tap("Leo Lee (Son) · Administrative")
+    assert "🧾 Invoices" in ann.last.labels and "📋 Records" not in ann.last.labels
     await ann.send("/records")
     assert (
         "clinical records are not shared with you" in ann.last.text
