@@ -20,7 +20,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot.persistence import Deadlines, SQLitePersistence, flush_after_update
+from bot.persistence import (
+    PERSIST_EVERY_S,
+    Deadlines,
+    SQLitePersistence,
+    commit_periodically,
+    flush_after_update,
+)
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
 from conversations import Flows
@@ -49,6 +55,10 @@ async def _start(app: Application) -> None:  # type: ignore[type-arg]
     await db.migrate()
     await set_command_menus(app)
     await settle_restored_conversations(app)
+    assert app.job_queue is not None
+    app.job_queue.run_repeating(
+        commit_periodically, interval=PERSIST_EVERY_S, first=PERSIST_EVERY_S
+    )
 
 
 async def _close_database(app: Application) -> None:  # type: ignore[type-arg]

@@ -5,6 +5,10 @@ PTB does not persist conversation timeouts. So on start-up every restored conver
 gets a deadline (last step + timeout): one that has passed is not restored at all, and
 its user is told it timed out; one still running gets a job that tells the user when it
 passes, and a guard in each flow ends it if they come back after that.
+
+What PTB hands over after an update (the user's drafts, the conversation's new step) is
+written in one transaction by commit(), right after the update: never a step without
+the answer that led to it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
-from telegram.ext import BasePersistence, ContextTypes, PersistenceInput
+from telegram.ext import Application, BasePersistence, ContextTypes, PersistenceInput
 
 from storage import Database, state
 
@@ -25,6 +29,7 @@ ConversationKey = tuple[int | str, ...]
 ConversationDict = dict[ConversationKey, object]
 CDCData = Any  # callback data is not stored
 CONVERSATION = "conversation"
+PERSIST_EVERY_S = 5  # the backstop; a step's state is also written right after its update
 USER_DATA = "user_data"
 
 
@@ -57,8 +62,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
             store_data=PersistenceInput(
                 bot_data=False, chat_data=False, user_data=True, callback_data=False
             ),
-            # Writes also happen after every update (see bot.app); this is the backstop.
-            update_interval=5,
+            update_interval=PERSIST_EVERY_S,
         )
         self.db = db
         self.deadlines = deadlines
@@ -66,6 +70,11 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         # user's data after each of their updates, changed or not; most updates change
         # nothing, and an unchanged draft need not be written again.
         self._stored: dict[int, str] = {}
+        # What PTB handed over and commit() has not yet written: (kind, name, key) -> JSON,
+        # or None to delete. PTB hands over a user's draft and their conversation step as
+        # separate, concurrent calls; written one by one, a crash between them could leave
+        # a flow at a step whose answers were never stored.
+        self._pending: dict[tuple[str, str, str], str | None] = {}
 
     async def _connected(self) -> Database:
         await self.db.connect()
@@ -92,14 +101,10 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
     async def update_conversation(
         self, name: str, key: ConversationKey, new_state: object | None
     ) -> None:
-        key_json = json.dumps(list(key))
-        # Written even when the state is unchanged: touched_at is the step's time, which
-        # sets the deadline of a conversation restored after a restart.
-        async with self.db.statement() as conn:
-            if new_state is None:
-                await state.drop(conn, CONVERSATION, name, key_json)
-            else:
-                await state.save(conn, CONVERSATION, name, key_json, json.dumps(new_state))
+        # Kept even when the state is unchanged: touched_at is the step's time, which sets
+        # the deadline of a conversation restored after a restart.
+        value = None if new_state is None else json.dumps(new_state)
+        self._pending[(CONVERSATION, name, json.dumps(list(key)))] = value
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         db = await self._connected()
@@ -109,26 +114,38 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         return {user_id: json.loads(value) for user_id, value in self._stored.items()}
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
+        key = (USER_DATA, "", str(user_id))
         value = json.dumps(data) if data else None
-        if value == self._stored.get(user_id):
+        if key not in self._pending and value == self._stored.get(user_id):
             return
-        async with self.db.statement() as conn:
-            if value is not None:
-                await state.save(conn, USER_DATA, "", str(user_id), value)
-            else:
-                await state.drop(conn, USER_DATA, "", str(user_id))
-        self._remember(user_id, value)
+        self._pending[key] = value
 
     async def drop_user_data(self, user_id: int) -> None:
-        async with self.db.statement() as conn:
-            await state.drop(conn, USER_DATA, "", str(user_id))
-        self._remember(user_id, None)
+        self._pending[(USER_DATA, "", str(user_id))] = None
 
-    def _remember(self, user_id: int, value: str | None) -> None:
-        if value is None:
-            self._stored.pop(user_id, None)
-        else:
-            self._stored[user_id] = value
+    async def commit(self) -> None:
+        """Write what PTB handed over since the last commit, in one transaction: a step's
+        draft and its conversation state are stored together or not at all."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        try:
+            async with self.db.transaction() as conn:
+                for (kind, name, key), value in pending.items():
+                    if value is None:
+                        await state.drop(conn, kind, name, key)
+                    else:
+                        await state.save(conn, kind, name, key, value)
+        except BaseException:
+            for item, value in pending.items():  # for the next commit, unless superseded
+                self._pending.setdefault(item, value)
+            raise
+        for (kind, _name, key), value in pending.items():
+            if kind == USER_DATA:
+                if value is None:
+                    self._stored.pop(int(key), None)
+                else:
+                    self._stored[int(key)] = value
 
     async def refresh_user_data(self, user_id: int, user_data: dict[Any, Any]) -> None:
         """Nothing to do: this process is the only writer of its users' drafts."""
@@ -162,13 +179,38 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         return None
 
     async def flush(self) -> None:
-        return None
+        """PTB's last call at shutdown, after handing over everything."""
+        await self.commit()
 
 
 async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Write the step just taken now, not within the next interval: a crash right after a
     reply must not lose the answer the user saw acknowledged."""
+    app = context.application
+    # PTB marks an update's user and chat for persistence only after its last handler
+    # group, which is this one: unmarked, this step's draft would wait for the next flush
+    # while its conversation state (tracked separately) went now.
+    app.mark_data_for_update_persistence(
+        chat_ids=update.effective_chat.id if update.effective_chat else None,
+        user_ids=update.effective_user.id if update.effective_user else None,
+    )
     try:
-        await context.application.update_persistence()
+        await app.update_persistence()
+        await commit_persistence(app)
     except Exception:  # e.g. a full disk: the handler's own error already told the user
         log.exception("could not store conversation state after update %s", update.update_id)
+
+
+async def commit_persistence(app: Application) -> None:  # type: ignore[type-arg]
+    """Write what PTB has handed to our persistence (also run every few seconds, for state
+    that changes outside updates: a conversation timing out)."""
+    if isinstance(app.persistence, SQLitePersistence):
+        await app.persistence.commit()
+
+
+async def commit_periodically(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A repeating job, next to PTB's own persistence job (which only hands over)."""
+    try:
+        await commit_persistence(context.application)
+    except Exception:
+        log.exception("could not store conversation state")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from bot.app import build_application, running
 from bot.settings import Settings, load_settings
-from storage import Database
+from conversations import addpatient
+from storage import Database, state
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import make_practitioner, signed_in
 
@@ -50,6 +51,33 @@ async def test_addpatient_resumes_after_a_restart(server: BotAPIServer, db_path:
     async with running(build_application(settings), poll_timeout=1):
         await ann.tap("✅ Confirm")
         assert "Mia Lee's account is ready" in ann.last.text
+
+
+async def test_each_step_stores_its_draft_with_its_state(
+    server: BotAPIServer, db_path: Path
+) -> None:
+    """What a kill right after a reply leaves behind: the step's conversation state and
+    its answer, stored together. The first update after a start used to store its state
+    at once and its answer only with the next update (PTB marks a user's data for storing
+    after the last handler group, ours included), so a kill in between left the flow at
+    the summary without the date of birth, and every Confirm failed."""
+    settings = _settings(server, db_path)
+    ann = server.user(700, "Ann")
+    async with running(build_application(settings), poll_timeout=1) as app:
+        await signed_in(app.bot_data["portal"].db, ann, "Ann Lee")
+        await ann.send("/addpatient")
+        await ann.send("Mia Lee")
+        for label in ("Daughter", "Clinical", "Edit", "No, create an account for them"):
+            await ann.tap(label)
+    async with running(build_application(settings), poll_timeout=1) as app:
+        await ann.send("3/5/2018")  # the first update after the start
+        assert "Please check" in ann.last.text
+        # Read before anything else could write: the next update, or the periodic flush.
+        async with app.bot_data["portal"].db.read() as conn:
+            rows = await state.load(conn, "user_data")
+            steps = await state.load(conn, "conversation", "addpatient")
+        assert len(rows) == 1 and '"dob": "2018-05-03"' in rows[0][1], rows
+        assert [value for _, value, _ in steps] == [str(addpatient.CONFIRM)], steps
 
 
 async def test_invite_resumes_after_a_restart(server: BotAPIServer, db_path: Path) -> None:
