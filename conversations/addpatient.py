@@ -32,6 +32,8 @@ from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
 from conversations import Flows, conversation
 from handlers.approvals import send_request
+from handlers.choices import level_question, role_question
+from handlers.guard import require_patient
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
 from handlers.send import edit_in_place
 
@@ -100,13 +102,7 @@ def _after(context: ContextTypes.DEFAULT_TYPE, next_step: Callback) -> Callback:
 
 async def start_adding(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """/addpatient or the home button: checks sign-in; asks the patient's name."""
-    who = await caller(update, context)
-    if not who.signed_in:
-        text = who._("Please sign in first: open the invite link your practice sent you.")
-        if update.callback_query:
-            await update.callback_query.answer(text, show_alert=True)
-        elif update.effective_message:
-            await update.effective_message.reply_text(text)
+    if await require_patient(update, context) is None:
         return ConversationHandler.END
     # Identifies this draft's confirmation, so a retried Confirm cannot create twice.
     context.user_data[DRAFT] = {"key": secrets.token_hex(16)}  # type: ignore[index]
@@ -198,22 +194,8 @@ async def save_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 async def ask_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """Asks the access level, explaining both."""
     _ = await _tr(update, context)
-    text = "\n".join(
-        [
-            _("Which access do you need?"),
-            "",
-            labels.level_bullet(_, Level.CLINICAL),
-            labels.level_bullet(_, Level.ADMINISTRATIVE),
-        ]
-    )
-    rows = [
-        [
-            InlineKeyboardButton(labels.level(_, lv), callback_data=CB_LEVEL + lv.value[0])
-            for lv in (Level.CLINICAL, Level.ADMINISTRATIVE)
-        ],
-        _nav(_),
-    ]
-    await _prompt(update, text, rows)
+    text, choices = level_question(_, _("Which access do you need?"), CB_LEVEL)
+    await _prompt(update, text, [choices, _nav(_)])
     return LEVEL
 
 
@@ -232,22 +214,8 @@ async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 async def ask_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """Asks the role, explaining both."""
     _ = await _tr(update, context)
-    text = "\n".join(
-        [
-            _("What may you do in their portal?"),
-            "",
-            labels.role_bullet(_, Role.VIEW),
-            labels.role_bullet(_, Role.EDIT),
-        ]
-    )
-    rows = [
-        [
-            InlineKeyboardButton(labels.role(_, r), callback_data=CB_ROLE + r.value[0])
-            for r in (Role.VIEW, Role.EDIT)
-        ],
-        _nav(_),
-    ]
-    await _prompt(update, text, rows)
+    text, choices = role_question(_, _("What may you do in their portal?"), CB_ROLE)
+    await _prompt(update, text, [choices, _nav(_)])
     return ROLE
 
 

@@ -23,6 +23,7 @@ from bot.runtime import caller, portal
 from bot.text import clean_email, esc
 from conversations import Flows, conversation
 from handlers.approvals import send_request
+from handlers.choices import level_question, role_question
 from handlers.send import edit_in_place
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
@@ -89,22 +90,8 @@ async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         )
         return EMAIL
     _draft(context)["email"] = email
-    rows = [
-        [
-            InlineKeyboardButton(labels.level(_, lv), callback_data=f"sh:lvl:{lv.value[0]}")
-            for lv in (Level.CLINICAL, Level.ADMINISTRATIVE)
-        ],
-        _cancel_row(_),
-    ]
-    text = "\n".join(
-        [
-            _("Which access should they have?"),
-            "",
-            labels.level_bullet(_, Level.CLINICAL),
-            labels.level_bullet(_, Level.ADMINISTRATIVE),
-        ]
-    )
-    await _say(update, text, rows)
+    text, choices = level_question(_, _("Which access should they have?"), "sh:lvl:")
+    await _say(update, text, [choices, _cancel_row(_)])
     return LEVEL
 
 
@@ -114,22 +101,8 @@ async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     query = update.callback_query
     assert query is not None and query.data is not None
     _draft(context)["level"] = Level.CLINICAL if query.data.endswith(":c") else Level.ADMINISTRATIVE
-    rows = [
-        [
-            InlineKeyboardButton(labels.role(_, r), callback_data=f"sh:role:{r.value[0]}")
-            for r in (Role.VIEW, Role.EDIT)
-        ],
-        _cancel_row(_),
-    ]
-    text = "\n".join(
-        [
-            _("What may they do?"),
-            "",
-            labels.role_bullet(_, Role.VIEW),
-            labels.role_bullet(_, Role.EDIT),
-        ]
-    )
-    await _say(update, text, rows)
+    text, choices = role_question(_, _("What may they do?"), "sh:role:")
+    await _say(update, text, [choices, _cancel_row(_)])
     return ROLE
 
 

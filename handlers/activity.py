@@ -11,6 +11,7 @@ from bot import access, labels
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
+from handlers.guard import require_patient
 from handlers.menu import CB_HOME_ACTIVITY
 from handlers.send import edit_in_place
 from storage.models import AuditEvent
@@ -80,16 +81,13 @@ async def render(
 
 async def show_activity(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/activity: your own access log (for a dependent's, use /access)."""
-    who = await caller(update, context)
+    who = await require_patient(update, context)
+    if who is None or who.patient is None:
+        return
     message = update.effective_message
     assert message is not None
     if update.callback_query:
         await update.callback_query.answer()
-    if who.patient is None:
-        await message.reply_text(
-            who._("Please sign in first: open the invite link your practice sent you.")
-        )
-        return
     rendered = await render(context, who._, who.patient.id, who.patient.id, 0)
     assert rendered is not None
     await message.reply_text(rendered[0], reply_markup=rendered[1])

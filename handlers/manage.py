@@ -20,6 +20,7 @@ from bot.qr import qr_png
 from bot.runtime import caller, portal, recipient_translator
 from bot.text import esc
 from bot.tokens import deep_link
+from handlers.guard import require_patient
 from handlers.menu import CB_HOME_ACCESS
 from handlers.send import edit_in_place, send_long
 from storage import Database
@@ -90,60 +91,54 @@ async def _render(
             lines.append("• " + esc(d.full_name))
             label = _("{name}'s account ›").format(name=d.full_name)
             rows.append([InlineKeyboardButton(label, callback_data=f"ac:dep:{d.id}")])
-    if o.incoming or o.outgoing or o.offers:
-        lines += ["", _("<b>Pending</b>")]
-    for e in o.incoming:
-        lines.append(
-            "• "
-            + _("{name} asks for access: {access}").format(
-                name=esc(e.other_name), access=labels.access_summary(_, e.grant.level, e.grant.role)
-            )
-        )
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    _("✅ Approve {name}").format(name=e.other_name),
-                    callback_data=f"ap:ok:{e.grant.id}",
-                ),
-                InlineKeyboardButton(_("❌ Deny"), callback_data=f"ap:no:{e.grant.id}"),
-            ]
-        )
-    for e in o.offers:
-        lines.append(
-            "• "
-            + _("You're offered access to {name}: {access}").format(
-                name=esc(e.other_name), access=labels.access_summary(_, e.grant.level, e.grant.role)
-            )
-        )
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    _("✅ Accept {name}").format(name=e.other_name),
-                    callback_data=f"ap:ok:{e.grant.id}",
-                ),
-                InlineKeyboardButton(_("❌ Decline"), callback_data=f"ap:no:{e.grant.id}"),
-            ]
-        )
-    for e in o.outgoing:
-        lines.append(
-            "• "
-            + _("Your request for {name} is waiting: {access}").format(
-                name=esc(e.other_name), access=labels.access_summary(_, e.grant.level, e.grant.role)
-            )
-        )
-        rows.append(
-            [
-                InlineKeyboardButton(
-                    _("Withdraw request for {name}").format(name=e.other_name),
-                    callback_data=f"ac:wd:{e.grant.id}",
-                )
-            ]
-        )
+    pending_lines, pending_rows = _pending(_, o)
+    if pending_lines:
+        lines += ["", _("<b>Pending</b>"), *pending_lines]
+        rows += pending_rows
     if sum(len(r) for r in rows) > MAX_BUTTONS:  # Telegram refuses more than 100 per message
         while sum(len(r) for r in rows) > MAX_BUTTONS:
             rows.pop()
         lines += ["", _("Not everyone above has a button: there are too many for one message.")]
     return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _pending(
+    _: Translator, o: access.Overview
+) -> tuple[list[str], list[list[InlineKeyboardButton]]]:
+    """Requests to decide, offers to answer and one's own requests to withdraw: a line and
+    a row of buttons each."""
+    kinds = (
+        (
+            o.incoming,
+            _("{name} asks for access: {access}"),
+            ((_("✅ Approve {name}"), "ap:ok:"), (_("❌ Deny"), "ap:no:")),
+        ),
+        (
+            o.offers,
+            _("You're offered access to {name}: {access}"),
+            ((_("✅ Accept {name}"), "ap:ok:"), (_("❌ Decline"), "ap:no:")),
+        ),
+        (
+            o.outgoing,
+            _("Your request for {name} is waiting: {access}"),
+            ((_("Withdraw request for {name}"), "ac:wd:"),),
+        ),
+    )
+    lines: list[str] = []
+    rows: list[list[InlineKeyboardButton]] = []
+    for entries, line, buttons in kinds:
+        for e in entries:
+            summary = labels.access_summary(_, e.grant.level, e.grant.role)
+            lines.append("• " + line.format(name=esc(e.other_name), access=summary))
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        label.format(name=e.other_name), callback_data=f"{prefix}{e.grant.id}"
+                    )
+                    for label, prefix in buttons
+                ]
+            )
+    return lines, rows
 
 
 async def _grant_view(
@@ -205,16 +200,11 @@ async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
 
 async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/access: the whole picture in one message."""
-    who = await caller(update, context)
-    message = update.effective_message
+    who = await require_patient(update, context)
+    if who is None or who.patient is None:
+        return
     if update.callback_query:
         await update.callback_query.answer()
-    if who.patient is None:
-        assert message is not None
-        await message.reply_text(
-            who._("Please sign in first: open the invite link your practice sent you.")
-        )
-        return
     text, markup = await _render(context, who._, who.patient.id)
     assert update.effective_chat is not None
     await send_long(context.bot, update.effective_chat.id, text, markup)

@@ -19,6 +19,7 @@ from bot.access import Act, ActOutcome, Area, Viewing
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
+from handlers.guard import tell_to_sign_in
 from handlers.menu import CB_HOME_VIEW
 from handlers.send import edit_in_place
 from storage.models import AccessEntry, Appointment
@@ -264,7 +265,7 @@ async def _current(
     _ = who._
     view = await access.viewing(portal(context).db, who.telegram_user_id)
     if view is None:
-        await _send(update, _("Please sign in first: open the invite link your practice sent you."))
+        await tell_to_sign_in(update, _)
         return _, None
     notice = lost_notice(_, view)
     if notice:

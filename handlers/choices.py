@@ -1,0 +1,36 @@
+"""The access level and role questions, asked the same way wherever access is granted
+(adding a patient, sharing a dependent): both options explained, one button each."""
+
+from __future__ import annotations
+
+from telegram import InlineKeyboardButton
+
+from bot import labels
+from bot.access import Level, Role
+from bot.i18n import Translator
+
+
+def level_question(
+    _: Translator, question: str, callback_prefix: str
+) -> tuple[str, list[InlineKeyboardButton]]:
+    """Text and a row of buttons; each button's data is the prefix and c or a."""
+    levels = (Level.CLINICAL, Level.ADMINISTRATIVE)
+    text = "\n".join([question, "", *(labels.level_bullet(_, lv) for lv in levels)])
+    row = [
+        InlineKeyboardButton(labels.level(_, lv), callback_data=callback_prefix + lv.value[0])
+        for lv in levels
+    ]
+    return text, row
+
+
+def role_question(
+    _: Translator, question: str, callback_prefix: str
+) -> tuple[str, list[InlineKeyboardButton]]:
+    """Text and a row of buttons; each button's data is the prefix and v or e."""
+    roles = (Role.VIEW, Role.EDIT)
+    text = "\n".join([question, "", *(labels.role_bullet(_, r) for r in roles)])
+    row = [
+        InlineKeyboardButton(labels.role(_, r), callback_data=callback_prefix + r.value[0])
+        for r in roles
+    ]
+    return text, row
