@@ -14,7 +14,7 @@ import aiosqlite
 
 from storage import Database, audit, completed, grants, logins, patients, portal
 from storage.db import now
-from storage.models import AccessEntry, AuditEvent, Grant, Patient
+from storage.models import AccessEntry, AuditEvent, Grant, LoginView, Patient
 
 DAY = 86400
 
@@ -471,22 +471,28 @@ async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Vie
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
         if found is None:
             return None
-        me, subject, grant = found.me, found.subject, found.grant
-        if subject_id == me.id:
-            await logins.set_current_subject(conn, telegram_user_id, None)
-            return Viewing(me, me, None)
-        if grant is None or subject is None:
+        view = _allowed_view(found, subject_id)
+        if view is None:
             await audit.record(
                 conn,
                 "switch",
                 outcome="refused",
-                actor_patient_id=me.id,
+                actor_patient_id=found.me.id,
                 actor_telegram_id=telegram_user_id,
-                subject_patient_id=subject_id if subject else None,
+                subject_patient_id=subject_id if found.subject else None,
             )
             return None
-        await logins.set_current_subject(conn, telegram_user_id, subject_id)
-        return Viewing(me, subject, grant)
+        await logins.set_current_subject(conn, telegram_user_id, None if view.own else subject_id)
+        return view
+
+
+def _allowed_view(found: LoginView, subject_id: int) -> Viewing | None:
+    """The login's own portal, or one it holds an active grant on; None otherwise."""
+    if subject_id == found.me.id:
+        return Viewing(found.me, found.me, None)
+    if found.grant is None or found.subject is None:
+        return None
+    return Viewing(found.me, found.subject, found.grant)
 
 
 async def authorize(
@@ -657,14 +663,7 @@ async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewi
     this login is that patient or holds an active grant on them. Changes nothing."""
     async with db.statement() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
-    if found is None:
-        return None
-    me, subject, grant = found.me, found.subject, found.grant
-    if subject_id == me.id:
-        return Viewing(me, me, None)
-    if grant is None or subject is None:
-        return None
-    return Viewing(me, subject, grant)
+    return _allowed_view(found, subject_id) if found else None
 
 
 # --- The /access overview, sharing a dependent, and the access log -----------------------
