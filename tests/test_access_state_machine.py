@@ -517,14 +517,16 @@ class AccessMachine(RuleBasedStateMachine):
         held = {d for d in self.dependents if self.patients[d].holder == decider} - {
             d for d in self.dependents if self.patients[d].login is not None
         }
+        # Requests on themself count even before they sign in: they are delivered then.
         subjects = {decider} | held
+        # An offer lapses once its dependent signs in and decides for themself.
         expected = {
             g.id
             for g in self.grants.values()
             if g.status == "pending"
             and (
                 (g.kind == "request" and g.subject in subjects)
-                or (g.kind == "offer" and g.accessor == decider)
+                or (g.kind == "offer" and self.decider_of(g) == decider)
             )
         }
         assert set(found) == expected and len(found) == len(expected)
