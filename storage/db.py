@@ -50,6 +50,8 @@ class Database:
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        # The bot and its persistence both migrate on start; once per connection is enough.
+        self._migrated = False
 
     async def connect(self) -> None:
         if self._conn is not None:
@@ -69,6 +71,7 @@ class Database:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+            self._migrated = False
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -116,14 +119,22 @@ class Database:
     async def migrate(self) -> list[int]:
         """Apply every numbered migration not yet applied; returns the versions applied now."""
         await self.connect()
+        if self._migrated:
+            return []
         async with self._lock:
             await self.conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
             )
+            done = {
+                row[0] for row in await fetch_all(self.conn, "SELECT version FROM schema_version")
+            }
         applied: list[int] = []
         for version, sql in _migrations():
+            if version in done:
+                continue
             async with self.transaction() as conn:
+                # Checked again under the write lock: another process may be migrating too.
                 row = await fetch_one(
                     conn, "SELECT 1 FROM schema_version WHERE version = ?", (version,)
                 )
@@ -136,6 +147,7 @@ class Database:
                     (version, now()),
                 )
                 applied.append(version)
+        self._migrated = True
         return applied
 
 
