@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -50,17 +51,22 @@ def commands(_: Translator, *, practitioner: bool = False) -> list[BotCommand]:
 
 
 async def set_command_menus(app: Application) -> None:  # type: ignore[type-arg]
-    """The menu in every shipped language; practitioners also see /invite in their chat."""
+    """The menu in every shipped language; practitioners also see /invite in their chat.
+    Sent side by side: these calls stand between start-up and the first poll."""
     p = portal(app)
     bot = app.bot
     default = translator(None, p.settings.default_locale)
-    await bot.set_my_commands(commands(default), scope=BotCommandScopeDefault())
-    for language in LANGUAGES:
-        await bot.set_my_commands(
-            commands(translator(language)),
-            scope=BotCommandScopeDefault(),
-            language_code=_TELEGRAM_CODE[language],
-        )
+    await asyncio.gather(
+        bot.set_my_commands(commands(default), scope=BotCommandScopeDefault()),
+        *(
+            bot.set_my_commands(
+                commands(translator(language)),
+                scope=BotCommandScopeDefault(),
+                language_code=_TELEGRAM_CODE[language],
+            )
+            for language in LANGUAGES
+        ),
+    )
 
 
 MENU_SET_KEY = "practitioner_menus"
