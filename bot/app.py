@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
@@ -19,6 +20,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.persistence import (
     PERSIST_EVERY_S,
@@ -67,6 +69,10 @@ async def _close_database(app: Application) -> None:  # type: ignore[type-arg]
 
 def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
     """A ready Application for this token, Bot API server and database."""
+    # One TLS context for both HTTP clients (PTB's defaults otherwise: 256 connections,
+    # and 1 for getUpdates): each client would load the CA bundle itself, ~50 ms apiece
+    # between launch and the first poll.
+    tls = httpx.create_ssl_context()
     builder = (
         ApplicationBuilder()
         .token(settings.require_token())
@@ -79,6 +85,8 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
             )
         )
         .concurrent_updates(False)  # ConversationHandler needs one update at a time per user
+        .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
+        .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
         .post_init(_start)
         .post_shutdown(_close_database)
     )
