@@ -3,6 +3,7 @@ HTML tag lost or invented, and nothing in the code missing from the catalogs."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
+from bot import i18n
 from bot.catalogs import extract
 from bot.i18n import DOMAIN, LANGUAGES, LOCALES_DIR
 
@@ -87,3 +89,37 @@ def test_the_catalog_test_can_fail(tmp_path: Path) -> None:
     hello, bye = _messages(catalog)
     assert set(PLACEHOLDER.findall(hello.string)) != set(PLACEHOLDER.findall(hello.id))
     assert not bye.string
+
+
+def test_a_compiled_catalog_is_reused_only_while_the_po_is_not_newer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "vi" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    po = folder / f"{DOMAIN}.po"
+    po.write_bytes((LOCALES_DIR / "vi" / "LC_MESSAGES" / f"{DOMAIN}.po").read_bytes())
+    monkeypatch.setattr(i18n, "LOCALES_DIR", tmp_path)
+    load = i18n._catalog.__wrapped__  # the process-wide cache would hide every change
+
+    assert load("vi").gettext("Home menu") == "Menu chính"
+    mo = po.with_suffix(".mo")
+    assert mo.exists() and sorted(p.name for p in folder.iterdir()) == sorted([po.name, mo.name])
+
+    # An edited .po wins over the .mo compiled before it, and replaces it.
+    po.write_text(po.read_text().replace('msgstr "Menu chính"', 'msgstr "Trang chủ"'))
+    os.utime(mo, ns=(po.stat().st_mtime_ns - 10**9,) * 2)
+    assert load("vi").gettext("Home menu") == "Trang chủ"
+    assert mo.stat().st_mtime_ns >= po.stat().st_mtime_ns
+
+    # A damaged .mo is compiled again rather than trusted or fatal.
+    mo.write_bytes(b"not a catalog")
+    assert load("vi").gettext("Home menu") == "Trang chủ"
+
+    # Where nothing can be written (a read-only install), it still translates.
+    mo.unlink()
+    folder.chmod(0o555)
+    try:
+        assert load("vi").gettext("Home menu") == "Trang chủ"
+        assert not mo.exists() or os.geteuid() == 0  # root writes anyway
+    finally:
+        folder.chmod(0o755)
