@@ -72,25 +72,37 @@ def _select(alias: str, model: type[Row]) -> str:
     return ", ".join(f"{alias}.{name} AS {alias}_{name}" for name in model.model_fields)
 
 
-def _pick(row: aiosqlite.Row, alias: str, model: type[Row]) -> dict[str, object] | None:
+def _pick(row: dict[str, object], alias: str, model: type[Row]) -> dict[str, object] | None:
     """The columns of one joined table, or None when the LEFT JOIN found no row (each
     model's first field is its table's key, never NULL in a row that exists)."""
     data = {name: row[f"{alias}_{name}"] for name in model.model_fields}
     return None if data[next(iter(model.model_fields))] is None else data
 
 
+# Built once: these run on every update.
+_IDENTITY = (
+    f"SELECT {_select('l', Login)}, {_select('p', Patient)},"
+    " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner"
+    " FROM (SELECT :user AS asking) q"
+    " LEFT JOIN logins l ON l.telegram_user_id = q.asking"
+    " LEFT JOIN patients p ON p.id = l.patient_id"
+)
+_WITH_SUBJECT = (
+    f"SELECT {_select('l', Login)}, {_select('m', Patient)}, {_select('s', Patient)},"
+    f" {_select('g', Grant)}"
+    " FROM logins l JOIN patients m ON m.id = l.patient_id"
+    " LEFT JOIN patients s ON s.id = COALESCE(:subject, l.current_subject_id, l.patient_id)"
+    " LEFT JOIN grants g ON g.accessor_id = m.id AND g.subject_id = s.id"
+    "   AND g.status = 'active'"
+    " WHERE l.telegram_user_id = :user"
+)
+
+
 async def identity(conn: aiosqlite.Connection, telegram_user_id: int) -> Identity:
     """The login, its patient, and whether this Telegram user is a practitioner."""
-    row = await fetch_one(
-        conn,
-        f"SELECT {_select('l', Login)}, {_select('p', Patient)},"
-        " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner"
-        " FROM (SELECT :user AS asking) q"
-        " LEFT JOIN logins l ON l.telegram_user_id = q.asking"
-        " LEFT JOIN patients p ON p.id = l.patient_id",
-        {"user": telegram_user_id},
-    )
-    assert row is not None  # the FROM clause always yields exactly one row
+    found = await fetch_one(conn, _IDENTITY, {"user": telegram_user_id})
+    assert found is not None  # the FROM clause always yields exactly one row
+    row = dict(found)  # by name in O(1): sqlite3.Row looks a name up column by column
     login, patient = _pick(row, "l", Login), _pick(row, "p", Patient)
     return Identity(
         login=Login.model_validate(login) if login else None,
@@ -104,19 +116,10 @@ async def with_subject(
 ) -> LoginView | None:
     """The login with `subject_id` (None: the subject it chose last, else its own patient)
     and the active grant between the two; None when this Telegram user has no login."""
-    row = await fetch_one(
-        conn,
-        f"SELECT {_select('l', Login)}, {_select('m', Patient)}, {_select('s', Patient)},"
-        f" {_select('g', Grant)}"
-        " FROM logins l JOIN patients m ON m.id = l.patient_id"
-        " LEFT JOIN patients s ON s.id = COALESCE(:subject, l.current_subject_id, l.patient_id)"
-        " LEFT JOIN grants g ON g.accessor_id = m.id AND g.subject_id = s.id"
-        "   AND g.status = 'active'"
-        " WHERE l.telegram_user_id = :user",
-        {"user": telegram_user_id, "subject": subject_id},
-    )
-    if row is None:
+    found = await fetch_one(conn, _WITH_SUBJECT, {"user": telegram_user_id, "subject": subject_id})
+    if found is None:
         return None
+    row = dict(found)
     subject, grant = _pick(row, "s", Patient), _pick(row, "g", Grant)
     return LoginView(
         login=Login.model_validate(_pick(row, "l", Login)),
