@@ -195,6 +195,33 @@ def _per_update(
             1.5,
         )
     )
+    calls = ours.calls_saturation / max(sat.count, 1)
+    echo_calls = echo.calls_saturation / max(echo.saturation.count, 1)
+    r.add(
+        Figure(
+            s,
+            "api_calls_per_update",
+            "Bot API calls per update, portal bot",
+            calls,
+            "calls",
+            f"Saturation phase, every call but getUpdates (answerCallbackQuery, edits, "
+            f"messages, including those to other users): {echo_calls:.2f} for the echo bot",
+        )
+    )
+    sent = ours.bytes_saturation / max(sat.count, 1)
+    echo_sent = echo.bytes_saturation / max(echo.saturation.count, 1)
+    r.add(
+        Figure(
+            s,
+            "request_bytes_per_update",
+            "Bytes sent to the Bot API per update, portal bot",
+            sent,
+            "bytes",
+            f"Saturation phase, HTTP request bodies of those calls (text and keyboards, as "
+            f"PTB form-encodes them): {echo_sent:.0f} for the echo bot. Each call's reply "
+            "carries the message back, and PTB parses it: what a bot sends costs it twice",
+        )
+    )
     phases = (ours.saturation, ours.paced, ours.light, echo.saturation, echo.paced, echo.light)
     r.add(
         Figure(
@@ -319,6 +346,7 @@ def _memory_startup(
     r: Report, ours: load.BotRun, launches: startup.Launches, generated: scale.Generated
 ) -> None:
     s = "memory_startup"
+    times = ", ".join(f"{x:.2f}" for x in launches.later)
     r.add(
         Figure(
             s,
@@ -342,7 +370,7 @@ def _memory_startup(
             f"`python -m bot run` as a subprocess (PORTAL_API_BASE_URL = the loopback "
             f"emulator, PORTAL_DB_PATH = section 2's {generated.size_bytes / 1e6:.0f} MB "
             f"database), launch to the emulator seeing getUpdates; median of "
-            f"{len(launches.later)} restarts ({', '.join(f'{x:.2f}' for x in launches.later)}"
+            f"{len(launches.later)} restart{'s' if len(launches.later) != 1 else ''} ({times}"
             f" s) after a first launch ({launches.first:.2f} s) that wrote the bot's bytecode "
             "if it was not cached yet",
             "<",

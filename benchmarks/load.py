@@ -45,6 +45,8 @@ class BotRun:
     light: RunResult  # at `light_rate`: half the portal bot's throughput
     light_rate: float
     cpu_saturation: float  # seconds of the bot process's CPU during the saturation phase
+    calls_saturation: int  # Bot API calls (getUpdates aside) during the saturation phase
+    bytes_saturation: int  # and the bytes of their request bodies
     memory: dict[str, int]  # VmRSS, VmHWM in KiB after the load
     emulator_errors: int
     stderr: str
@@ -131,9 +133,9 @@ async def run_bot(
             warm = await driver.run([(s, [text_("/start", expect=1 + cards)]) for s in sims])
             if warm.lost:
                 raise RuntimeError(f"{kind}: {warm.lost} of {len(sims)} /start got no reply")
-            cpu0 = cpu_seconds(proc.pid)
+            cpu0, calls0, bytes0 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
             saturation = await driver.run(_scripts(sims, people, 0))
-            cpu1 = cpu_seconds(proc.pid)
+            cpu1, calls1, bytes1 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
             paced = await driver.run(_scripts(sims, people, 1), rate=o.rate, seed=2)
             light_rate = light_rate or saturation.rate / 2
             light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
@@ -156,6 +158,8 @@ async def run_bot(
         light,
         light_rate,
         cpu1 - cpu0,
+        calls1 - calls0,
+        bytes1 - bytes0,
         memory,
         len(server.errors),
         stderr,

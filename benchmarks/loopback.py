@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 from bot.playground.emulator import BotAPIServer, Msg, SimUser
 
 REPLY_TIMEOUT = 30.0  # seconds; an update without a reply by then counts as lost
@@ -32,6 +34,9 @@ class BenchServer(BotAPIServer):
         self.polled = asyncio.Event()
         self.enqueued_at = 0.0
         self._watch: dict[int, _InFlight] = {}
+        # Every Bot API call but getUpdates, and the bytes of their request bodies.
+        self.api_calls = 0
+        self.request_bytes = 0
 
     def _enqueue(self, user: SimUser, payload: dict[str, Any]) -> int:
         update_id = super()._enqueue(user, payload)
@@ -47,6 +52,12 @@ class BenchServer(BotAPIServer):
         flight = self._watch.get(user.id)
         if flight is not None:
             flight.seen(time.perf_counter())
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["method"].lower() != "getupdates":
+            self.api_calls += 1
+            self.request_bytes += request.content_length or 0
+        return await super()._handle(request)
 
     async def _get_updates(self, p: dict[str, Any], request: Any) -> list[Any]:
         if self.first_poll_at is None:

@@ -15,7 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("per_update", "database", "memory_startup", "taps")
 EXPECTED = {
-    "per_update": {"updates_per_s", "latency_p99_ms", "echo_updates_per_s", "cost_ratio_cpu"},
+    "per_update": {
+        "updates_per_s",
+        "latency_p99_ms",
+        "echo_updates_per_s",
+        "cost_ratio_cpu",
+        "api_calls_per_update",
+    },
     "database": {"permission_p99_ms", "switch_list_p99_ms", "decide_p99_ms", "access_log_p99_ms"},
     "memory_startup": {"rss_mb", "startup_s"},
     "taps": {"link_dependent", "approve", "switch_view"},
