@@ -61,8 +61,13 @@ async def _render(
         )
         rows.append([InlineKeyboardButton(e.other_name + " ›", callback_data=f"ac:g:{e.grant.id}")])
     held_names = {d.id: d.full_name for d in o.held}
-    for subject_id, entries in o.accessors.items():
+    for subject_id, everyone in o.accessors.items():
         mine = subject_id == me
+        # A holder's own access to their dependent is listed under "Patients you access"
+        # already; here they want to see who else can look.
+        entries = everyone if mine else [e for e in everyone if e.grant.accessor_id != me]
+        if not mine and not entries:
+            continue
         if mine:
             lines += ["", _("<b>People who access you</b>")]
         else:

@@ -196,6 +196,10 @@ async def test_share_a_dependent_with_a_second_parent(
         AccessRequest("Mia Lee", Relationship.DAUGHTER, None, Level.CLINICAL, Role.EDIT),
     )
     await mum.send("/access")
+    # Mum's own access to Mia is under "Patients you access", not repeated as someone else's.
+    assert "Mia Lee (Daughter) · Clinical, Edit" in mum.last.text
+    assert "People who access Mia Lee" not in mum.last.text
+    assert "Ann Lee (accesses Mia Lee) ›" not in mum.last.labels
     await mum.tap("Mia Lee's account ›")
     await mum.tap("Share Mia Lee with someone")
     await mum.send("bob@example.com")
@@ -214,6 +218,10 @@ async def test_share_a_dependent_with_a_second_parent(
     assert "Bob Lee accepted access to the portal of Mia Lee: Clinical, View." in mum.last.text
     await dad.send("/switch")
     assert "Mia Lee (Daughter) · Clinical" in dad.last.labels
+    await mum.send("/access")
+    assert "People who access Mia Lee\n• Bob Lee · Clinical, View\n" in mum.last.text
+    assert "Bob Lee (accesses Mia Lee) ›" in mum.last.labels
+    assert "Ann Lee (accesses Mia Lee) ›" not in mum.last.labels
     # Sharing with an email nobody has reads the same and sends nothing.
     await mum.send("/access")
     await mum.tap("Mia Lee's account ›")
