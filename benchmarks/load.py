@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -17,7 +16,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.loopback import BenchServer, Driver, RunResult, Step, cpu_seconds, memory_kib
+from benchmarks.loopback import (
+    BenchServer,
+    Driver,
+    RunResult,
+    Step,
+    cpu_seconds,
+    memory_kib,
+    stop_bot,
+)
 from benchmarks.loopback import tap as tap_
 from benchmarks.loopback import text as text_
 from benchmarks.seed import REQUESTER_BASE, LoadUser, fresh, seed_load
@@ -141,13 +148,7 @@ async def run_bot(
             light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
             memory = memory_kib(proc.pid)
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 20)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await stop_bot(proc)
             await server.stop()
         err.seek(0)
         stderr = err.read().decode(errors="replace")

@@ -12,6 +12,7 @@ import asyncio
 import os
 import queue
 import random
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -252,3 +253,15 @@ def memory_kib(pid: int) -> dict[str, int]:
             if name in ("VmRSS", "VmHWM"):
                 found[name] = int(rest.split()[0])
     return found
+
+
+async def stop_bot(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, as a service manager stops the bot; killed if it has not exited in 20 s."""
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 20)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()

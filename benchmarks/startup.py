@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.loopback import BenchServer
+from benchmarks.loopback import BenchServer, stop_bot
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,11 +69,5 @@ async def _launch(db: Path) -> float:
                 "python -m bot run never polled: " + err.read().decode(errors="replace")
             ) from None
         finally:
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 20)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+            await stop_bot(proc)
             await server.stop()
