@@ -1,8 +1,7 @@
 """Per-call translation and locale-aware formatting (babel + gettext).
 
 Catalogs are read from `locales/<lang>/LC_MESSAGES/messages.po` and compiled on first use
-(kept as `messages.mo` beside it while the .po is not newer), so a fresh clone needs no
-compile step.
+(kept beside it as `messages.<hash of the .po>.mo`), so a fresh clone needs no compile step.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import contextlib
 import datetime as dt
 import functools
 import gettext
+import hashlib
 import io
 import os
 import re
@@ -58,17 +58,17 @@ def _catalog(language: str) -> gettext.NullTranslations:
     po = LOCALES_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not po.exists():
         return gettext.NullTranslations()
-    mo = po.with_suffix(".mo")
+    source = po.read_bytes()
+    # Named by the .po's content, not compared by mtime: a .po deployed with its times kept
+    # (rsync -a, tar) may be older than a .mo compiled from the version before it.
+    mo = po.with_name(f"{DOMAIN}.{hashlib.sha256(source).hexdigest()[:16]}.mo")
     try:
-        if mo.stat().st_mtime_ns >= po.stat().st_mtime_ns:
-            with mo.open("rb") as fh:
-                return Translations(fh, domain=DOMAIN)
-    except OSError:  # not compiled yet, or unreadable: compile it below
+        with mo.open("rb") as fh:
+            return Translations(fh, domain=DOMAIN)
+    except OSError:  # not compiled yet, or damaged: compile it below
         pass
-    with po.open("rb") as fh:
-        catalog = read_po(fh, locale=language)
     buf = io.BytesIO()
-    write_mo(buf, catalog)
+    write_mo(buf, read_po(io.BytesIO(source), locale=language))
     _keep_compiled(mo, buf.getvalue())
     buf.seek(0)
     return Translations(buf, domain=DOMAIN)
@@ -76,11 +76,14 @@ def _catalog(language: str) -> gettext.NullTranslations:
 
 def _keep_compiled(mo: Path, data: bytes) -> None:
     """Parsing a .po takes ~15 ms and every start needs all of them for the command menus;
-    the .mo beside it loads in ~1.5 ms. A read-only install just compiles each time."""
-    partial = mo.with_name(f".{mo.stem}.{os.getpid()}.mo")  # ignored by git like any .mo
+    a .mo loads in ~1.5 ms. Older versions go; a read-only install just compiles each time."""
+    partial = mo.with_name(f".{mo.name}.{os.getpid()}.mo")  # ignored by git like any .mo
     try:
         partial.write_bytes(data)
         os.replace(partial, mo)  # never a half-written .mo, even with two processes
+        for old in mo.parent.glob(f"{DOMAIN}.*.mo"):
+            if old != mo:
+                old.unlink(missing_ok=True)
     except OSError:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
