@@ -44,10 +44,7 @@ async def test_revoke_while_the_accessor_is_looking(server: BotAPIServer, bot_db
     page = (await bob.send("/records"))[-1]
     assert "HbA1c" in page.text
     await ann.send("/access")
-    assert (
-        "People who access you" in ann.last.text
-        and "Bob Lee · Clinical, Edit" in ann.last.text
-    )
+    assert "People who access you" in ann.last.text and "Bob Lee · Clinical, Edit" in ann.last.text
     await ann.tap("Bob Lee (accesses you) ›")
     assert "Bob Lee accesses your portal" in ann.last.text
     await ann.tap("Revoke access")

@@ -69,9 +69,9 @@ async def page(pg: Playground) -> AsyncIterator[Page]:
         tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
         tab.on(
             "console",
-            lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type == "error"
-            else None,
+            lambda msg: (
+                problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+            ),
         )
         await tab.goto(pg.url)
         await expect(tab.locator("#connection")).to_have_text("live")
@@ -207,9 +207,12 @@ async def test_the_whole_journey_in_three_phones(pg: Playground, page: Page) -> 
     # The parent switches to a child's portal and views it; every view says whose it is.
     await say(page, "parent", "/switch")
     await bot_says(page, "parent", "Whose portal would you like to see?")
-    await phone(page, "parent").locator(".inline-keyboard button").filter(
-        has_text="Lily Rivera (Daughter)"
-    ).last.click()
+    await (
+        phone(page, "parent")
+        .locator(".inline-keyboard button")
+        .filter(has_text="Lily Rivera (Daughter)")
+        .last.click()
+    )
     # The tap lands on her appointments; her invoices are one more tap, in place.
     await bot_says(page, "parent", "Viewing: Lily Rivera (Daughter)")
     await bot_says(page, "parent", "Upcoming appointments")
@@ -339,4 +342,3 @@ async def _get(url: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         assert resp.status == 200
         return await resp.text()
-
