@@ -43,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir)")
     p.add_argument("--profile", type=Path, help="write cProfile stats of both bots here")
+    p.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="hold each Bot API call this long in section 1, as a round trip to Telegram "
+        "would (default 0: loopback)",
+    )
     return p
 
 
@@ -62,6 +69,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
             "quick": quick,
             "users": users,
             "rate": rate,
+            "rtt_ms": args.rtt_ms,
             "scale": factor,
             "samples": samples,
             "startup_runs": runs,
@@ -80,7 +88,9 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
 
     probe = await handoff_microseconds()
     _log(f"load: {users} users, portal bot then echo bot")
-    options = load.LoadOptions(users=users, rate=rate, profile_dir=args.profile)
+    options = load.LoadOptions(
+        users=users, rate=rate, profile_dir=args.profile, rtt=args.rtt_ms / 1000
+    )
     portal_run, echo_run, _ = await load.measure(workdir, options)
 
     _log("taps")
@@ -117,7 +127,8 @@ def _per_update(
             f"Saturation: each user sends its next update as soon as the reply arrives; "
             f"{sat.count} updates / wall time. {mix}. Bot in its own process, real HTTP to "
             "the loopback emulator, build_application(settings, rate_limit=False): PTB's "
-            "AIORateLimiter models Telegram's ~30 msg/s server limit, not our cost",
+            "AIORateLimiter models Telegram's ~30 msg/s server limit, not our cost"
+            + (f"; every Bot API call held {o.rtt * 1000:g} ms (--rtt-ms)" if o.rtt else ""),
             ">=",
             300,
         )

@@ -39,6 +39,7 @@ class LoadOptions:
     users: int = 200
     rate: float = 150.0  # updates/s offered in the paced phase, over all users
     profile_dir: Path | None = None
+    rtt: float = 0.0  # seconds the emulator holds each Bot API call, as Telegram's round trip
     # What starts a bot process (for trying a variant of the bot); the kind and the
     # emulator's address are appended.
     bot_command: tuple[str, ...] = (sys.executable, "-m", "benchmarks.botproc")
@@ -106,7 +107,7 @@ async def run_bot(
 ) -> BotRun:
     """Warm up, then three phases with one round of the mix each: saturation, latency at
     `o.rate`, latency at `light_rate` (default: half of this bot's saturation throughput)."""
-    server = BenchServer(bot_username="portal_bench_bot")
+    server = BenchServer(bot_username="portal_bench_bot", rtt=o.rtt)
     await server.start()
     sims = []
     for u in people:

@@ -29,8 +29,11 @@ REPLY_TIMEOUT = 30.0  # seconds; an update without a reply by then counts as los
 class BenchServer(BotAPIServer):
     """The emulator plus timestamps. Behaviour towards the bot is exactly the emulator's."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, rtt: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # Seconds each Bot API call (getUpdates aside) waits before it is answered, as a
+        # round trip to Telegram's servers would: 0 on loopback.
+        self.rtt = rtt
         self.first_poll_at: float | None = None
         self.polled = asyncio.Event()
         self.enqueued_at = 0.0
@@ -58,6 +61,8 @@ class BenchServer(BotAPIServer):
         if request.match_info["method"].lower() != "getupdates":
             self.api_calls += 1
             self.request_bytes += request.content_length or 0
+            if self.rtt:
+                await asyncio.sleep(self.rtt)
         return await super()._handle(request)
 
     async def _get_updates(self, p: dict[str, Any], request: Any) -> list[Any]:
