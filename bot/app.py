@@ -29,6 +29,7 @@ from bot.persistence import (
     commit_periodically,
     flush_after_update,
 )
+from bot.processing import OneAtATimePerUser
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
 from conversations import Flows
@@ -84,7 +85,7 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         )
-        .concurrent_updates(False)  # ConversationHandler needs one update at a time per user
+        .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
         .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs={"verify": tls}))
         .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": tls}))
         .post_init(_start)

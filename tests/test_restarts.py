@@ -80,6 +80,31 @@ async def test_each_step_stores_its_draft_with_its_state(
         assert [value for _, value, _ in steps] == [str(addpatient.CONFIRM)], steps
 
 
+async def test_two_users_steps_side_by_side_each_store_their_draft_with_their_state(
+    server: BotAPIServer, db_path: Path
+) -> None:
+    """Updates of different users now run concurrently (bot/processing.py): two parents'
+    first answers after a start, sent at the same moment, are stored each with its step."""
+    settings = _settings(server, db_path)
+    parents = [server.user(700, "Ann"), server.user(701, "Bob")]
+    async with running(build_application(settings), poll_timeout=1) as app:
+        for parent, name in zip(parents, ("Ann Lee", "Bob Lee"), strict=True):
+            await signed_in(app.bot_data["portal"].db, parent, name)
+            await parent.send("/addpatient")
+            await parent.send("Mia Lee")
+            for label in ("Daughter", "Clinical", "Edit", "No, create an account for them"):
+                await parent.tap(label)
+    async with running(build_application(settings), poll_timeout=1) as app:
+        await asyncio.gather(parents[0].send("3/5/2018"), parents[1].send("4/6/2019"))
+        assert all("Please check" in parent.last.text for parent in parents)
+        async with app.bot_data["portal"].db.read() as conn:
+            rows = await state.load(conn, "user_data")
+            steps = await state.load(conn, "conversation", "addpatient")
+        drafts = {key: value for key, value, _ in rows}
+        assert '"dob": "2018-05-03"' in drafts["700"] and '"dob": "2019-06-04"' in drafts["701"]
+        assert [value for _, value, _ in steps] == [str(addpatient.CONFIRM)] * 2, steps
+
+
 async def test_invite_resumes_after_a_restart(server: BotAPIServer, db_path: Path) -> None:
     settings = _settings(server, db_path)
     doctor = server.user(500, "Priya")
