@@ -162,7 +162,8 @@ def _per_update(
             echo.saturation.rate,
             "updates/s",
             "Same emulator, users and update stream; CommandHandler/MessageHandler reply, "
-            "CallbackQueryHandler answer + edit; concurrent_updates(False) like ours",
+            "CallbackQueryHandler answer + edit; updates scheduled like ours (different users "
+            "side by side, each user's one at a time: bot/processing.py)",
         )
     )
     for phase, rate, tag in ((echo.paced, o.rate, ""), (echo.light, echo.light_rate, "_half")):
@@ -185,8 +186,8 @@ def _per_update(
             cost / echo_cost,
             "×",
             f"Wall time per update at saturation: {_ms(cost):.2f} ms ours, "
-            f"{_ms(echo_cost):.2f} ms echo (updates are handled one at a time, so this is "
-            "the service time)",
+            f"{_ms(echo_cost):.2f} ms echo (on loopback the bot is CPU-bound, so this is "
+            "its service time)",
             "<=",
             1.5,
         )

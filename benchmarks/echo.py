@@ -14,6 +14,8 @@ from telegram.ext import (
     filters,
 )
 
+from bot.processing import OneAtATimePerUser
+
 
 async def _reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
@@ -33,9 +35,15 @@ async def _tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def build_echo(token: str, base_url: str) -> Application:  # type: ignore[type-arg]
-    # One update at a time, like the portal bot (bot/app.py), so both pay the same
+    # Updates scheduled as the portal bot's are (bot/processing.py), so both pay the same
     # framework costs per update and differ only in what the handlers do.
-    app = ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(False).build()
+    app = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(base_url)
+        .concurrent_updates(OneAtATimePerUser())
+        .build()
+    )
     app.add_handler(CommandHandler(["start", "appointments", "switch", "addpatient"], _reply))
     app.add_handler(MessageHandler(filters.TEXT, _reply))
     app.add_handler(CallbackQueryHandler(_tap))
