@@ -8,7 +8,9 @@ passes, and a guard in each flow ends it if they come back after that.
 
 What PTB hands over after an update (the user's drafts, the conversation's new step) is
 written in one transaction by commit(), right after the update: never a step without
-the answer that led to it.
+the answer that led to it. Updates of different users run side by side, so each commit
+writes one user's part only: another user's step, handed over with ours, waits for the
+end of their own update, when their drafts are handed over too.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
 from telegram.ext import Application, BasePersistence, ContextTypes, PersistenceInput
 
+from bot.processing import OneAtATimePerUser
 from storage import Database, state
 
 log = logging.getLogger(__name__)
@@ -70,11 +74,11 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         # user's data after each of their updates, changed or not; most updates change
         # nothing, and an unchanged draft need not be written again.
         self._stored: dict[int, str] = {}
-        # What PTB handed over and commit() has not yet written: (kind, name, key) -> JSON,
-        # or None to delete. PTB hands over a user's draft and their conversation step as
-        # separate, concurrent calls; written one by one, a crash between them could leave
-        # a flow at a step whose answers were never stored.
-        self._pending: dict[tuple[str, str, str], str | None] = {}
+        # What PTB handed over and commit() has not yet written: (kind, name, key) ->
+        # (the user it belongs to, JSON or None to delete). PTB hands over a user's draft
+        # and their conversation step as separate calls; written one by one, a crash
+        # between them could leave a flow at a step whose answers were never stored.
+        self._pending: dict[tuple[str, str, str], tuple[int | None, str | None]] = {}
 
     async def _connected(self) -> Database:
         await self.db.connect()
@@ -104,7 +108,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         # Kept even when the state is unchanged: touched_at is the step's time, which sets
         # the deadline of a conversation restored after a restart.
         value = None if new_state is None else json.dumps(new_state)
-        self._pending[(CONVERSATION, name, json.dumps(list(key)))] = value
+        user = key[-1] if isinstance(key[-1], int) else None  # per_user: the user comes last
+        self._pending[(CONVERSATION, name, json.dumps(list(key)))] = (user, value)
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         db = await self._connected()
@@ -118,20 +123,28 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         value = json.dumps(data) if data else None
         if key not in self._pending and value == self._stored.get(user_id):
             return
-        self._pending[key] = value
+        self._pending[key] = (user_id, value)
 
     async def drop_user_data(self, user_id: int) -> None:
-        self._pending[(USER_DATA, "", str(user_id))] = None
+        self._pending[(USER_DATA, "", str(user_id))] = (user_id, None)
 
-    async def commit(self) -> None:
-        """Write what PTB handed over since the last commit, in one transaction: a step's
-        draft and its conversation state are stored together or not at all."""
-        if not self._pending:
+    async def commit(self, user_id: int | None = None, *, busy: Container[int] = ()) -> None:
+        """Write, in one transaction, what PTB handed over for this user (right after their
+        update), or else for every user but the busy ones (those with an update in flight,
+        whose steps may be handed over before their drafts): a step's draft and its
+        conversation state are stored together or not at all."""
+        pending = {
+            item: value
+            for item, value in self._pending.items()
+            if (value[0] == user_id if user_id is not None else value[0] not in busy)
+        }
+        if not pending:
             return
-        pending, self._pending = self._pending, {}
+        for item in pending:
+            del self._pending[item]
         try:
             async with self.db.transaction() as conn:
-                for (kind, name, key), value in pending.items():
+                for (kind, name, key), (_user, value) in pending.items():
                     if value is None:
                         await state.drop(conn, kind, name, key)
                     else:
@@ -140,7 +153,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
             for item, value in pending.items():  # for the next commit, unless superseded
                 self._pending.setdefault(item, value)
             raise
-        for (kind, _name, key), value in pending.items():
+        for (kind, _name, key), (_user, value) in pending.items():
             if kind == USER_DATA:
                 if value is None:
                     self._stored.pop(int(key), None)
@@ -179,7 +192,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         return None
 
     async def flush(self) -> None:
-        """PTB's last call at shutdown, after handing over everything."""
+        """PTB's last call at shutdown, after handing over everything (no update is in
+        flight any more)."""
         await self.commit()
 
 
@@ -187,30 +201,37 @@ async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE)
     """Write the step just taken now, not within the next interval: a crash right after a
     reply must not lose the answer the user saw acknowledged."""
     app = context.application
+    user_id = update.effective_user.id if update.effective_user else None
     # PTB marks an update's user and chat for persistence only after its last handler
     # group, which is this one: unmarked, this step's draft would wait for the next flush
     # while its conversation state (tracked separately) went now.
     app.mark_data_for_update_persistence(
         chat_ids=update.effective_chat.id if update.effective_chat else None,
-        user_ids=update.effective_user.id if update.effective_user else None,
+        user_ids=user_id,
     )
     try:
         await app.update_persistence()
-        await commit_persistence(app)
+        if isinstance(app.persistence, SQLitePersistence):
+            if user_id is None:
+                await app.persistence.commit(busy=busy_users(app))
+            else:
+                await app.persistence.commit(user_id)
     except Exception:  # e.g. a full disk: the handler's own error already told the user
         log.exception("could not store conversation state after update %s", update.update_id)
 
 
-async def commit_persistence(app: Application) -> None:  # type: ignore[type-arg]
-    """Write what PTB has handed to our persistence (also run every few seconds, for state
-    that changes outside updates: a conversation timing out)."""
-    if isinstance(app.persistence, SQLitePersistence):
-        await app.persistence.commit()
+def busy_users(app: Application) -> Container[int]:  # type: ignore[type-arg]
+    """Users with an update in flight (or waiting for its turn)."""
+    processor = app.update_processor
+    return processor.busy_users() if isinstance(processor, OneAtATimePerUser) else ()
 
 
 async def commit_periodically(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A repeating job, next to PTB's own persistence job (which only hands over)."""
+    """A repeating job, next to PTB's own persistence job (which only hands over): writes
+    what changes outside updates, such as a conversation timing out."""
+    app = context.application
     try:
-        await commit_persistence(context.application)
+        if isinstance(app.persistence, SQLitePersistence):
+            await app.persistence.commit(busy=busy_users(app))
     except Exception:
         log.exception("could not store conversation state")

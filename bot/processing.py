@@ -49,6 +49,10 @@ class OneAtATimePerUser(BaseUpdateProcessor):
             if not waiting[0]:
                 del self._locks[key]
 
+    def busy_users(self) -> set[int]:
+        """Users with an update running or waiting for its turn."""
+        return {key for key in self._locks if key is not None}
+
     async def initialize(self) -> None:
         pass
 

@@ -1,7 +1,8 @@
 """Kill -9 in the middle of things, many times: the bot is a subprocess on a real database,
-a scripted user walks /addpatient (and answers a request) while the test SIGKILLs the bot at
-random moments and starts it again. After every kill the database must be intact and
-consistent, and after every restart the user carries on from where the bot left them."""
+two scripted parents walk /addpatient at once (and one answers a request) while the test
+SIGKILLs the bot at random moments and starts it again. After every kill the database must
+be intact and consistent, and after every restart each parent carries on from where the bot
+left them."""
 
 from __future__ import annotations
 
@@ -101,50 +102,63 @@ async def next_move(user: SimUser) -> None:
         await user.send("/addpatient", timeout=2)
 
 
+async def play_until(user: SimUser, deadline: float) -> int:
+    """A user's moves until the deadline or the first one the bot does not answer."""
+    moves = 0
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            await next_move(user)
+            moves += 1
+        except AssertionError:
+            break  # no reply in time: the bot is starting, or about to die
+    return moves
+
+
 async def test_sigkill_at_random_moments(server: BotAPIServer, tmp_path: Path) -> None:
+    """Two parents at once: their updates run side by side, so a kill can fall between
+    one's step and the other's, and each must still carry on from their own last step."""
     rng = random.Random(20261125)
     db_path = tmp_path / "portal.db"
     db = Database(db_path)
     await db.migrate()
-    new = await invitations.create_invite(
-        db, invitations.InviteRequest("Ann Lee", None, "ann@example.com"), 14
-    )
-    async with db.transaction() as conn:
-        await logins.create(conn, 700, new.invite.patient_id, "en")
+    parents = []
+    for telegram_id, name in ((700, "Ann Lee"), (701, "Bob Lee")):
+        new = await invitations.create_invite(
+            db, invitations.InviteRequest(name, None, f"{name[:3].lower()}@example.com"), 14
+        )
+        async with db.transaction() as conn:
+            await logins.create(conn, telegram_id, new.invite.patient_id, "en")
+        parents.append(server.user(telegram_id, name.split()[0]))
     await db.close()
-    ann = server.user(700, "Ann")
     bot = Bot(server, db_path)
     completed_moves = 0
     for _cycle in range(CYCLES):
         await bot.start()
         deadline = asyncio.get_running_loop().time() + rng.uniform(0.8, 2.5)
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                await next_move(ann)
-                completed_moves += 1
-            except AssertionError:
-                break  # no reply in time: the bot is starting, or about to die
+        moves = await asyncio.gather(*(play_until(parent, deadline) for parent in parents))
+        completed_moves += sum(moves)
         await bot.kill()
         check_database(db_path)
     await bot.start()
     try:
-        for _ in range(12):  # after the last restart the flow must complete
-            await next_move(ann)
-            if "account is ready" in ann.last.text:
-                break
-        assert "account is ready" in ann.last.text, ann.transcript()
+        for parent in parents:  # after the last restart each flow must complete
+            for _ in range(12):
+                await next_move(parent)
+                if "account is ready" in parent.last.text:
+                    break
+            assert "account is ready" in parent.last.text, parent.transcript()
     finally:
         await bot.kill()
     counts = check_database(db_path)
-    ready = sum("account is ready" in m.text for m in ann.bot_messages)
-    started = sum(m.text == "/addpatient" for m in ann.messages if not m.from_bot)
+    ready = sum("account is ready" in m.text for p in parents for m in p.bot_messages)
+    started = sum(m.text == "/addpatient" for p in parents for m in p.messages if not m.from_bot)
     # One flow, at most one account: a Confirm retried after a kill never creates twice.
     assert counts["dependents"] <= started
-    # Never two accounts for one confirmation: at most one unseen success per kill.
-    assert ready <= counts["dependents"] <= ready + CYCLES
-    assert completed_moves > CYCLES
+    # Never two accounts for one confirmation: at most one unseen success per kill and parent.
+    assert ready <= counts["dependents"] <= ready + CYCLES * len(parents)
+    assert completed_moves > CYCLES * len(parents)
     print(
-        f"crash test: {CYCLES} kills, {completed_moves} user moves, "
+        f"crash test: {CYCLES} kills, {completed_moves} moves of {len(parents)} parents, "
         f"{counts['dependents']} dependents, {ready} confirmations seen"
     )
 

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from bot.app import build_application, running
+from bot.persistence import Deadlines, SQLitePersistence
 from bot.settings import Settings, load_settings
 from conversations import addpatient
 from storage import Database, state
@@ -103,6 +104,29 @@ async def test_two_users_steps_side_by_side_each_store_their_draft_with_their_st
         drafts = {key: value for key, value, _ in rows}
         assert '"dob": "2018-05-03"' in drafts["700"] and '"dob": "2019-06-04"' in drafts["701"]
         assert [value for _, value, _ in steps] == [str(addpatient.CONFIRM)] * 2, steps
+
+
+async def test_a_users_step_is_never_stored_before_their_draft(db: Database) -> None:
+    """PTB hands over every conversation's changed step whenever anyone's update ends, but
+    a user's drafts only once their own update has: Bob's step, handed over with Ann's,
+    must wait for Bob's drafts, whether Ann's update or the periodic commit writes next."""
+    persistence = SQLitePersistence(db, Deadlines(600))
+    await persistence.update_conversation("addpatient", (701, 701), addpatient.CONFIRM)
+    await persistence.update_conversation("addpatient", (700, 700), addpatient.CONFIRM)
+    await persistence.update_user_data(700, {"dob": "2018-05-03"})
+
+    async def stored() -> tuple[list[str], list[str]]:
+        async with db.read() as conn:
+            drafts = await state.load(conn, "user_data")
+            steps = await state.load(conn, "conversation", "addpatient")
+        return sorted(key for key, _, _ in drafts), sorted(key for key, _, _ in steps)
+
+    await persistence.commit(700)  # the end of Ann's update
+    await persistence.commit(busy={701})  # the periodic commit, Bob's update still running
+    assert await stored() == (["700"], ["[700, 700]"])
+    await persistence.update_user_data(701, {"dob": "2019-06-04"})
+    await persistence.commit(701)  # the end of Bob's update
+    assert await stored() == (["700", "701"], ["[700, 700]", "[701, 701]"])
 
 
 async def test_invite_resumes_after_a_restart(server: BotAPIServer, db_path: Path) -> None:
