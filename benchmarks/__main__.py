@@ -270,9 +270,8 @@ def _per_update(
             probe,
             "µs",
             "Not the bot: one round trip from the event loop to a worker thread and back, as "
-            "aiosqlite makes for each database statement (about 5 per update in the mix; 23 "
-            "before the bot read with one statement per lookup); measured just before the "
-            "load. On this VM it has ranged from 16 to 130 µs between runs",
+            "aiosqlite makes for each write (reads run on the event loop); measured just "
+            "before the load. On this VM it has ranged from 16 to 130 µs between runs",
         )
     )
     r.details["per_update"] = {"portal": _run_details(ours), "echo": _run_details(echo)}
@@ -325,7 +324,7 @@ def _database(r: Report, generated: scale.Generated, m: scale.ScaleResult) -> No
                     f"{t.label} p{q}",
                     _ms(percentile(t.samples, q)),
                     "ms",
-                    f"{t.how}; {len(t.samples)} calls through the app's Database (aiosqlite)",
+                    f"{t.how}; {len(t.samples)} calls through the app's Database",
                     "<" if target else None,
                     target,
                 )

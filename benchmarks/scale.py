@@ -307,7 +307,7 @@ async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
     def trace(sql: str) -> None:
         statements.setdefault(shape(sql), sql)
 
-    await db.conn.set_trace_callback(trace)
+    await db.set_trace_callback(trace)  # reads and writes: they run on two connections
     timings: list[OpTiming] = []
     t_now = now()
 

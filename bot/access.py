@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from storage import Database, audit, completed, grants, logins, patients, portal
-from storage.db import now
+from storage.db import Reads, now
 from storage.models import AccessEntry, AuditEvent, Grant, LoginView, Patient
 
 DAY = 86400
@@ -82,7 +82,7 @@ class Permission:
 
 
 async def permission(
-    conn: aiosqlite.Connection, actor_id: int, subject_id: int, area: Area, act: Act
+    conn: Reads, actor_id: int, subject_id: int, area: Area, act: Act
 ) -> Permission:
     """May `actor_id` do `act` on `area` of `subject_id`'s portal, right now?"""
     if actor_id == subject_id:
@@ -98,7 +98,7 @@ def judge(grant: Grant | None, area: Area, act: Act) -> Permission:
     return Permission(allowed, grant)
 
 
-async def decider_for(conn: aiosqlite.Connection, subject_id: int) -> int | None:
+async def decider_for(conn: Reads, subject_id: int) -> int | None:
     """Who decides on access to this patient: the patient once they have a login; before
     that, for a dependent, the patient who created them (the holder); otherwise nobody yet."""
     if await logins.for_patient(conn, subject_id) is not None:
@@ -107,7 +107,7 @@ async def decider_for(conn: aiosqlite.Connection, subject_id: int) -> int | None
     return subject.holder_id if subject else None
 
 
-async def _decider_of(conn: aiosqlite.Connection, grant: Grant) -> int | None:
+async def _decider_of(conn: Reads, grant: Grant) -> int | None:
     """A request is decided for the subject; an offer (a holder sharing a dependent) is
     accepted or declined by the patient it is offered to."""
     if grant.subject_id is None:
@@ -122,11 +122,11 @@ async def _decider_of(conn: aiosqlite.Connection, grant: Grant) -> int | None:
     return await decider_for(conn, grant.subject_id)
 
 
-async def may_decide(conn: aiosqlite.Connection, actor_id: int, subject_id: int) -> bool:
+async def may_decide(conn: Reads, actor_id: int, subject_id: int) -> bool:
     return await decider_for(conn, subject_id) == actor_id
 
 
-async def decides_for(conn: aiosqlite.Connection, actor_id: int) -> list[int]:
+async def decides_for(conn: Reads, actor_id: int) -> list[int]:
     """The patients whose access requests this patient answers: themself and held dependents."""
     return [actor_id, *(p.id for p in await patients.held_by(conn, actor_id))]
 
@@ -405,12 +405,12 @@ async def mark_delivered(db: Database, grant_id: int) -> None:
 
 
 async def accessible(db: Database, accessor_id: int) -> list[AccessEntry]:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         return await grants.accessible_by(conn, accessor_id)
 
 
 async def telegram_id_of(db: Database, patient_id: int) -> int | None:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         login = await logins.for_patient(conn, patient_id)
     return login.telegram_user_id if login else None
 
@@ -436,7 +436,7 @@ class Viewing:
 
 async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
     """Re-checked on every view: a grant revoked a second ago sends the user home."""
-    async with db.statement() as conn:
+    async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, None)
     if found is None:
         return None
@@ -661,7 +661,7 @@ async def act_on_appointment(
 async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
     """A Viewing of `subject_id` for a button on an older message: allowed only while
     this login is that patient or holds an active grant on them. Changes nothing."""
-    async with db.statement() as conn:
+    async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
     return _allowed_view(found, subject_id) if found else None
 

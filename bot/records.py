@@ -28,30 +28,30 @@ async def appointments(
     db: Database, subject_id: int, *, past: bool, number: int
 ) -> Page[Appointment]:
     query = portal.past_appointments if past else portal.upcoming_appointments
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = await query(conn, subject_id, now(), number * PAGE_SIZE, PAGE_SIZE + 1)
     return _page(rows, number)
 
 
 async def invoices(db: Database, subject_id: int, *, number: int) -> Page[Invoice]:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = await portal.invoices_page(conn, subject_id, number * PAGE_SIZE, PAGE_SIZE + 1)
     return _page(rows, number)
 
 
 async def clinical_records(db: Database, subject_id: int, *, number: int) -> Page[ClinicalRecord]:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         rows = await portal.records_page(conn, subject_id, number * PAGE_SIZE, PAGE_SIZE + 1)
     return _page(rows, number)
 
 
 async def appointment(db: Database, appointment_id: int) -> Appointment | None:
-    async with db.statement() as conn:
+    async with db.read() as conn:
         return await portal.get_appointment(conn, appointment_id)
 
 
 async def holder_of(db: Database, patient: Patient) -> Patient | None:
     if patient.holder_id is None:
         return None
-    async with db.statement() as conn:
+    async with db.read() as conn:
         return await patients.get(conn, patient.holder_id)

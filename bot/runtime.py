@@ -54,7 +54,7 @@ async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
     user = update.effective_user
     if user is None:  # channel posts and the like; the bot does not serve them
         return Caller(0, None, None, False, translator(None, p.settings.default_locale))
-    async with p.db.statement() as conn:
+    async with p.db.read() as conn:
         found = await logins.identity(conn, user.id)
     login, patient, is_practitioner = found.login, found.patient, found.is_practitioner
     chosen = context.user_data.get(USER_LANGUAGE_KEY) if context.user_data is not None else None
@@ -71,7 +71,7 @@ async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
 async def recipient_translator(context: ContextTypes.DEFAULT_TYPE, patient_id: int) -> Translator:
     """The language of someone we write to who is not the sender."""
     p = portal(context)
-    async with p.db.statement() as conn:
+    async with p.db.read() as conn:
         login = await logins.for_patient(conn, patient_id)
     return translator(login.locale if login else None, p.settings.default_locale)
 
@@ -89,6 +89,6 @@ async def set_language(context: ContextTypes.DEFAULT_TYPE, who: Caller, language
 async def recipient_language(holder: _HasBotData, telegram_user_id: int) -> Translator:
     """The language of a Telegram user we write to outside any update of theirs."""
     p = portal(holder)
-    async with p.db.statement() as conn:
+    async with p.db.read() as conn:
         login = await logins.get(conn, telegram_user_id)
     return translator(login.locale if login else None, p.settings.default_locale)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_all, now
+from storage.db import Reads, fetch_all, now
 from storage.models import AuditEvent
 
 
@@ -37,7 +37,7 @@ async def record(
 
 
 async def for_subject(
-    conn: aiosqlite.Connection, subject_patient_id: int, limit: int = 50, offset: int = 0
+    conn: Reads, subject_patient_id: int, limit: int = 50, offset: int = 0
 ) -> list[AuditEvent]:
     rows = await fetch_all(
         conn,
@@ -48,7 +48,7 @@ async def for_subject(
     return [AuditEvent.model_validate(dict(row)) for row in rows]
 
 
-async def by_action(conn: aiosqlite.Connection, action: str) -> list[AuditEvent]:
+async def by_action(conn: Reads, action: str) -> list[AuditEvent]:
     rows = await fetch_all(
         conn, "SELECT * FROM audit_events WHERE action = ? ORDER BY id", (action,)
     )
@@ -56,7 +56,7 @@ async def by_action(conn: aiosqlite.Connection, action: str) -> list[AuditEvent]
 
 
 async def page_for_subject(
-    conn: aiosqlite.Connection, subject_patient_id: int, limit: int, offset: int
+    conn: Reads, subject_patient_id: int, limit: int, offset: int
 ) -> list[tuple[AuditEvent, str | None]]:
     """Newest first, each with the acting patient's name (None for staff or strangers)."""
     rows = await fetch_all(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_one, now
+from storage.db import Reads, fetch_one, now
 
 
-async def get(conn: aiosqlite.Connection, key: str) -> tuple[int, int | None] | None:
+async def get(conn: Reads, key: str) -> tuple[int, int | None] | None:
     row = await fetch_one(
         conn, "SELECT patient_id, grant_id FROM completed_requests WHERE key = ?", (key,)
     )

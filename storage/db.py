@@ -1,18 +1,31 @@
-"""The database handle: one aiosqlite connection, explicit transactions, numbered migrations."""
+"""The database handle: explicit transactions, numbered migrations, and two connections.
+
+Writes go through aiosqlite's thread: a write may wait for another process's lock (up to
+BUSY_TIMEOUT_MS), and the event loop must not wait with it. Reads run on the loop, on a
+read-only connection of their own: in WAL mode a reader never waits for a writer, and a
+lookup takes SQLite tens of microseconds, while the trip to the database thread and back
+cost ~0.5-1 ms of waiting (the worker thread waits for the loop to release the GIL) and
+a loop wake-up per statement.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Any, Protocol
 
 import aiosqlite
 
 BUSY_TIMEOUT_MS = 5000
+# A WAL reader waits only in rare moments (another connection recovering the WAL after a
+# crash); the loop waits with it, so not for long: past this the read fails and the user is
+# told to try again.
+READ_BUSY_TIMEOUT_MS = 250
 
 
 class StorageError(Exception):
@@ -24,32 +37,77 @@ def now() -> int:
     return int(time.time())
 
 
-async def fetch_one(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
-) -> aiosqlite.Row | None:
-    """One row in one trip to the database thread (execute, then fetchone, would be two)."""
+class Rows(Protocol):
+    async def fetchone(self) -> sqlite3.Row | None: ...
+
+    async def fetchall(self) -> Iterable[sqlite3.Row]: ...
+
+
+class Reads(Protocol):
+    """What a read needs of a connection: the loop's Reader, or the writer's aiosqlite
+    connection inside a transaction (to see its own writes)."""
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> Rows: ...
+
+    async def execute_fetchall(
+        self, sql: str, parameters: Iterable[Any] | None = None
+    ) -> Iterable[sqlite3.Row]: ...
+
+
+class _ReadCursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._cursor.fetchone()
+        return row
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._cursor.fetchall()
+
+
+class Reader:
+    """The read-only connection reads run on, on the event loop's thread, with the call
+    shape of aiosqlite's so that repository functions take either."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _ReadCursor:
+        return _ReadCursor(self._conn.execute(sql, () if parameters is None else parameters))
+
+    async def execute_fetchall(
+        self, sql: str, parameters: Iterable[Any] | None = None
+    ) -> list[sqlite3.Row]:
+        return self._conn.execute(sql, () if parameters is None else parameters).fetchall()
+
+
+async def fetch_one(conn: Reads, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+    """One row; through aiosqlite, in one trip to its thread (execute, then fetchone, would
+    be two)."""
     rows = await conn.execute_fetchall(sql, params)
     return next(iter(rows), None)
 
 
-async def fetch_all(
-    conn: aiosqlite.Connection, sql: str, params: Sequence[object] = ()
-) -> list[aiosqlite.Row]:
-    """Every row in one trip to the database thread."""
+async def fetch_all(conn: Reads, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    """Every row; through aiosqlite, in one trip to its thread."""
     return list(await conn.execute_fetchall(sql, params))
 
 
 class Database:
-    """Owns the connection; hands it out one user at a time.
+    """Owns the connections; hands each out one user at a time.
 
-    A single connection is shared by every handler, so a lock keeps one coroutine's
-    transaction from seeing (or committing) another's half-done writes.
+    The writer is shared by every handler, so a lock keeps one coroutine's transaction
+    from seeing (or committing) another's half-done writes; the reader has a lock of its
+    own, for the snapshot read() opens.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
         # The bot and its persistence both migrate on start; once per connection is enough.
         self._migrated = False
 
@@ -66,12 +124,27 @@ class Database:
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
         self._conn = conn
+        # Opened after the writer, which made the file and switched it to WAL.
+        reader = sqlite3.connect(self.path, isolation_level=None)
+        reader.row_factory = sqlite3.Row
+        reader.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+        reader.execute("PRAGMA query_only = ON")  # a write here would block the loop: refuse
+        self._reader = reader
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
             self._migrated = False
+
+    async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        """See every statement both connections run (the benchmark's EXPLAINs, tests)."""
+        await self.conn.set_trace_callback(callback)
+        if self._reader is not None:
+            self._reader.set_trace_callback(callback)
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -99,22 +172,25 @@ class Database:
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[aiosqlite.Connection]:
-        """For exactly one SQL statement, read or write: SQLite runs a lone statement as a
-        transaction of its own, so this saves the BEGIN and COMMIT round trips to the
-        database thread. The lock still keeps it out of another coroutine's transaction."""
+        """For exactly one write statement: SQLite runs a lone statement as a transaction
+        of its own, so this saves the BEGIN and COMMIT round trips to the database thread.
+        The lock still keeps it out of another coroutine's transaction."""
         async with self._lock:
             yield self.conn
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A consistent snapshot for several reads (a deferred transaction)."""
-        async with self._lock:
-            conn = self.conn
-            await conn.execute("BEGIN")
+    async def read(self) -> AsyncIterator[Reads]:
+        """Reads, on the loop's read-only connection: one consistent snapshot for all of
+        them (a deferred transaction; for a single read it costs microseconds)."""
+        if self._reader is None:
+            raise StorageError("database is not connected")
+        async with self._read_lock:
+            reader = self._reader
+            reader.execute("BEGIN")
             try:
-                yield conn
+                yield Reader(reader)
             finally:
-                await conn.execute("COMMIT")
+                reader.execute("COMMIT")
 
     async def migrate(self) -> list[int]:
         """Apply every numbered migration not yet applied; returns the versions applied now."""

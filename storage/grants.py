@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_all, fetch_one, now
+from storage.db import Reads, fetch_all, fetch_one, now
 from storage.models import AccessEntry, Grant
 
 _COLUMNS = (
@@ -19,12 +19,12 @@ def _grant(row: aiosqlite.Row | None) -> Grant | None:
     return Grant.model_validate(dict(row)) if row else None
 
 
-async def get(conn: aiosqlite.Connection, grant_id: int) -> Grant | None:
+async def get(conn: Reads, grant_id: int) -> Grant | None:
     row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM grants g WHERE g.id = ?", (grant_id,))
     return _grant(row)
 
 
-async def active(conn: aiosqlite.Connection, accessor_id: int, subject_id: int) -> Grant | None:
+async def active(conn: Reads, accessor_id: int, subject_id: int) -> Grant | None:
     """The grant in force between two patients, if any (expired requests never count)."""
     row = await fetch_one(
         conn,
@@ -46,7 +46,7 @@ async def expire_stale(conn: aiosqlite.Connection) -> int:
 
 
 async def open_between(
-    conn: aiosqlite.Connection, accessor_id: int, subject_id: int | None, subject_email: str | None
+    conn: Reads, accessor_id: int, subject_id: int | None, subject_email: str | None
 ) -> Grant | None:
     """A pending or active grant for this pair (by patient, or by the email asked for)."""
     row = await fetch_one(
@@ -135,7 +135,7 @@ async def attach_email_requests(conn: aiosqlite.Connection, patient_id: int, ema
 
 
 async def pending_for_subjects(
-    conn: aiosqlite.Connection, subject_ids: list[int], *, only_undelivered: bool = False
+    conn: Reads, subject_ids: list[int], *, only_undelivered: bool = False
 ) -> list[AccessEntry]:
     """Requests waiting for a decision on these patients, with the requester's name."""
     if not subject_ids:
@@ -153,7 +153,7 @@ async def pending_for_subjects(
     return [_entry(row) for row in rows]
 
 
-async def accessible_by(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
+async def accessible_by(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Active grants this patient holds, with the subject's name."""
     rows = await fetch_all(
         conn,
@@ -171,9 +171,7 @@ def _entry(row: aiosqlite.Row) -> AccessEntry:
     return AccessEntry(grant=Grant.model_validate(data), other_name=other)
 
 
-async def latest_between(
-    conn: aiosqlite.Connection, accessor_id: int, subject_id: int
-) -> Grant | None:
+async def latest_between(conn: Reads, accessor_id: int, subject_id: int) -> Grant | None:
     """The most recent grant between two patients, whatever its status."""
     row = await fetch_one(
         conn,
@@ -205,7 +203,7 @@ async def change(
     return cur.rowcount == 1
 
 
-async def accessors_of(conn: aiosqlite.Connection, subject_id: int) -> list[AccessEntry]:
+async def accessors_of(conn: Reads, subject_id: int) -> list[AccessEntry]:
     """Active grants on this patient, with the accessor's name."""
     rows = await fetch_all(
         conn,
@@ -217,7 +215,7 @@ async def accessors_of(conn: aiosqlite.Connection, subject_id: int) -> list[Acce
     return [_entry(row) for row in rows]
 
 
-async def outgoing_pending(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
+async def outgoing_pending(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Requests this patient made that wait for a decision; the name is the one they typed."""
     rows = await fetch_all(
         conn,
@@ -229,7 +227,7 @@ async def outgoing_pending(conn: aiosqlite.Connection, accessor_id: int) -> list
     return [_entry(row) for row in rows]
 
 
-async def offers_for(conn: aiosqlite.Connection, accessor_id: int) -> list[AccessEntry]:
+async def offers_for(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Offers to this patient (someone sharing a dependent) that wait for their answer."""
     rows = await fetch_all(
         conn,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_one, now
+from storage.db import Reads, fetch_one, now
 from storage.models import Invite
 
 _COLUMNS = (
@@ -35,12 +35,12 @@ async def create(
     return invite
 
 
-async def get(conn: aiosqlite.Connection, invite_id: int) -> Invite | None:
+async def get(conn: Reads, invite_id: int) -> Invite | None:
     row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
     return _invite(row)
 
 
-async def by_token_hash(conn: aiosqlite.Connection, token_hash: str) -> Invite | None:
+async def by_token_hash(conn: Reads, token_hash: str) -> Invite | None:
     row = await fetch_one(
         conn, f"SELECT {_COLUMNS} FROM invites WHERE token_hash = ?", (token_hash,)
     )

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_one, now
+from storage.db import Reads, fetch_one, now
 from storage.models import Grant, Identity, Login, LoginView, Patient, Row
 
 _COLUMNS = "telegram_user_id, patient_id, locale, created_at, current_subject_id"
 
 
-async def get(conn: aiosqlite.Connection, telegram_user_id: int) -> Login | None:
+async def get(conn: Reads, telegram_user_id: int) -> Login | None:
     row = await fetch_one(
         conn, f"SELECT {_COLUMNS} FROM logins WHERE telegram_user_id = ?", (telegram_user_id,)
     )
     return Login.model_validate(dict(row)) if row else None
 
 
-async def for_patient(conn: aiosqlite.Connection, patient_id: int) -> Login | None:
+async def for_patient(conn: Reads, patient_id: int) -> Login | None:
     row = await fetch_one(
         conn, f"SELECT {_COLUMNS} FROM logins WHERE patient_id = ?", (patient_id,)
     )
@@ -64,8 +64,8 @@ async def forget_subject(
 
 
 # --- Who is asking, in one statement ---------------------------------------------------------
-# Every update starts with these lookups, so each is a single statement: one trip to the
-# database thread instead of one per table (plus BEGIN and COMMIT).
+# Every update starts with these lookups, so each is a single statement: one query plan
+# and one step into SQLite instead of one per table.
 
 
 def _select(alias: str, model: type[Row]) -> str:
@@ -98,7 +98,7 @@ _WITH_SUBJECT = (
 )
 
 
-async def identity(conn: aiosqlite.Connection, telegram_user_id: int) -> Identity:
+async def identity(conn: Reads, telegram_user_id: int) -> Identity:
     """The login, its patient, and whether this Telegram user is a practitioner."""
     found = await fetch_one(conn, _IDENTITY, {"user": telegram_user_id})
     assert found is not None  # the FROM clause always yields exactly one row
@@ -112,7 +112,7 @@ async def identity(conn: aiosqlite.Connection, telegram_user_id: int) -> Identit
 
 
 async def with_subject(
-    conn: aiosqlite.Connection, telegram_user_id: int, subject_id: int | None
+    conn: Reads, telegram_user_id: int, subject_id: int | None
 ) -> LoginView | None:
     """The login with `subject_id` (None: the subject it chose last, else its own patient)
     and the active grant between the two; None when this Telegram user has no login."""

@@ -6,7 +6,7 @@ import datetime as dt
 
 import aiosqlite
 
-from storage.db import fetch_all, fetch_one, now
+from storage.db import Reads, fetch_all, fetch_one, now
 from storage.models import Patient
 
 _COLUMNS = "id, full_name, date_of_birth, email, created_at, holder_id"
@@ -16,12 +16,12 @@ def _patient(row: aiosqlite.Row | None) -> Patient | None:
     return Patient.model_validate(dict(row)) if row else None
 
 
-async def get(conn: aiosqlite.Connection, patient_id: int) -> Patient | None:
+async def get(conn: Reads, patient_id: int) -> Patient | None:
     row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM patients WHERE id = ?", (patient_id,))
     return _patient(row)
 
 
-async def by_email(conn: aiosqlite.Connection, email: str) -> Patient | None:
+async def by_email(conn: Reads, email: str) -> Patient | None:
     row = await fetch_one(
         conn, f"SELECT {_COLUMNS} FROM patients WHERE email = ? COLLATE NOCASE", (email.strip(),)
     )
@@ -60,7 +60,7 @@ async def get_or_create_by_email(
     return await create(conn, full_name, date_of_birth, email), True
 
 
-async def held_by(conn: aiosqlite.Connection, holder_id: int) -> list[Patient]:
+async def held_by(conn: Reads, holder_id: int) -> list[Patient]:
     """Dependents this patient decides for: created by them and without a login of their own."""
     rows = await fetch_all(
         conn,

@@ -15,7 +15,7 @@ import datetime as dt
 import aiosqlite
 
 # Aliased: the page functions take the caller's `now` as a parameter.
-from storage.db import fetch_all, fetch_one
+from storage.db import Reads, fetch_all, fetch_one
 from storage.db import now as clock
 from storage.models import Appointment, ClinicalRecord, Invoice, Patient
 
@@ -37,7 +37,7 @@ def _check_page(offset: int, limit: int) -> None:
 
 
 async def upcoming_appointments(
-    conn: aiosqlite.Connection, patient_id: int, now: int, offset: int, limit: int
+    conn: Reads, patient_id: int, now: int, offset: int, limit: int
 ) -> list[Appointment]:
     """Starting at or after `now`, soonest first."""
     _check_page(offset, limit)
@@ -51,7 +51,7 @@ async def upcoming_appointments(
 
 
 async def past_appointments(
-    conn: aiosqlite.Connection, patient_id: int, now: int, offset: int, limit: int
+    conn: Reads, patient_id: int, now: int, offset: int, limit: int
 ) -> list[Appointment]:
     """Started before `now`, most recent first."""
     _check_page(offset, limit)
@@ -64,7 +64,7 @@ async def past_appointments(
     return [Appointment.model_validate(dict(row)) for row in rows]
 
 
-async def get_appointment(conn: aiosqlite.Connection, appointment_id: int) -> Appointment | None:
+async def get_appointment(conn: Reads, appointment_id: int) -> Appointment | None:
     row = await fetch_one(
         conn, f"SELECT {_APPOINTMENT} FROM appointments WHERE id = ?", (appointment_id,)
     )
@@ -121,9 +121,7 @@ async def add_appointment(
 # --- Invoices ---------------------------------------------------------------------------
 
 
-async def invoices_page(
-    conn: aiosqlite.Connection, patient_id: int, offset: int, limit: int
-) -> list[Invoice]:
+async def invoices_page(conn: Reads, patient_id: int, offset: int, limit: int) -> list[Invoice]:
     """Newest first."""
     _check_page(offset, limit)
     rows = await fetch_all(
@@ -174,7 +172,7 @@ async def add_invoice(
 
 
 async def records_page(
-    conn: aiosqlite.Connection, patient_id: int, offset: int, limit: int
+    conn: Reads, patient_id: int, offset: int, limit: int
 ) -> list[ClinicalRecord]:
     """Newest first."""
     _check_page(offset, limit)
@@ -215,12 +213,12 @@ async def add_record(
 # --- Links to the FHIR source -----------------------------------------------------------
 
 
-async def patient_by_fhir_id(conn: aiosqlite.Connection, fhir_id: str) -> Patient | None:
+async def patient_by_fhir_id(conn: Reads, fhir_id: str) -> Patient | None:
     row = await fetch_one(conn, f"SELECT {_PATIENT} FROM patients WHERE fhir_id = ?", (fhir_id,))
     return Patient.model_validate(dict(row)) if row else None
 
 
-async def fhir_id_of_patient(conn: aiosqlite.Connection, patient_id: int) -> str | None:
+async def fhir_id_of_patient(conn: Reads, patient_id: int) -> str | None:
     row = await fetch_one(conn, "SELECT fhir_id FROM patients WHERE id = ?", (patient_id,))
     return row[0] if row else None
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_all, fetch_one, now
+from storage.db import Reads, fetch_all, fetch_one, now
 from storage.models import Practitioner
 
 
-async def get(conn: aiosqlite.Connection, telegram_user_id: int) -> Practitioner | None:
+async def get(conn: Reads, telegram_user_id: int) -> Practitioner | None:
     row = await fetch_one(
         conn,
         "SELECT telegram_user_id, name, created_at FROM practitioners WHERE telegram_user_id = ?",
@@ -28,7 +28,7 @@ async def upsert(conn: aiosqlite.Connection, telegram_user_id: int, name: str) -
     return practitioner
 
 
-async def all_ids(conn: aiosqlite.Connection) -> list[int]:
+async def all_ids(conn: Reads) -> list[int]:
     rows = await fetch_all(
         conn, "SELECT telegram_user_id FROM practitioners ORDER BY telegram_user_id"
     )

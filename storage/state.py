@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import fetch_all, now
+from storage.db import Reads, fetch_all, now
 
 
-async def load(conn: aiosqlite.Connection, kind: str, name: str = "") -> list[tuple[str, str, int]]:
+async def load(conn: Reads, kind: str, name: str = "") -> list[tuple[str, str, int]]:
     """(key, value, touched_at) for every row of one kind (and conversation name)."""
     rows = await fetch_all(
         conn,
