@@ -142,13 +142,18 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
             return
         for item in pending:
             del self._pending[item]
+        saves = [(*item, value) for item, (_user, value) in pending.items() if value is not None]
+        drops = [item for item, (_user, value) in pending.items() if value is None]
         try:
-            async with self.db.transaction() as conn:
-                for (kind, name, key), (_user, value) in pending.items():
-                    if value is None:
+            if not drops:  # a step: one statement is one trip to the database thread
+                async with self.db.statement() as conn:
+                    await state.save(conn, saves)
+            else:
+                async with self.db.transaction() as conn:
+                    for kind, name, key in drops:
                         await state.drop(conn, kind, name, key)
-                    else:
-                        await state.save(conn, kind, name, key, value)
+                    if saves:
+                        await state.save(conn, saves)
         except BaseException:
             for item, value in pending.items():  # for the next commit, unless superseded
                 self._pending.setdefault(item, value)

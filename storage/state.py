@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aiosqlite
 
 from storage.db import Reads, fetch_all, now
@@ -17,12 +19,16 @@ async def load(conn: Reads, kind: str, name: str = "") -> list[tuple[str, str, i
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-async def save(conn: aiosqlite.Connection, kind: str, name: str, key: str, value: str) -> None:
+async def save(conn: aiosqlite.Connection, rows: Sequence[tuple[str, str, str, str]]) -> None:
+    """Insert or replace (kind, name, key, value) rows in one statement: alone, it is a
+    transaction of its own, and all rows are stored or none."""
+    at = now()
     await conn.execute(
-        "INSERT INTO bot_state (kind, name, key, value, touched_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (kind, name, key) DO UPDATE SET value = excluded.value,"
+        "INSERT INTO bot_state (kind, name, key, value, touched_at) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows))
+        + " ON CONFLICT (kind, name, key) DO UPDATE SET value = excluded.value,"
         " touched_at = excluded.touched_at",
-        (kind, name, key, value, now()),
+        [field for row in rows for field in (*row, at)],
     )
 
 
