@@ -123,13 +123,16 @@ class Database:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
-        self._conn = conn
         # Opened after the writer, which made the file and switched it to WAL.
-        reader = sqlite3.connect(self.path, isolation_level=None)
-        reader.row_factory = sqlite3.Row
-        reader.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
-        reader.execute("PRAGMA query_only = ON")  # a write here would block the loop: refuse
-        self._reader = reader
+        try:
+            reader = sqlite3.connect(self.path, isolation_level=None)
+            reader.row_factory = sqlite3.Row
+            reader.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
+            reader.execute("PRAGMA query_only = ON")  # a write here would block the loop
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise StorageError(f"cannot open database {self.path!r} to read: {exc}") from exc
+        self._conn, self._reader = conn, reader
 
     async def close(self) -> None:
         if self._reader is not None:
