@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +199,39 @@ async def test_an_appointment_cancelled_on_two_workers_is_cancelled_once(
 
     _assert_nothing_went_wrong(workers, list(ann), caplog)
     assert set(winners) == {0, 1}, winners
+
+
+async def test_reads_do_not_wait_for_another_workers_write(db: Database) -> None:
+    """Reads run on the event loop (storage/db.py), so they must never wait for a lock:
+    while another worker holds the write lock mid-transaction, a read answers at once
+    with what is committed. A reader that waited would fail here after its short busy
+    timeout instead (as it would without WAL)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO patients (full_name, created_at) VALUES ('Ann Lee', ?)", (now(),)
+        )
+    other = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")  # in WAL mode it locks out writers only
+        other.execute("INSERT INTO patients (full_name, created_at) VALUES ('Not yet', 0)")
+        async with db.read() as reader:
+            names = [
+                row[0] for row in await reader.execute_fetchall("SELECT full_name FROM patients")
+            ]
+        assert names == ["Ann Lee"]
+        other.execute("COMMIT")
+        async with db.read() as reader:
+            rows = await reader.execute_fetchall("SELECT count(*) FROM patients")
+        assert next(iter(rows))[0] == 2  # and a commit is seen by the next read
+    finally:
+        other.close()
+
+
+async def test_the_loops_connection_refuses_writes(db: Database) -> None:
+    """A write may wait for another process's lock, which on the loop would stall every
+    user: writes belong in transaction() or statement(), and read() refuses them."""
+    async with db.read() as reader:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await reader.execute_fetchall(
+                "INSERT INTO patients (full_name, created_at) VALUES ('Ann Lee', 0)"
+            )
