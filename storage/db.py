@@ -123,6 +123,9 @@ class Database:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
+        if self.path in ("", ":memory:"):  # private to one connection: reads share it
+            self._conn = conn
+            return
         # Opened after the writer, which made the file and switched it to WAL.
         try:
             reader = sqlite3.connect(self.path, isolation_level=None)
@@ -185,8 +188,15 @@ class Database:
     async def read(self) -> AsyncIterator[Reads]:
         """Reads, on the loop's read-only connection: one consistent snapshot for all of
         them (a deferred transaction; for a single read it costs microseconds)."""
-        if self._reader is None:
-            raise StorageError("database is not connected")
+        if self._reader is None:  # an in-memory database (or not connected: conn says so)
+            async with self._lock:
+                conn = self.conn
+                await conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    await conn.execute("COMMIT")
+            return
         async with self._read_lock:
             reader = self._reader
             reader.execute("BEGIN")

@@ -235,3 +235,18 @@ async def test_the_loops_connection_refuses_writes(db: Database) -> None:
             await reader.execute_fetchall(
                 "INSERT INTO patients (full_name, created_at) VALUES ('Ann Lee', 0)"
             )
+
+
+async def test_an_in_memory_database_reads_on_its_one_connection() -> None:
+    """An in-memory database is private to its connection: a second one for reads would see
+    nothing, so it reads on the writer instead."""
+    db = Database(":memory:")
+    await db.migrate()
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO patients (full_name, created_at) VALUES ('Ann', 0)")
+        async with db.read() as conn:
+            rows = await conn.execute_fetchall("SELECT full_name FROM patients")
+        assert [row[0] for row in rows] == ["Ann"]
+    finally:
+        await db.close()
