@@ -1,0 +1,98 @@
+"""The bot's Bot API transport (PTB's HTTPXRequest over aiohttp, bot/app.py) when Telegram
+is slow, unreachable or answers errors: PTB's own exceptions, within the timeouts asked."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+import time
+import zlib
+from collections.abc import AsyncIterator
+
+import pytest
+from telegram import Bot
+from telegram.error import BadRequest, NetworkError, TimedOut
+
+from bot.app import bot_api_request
+from tests.botapi import BotAPIServer
+
+TOKEN = "123456:TEST"
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A port that accepts connections and reads requests but never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+def _bot(base_url: str) -> Bot:
+    request = bot_api_request(4, ssl.create_default_context())
+    return Bot(TOKEN, base_url=base_url, request=request, get_updates_request=request)
+
+
+async def test_a_silent_bot_api_times_out_as_ptb_says(silent_port: int) -> None:
+    bot = _bot(f"http://127.0.0.1:{silent_port}/bot")
+    await bot.request.initialize()  # not bot.initialize(): its getMe would wait 5 s
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimedOut):
+            await asyncio.wait_for(bot.get_me(read_timeout=0.3), 5)
+        # The read timeout reaches aiohttp: not PTB's 5 s default, not the wait_for above.
+        assert time.monotonic() - started < 2
+    finally:
+        await bot.request.shutdown()
+
+
+async def test_an_unreachable_bot_api_is_a_network_error() -> None:
+    with socket.socket() as s:  # bound, then released: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bot = _bot(f"http://127.0.0.1:{port}/bot")
+    await bot.request.initialize()
+    try:
+        with pytest.raises(NetworkError) as info:
+            await asyncio.wait_for(bot.get_me(), 5)
+        # PTB wraps an exception it does not know as "Unknown error in HTTP implementation";
+        # the transport's are mapped to httpx's, which PTB knows.
+        assert "Unknown error" not in str(info.value)
+    finally:
+        await bot.request.shutdown()
+
+
+async def test_errors_and_files_pass_through(server: BotAPIServer) -> None:
+    ann = server.user(7001, "Ann")
+    ann.type_text("/start")
+    async with _bot(server.base_url) as bot:
+        with pytest.raises(BadRequest, match="Chat not found"):
+            await bot.send_message(999_999, "hello")
+        png = _tiny_png()
+        sent = await bot.send_photo(ann.id, photo=png, caption="QR")
+        assert sent.photo and ann.last.photo == png
+        updates = await bot.get_updates(timeout=0)
+        assert [u.effective_message.text for u in updates if u.effective_message] == ["/start"]
+
+
+def _tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\xff\x00" * 2)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
