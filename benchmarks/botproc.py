@@ -13,6 +13,8 @@ from pathlib import Path
 from bot.app import build_application, running
 from bot.settings import load_settings
 
+ECHO_SAME_TRANSPORT = "echo-portal-transport"
+
 
 async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
     if kind == "portal":
@@ -25,7 +27,7 @@ async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
     else:
         from benchmarks.echo import build_echo
 
-        app = build_echo(token, base_url)
+        app = build_echo(token, base_url, portal_transport=kind == ECHO_SAME_TRANSPORT)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -37,7 +39,7 @@ async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.botproc")
-    parser.add_argument("kind", choices=["portal", "echo"])
+    parser.add_argument("kind", choices=["portal", "echo", ECHO_SAME_TRANSPORT])
     parser.add_argument("--token", required=True)
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--db", type=Path)

@@ -3,6 +3,8 @@ with the same Bot API calls the portal bot makes, and does nothing else."""
 
 from __future__ import annotations
 
+import ssl
+
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -14,6 +16,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.app import bot_api_request
 from bot.processing import OneAtATimePerUser
 
 
@@ -34,16 +37,19 @@ async def _tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-def build_echo(token: str, base_url: str) -> Application:  # type: ignore[type-arg]
+def build_echo(token: str, base_url: str, *, portal_transport: bool = False) -> Application:  # type: ignore[type-arg]
+    """PTB's defaults, or with `portal_transport` the portal bot's Bot API transport
+    (bot/app.py), to tell the handlers' cost from the transport's."""
     # Updates scheduled as the portal bot's are (bot/processing.py), so both pay the same
     # framework costs per update and differ only in what the handlers do.
-    app = (
-        ApplicationBuilder()
-        .token(token)
-        .base_url(base_url)
-        .concurrent_updates(OneAtATimePerUser())
-        .build()
+    builder = (
+        ApplicationBuilder().token(token).base_url(base_url).concurrent_updates(OneAtATimePerUser())
     )
+    if portal_transport:
+        tls = ssl.create_default_context()
+        builder = builder.request(bot_api_request(256, tls))
+        builder = builder.get_updates_request(bot_api_request(1, tls))
+    app = builder.build()
     app.add_handler(CommandHandler(["start", "appointments", "switch", "addpatient"], _reply))
     app.add_handler(MessageHandler(filters.TEXT, _reply))
     app.add_handler(CallbackQueryHandler(_tap))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.botproc import ECHO_SAME_TRANSPORT
 from benchmarks.loopback import (
     BenchServer,
     Driver,
@@ -104,9 +105,12 @@ async def run_bot(
     db: Path | None,
     o: LoadOptions,
     light_rate: float | None = None,
+    *,
+    saturation_only: bool = False,
 ) -> BotRun:
     """Warm up, then three phases with one round of the mix each: saturation, latency at
-    `o.rate`, latency at `light_rate` (default: half of this bot's saturation throughput)."""
+    `o.rate`, latency at `light_rate` (default: half of this bot's saturation throughput);
+    or the first alone (the paced ones then have no updates)."""
     server = BenchServer(bot_username="portal_bench_bot", rtt=o.rtt)
     await server.start()
     sims = []
@@ -144,9 +148,12 @@ async def run_bot(
             cpu0, calls0, bytes0 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
             saturation = await driver.run(_scripts(sims, people, 0))
             cpu1, calls1, bytes1 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
-            paced = await driver.run(_scripts(sims, people, 1), rate=o.rate, seed=2)
             light_rate = light_rate or saturation.rate / 2
-            light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
+            if saturation_only:
+                paced, light = RunResult(), RunResult()
+            else:
+                paced = await driver.run(_scripts(sims, people, 1), rate=o.rate, seed=2)
+                light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
             memory = memory_kib(proc.pid)
         finally:
             await stop_bot(proc)
@@ -193,10 +200,19 @@ def _work_done(db: Path, people: list[LoadUser]) -> dict[str, int]:
     return {"dependents_created": dependents - seeded, "requests_approved": approved}
 
 
-async def measure(workdir: Path, o: LoadOptions) -> tuple[BotRun, BotRun, list[LoadUser]]:
+@dataclass
+class Measured:
+    portal: BotRun
+    echo: BotRun  # PTB's defaults: the floor the targets are set against
+    echo_same_transport: BotRun  # saturation only: what the handlers cost beyond the transport
+    people: list[LoadUser]
+
+
+async def measure(workdir: Path, o: LoadOptions) -> Measured:
     db = fresh(workdir / "load.db")
     people, _ = await seed_load(db, o.users, ROUNDS)
     portal = await run_bot("portal", people, db, o)
     # The echo bot gets the same offered loads, so latencies compare at equal load.
     echo = await run_bot("echo", people, None, o, light_rate=portal.light_rate)
-    return portal, echo, people
+    same = await run_bot(ECHO_SAME_TRANSPORT, people, None, o, saturation_only=True)
+    return Measured(portal, echo, same, people)

@@ -20,6 +20,7 @@ EXPECTED = {
         "latency_p99_ms",
         "echo_updates_per_s",
         "cost_ratio_cpu",
+        "cost_ratio_cpu_same_transport",
         "api_calls_per_update",
     },
     "database": {"permission_p99_ms", "switch_list_p99_ms", "decide_p99_ms", "access_log_p99_ms"},
