@@ -17,6 +17,7 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     Defaults,
     MessageHandler,
     TypeHandler,
@@ -58,12 +59,18 @@ async def _start(app: Application) -> None:  # type: ignore[type-arg]
     db = portal(app).db
     await db.connect()
     await db.migrate()
-    await set_command_menus(app)
     await settle_restored_conversations(app)
     assert app.job_queue is not None
+    # Telegram keeps the menus between runs, so refreshing them need not hold up the first
+    # poll by a round trip: they go out as soon as the bot is running.
+    app.job_queue.run_once(_refresh_command_menus, when=0, name="command menus")
     app.job_queue.run_repeating(
         commit_periodically, interval=PERSIST_EVERY_S, first=PERSIST_EVERY_S
     )
+
+
+async def _refresh_command_menus(context: ContextTypes.DEFAULT_TYPE) -> None:
+    await set_command_menus(context.application)
 
 
 async def _close_database(app: Application) -> None:  # type: ignore[type-arg]

@@ -52,7 +52,7 @@ def commands(_: Translator, *, practitioner: bool = False) -> list[BotCommand]:
 
 async def set_command_menus(app: Application) -> None:  # type: ignore[type-arg]
     """The menu in every shipped language; practitioners also see /invite in their chat.
-    Sent side by side: these calls stand between start-up and the first poll."""
+    Sent side by side, once the bot is running (bot/app.py)."""
     p = portal(app)
     bot = app.bot
     default = translator(None, p.settings.default_locale)
