@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
@@ -23,7 +22,6 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
 
 from bot.persistence import (
     PERSIST_EVERY_S,
@@ -35,6 +33,7 @@ from bot.persistence import (
 from bot.processing import OneAtATimePerUser
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
+from bot.transport import AiohttpRequest
 from conversations import Flows
 from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
@@ -77,15 +76,10 @@ async def _close_database(app: Application) -> None:  # type: ignore[type-arg]
     await portal(app).db.close()
 
 
-def bot_api_request(connections: int, tls: ssl.SSLContext) -> HTTPXRequest:
-    """PTB's own HTTPXRequest (its timeouts, errors and retries), with aiohttp carrying
-    the bytes: httpx's connection pool cost the bot 3.4-4.0 ms of CPU per Bot API call
-    under concurrent calls, aiohttp's 1.3 ms (httpx's issue #3215; benchmarks/README).
-    The transport's session closes with the client, so each Application builds its own
-    request objects, as build_application does."""
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    transport = AiohttpTransport(verify=tls, limits=limits)
-    return HTTPXRequest(connection_pool_size=connections, httpx_kwargs={"transport": transport})
+def bot_api_request(connections: int, tls: ssl.SSLContext) -> AiohttpRequest:
+    """How each Bot API call is made (bot/transport.py); one per client, as PTB keeps a
+    separate one for getUpdates."""
+    return AiohttpRequest(connections, tls)
 
 
 def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]

@@ -1,5 +1,5 @@
-"""The bot's Bot API transport (PTB's HTTPXRequest over aiohttp, bot/app.py) when Telegram
-is slow, unreachable or answers errors: PTB's own exceptions, within the timeouts asked."""
+"""The bot's Bot API transport (bot/transport.py) when Telegram is slow, unreachable or
+answers errors: PTB's own exceptions, within the timeouts asked."""
 
 from __future__ import annotations
 
@@ -66,11 +66,80 @@ async def test_an_unreachable_bot_api_is_a_network_error() -> None:
     try:
         with pytest.raises(NetworkError) as info:
             await asyncio.wait_for(bot.get_me(), 5)
-        # PTB wraps an exception it does not know as "Unknown error in HTTP implementation";
-        # the transport's are mapped to httpx's, which PTB knows.
+        # Not a timeout: PTB's poller retries a TimedOut at once, in a tight loop, and backs
+        # off after a NetworkError. Nor PTB's "Unknown error in HTTP implementation".
+        assert not isinstance(info.value, TimedOut)
         assert "Unknown error" not in str(info.value)
     finally:
         await bot.request.shutdown()
+
+
+async def test_an_upload_to_a_server_that_stops_reading_times_out(silent_port: int) -> None:
+    bot = _bot(f"http://127.0.0.1:{silent_port}/bot")
+    await bot.request.initialize()
+    try:
+        started = time.monotonic()
+        big = b"\x00" * (64 * 1024 * 1024)  # far more than the socket buffers hold
+        with pytest.raises(TimedOut):
+            await asyncio.wait_for(
+                bot.send_document(1, big, filename="x.bin", write_timeout=0.5, read_timeout=0.5),
+                10,
+            )
+        assert time.monotonic() - started < 5
+    finally:
+        await bot.request.shutdown()
+
+
+async def test_the_request_works_again_after_a_shutdown(server: BotAPIServer) -> None:
+    bot = _bot(server.base_url)
+    for _ in range(2):
+        async with bot:  # initialize, getMe, shutdown
+            assert (await bot.get_me()).username == server.bot_username
+
+
+async def test_a_proxy_from_the_environment_is_used(
+    server: BotAPIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bytes] = []
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A plain HTTP proxy for one request: the request line names the whole URL."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head.split(b"\r\n", 1)[0])
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        body = await reader.readexactly(length)
+        upstream_r, upstream_w = await asyncio.open_connection("127.0.0.1", server.port)
+        target = head.split(b" ", 2)[1].split(b"127.0.0.1:%d" % server.port, 1)[1]
+        headers = [
+            line
+            for line in head.split(b"\r\n")[1:]
+            if line and not line.lower().startswith(b"connection:")
+        ]
+        request = [b"POST " + target + b" HTTP/1.1", *headers, b"Connection: close"]
+        upstream_w.write(b"\r\n".join(request) + b"\r\n\r\n" + body)
+        writer.write(await upstream_r.read())
+        upstream_w.close()
+        await writer.drain()
+        writer.close()
+
+    proxy = await asyncio.start_server(forward, "127.0.0.1", 0)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    bot = _bot(server.base_url)
+    try:
+        await bot.request.initialize()
+        response = await bot.request.post(f"{server.base_url}{TOKEN}/getMe")
+        assert response["username"] == server.bot_username  # type: ignore[index]
+        assert seen == [f"POST {server.base_url}{TOKEN}/getMe HTTP/1.1".encode()]
+    finally:
+        await bot.request.shutdown()
+        proxy.close()
+        await proxy.wait_closed()
 
 
 async def test_errors_and_files_pass_through(server: BotAPIServer) -> None:
