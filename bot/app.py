@@ -62,7 +62,13 @@ async def _start(app: Application) -> None:  # type: ignore[type-arg]
     assert app.job_queue is not None
     # Telegram keeps the menus between runs, so refreshing them need not hold up the first
     # poll by a round trip: they go out as soon as the bot is running.
-    app.job_queue.run_once(_refresh_command_menus, when=0, name="command menus")
+    # No misfire grace: APScheduler would skip the job if start-up ran a second late.
+    app.job_queue.run_once(
+        _refresh_command_menus,
+        when=0,
+        name="command menus",
+        job_kwargs={"misfire_grace_time": None},
+    )
     app.job_queue.run_repeating(
         commit_periodically, interval=PERSIST_EVERY_S, first=PERSIST_EVERY_S
     )
