@@ -4,12 +4,15 @@ answers errors: PTB's own exceptions, within the timeouts asked."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import time
 import zlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from telegram import Bot
@@ -165,3 +168,46 @@ def _tiny_png() -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
     )
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 that no authority signed."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_a_certificate_nobody_vouches_for_is_refused(self_signed: tuple[Path, Path]) -> None:
+    """TLS is verified: a Bot API behind a self-signed certificate is a NetworkError."""
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(*self_signed)
+    answered: list[bool] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered.append(True)  # only reached once a handshake succeeded
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    bot = _bot(f"https://127.0.0.1:{port}/bot")
+    await bot.request.initialize()
+    try:
+        with pytest.raises(NetworkError) as info:
+            await asyncio.wait_for(bot.get_me(), 5)
+        assert not isinstance(info.value, TimedOut)
+        assert "Certificate" in str(info.value) or "certificate" in str(info.value)
+        assert not answered
+    finally:
+        await bot.request.shutdown()
+        server.close()
+        await server.wait_closed()
