@@ -216,7 +216,7 @@ def _per_update(r: Report, bots: load.Measured, o: load.LoadOptions, probe: floa
             cpu / same_cpu if same_cpu else float("nan"),
             "×",
             f"The echo bot again, sending through the portal bot's transport (PTB's "
-            f"HTTPXRequest over aiohttp, bot/app.py), saturation only: {_ms(same_cpu):.2f} ms "
+            f"BaseRequest on aiohttp, bot/transport.py), saturation only: {_ms(same_cpu):.2f} ms "
             f"CPU per update, {same.saturation.rate:.0f} updates/s. What our handlers, "
             "database and larger messages cost over a bot that only echoes; the ratio above "
             "compares against PTB as it comes, the floor the targets name",

@@ -16,8 +16,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import bot_api_request
 from bot.processing import OneAtATimePerUser
+from bot.transport import AiohttpRequest
 
 
 async def _reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -39,7 +39,7 @@ async def _tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def build_echo(token: str, base_url: str, *, portal_transport: bool = False) -> Application:  # type: ignore[type-arg]
     """PTB's defaults, or with `portal_transport` the portal bot's Bot API transport
-    (bot/app.py), to tell the handlers' cost from the transport's."""
+    (bot/transport.py), to tell the handlers' cost from the transport's."""
     # Updates scheduled as the portal bot's are (bot/processing.py), so both pay the same
     # framework costs per update and differ only in what the handlers do.
     builder = (
@@ -47,8 +47,8 @@ def build_echo(token: str, base_url: str, *, portal_transport: bool = False) -> 
     )
     if portal_transport:
         tls = ssl.create_default_context()
-        builder = builder.request(bot_api_request(256, tls))
-        builder = builder.get_updates_request(bot_api_request(1, tls))
+        builder = builder.request(AiohttpRequest(256, tls))
+        builder = builder.get_updates_request(AiohttpRequest(1, tls))
     app = builder.build()
     app.add_handler(CommandHandler(["start", "appointments", "switch", "addpatient"], _reply))
     app.add_handler(MessageHandler(filters.TEXT, _reply))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -82,12 +81,6 @@ async def _close_database(app: Application) -> None:  # type: ignore[type-arg]
     await portal(app).db.close()
 
 
-def bot_api_request(connections: int, tls: ssl.SSLContext) -> AiohttpRequest:
-    """How each Bot API call is made (bot/transport.py); one per client, as PTB keeps a
-    separate one for getUpdates."""
-    return AiohttpRequest(connections, tls)
-
-
 def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
     """A ready Application for this token, Bot API server and database."""
     # One TLS context for both HTTP clients (PTB's defaults otherwise: 256 connections,
@@ -106,8 +99,8 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
             )
         )
         .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
-        .request(bot_api_request(256, tls))
-        .get_updates_request(bot_api_request(1, tls))
+        .request(AiohttpRequest(256, tls))  # bot/transport.py
+        .get_updates_request(AiohttpRequest(1, tls))
         .post_init(_start)
         .post_shutdown(_close_database)
     )

@@ -18,7 +18,7 @@ import pytest
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, TimedOut
 
-from bot.app import bot_api_request
+from bot.transport import AiohttpRequest
 from tests.botapi import BotAPIServer
 
 TOKEN = "123456:TEST"
@@ -43,7 +43,7 @@ async def silent_port() -> AsyncIterator[int]:
 
 
 def _bot(base_url: str) -> Bot:
-    request = bot_api_request(4, ssl.create_default_context())
+    request = AiohttpRequest(4, ssl.create_default_context())
     return Bot(TOKEN, base_url=base_url, request=request, get_updates_request=request)
 
 
