@@ -18,12 +18,14 @@ import io
 import ssl
 import urllib.parse
 import urllib.request
+from typing import TYPE_CHECKING
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+if TYPE_CHECKING:
+    from telegram._utils.types import ODVInput  # BaseRequest.do_request's own annotation
 
 # PTB's HTTPXRequest defaults, so that nothing about waiting changes with the transport.
 READ_TIMEOUT = 5.0
@@ -122,7 +124,8 @@ class AiohttpRequest(BaseRequest):
 
 
 def _given(value: ODVInput[float], default: float) -> float | None:
-    return default if isinstance(value, DefaultValue) else value
+    # PTB's documented test for "not passed" (BaseRequest.DEFAULT_NONE's docstring).
+    return default if value is BaseRequest.DEFAULT_NONE else value  # type: ignore[return-value]
 
 
 def _sum(*parts: float | None) -> float | None:
