@@ -91,7 +91,9 @@ class AiohttpRequest(BaseRequest):
             total=_sum(pool, connect, write, read),
             connect=_sum(pool, connect),  # waiting for a free connection, then opening it
             sock_connect=connect,
-            sock_read=read,
+            # aiohttp's read timer starts while the body is still being sent; with httpx the
+            # read timeout starts after it. A file's upload gets its write budget on top.
+            sock_read=_sum(write, read) if files else read,
         )
         try:
             async with self._session.request(

@@ -68,7 +68,7 @@ async def test_an_unreachable_bot_api_is_a_network_error() -> None:
     assert "Unknown error" not in str(failure)  # PTB's words for an exception it did not know
 
 
-async def test_an_upload_to_a_server_that_stops_reading_times_out(silent_port: int) -> None:
+async def test_an_upload_to_a_server_that_never_answers_times_out(silent_port: int) -> None:
     bot = _bot(f"http://127.0.0.1:{silent_port}/bot")
     await bot.request.initialize()
     try:
@@ -82,6 +82,48 @@ async def test_an_upload_to_a_server_that_stops_reading_times_out(silent_port: i
         assert time.monotonic() - started < 5
     finally:
         await bot.request.shutdown()
+
+
+async def test_an_upload_longer_than_the_read_timeout_still_arrives() -> None:
+    """The read timeout is for the answer: an upload taking longer than it, within its
+    write timeout, succeeds (aiohttp's read timer runs while the body is still sent)."""
+    received: list[int] = []
+
+    async def read_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        got = 0
+        while got < length:
+            got += len(await reader.read(65536))
+            await asyncio.sleep(0.05)  # ~1.3 MB/s: the 3 MB take over 2 s
+        received.append(got)
+        body = b'{"ok":true,"result":{"message_id":1,"date":0,"chat":{"id":1,"type":"private"}}}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(read_slowly, "127.0.0.1", 0)
+    bot = _bot(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/bot")
+    await bot.request.initialize()
+    try:
+        sent = await asyncio.wait_for(
+            bot.send_document(
+                1, b"\x00" * 3_000_000, filename="x.bin", read_timeout=0.5, write_timeout=20
+            ),
+            15,
+        )
+        assert sent.message_id == 1 and received and received[0] > 3_000_000
+    finally:
+        await bot.request.shutdown()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_the_request_works_again_after_a_shutdown(server: BotAPIServer) -> None:
