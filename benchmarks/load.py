@@ -205,7 +205,6 @@ class Measured:
     portal: BotRun
     echo: BotRun  # PTB's defaults: the floor the targets are set against
     echo_same_transport: BotRun  # saturation only: what the handlers cost beyond the transport
-    people: list[LoadUser]
 
 
 async def measure(workdir: Path, o: LoadOptions) -> Measured:
@@ -215,4 +214,4 @@ async def measure(workdir: Path, o: LoadOptions) -> Measured:
     # The echo bot gets the same offered loads, so latencies compare at equal load.
     echo = await run_bot("echo", people, None, o, light_rate=portal.light_rate)
     same = await run_bot(ECHO_SAME_TRANSPORT, people, None, o, saturation_only=True)
-    return Measured(portal, echo, same, people)
+    return Measured(portal, echo, same)
