@@ -8,12 +8,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiosqlite
-
 from bot import access
 from bot.access import AccessRequest, Level, Relationship, Role
 from storage import Database, logins, patients, portal
-from storage.db import now
+from storage.db import Writes, now
 
 USER_BASE = 5_000_000  # Telegram ids of the parents who drive the load
 REQUESTER_BASE = 6_000_000  # Telegram ids of the patients whose requests they approve
@@ -98,7 +96,7 @@ async def seed_load(path: Path, users: int, requests_per_user: int) -> tuple[lis
     return made, requests_per_user
 
 
-async def _history(conn: aiosqlite.Connection, patient_id: int, salt: int) -> None:
+async def _history(conn: Writes, patient_id: int, salt: int) -> None:
     """12 upcoming weekly appointments, 5 past ones, 3 invoices and 3 records."""
     start = now() + DAY
     for w in range(12):

@@ -10,10 +10,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-import aiosqlite
-
 from storage import Database, audit, completed, grants, logins, patients, portal
-from storage.db import Reads, now
+from storage.db import Reads, Writes, now
 from storage.models import AccessEntry, AuditEvent, Grant, LoginView, Patient
 
 DAY = 86400
@@ -339,9 +337,7 @@ async def record_refusal(db: Database, actor_id: int, grant_id: int) -> None:
         await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "not_decider")
 
 
-async def _refused(
-    conn: aiosqlite.Connection, actor_id: int, subject_id: int | None, ref: int, why: str
-) -> None:
+async def _refused(conn: Writes, actor_id: int, subject_id: int | None, ref: int, why: str) -> None:
     await audit.record(
         conn,
         "grant.decide",
@@ -531,7 +527,7 @@ class ChangeResult:
 
 
 async def _changed(
-    conn: aiosqlite.Connection, actor_id: int, grant: Grant, action: str, detail: str | None
+    conn: Writes, actor_id: int, grant: Grant, action: str, detail: str | None
 ) -> ChangeResult:
     await audit.record(
         conn,

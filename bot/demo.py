@@ -13,12 +13,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import aiosqlite
-
 from bot import access, invitations
 from bot.access import AccessRequest, Level, Relationship, Role
 from bot.tokens import deep_link
 from storage import Database, patients, portal, practitioners
+from storage.db import Writes
 from storage.models import Patient
 
 PRACTITIONER = "Dr Maya Okafor"
@@ -109,9 +108,9 @@ class _Savepoints(Database):
     create_dependent, request_by_email): each of theirs becomes a savepoint inside it, so
     their rules are reused unchanged and a failure anywhere still undoes everything."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Writes) -> None:
         super().__init__(":borrowed:")
-        self._conn = conn
+        self._outer = conn
 
     async def connect(self) -> None:
         pass
@@ -120,8 +119,8 @@ class _Savepoints(Database):
         pass  # the connection belongs to the outer Database
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        conn = self.conn
+    async def transaction(self) -> AsyncIterator[Writes]:
+        conn = self._outer
         await conn.execute("SAVEPOINT demo_step")
         try:
             yield conn
@@ -133,8 +132,12 @@ class _Savepoints(Database):
             await conn.execute("RELEASE demo_step")
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        yield self.conn
+    async def statement(self) -> AsyncIterator[Writes]:
+        yield self._outer
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Writes]:
+        yield self._outer
 
 
 # --- The family's history --------------------------------------------------------------
@@ -278,7 +281,7 @@ _FIRST_INVOICE = 10421
 
 
 async def _add_history(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     patient_id: int,
     history: _History,
     today: dt.date,

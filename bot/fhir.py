@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import aiosqlite
 from babel.numbers import get_currency_precision, is_currency
 from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
@@ -49,6 +48,7 @@ from pydantic import ValidationError
 
 from bot.text import clean_email, clean_name
 from storage import Database, audit, grants, patients, portal
+from storage.db import Writes
 
 TITLE_MAX = 200
 DETAILS_MAX = 200
@@ -634,7 +634,7 @@ async def import_bundle(db: Database, data: object, tz: dt.tzinfo) -> ImportSumm
     return summary
 
 
-async def _upsert(conn: aiosqlite.Connection, patient_id: int, row: Row) -> None:
+async def _upsert(conn: Writes, patient_id: int, row: Row) -> None:
     if isinstance(row, AppointmentRow):
         await portal.add_appointment(
             conn,
@@ -669,7 +669,7 @@ async def _upsert(conn: aiosqlite.Connection, patient_id: int, row: Row) -> None
         )
 
 
-async def _upsert_patient(conn: aiosqlite.Connection, p: PatientRow) -> int:
+async def _upsert_patient(conn: Writes, p: PatientRow) -> int:
     """The patient imported before under this id; else the one who has this email (the
     practice invited them by hand before the import); else a new patient."""
     how = "updated"

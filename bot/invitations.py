@@ -6,11 +6,9 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-import aiosqlite
-
 from bot.tokens import hash_token, is_start_payload, new_token
 from storage import Database, audit, grants, invites, logins, patients
-from storage.db import now
+from storage.db import Writes, now
 from storage.models import Invite, Login, Patient
 
 DOB_TRIES = 3
@@ -52,7 +50,7 @@ class InviteRequest:
 
 
 async def _create(
-    conn: aiosqlite.Connection, request: InviteRequest, ttl_days: int, invited_by: int | None
+    conn: Writes, request: InviteRequest, ttl_days: int, invited_by: int | None
 ) -> NewInvite:
     patient, created = await patients.get_or_create_by_email(
         conn,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from storage.db import Reads, fetch_all, now
+from storage.db import Reads, Writes, fetch_all, now
 from storage.models import AuditEvent
 
 
 async def record(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     action: str,
     *,
     outcome: str = "ok",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from storage.db import Reads, fetch_one, now
+from storage.db import Reads, Writes, fetch_one, now
 
 
 async def get(conn: Reads, key: str) -> tuple[int, int | None] | None:
@@ -14,9 +12,7 @@ async def get(conn: Reads, key: str) -> tuple[int, int | None] | None:
     return (row[0], row[1]) if row else None
 
 
-async def record(
-    conn: aiosqlite.Connection, key: str, patient_id: int, grant_id: int | None
-) -> None:
+async def record(conn: Writes, key: str, patient_id: int, grant_id: int | None) -> None:
     await conn.execute(
         "INSERT INTO completed_requests (key, patient_id, grant_id, created_at)"
         " VALUES (?, ?, ?, ?)",

@@ -1,16 +1,29 @@
-"""The database handle: explicit transactions, numbered migrations, and two connections.
+"""The database handle: explicit transactions, numbered migrations, and three connections.
 
-Writes go through aiosqlite's thread: a write may wait for another process's lock (up to
-BUSY_TIMEOUT_MS), and the event loop must not wait with it. Reads run on the loop, on a
-read-only connection of their own: in WAL mode a reader never waits for a writer, and a
-lookup takes SQLite tens of microseconds, while the trip to the database thread and back
-cost ~0.5-1 ms of waiting (the worker thread waits for the loop to release the GIL) and
-a loop wake-up per statement.
+SQLite answers a lookup or a small write in tens of microseconds; a trip to aiosqlite's
+thread and back costs more than that in waiting (the thread waits for the loop to release
+the GIL, then the loop must wake up again), once per statement. So statements run on the
+event loop wherever they cannot wait for anything:
+
+- Reads, on a read-only connection: in WAL mode a reader never waits for a writer.
+- Writes, on a writer that never waits either (busy timeout 0): its BEGIN IMMEDIATE takes
+  the write lock at once or fails at once. Holding it, no statement of the transaction
+  can wait for another connection. When another process (a second worker, the CLI)
+  holds the lock, the transaction runs on aiosqlite's thread instead, which may wait up
+  to BUSY_TIMEOUT_MS without stopping the loop.
+- The writer on the loop never checkpoints the WAL (copying it into the database file and
+  flushing both to disk can take milliseconds): after every CHECKPOINT_EVERY commits,
+  aiosqlite's thread does.
+
+A transaction holding the write lock on the loop also means a step that writes ten rows
+holds it for microseconds, not for ten trips between two threads while every other
+update's writes queue behind it (benchmarks/README).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,7 +34,12 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 5000
+# Commits by the loop's writer between two checkpoints on aiosqlite's thread; SQLite's own
+# automatic checkpoint, which the loop's writer does not do, comes after ~1000 pages.
+CHECKPOINT_EVERY = 200
 # A WAL reader waits only in rare moments (another connection recovering the WAL after a
 # crash); the loop waits with it, so not for long: past this the read fails and the user is
 # told to try again.
@@ -38,14 +56,20 @@ def now() -> int:
 
 
 class Rows(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def lastrowid(self) -> int | None: ...
+
     async def fetchone(self) -> sqlite3.Row | None: ...
 
     async def fetchall(self) -> Iterable[sqlite3.Row]: ...
 
 
 class Reads(Protocol):
-    """What a read needs of a connection: the loop's Reader, or the writer's aiosqlite
-    connection inside a transaction (to see its own writes)."""
+    """What a read needs of a connection: the loop's reader, or a transaction's own
+    connection (to see its own writes)."""
 
     async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> Rows: ...
 
@@ -54,9 +78,19 @@ class Reads(Protocol):
     ) -> Iterable[sqlite3.Row]: ...
 
 
-class _ReadCursor:
+class Writes(Reads, Protocol):
+    """The connection of a transaction() or statement(): the loop's writer, or aiosqlite's
+    when another process holds the write lock."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+
+class _Cursor:
     def __init__(self, cursor: sqlite3.Cursor) -> None:
         self._cursor = cursor
+        self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
 
     async def fetchone(self) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self._cursor.fetchone()
@@ -66,15 +100,28 @@ class _ReadCursor:
         return self._cursor.fetchall()
 
 
-class Reader:
-    """The read-only connection reads run on, on the event loop's thread, with the call
-    shape of aiosqlite's so that repository functions take either."""
+class OnLoop:
+    """A connection used on the event loop's thread (the reader, the writer that never
+    waits), with the call shape of aiosqlite's so that repository functions take either."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _ReadCursor:
-        return _ReadCursor(self._conn.execute(sql, () if parameters is None else parameters))
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def begin_immediate(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+        self._conn.set_trace_callback(callback)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Cursor:
+        return _Cursor(self._conn.execute(sql, () if parameters is None else parameters))
 
     async def execute_fetchall(
         self, sql: str, parameters: Iterable[Any] | None = None
@@ -97,7 +144,7 @@ async def fetch_all(conn: Reads, sql: str, params: Iterable[Any] = ()) -> list[s
 class Database:
     """Owns the connections; hands each out one user at a time.
 
-    The writer is shared by every handler, so a lock keeps one coroutine's transaction
+    The writers are shared by every handler, so a lock keeps one coroutine's transaction
     from seeing (or committing) another's half-done writes; the reader has a lock of its
     own, for the snapshot read() opens.
     """
@@ -106,10 +153,13 @@ class Database:
         self.path = str(path)
         self._conn: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._writer: OnLoop | None = None
         self._lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         # The bot and its persistence both migrate on start; once per connection is enough.
         self._migrated = False
+        self._commits_unchecked = 0  # by the loop's writer since the last checkpoint
+        self._checkpoint: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         if self._conn is not None:
@@ -123,66 +173,132 @@ class Database:
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
-        if self.path in ("", ":memory:"):  # private to one connection: reads share it
+        if self.path in ("", ":memory:"):  # private to one connection: all of it runs there
             self._conn = conn
             return
-        # Opened after the writer, which made the file and switched it to WAL.
+        # Opened after aiosqlite's, which made the file and switched it to WAL.
         try:
             reader = sqlite3.connect(self.path, isolation_level=None)
             reader.row_factory = sqlite3.Row
             reader.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
             reader.execute("PRAGMA query_only = ON")  # a write here would block the loop
+            writer = sqlite3.connect(self.path, isolation_level=None)
+            writer.row_factory = sqlite3.Row
+            writer.execute("PRAGMA busy_timeout = 0")  # never waits: see _begin
+            writer.execute("PRAGMA synchronous = NORMAL")
+            writer.execute("PRAGMA foreign_keys = ON")
+            writer.execute("PRAGMA wal_autocheckpoint = 0")  # aiosqlite's thread does it
         except sqlite3.Error as exc:
             await conn.close()
-            raise StorageError(f"cannot open database {self.path!r} to read: {exc}") from exc
-        self._conn, self._reader = conn, reader
+            raise StorageError(f"cannot open database {self.path!r} on the loop: {exc}") from exc
+        self._conn, self._reader, self._writer = conn, reader, OnLoop(writer)
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
             self._migrated = False
 
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
-        """See every statement both connections run (the benchmark's EXPLAINs, tests)."""
+        """See every statement the connections run (the benchmark's EXPLAINs, tests)."""
         await self.conn.set_trace_callback(callback)
         if self._reader is not None:
             self._reader.set_trace_callback(callback)
+        if self._writer is not None:
+            self._writer.set_trace_callback(callback)
 
     @property
     def conn(self) -> aiosqlite.Connection:
+        """aiosqlite's connection, on its own thread."""
         if self._conn is None:
             raise StorageError("database is not connected")
         return self._conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Writes]:
         """All-or-nothing writes; IMMEDIATE takes the write lock up front so two
         processes on one file serialise instead of failing half-way."""
         async with self._lock:
-            conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
+            conn = self._begin_on_loop()
+            if conn is None:
+                conn = self.conn
+                await conn.execute("BEGIN IMMEDIATE")
+            async with self._committing(conn):
                 yield conn
-            except BaseException:
-                # SQLite may have rolled back already (e.g. on a full disk); a second
-                # ROLLBACK would raise and hide the real error.
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                raise
-            else:
-                await conn.execute("COMMIT")
 
     @asynccontextmanager
-    async def statement(self) -> AsyncIterator[aiosqlite.Connection]:
-        """For exactly one write statement: SQLite runs a lone statement as a transaction
-        of its own, so this saves the BEGIN and COMMIT round trips to the database thread.
-        The lock still keeps it out of another coroutine's transaction."""
+    async def statement(self) -> AsyncIterator[Writes]:
+        """For exactly one write statement. On the loop it is a transaction like any
+        other; on aiosqlite's thread it runs alone, as a transaction of its own, which
+        saves the trips there and back for BEGIN and COMMIT."""
         async with self._lock:
-            yield self.conn
+            conn = self._begin_on_loop()
+            if conn is None:
+                yield self.conn
+                return
+            async with self._committing(conn):
+                yield conn
+
+    def _begin_on_loop(self) -> OnLoop | None:
+        """The loop's writer, in a transaction holding the write lock; None when there is
+        none (an in-memory database) or another process holds the lock right now: then
+        aiosqlite's thread waits for it, and the loop does not."""
+        writer = self._writer
+        if writer is None:
+            return None
+        try:
+            writer.begin_immediate()
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            return None
+        return writer
+
+    @asynccontextmanager
+    async def _committing(self, conn: Writes) -> AsyncIterator[None]:
+        try:
+            yield
+        except BaseException:
+            # SQLite may have rolled back already (e.g. on a full disk); a second
+            # ROLLBACK would raise and hide the real error.
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise
+        try:
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # a COMMIT that failed leaves the transaction open
+                await conn.execute("ROLLBACK")
+            raise
+        if conn is self._writer:
+            self._committed_on_loop()
+
+    def _committed_on_loop(self) -> None:
+        self._commits_unchecked += 1
+        if self._commits_unchecked >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._commits_unchecked = 0
+            self._checkpoint = asyncio.get_running_loop().create_task(self._checkpoint_wal())
+
+    async def _checkpoint_wal(self) -> None:
+        """What SQLite's automatic checkpoint would do, on aiosqlite's thread. PASSIVE: it
+        waits for no reader. Our writes wait for it, as they did for SQLite's own: with
+        writes going on, it would never catch up with the end of the WAL, and the WAL is
+        only started afresh once it has."""
+        try:
+            async with self._lock:
+                await self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # harmless: the next checkpoint copies these pages too
+            log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            self._checkpoint = None
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reads]:
@@ -201,7 +317,7 @@ class Database:
             reader = self._reader
             reader.execute("BEGIN")
             try:
-                yield Reader(reader)
+                yield OnLoop(reader)
             finally:
                 reader.execute("COMMIT")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import aiosqlite
+import sqlite3
 
-from storage.db import Reads, fetch_all, fetch_one, now
+from storage.db import Reads, Writes, fetch_all, fetch_one, now
 from storage.models import AccessEntry, Grant
 
 _COLUMNS = (
@@ -15,7 +15,7 @@ _COLUMNS = (
 )
 
 
-def _grant(row: aiosqlite.Row | None) -> Grant | None:
+def _grant(row: sqlite3.Row | None) -> Grant | None:
     return Grant.model_validate(dict(row)) if row else None
 
 
@@ -35,7 +35,7 @@ async def active(conn: Reads, accessor_id: int, subject_id: int) -> Grant | None
     return _grant(row)
 
 
-async def expire_stale(conn: aiosqlite.Connection) -> int:
+async def expire_stale(conn: Writes) -> int:
     """Pending requests past their expiry become 'expired'."""
     cur = await conn.execute(
         "UPDATE grants SET status = 'expired', decided_at = expires_at"
@@ -60,7 +60,7 @@ async def open_between(
 
 
 async def create(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     *,
     accessor_id: int,
     subject_id: int | None,
@@ -99,7 +99,7 @@ async def create(
 
 
 async def decide(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     grant_id: int,
     *,
     status: str,
@@ -118,11 +118,11 @@ async def decide(
     return cur.rowcount == 1
 
 
-async def mark_notified(conn: aiosqlite.Connection, grant_id: int) -> None:
+async def mark_notified(conn: Writes, grant_id: int) -> None:
     await conn.execute("UPDATE grants SET notified_at = ? WHERE id = ?", (now(), grant_id))
 
 
-async def attach_email_requests(conn: aiosqlite.Connection, patient_id: int, email: str) -> int:
+async def attach_email_requests(conn: Writes, patient_id: int, email: str) -> int:
     """Requests made to this email before the patient existed now point at the patient."""
     cur = await conn.execute(
         "UPDATE grants SET subject_id = ? WHERE subject_id IS NULL AND status = 'pending'"
@@ -165,7 +165,7 @@ async def accessible_by(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     return [_entry(row) for row in rows]
 
 
-def _entry(row: aiosqlite.Row) -> AccessEntry:
+def _entry(row: sqlite3.Row) -> AccessEntry:
     data = dict(row)
     other = data.pop("other_name")
     return AccessEntry(grant=Grant.model_validate(data), other_name=other)
@@ -182,7 +182,7 @@ async def latest_between(conn: Reads, accessor_id: int, subject_id: int) -> Gran
     return _grant(row)
 
 
-async def end(conn: aiosqlite.Connection, grant_id: int, *, from_status: str, by: int) -> bool:
+async def end(conn: Writes, grant_id: int, *, from_status: str, by: int) -> bool:
     """Revoke an active grant or withdraw a pending one: one conditional write."""
     cur = await conn.execute(
         "UPDATE grants SET status = 'revoked', decided_by = ?, decided_at = ?"
@@ -192,9 +192,7 @@ async def end(conn: aiosqlite.Connection, grant_id: int, *, from_status: str, by
     return cur.rowcount == 1
 
 
-async def change(
-    conn: aiosqlite.Connection, grant_id: int, *, level: str, role: str, by: int
-) -> bool:
+async def change(conn: Writes, grant_id: int, *, level: str, role: str, by: int) -> bool:
     cur = await conn.execute(
         "UPDATE grants SET level = ?, role = ?, decided_by = ?, decided_at = ?"
         " WHERE id = ? AND status = 'active'",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import aiosqlite
+import sqlite3
 
-from storage.db import Reads, fetch_one, now
+from storage.db import Reads, Writes, fetch_one, now
 from storage.models import Invite
 
 _COLUMNS = (
@@ -13,12 +13,12 @@ _COLUMNS = (
 )
 
 
-def _invite(row: aiosqlite.Row | None) -> Invite | None:
+def _invite(row: sqlite3.Row | None) -> Invite | None:
     return Invite.model_validate(dict(row)) if row else None
 
 
 async def create(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     token_hash: str,
     patient_id: int,
     expires_at: int,
@@ -47,7 +47,7 @@ async def by_token_hash(conn: Reads, token_hash: str) -> Invite | None:
     return _invite(row)
 
 
-async def count_failed_try(conn: aiosqlite.Connection, invite_id: int, lock_after: int) -> Invite:
+async def count_failed_try(conn: Writes, invite_id: int, lock_after: int) -> Invite:
     """One more wrong date of birth; the invite locks when the count reaches `lock_after`."""
     at = now()
     await conn.execute(
@@ -61,7 +61,7 @@ async def count_failed_try(conn: aiosqlite.Connection, invite_id: int, lock_afte
     return invite
 
 
-async def mark_used(conn: aiosqlite.Connection, invite_id: int, telegram_user_id: int) -> bool:
+async def mark_used(conn: Writes, invite_id: int, telegram_user_id: int) -> bool:
     """The one conditional write that consumes an invite: true for exactly one caller."""
     at = now()
     cur = await conn.execute(
@@ -72,5 +72,5 @@ async def mark_used(conn: aiosqlite.Connection, invite_id: int, telegram_user_id
     return cur.rowcount == 1
 
 
-async def expire_now(conn: aiosqlite.Connection, invite_id: int) -> None:
+async def expire_now(conn: Writes, invite_id: int) -> None:
     await conn.execute("UPDATE invites SET expires_at = ? WHERE id = ?", (now() - 1, invite_id))

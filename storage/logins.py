@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from storage.db import Reads, fetch_one, now
+from storage.db import Reads, Writes, fetch_one, now
 from storage.models import Grant, Identity, Login, LoginView, Patient, Row
 
 _COLUMNS = "telegram_user_id, patient_id, locale, created_at, current_subject_id"
@@ -24,9 +22,7 @@ async def for_patient(conn: Reads, patient_id: int) -> Login | None:
     return Login.model_validate(dict(row)) if row else None
 
 
-async def create(
-    conn: aiosqlite.Connection, telegram_user_id: int, patient_id: int, locale: str | None
-) -> Login:
+async def create(conn: Writes, telegram_user_id: int, patient_id: int, locale: str | None) -> Login:
     await conn.execute(
         "INSERT INTO logins (telegram_user_id, patient_id, locale, created_at) VALUES (?, ?, ?, ?)",
         (telegram_user_id, patient_id, locale, now()),
@@ -36,15 +32,13 @@ async def create(
     return login
 
 
-async def set_locale(conn: aiosqlite.Connection, telegram_user_id: int, locale: str) -> None:
+async def set_locale(conn: Writes, telegram_user_id: int, locale: str) -> None:
     await conn.execute(
         "UPDATE logins SET locale = ? WHERE telegram_user_id = ?", (locale, telegram_user_id)
     )
 
 
-async def set_current_subject(
-    conn: aiosqlite.Connection, telegram_user_id: int, subject_id: int | None
-) -> None:
+async def set_current_subject(conn: Writes, telegram_user_id: int, subject_id: int | None) -> None:
     """None means the login's own portal."""
     await conn.execute(
         "UPDATE logins SET current_subject_id = ? WHERE telegram_user_id = ?",
@@ -52,9 +46,7 @@ async def set_current_subject(
     )
 
 
-async def forget_subject(
-    conn: aiosqlite.Connection, telegram_user_id: int, subject_id: int
-) -> None:
+async def forget_subject(conn: Writes, telegram_user_id: int, subject_id: int) -> None:
     """Back to the login's own portal, unless the choice has changed since it was read."""
     await conn.execute(
         "UPDATE logins SET current_subject_id = NULL"

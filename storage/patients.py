@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
-import aiosqlite
-
-from storage.db import Reads, fetch_all, fetch_one, now
+from storage.db import Reads, Writes, fetch_all, fetch_one, now
 from storage.models import Patient
 
 _COLUMNS = "id, full_name, date_of_birth, email, created_at, holder_id"
 
 
-def _patient(row: aiosqlite.Row | None) -> Patient | None:
+def _patient(row: sqlite3.Row | None) -> Patient | None:
     return Patient.model_validate(dict(row)) if row else None
 
 
@@ -29,7 +28,7 @@ async def by_email(conn: Reads, email: str) -> Patient | None:
 
 
 async def create(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     full_name: str,
     date_of_birth: dt.date | None = None,
     email: str | None = None,
@@ -47,7 +46,7 @@ async def create(
 
 
 async def get_or_create_by_email(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     full_name: str,
     date_of_birth: dt.date | None,
     email: str | None,

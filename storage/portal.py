@@ -15,7 +15,7 @@ import datetime as dt
 import aiosqlite
 
 # Aliased: the page functions take the caller's `now` as a parameter.
-from storage.db import Reads, fetch_all, fetch_one
+from storage.db import Reads, Writes, fetch_all, fetch_one
 from storage.db import now as clock
 from storage.models import Appointment, ClinicalRecord, Invoice, Patient
 
@@ -72,7 +72,7 @@ async def get_appointment(conn: Reads, appointment_id: int) -> Appointment | Non
 
 
 async def set_appointment_status(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     appointment_id: int,
     patient_id: int,
     from_statuses: tuple[str, ...],
@@ -93,7 +93,7 @@ async def set_appointment_status(
 
 
 async def add_appointment(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     patient_id: int,
     starts_at: int,
     ends_at: int,
@@ -134,7 +134,7 @@ async def invoices_page(conn: Reads, patient_id: int, offset: int, limit: int) -
 
 
 async def add_invoice(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     patient_id: int,
     number: str,
     issued_on: dt.date,
@@ -186,7 +186,7 @@ async def records_page(
 
 
 async def add_record(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     patient_id: int,
     recorded_on: dt.date,
     kind: str,
@@ -224,7 +224,7 @@ async def fhir_id_of_patient(conn: Reads, patient_id: int) -> str | None:
 
 
 async def update_patient_from_source(
-    conn: aiosqlite.Connection,
+    conn: Writes,
     patient_id: int,
     *,
     fhir_id: str,
@@ -247,7 +247,7 @@ async def update_patient_from_source(
     )
 
 
-async def forget_fhir(conn: aiosqlite.Connection, fhir_id: str) -> int:
+async def forget_fhir(conn: Writes, fhir_id: str) -> int:
     """Drop an appointment, invoice or record the source has withdrawn (entered in error,
     cancelled invoices); the type inside fhir_id means at most one table has it."""
     removed = 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import aiosqlite
-
-from storage.db import Reads, fetch_all, fetch_one, now
+from storage.db import Reads, Writes, fetch_all, fetch_one, now
 from storage.models import Practitioner
 
 
@@ -17,7 +15,7 @@ async def get(conn: Reads, telegram_user_id: int) -> Practitioner | None:
     return Practitioner.model_validate(dict(row)) if row else None
 
 
-async def upsert(conn: aiosqlite.Connection, telegram_user_id: int, name: str) -> Practitioner:
+async def upsert(conn: Writes, telegram_user_id: int, name: str) -> Practitioner:
     await conn.execute(
         "INSERT INTO practitioners (telegram_user_id, name, created_at) VALUES (?, ?, ?) "
         "ON CONFLICT (telegram_user_id) DO UPDATE SET name = excluded.name",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
-
-from storage.db import Reads, fetch_all, now
+from storage.db import Reads, Writes, fetch_all, now
 
 
 async def load(conn: Reads, kind: str, name: str = "") -> list[tuple[str, str, int]]:
@@ -19,7 +17,7 @@ async def load(conn: Reads, kind: str, name: str = "") -> list[tuple[str, str, i
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-async def save(conn: aiosqlite.Connection, rows: Sequence[tuple[str, str, str, str]]) -> None:
+async def save(conn: Writes, rows: Sequence[tuple[str, str, str, str]]) -> None:
     """Insert or replace (kind, name, key, value) rows in one statement: alone, it is a
     transaction of its own, and all rows are stored or none."""
     at = now()
@@ -32,7 +30,7 @@ async def save(conn: aiosqlite.Connection, rows: Sequence[tuple[str, str, str, s
     )
 
 
-async def drop(conn: aiosqlite.Connection, kind: str, name: str, key: str) -> None:
+async def drop(conn: Writes, kind: str, name: str, key: str) -> None:
     await conn.execute(
         "DELETE FROM bot_state WHERE kind = ? AND name = ? AND key = ?", (kind, name, key)
     )

@@ -35,6 +35,14 @@ async def _count(db: Database, table: str) -> int:
         return int((await cur.fetchone())[0])
 
 
+async def _limit_pages(db: Database, pages: int) -> None:
+    """A disk that is full for both of the database's writers (max_page_count is per
+    connection): aiosqlite's, and the loop's that transactions run on."""
+    await db.conn.execute(f"PRAGMA max_page_count = {pages}")
+    async with db.transaction() as conn:
+        await conn.execute(f"PRAGMA max_page_count = {pages}")
+
+
 async def test_a_full_disk_gets_the_error_message_and_writes_nothing(
     server: BotAPIServer, bot_db: Database
 ) -> None:
@@ -49,7 +57,7 @@ async def test_a_full_disk_gets_the_error_message_and_writes_nothing(
     await ann.send("1/2/2018")
     cur = await bot_db.conn.execute("PRAGMA page_count")
     pages = (await cur.fetchone())[0]
-    await bot_db.conn.execute(f"PRAGMA max_page_count = {pages}")
+    await _limit_pages(bot_db, pages)
     # Fill the free pages and the tables this step writes to, so it finds the disk full.
     fillers = [
         "INSERT INTO patients (full_name, created_at) VALUES ('f', 0)",
@@ -68,7 +76,7 @@ async def test_a_full_disk_gets_the_error_message_and_writes_nothing(
         await ann.tap("✅ Confirm")
         assert ann.alerts[-1] == (WENT_WRONG, True) or ann.last.text == WENT_WRONG
     finally:
-        await bot_db.conn.execute("PRAGMA max_page_count = 1073741823")
+        await _limit_pages(bot_db, 1073741823)
     assert await _count(bot_db, "patients") == patients_before
     assert await _count(bot_db, "grants") == grants_before
     async with bot_db.read() as conn:

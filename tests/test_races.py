@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from bot.invitations import InviteRequest, InviteState
 from bot.runtime import portal as portal_of
 from bot.settings import Settings, load_settings
 from storage import Database, audit, grants, portal
-from storage.db import now
+from storage.db import CHECKPOINT_EVERY, now
 from tests.botapi import BotAPIServer, Msg, SimUser
 
 PRACTICE = "Harbour Family Practice"
@@ -225,6 +226,67 @@ async def test_reads_do_not_wait_for_another_workers_write(db: Database) -> None
         assert next(iter(rows))[0] == 2  # and a commit is seen by the next read
     finally:
         other.close()
+
+
+async def test_writes_wait_for_another_workers_lock_off_the_loop(db: Database) -> None:
+    """Transactions run on the event loop while the write lock is free; while another
+    worker holds it, a transaction waits for it on aiosqlite's thread (the loop goes on
+    serving other users), then commits. A writer on the loop that waited would stall
+    everything; one that did not wait, and did not hand over, would fail."""
+    other = sqlite3.connect(db.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO patients (full_name, created_at) VALUES ('Ann Lee', 0)"
+                )
+
+        writing = asyncio.create_task(write())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for _ in range(20):  # the loop keeps serving: 20 short sleeps take about 0.2 s
+            await asyncio.sleep(0.01)
+        assert loop.time() - started < 1.0
+        assert not writing.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 5)
+    finally:
+        other.close()
+    async with db.read() as reader:
+        rows = await reader.execute_fetchall("SELECT full_name FROM patients")
+    assert [row[0] for row in rows] == ["Ann Lee"]
+
+
+async def test_writes_run_on_the_loop_and_checkpoints_on_the_thread(db: Database) -> None:
+    """Why writes are fast (storage/db.py): with the lock free, a transaction's statements
+    run on the loop's own thread, not one trip to aiosqlite's thread each; and the WAL,
+    which the loop's writer never copies back into the database file, is checkpointed on
+    aiosqlite's thread, so it stays small."""
+    loop_thread = threading.get_ident()
+    ran: list[tuple[str, bool]] = []  # (statement, on the loop's thread)
+    await db.set_trace_callback(lambda sql: ran.append((sql, threading.get_ident() == loop_thread)))
+    commits = 2 * CHECKPOINT_EVERY + 1
+    for n in range(commits):
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO patients (full_name, created_at) VALUES (?, 0)", (f"P{n}",)
+            )
+        async with db.statement() as conn:
+            await conn.execute(
+                "UPDATE patients SET email = ? WHERE full_name = ?", (f"p{n}@e.au", f"P{n}")
+            )
+        await asyncio.sleep(0)  # as between updates: a checkpoint under way can finish
+    await asyncio.sleep(0.2)  # the last checkpoint, on its thread
+    await db.set_trace_callback(None)
+    writes = [on_loop for sql, on_loop in ran if sql.startswith(("INSERT", "UPDATE"))]
+    assert len(writes) == 2 * commits and all(writes)
+    checkpoints = [on_loop for sql, on_loop in ran if "wal_checkpoint" in sql]
+    assert len(checkpoints) >= 2 and not any(checkpoints)
+    # 802 commits of a page or more each would be over 3 MB of WAL without checkpoints.
+    wal = await asyncio.to_thread(Path(f"{db.path}-wal").stat)
+    assert wal.st_size < 1.5e6
 
 
 async def test_the_loops_connection_refuses_writes(db: Database) -> None:
