@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from benchmarks import load, scale, startup, taps
-from benchmarks.loopback import REPLY_TIMEOUT, handoff_microseconds
+from benchmarks.loopback import REPLY_TIMEOUT
 from benchmarks.report import Figure, Report, percentile
 from benchmarks.seed import fresh
 
@@ -86,7 +86,6 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
     _log("start-up of python -m bot run on that database")
     launches = await startup.time_to_first_poll(big, runs)
 
-    probe = await handoff_microseconds()
     _log(f"load: {users} users, portal bot then echo bot")
     options = load.LoadOptions(
         users=users, rate=rate, profile_dir=args.profile, rtt=args.rtt_ms / 1000
@@ -96,7 +95,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
     _log("taps")
     journeys = await taps.count(workdir)
 
-    _per_update(report, bots, options, probe)
+    _per_update(report, bots, options)
     _database(report, generated, measured)
     _memory_startup(report, bots.portal, launches, generated)
     _taps(report, journeys)
@@ -107,7 +106,7 @@ def _ms(seconds: float) -> float:
     return seconds * 1000
 
 
-def _per_update(r: Report, bots: load.Measured, o: load.LoadOptions, probe: float) -> None:
+def _per_update(r: Report, bots: load.Measured, o: load.LoadOptions) -> None:
     s = "per_update"
     ours, echo, same = bots.portal, bots.echo, bots.echo_same_transport
     sat = ours.saturation
@@ -279,18 +278,6 @@ def _per_update(r: Report, bots: load.Measured, o: load.LoadOptions, probe: floa
             f"run (expected {2 * rounds}: {rounds} of each): the figures above are for real work",
             ">=",
             2 * rounds,
-        )
-    )
-    r.add(
-        Figure(
-            s,
-            "thread_handoff_us",
-            "Machine probe: loop → thread → loop",
-            probe,
-            "µs",
-            "Not the bot: one round trip from the event loop to a worker thread and back, as "
-            "aiosqlite makes for each write (reads run on the event loop); measured just "
-            "before the load. On this VM it has ranged from 16 to 130 µs between runs",
         )
     )
     r.details["per_update"] = {
