@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from telegram import Bot
+from aiohttp import web
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, TimedOut
 
 from bot.transport import AiohttpRequest
@@ -189,6 +190,45 @@ async def test_errors_and_files_pass_through(server: BotAPIServer) -> None:
         assert sent.photo and ann.last.photo == png
         updates = await bot.get_updates(timeout=0)
         assert [u.effective_message.text for u in updates if u.effective_message] == ["/start"]
+
+
+async def test_a_call_without_files_is_one_json_document() -> None:
+    """Plain calls go as JSON (bot/transport.py: cheaper to build than a form whose every
+    field is JSON, then percent-encoded), buttons nested in it as Telegram reads them."""
+    seen: list[tuple[str, object]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.match_info["method"] == "getMe":  # Bot.initialize asks who it is
+            me = {"id": 123456, "is_bot": True, "first_name": "Bot", "username": "b_bot"}
+            return web.json_response({"ok": True, "result": me})
+        seen.append((request.content_type, await request.json()))
+        message = {"message_id": 1, "date": 0, "chat": {"id": 7001, "type": "private"}}
+        return web.json_response({"ok": True, "result": {**message, "text": "Hi"}})
+
+    api = web.Application()
+    api.router.add_post(f"/bot{TOKEN}/{{method}}", answer)
+    runner = web.AppRunner(api)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with _bot(f"http://127.0.0.1:{port}/bot") as bot:
+            keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("Yes ✅", callback_data="y")]])
+            sent = await bot.send_message(7001, "Hi & bye?", reply_markup=keyboard)
+    finally:
+        await runner.cleanup()
+    assert sent.text == "Hi"
+    assert seen == [
+        (
+            "application/json",
+            {
+                "chat_id": 7001,
+                "text": "Hi & bye?",
+                "reply_markup": {"inline_keyboard": [[{"text": "Yes ✅", "callback_data": "y"}]]},
+            },
+        )
+    ]
 
 
 async def _network_error(base_url: str) -> NetworkError:
