@@ -45,7 +45,7 @@ def _what(_: Translator, e: AuditEvent) -> str:
         "signin.ok": _("signed in"),
         "signin.dob_mismatch": _("typed a wrong date of birth"),
         "invite.locked": _("locked an invite link"),
-        "invite.created": _("was invited by the practice"),
+        "invite.created": _("sent an invite link to this portal"),
         "invite.own_login": _("created an own-login link"),
         "patient.dependent_created": _("created this account"),
         "switch": _("tried to switch to this portal"),

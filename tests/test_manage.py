@@ -245,6 +245,7 @@ async def test_activity_in_order_and_only_for_the_subject(
     assert "Bob Lee viewed invoices" in lines[0] and "Bob Lee viewed clinical records" in lines[1]
     assert any("Ann Lee approved access (Clinical, Edit)" in line for line in lines)
     assert any("Bob Lee asked for access (Clinical, Edit)" in line for line in lines)
+    assert "The practice sent an invite link to this portal" in lines[-1]  # the first event
     assert "HbA1c" not in log and "5.4" not in log
     await bob.tap_data(f"log:{ann_id}:0", message=bob.last)
     assert bob.alerts[-1] == (
