@@ -243,8 +243,9 @@ def _per_update(r: Report, bots: load.Measured, o: load.LoadOptions) -> None:
             "Bytes sent to the Bot API per update, portal bot",
             sent,
             "bytes",
-            f"Saturation phase, HTTP request bodies of those calls (text and keyboards, as "
-            f"PTB form-encodes them): {echo_sent:.0f} for the echo bot. Each call's reply "
+            f"Saturation phase, HTTP request bodies of those calls (text and keyboards; a "
+            f"JSON document per call from ours, a form from PTB's default transport): "
+            f"{echo_sent:.0f} for the echo bot. Each call's reply "
             "carries the message back, and PTB parses it: what a bot sends costs it twice",
         )
     )
