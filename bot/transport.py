@@ -158,7 +158,8 @@ def _body(request_data: RequestData | None) -> aiohttp.FormData | bytes | None:
         if not parameters:
             return None
         # PTB's json_payload would encode each field on its own first, then the whole.
-        return json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
+        # ASCII with escapes: a lone surrogate in a user's text cannot fail to encode.
+        return json.dumps(parameters, separators=(",", ":")).encode()
     form = aiohttp.FormData()
     for name, value in request_data.json_parameters.items():
         form.add_field(name, value)

@@ -13,7 +13,10 @@ event loop wherever they cannot wait for anything:
   to BUSY_TIMEOUT_MS without stopping the loop.
 - The writer on the loop never checkpoints the WAL (copying it into the database file and
   flushing both to disk can take milliseconds): after every CHECKPOINT_EVERY commits,
-  aiosqlite's thread does.
+  aiosqlite's thread does. (The commit after a checkpoint, which starts the WAL afresh,
+  still flushes the WAL's small header on the loop: one flush per CHECKPOINT_EVERY.)
+- A database that is not in WAL mode (a file system without shared memory) runs all of
+  it on aiosqlite's thread: there, readers and writers wait for each other.
 
 A transaction holding the write lock on the loop also means a step that writes ten rows
 holds it for microseconds, not for ten trips between two threads while every other
@@ -170,10 +173,16 @@ class Database:
             raise StorageError(f"cannot open database {self.path!r}: {exc}") from exc
         conn.row_factory = aiosqlite.Row
         await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
+        mode = await fetch_one(conn, "PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
         if self.path in ("", ":memory:"):  # private to one connection: all of it runs there
+            self._conn = conn
+            return
+        if mode is None or str(mode[0]).lower() != "wal":
+            # Without WAL a reader can wait for a writer and a writer for a reader, so
+            # nothing may run on the loop: all of it goes through aiosqlite's thread.
+            log.warning("%s is not in WAL mode (%s): slower, but safe", self.path, mode)
             self._conn = conn
             return
         # Opened after aiosqlite's, which made the file and switched it to WAL.
@@ -196,12 +205,13 @@ class Database:
     async def close(self) -> None:
         if self._checkpoint is not None:
             await self._checkpoint
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        async with self._lock, self._read_lock:  # not under a transaction or a read
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -227,7 +237,7 @@ class Database:
         """All-or-nothing writes; IMMEDIATE takes the write lock up front so two
         processes on one file serialise instead of failing half-way."""
         async with self._lock:
-            conn = self._begin_on_loop()
+            conn = await self._begin_on_loop()
             if conn is None:
                 conn = self.conn
                 await conn.execute("BEGIN IMMEDIATE")
@@ -240,20 +250,23 @@ class Database:
         other; on aiosqlite's thread it runs alone, as a transaction of its own, which
         saves the trips there and back for BEGIN and COMMIT."""
         async with self._lock:
-            conn = self._begin_on_loop()
+            conn = await self._begin_on_loop()
             if conn is None:
                 yield self.conn
                 return
             async with self._committing(conn):
                 yield conn
 
-    def _begin_on_loop(self) -> OnLoop | None:
+    async def _begin_on_loop(self) -> OnLoop | None:
         """The loop's writer, in a transaction holding the write lock; None when there is
         none (an in-memory database) or another process holds the lock right now: then
         aiosqlite's thread waits for it, and the loop does not."""
         writer = self._writer
         if writer is None:
             return None
+        if writer.in_transaction:  # only if a ROLLBACK failed: never keep the lock held
+            log.warning("the loop's writer was left in a transaction; rolling it back")
+            await writer.execute("ROLLBACK")
         try:
             writer.begin_immediate()
         except sqlite3.OperationalError as exc:
@@ -274,10 +287,12 @@ class Database:
             raise
         try:
             await conn.execute("COMMIT")
-        except BaseException:
+        except sqlite3.Error:
             if conn.in_transaction:  # a COMMIT that failed leaves the transaction open
                 await conn.execute("ROLLBACK")
             raise
+        # Cancelled while aiosqlite's thread commits: the COMMIT still runs there, and a
+        # ROLLBACK queued behind it would fail and hide the cancellation; so none is.
         if conn is self._writer:
             self._committed_on_loop()
 
@@ -294,8 +309,10 @@ class Database:
         only started afresh once it has."""
         try:
             async with self._lock:
-                await self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as exc:  # harmless: the next checkpoint copies these pages too
+                # Its row read, so that the statement is done: left open on aiosqlite's
+                # connection it could hold a read transaction that fails every later one.
+                await self.conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # harmless: the next checkpoint copies these pages too
             log.warning("WAL checkpoint failed: %s", exc)
         finally:
             self._checkpoint = None

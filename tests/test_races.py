@@ -289,6 +289,27 @@ async def test_writes_run_on_the_loop_and_checkpoints_on_the_thread(db: Database
     assert wal.st_size < 1.5e6
 
 
+async def test_checkpoints_keep_up_on_a_connection_that_has_read_nothing(
+    db_path: Path,
+) -> None:
+    """A checkpoint's statement, left open on aiosqlite's connection, would hold a read
+    there and make every later checkpoint fail: the WAL would then grow for ever."""
+    db = Database(db_path)
+    await db.connect()  # no migrate(): aiosqlite's connection has read nothing yet
+    try:
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TABLE t (x)")
+        for n in range(4 * CHECKPOINT_EVERY):
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (?)", (n,))
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)
+        wal = await asyncio.to_thread(Path(f"{db_path}-wal").stat)
+        assert wal.st_size < 1.5 * CHECKPOINT_EVERY * 4200  # a page and a header a commit
+    finally:
+        await db.close()
+
+
 async def test_the_loops_connection_refuses_writes(db: Database) -> None:
     """A write may wait for another process's lock, which on the loop would stall every
     user: writes belong in transaction() or statement(), and read() refuses them."""
