@@ -186,18 +186,23 @@ class Database:
             self._conn = conn
             return
         # Opened after aiosqlite's, which made the file and switched it to WAL.
+        opened: list[sqlite3.Connection] = []
         try:
             reader = sqlite3.connect(self.path, isolation_level=None)
+            opened.append(reader)
             reader.row_factory = sqlite3.Row
             reader.execute(f"PRAGMA busy_timeout = {READ_BUSY_TIMEOUT_MS}")
             reader.execute("PRAGMA query_only = ON")  # a write here would block the loop
             writer = sqlite3.connect(self.path, isolation_level=None)
+            opened.append(writer)
             writer.row_factory = sqlite3.Row
-            writer.execute("PRAGMA busy_timeout = 0")  # never waits: see _begin
+            writer.execute("PRAGMA busy_timeout = 0")  # never waits: see _begin_on_loop
             writer.execute("PRAGMA synchronous = NORMAL")
             writer.execute("PRAGMA foreign_keys = ON")
             writer.execute("PRAGMA wal_autocheckpoint = 0")  # aiosqlite's thread does it
         except sqlite3.Error as exc:
+            for done in opened:
+                done.close()
             await conn.close()
             raise StorageError(f"cannot open database {self.path!r} on the loop: {exc}") from exc
         self._conn, self._reader, self._writer = conn, reader, OnLoop(writer)
@@ -285,14 +290,15 @@ class Database:
             if conn.in_transaction:
                 await conn.execute("ROLLBACK")
             raise
+        # Only a COMMIT that failed is rolled back: one cancelled while aiosqlite's thread
+        # runs it still commits there, and a ROLLBACK queued behind it would fail and hide
+        # the cancellation.
         try:
             await conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:  # a COMMIT that failed leaves the transaction open
                 await conn.execute("ROLLBACK")
             raise
-        # Cancelled while aiosqlite's thread commits: the COMMIT still runs there, and a
-        # ROLLBACK queued behind it would fail and hide the cancellation; so none is.
         if conn is self._writer:
             self._committed_on_loop()
 
