@@ -140,11 +140,14 @@ async def run_bot(
                 ) from None
             driver = Driver(server)
             cards = len(people[0].pending) if kind == "portal" else 0
-            # Not measured: each parent opens the bot (/start), which delivers the requests
-            # waiting for them as cards with Approve buttons; it also warms every cache.
-            warm = await driver.run([(s, [text_("/start", expect=1 + cards)]) for s in sims])
+            # Not measured: each parent opens the bot (/start), which warms every cache; the
+            # requests waiting for them reach them as cards with Approve buttons (the
+            # outbox sends them at start-up, or on the parent's first update).
+            warm = await driver.run([(s, [text_("/start", expect=1)]) for s in sims])
             if warm.lost:
                 raise RuntimeError(f"{kind}: {warm.lost} of {len(sims)} /start got no reply")
+            if not await _cards_arrived(server, sims, cards):
+                raise RuntimeError(f"{kind}: the waiting requests never reached every parent")
             cpu0, calls0, bytes0 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
             saturation = await driver.run(_scripts(sims, people, 0))
             cpu1, calls1, bytes1 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
@@ -215,3 +218,25 @@ async def measure(workdir: Path, o: LoadOptions) -> Measured:
     echo = await run_bot("echo", people, None, o, light_rate=portal.light_rate)
     same = await run_bot(ECHO_SAME_TRANSPORT, people, None, o, saturation_only=True)
     return Measured(portal, echo, same)
+
+
+async def _cards_arrived(server: BenchServer, sims: Sequence[SimUser], cards: int) -> bool:
+    """Every parent has their `cards` request cards (False after a minute without)."""
+
+    def has_all(user: SimUser) -> bool:
+        found = sum(
+            any(b.callback_data and b.callback_data.startswith("ap:ok:") for b in row)
+            for m in user.bot_messages
+            for row in m.buttons[:1]
+        )
+        return found >= cards
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    revision = server.revision
+    while not all(has_all(s) for s in sims):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return False
+        revision = await server.wait_change(revision, remaining)
+    return True

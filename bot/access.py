@@ -10,9 +10,10 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from storage import Database, audit, completed, grants, logins, patients, portal
+from storage import Database, audit, completed, grants, logins, outbox, patients, portal
 from storage.db import Reads, Writes, now
 from storage.models import AccessEntry, AuditEvent, Grant, LoginView, Patient
+from storage.outbox import Kind
 
 DAY = 86400
 
@@ -191,6 +192,8 @@ async def request_by_email(
             detail=f"{request.level}/{request.role}",
         )
         decider = await decider_for(conn, subject_id) if subject_id else None
+        if decider is not None:
+            await queue_card(conn, grant.id, decider)
         return RequestResult(RequestOutcome.SENT, grant, subject, decider)
 
 
@@ -327,6 +330,14 @@ async def decide(
             ref_id=grant_id,
             detail=f"{new_level}/{new_role}" + (" changed" if approve and changed else ""),
         )
+        # The requester hears the outcome; for an offer, the holder who made it does.
+        told = grant.accessor_id
+        if grant.kind == "offer":
+            subject = await patients.get(conn, grant.subject_id)
+            told = subject.holder_id if subject and subject.holder_id else 0
+        if told:
+            await outbox.enqueue(conn, Kind.DECISION, ref_id=grant_id, patient_id=told)
+        await _queue_card_outcomes(conn, grant_id)
         return DecisionResult(DecisionOutcome.DECIDED, await grants.get(conn, grant_id))
 
 
@@ -379,6 +390,42 @@ async def request_info(db: Database, grant_id: int) -> RequestInfo | None:
     return RequestInfo(grant, requester, subject, decider, offerer)
 
 
+async def queue_card(conn: Writes, grant_id: int, decider_id: int) -> None:
+    """The Approve / Deny card for whoever decides, once per request and decider."""
+    await outbox.enqueue(
+        conn,
+        Kind.REQUEST_CARD,
+        ref_id=grant_id,
+        patient_id=decider_id,
+        dedupe_key=f"card:{grant_id}:{decider_id}",
+    )
+
+
+async def _queue_card_outcomes(conn: Writes, grant_id: int) -> None:
+    """Every card that asked about this request shows what became of it."""
+    for chat_id, message_id in await outbox.sent_about(conn, Kind.REQUEST_CARD, grant_id):
+        await outbox.enqueue(
+            conn,
+            Kind.CARD_OUTCOME,
+            ref_id=grant_id,
+            chat_id=chat_id,
+            detail={"message_id": message_id},
+            keep=False,
+        )
+
+
+async def queue_waiting_cards(db: Database, decider_id: int) -> None:
+    """Cards for the requests this patient now decides (for themself or a held dependent)
+    that were never queued for them: they just signed in, or became the decider."""
+    async with db.transaction() as conn:
+        await grants.expire_stale(conn)
+        subject_ids = await decides_for(conn, decider_id)
+        entries = await grants.pending_for_subjects(conn, subject_ids)
+        offers = await grants.offers_for(conn, decider_id)
+        for entry in (*entries, *offers):
+            await queue_card(conn, entry.grant.id, decider_id)
+
+
 async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) -> list[int]:
     """Pending requests this patient decides (for themself or a held dependent)."""
     async with db.transaction() as conn:
@@ -393,11 +440,6 @@ async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) 
             if not only_undelivered or e.grant.notified_at is None
         ]
     return [e.grant.id for e in (*entries, *offers)]
-
-
-async def mark_delivered(db: Database, grant_id: int) -> None:
-    async with db.transaction() as conn:
-        await grants.mark_notified(conn, grant_id)
 
 
 async def accessible(db: Database, accessor_id: int) -> list[AccessEntry]:
@@ -553,6 +595,7 @@ async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
+        await outbox.enqueue(conn, Kind.ACCESS_ENDED, ref_id=grant_id, patient_id=grant.accessor_id)
         return await _changed(conn, actor_id, grant, "grant.revoked", None)
 
 
@@ -565,6 +608,9 @@ async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
+        decider = await decider_for(conn, grant.subject_id) if grant.subject_id else None
+        if decider is not None:
+            await outbox.enqueue(conn, Kind.ACCESS_LEFT, ref_id=grant_id, patient_id=decider)
         return await _changed(conn, actor_id, grant, "grant.left", None)
 
 
@@ -579,6 +625,7 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(conn, grant_id, from_status="pending", by=actor_id):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
+        await _queue_card_outcomes(conn, grant_id)
         return await _changed(conn, actor_id, grant, "grant.withdrawn", None)
 
 
@@ -599,6 +646,13 @@ async def change_access(
         if not await grants.change(conn, grant_id, level=new_level, role=new_role, by=actor_id):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         detail = f"{grant.level}/{grant.role}>{new_level}/{new_role}"
+        await outbox.enqueue(
+            conn,
+            Kind.ACCESS_CHANGED,
+            ref_id=grant_id,
+            patient_id=grant.accessor_id,
+            detail={"level": str(new_level), "role": str(new_role)},
+        )
         return await _changed(conn, actor_id, grant, "grant.changed", detail)
 
 
@@ -690,7 +744,10 @@ async def overview(db: Database, me: int) -> Overview:
         )
 
 
-async def grant_parties(db: Database, grant_id: int) -> tuple[Grant, Patient, Patient] | None:
+GrantParties = tuple[Grant, Patient, Patient]  # the grant, its accessor, its subject
+
+
+async def grant_parties(db: Database, grant_id: int) -> GrantParties | None:
     """A grant with its accessor and subject, for the words around a change."""
     async with db.read() as conn:
         grant = await grants.get(conn, grant_id)
@@ -747,6 +804,7 @@ async def offer_by_email(
             ref_id=grant.id,
             detail=f"{level}/{role}",
         )
+        await queue_card(conn, grant.id, other.id)
         return grant
 
 

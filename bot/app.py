@@ -23,6 +23,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.outbox import Sender
 from bot.persistence import (
     PERSIST_EVERY_S,
     Deadlines,
@@ -30,6 +31,7 @@ from bot.persistence import (
     commit_periodically,
     flush_after_update,
 )
+from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
@@ -45,6 +47,7 @@ from handlers.approvals import approval_handler
 from handlers.errors import report_error
 from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
+from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.restarts import settle_restored_conversations
 from handlers.views import view_handlers
 from storage import Database
@@ -59,6 +62,7 @@ async def _start(app: Application) -> None:  # type: ignore[type-arg]
     await db.connect()
     await db.migrate()
     await settle_restored_conversations(app)
+    portal(app).sender.start()  # what was owed before a restart goes out now
     assert app.job_queue is not None
     # Telegram keeps the menus between runs, so refreshing them need not hold up the first
     # poll by a round trip: they go out as soon as the bot is running.
@@ -85,6 +89,7 @@ async def _refresh_command_menus(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _stop(app: Application) -> None:  # type: ignore[type-arg]
     try:
+        await portal(app).sender.stop()
         await portal(app).db.close()
     finally:
         gc.unfreeze()  # a process that goes on (the tests) collects this Application's objects
@@ -96,29 +101,33 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
     # and 1 for getUpdates): each client would load the CA bundle itself, ~50 ms apiece
     # between launch and the first poll.
     tls = httpx.create_ssl_context()
-    builder = (
-        ApplicationBuilder()
-        .token(settings.require_token())
-        .base_url(settings.api_base_url)
-        .base_file_url(settings.file_base_url)
-        .defaults(
-            Defaults(
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-            )
-        )
-        .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
-        .request(AiohttpRequest(256, tls))  # bot/transport.py
-        .get_updates_request(AiohttpRequest(1, tls))
-        .post_init(_start)
-        .post_shutdown(_stop)
+    bot = PortalBot(  # bot/portalbot.py
+        settings.require_token(),
+        base_url=settings.api_base_url,
+        base_file_url=settings.file_base_url,
+        defaults=Defaults(
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        ),
+        request=AiohttpRequest(256, tls),  # bot/transport.py
+        get_updates_request=AiohttpRequest(1, tls),
+        rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
     )
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
     db = Database(settings.db_path)
     deadlines = Deadlines(settings.conversation_timeout)
-    app = builder.persistence(SQLitePersistence(db, deadlines)).build()
-    app.bot_data[PORTAL_KEY] = Portal(settings=settings, db=db)
+    app = (
+        ApplicationBuilder()
+        .bot(bot)
+        .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
+        .post_init(_start)
+        .post_shutdown(_stop)
+        .persistence(SQLitePersistence(db, deadlines))
+        .build()
+    )
+    sender = Sender(db, app.bot)
+    p = Portal(settings=settings, db=db, sender=sender)
+    sender.render = renderer(p)
+    app.bot_data[PORTAL_KEY] = p
     add_handlers(app, Flows(settings.conversation_timeout, deadlines))
     return app
 
@@ -143,7 +152,12 @@ def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-a
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))
     app.add_handler(CallbackQueryHandler(start.stale_button))
     app.add_error_handler(report_error)
-    # Last of all, for every update: write the conversation step and drafts just taken.
+    # First of all: note what this update queues in the outbox, and send what waited for
+    # this user to come back (they had blocked the bot).
+    app.add_handler(TypeHandler(Update, outbox_first), group=-2)
+    # After every handler: send what the update queued (notices to others), then write
+    # the conversation step and drafts just taken.
+    app.add_handler(TypeHandler(Update, outbox_last), group=98)
     app.add_handler(TypeHandler(Update, flush_after_update), group=99)
 
 

@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from bot.tokens import hash_token, is_start_payload, new_token
-from storage import Database, audit, grants, invites, logins, patients
+from storage import Database, audit, grants, invites, logins, outbox, patients
 from storage.db import Writes, now
 from storage.models import Invite, Login, Patient
 
@@ -154,6 +154,14 @@ async def check_date_of_birth(
             subject_patient_id=patient.id,
             ref_id=invite_id,
         )
+        if locked and invite.invited_by is not None:
+            await outbox.enqueue(
+                conn,
+                outbox.Kind.INVITE_LOCKED,
+                ref_id=invite_id,
+                chat_id=invite.invited_by,
+                detail={"patient": patient.full_name},
+            )
         return DobCheck(
             False, max(0, DOB_TRIES - invite.failed_dob_tries), locked, invite.invited_by
         )

@@ -74,6 +74,9 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         # user's data after each of their updates, changed or not; most updates change
         # nothing, and an unchanged draft need not be written again.
         self._stored: dict[int, str] = {}
+        # Steps a conversation stored itself before replying (store_step), which PTB then
+        # hands over again: (name, key JSON) -> the value stored.
+        self._just_stored: dict[tuple[str, str], str | None] = {}
         # What PTB handed over and commit() has not yet written: (kind, name, key) ->
         # (the user it belongs to, JSON or None to delete). PTB hands over a user's draft
         # and their conversation step as separate calls; written one by one, a crash
@@ -108,8 +111,28 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         # Kept even when the state is unchanged: touched_at is the step's time, which sets
         # the deadline of a conversation restored after a restart.
         value = None if new_state is None else json.dumps(new_state)
+        key_json = json.dumps(list(key))
+        if self._just_stored.pop((name, key_json), "") == value:
+            return  # stored a moment ago by store_step, answer and all
         user = key[-1] if isinstance(key[-1], int) else None  # per_user: the user comes last
-        self._pending[(CONVERSATION, name, json.dumps(list(key)))] = (user, value)
+        self._pending[(CONVERSATION, name, key_json)] = (user, value)
+
+    async def store_step(
+        self,
+        name: str,
+        key: ConversationKey,
+        new_state: object | None,
+        user_id: int,
+        user_data: dict[Any, Any] | None,
+    ) -> None:
+        """A conversation's new step and the user's drafts, stored now in one transaction,
+        before the step's replies go out (conversations/__init__.py)."""
+        await self.update_conversation(name, key, new_state)
+        if user_data is not None:
+            await self.update_user_data(user_id, user_data)
+        await self.commit(user_id)
+        value = None if new_state is None else json.dumps(new_state)
+        self._just_stored[(name, json.dumps(list(key)))] = value
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         db = await self._connected()
@@ -146,10 +169,10 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         drops = [item for item, (_user, value) in pending.items() if value is None]
         try:
             if not drops:  # a step: one statement is one trip to the database thread
-                async with self.db.statement() as conn:
+                async with self.db.statement(change=False) as conn:
                     await state.save(conn, saves)
             else:
-                async with self.db.transaction() as conn:
+                async with self.db.transaction(change=False) as conn:
                     for kind, name, key in drops:
                         await state.drop(conn, kind, name, key)
                     if saves:

@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.i18n import Translator, translator
+from bot.outbox import Sender
 from bot.settings import Settings
 from storage import Database, logins
 from storage.models import Login, Patient
@@ -21,6 +22,7 @@ USER_LANGUAGE_KEY = "language"  # a choice made with /language before signing in
 class Portal:
     settings: Settings
     db: Database
+    sender: Sender  # the outbox's (bot/outbox.py)
 
 
 class _HasBotData(Protocol):

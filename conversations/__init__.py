@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
+from telegram.error import BadRequest
 from telegram.ext import BaseHandler, ContextTypes, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
-from bot.persistence import Deadlines
+from bot.persistence import Deadlines, SQLitePersistence
+from bot.portalbot import holding_replies
+
+log = logging.getLogger(__name__)
+Step = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,11 @@ def conversation(
         state: handlers if state == ConversationHandler.TIMEOUT else [guard, *handlers]
         for state, handlers in states.items()
     }
+    for state, handlers in guarded.items():
+        if state != ConversationHandler.TIMEOUT:  # a timeout has no prompt to hold
+            _store_before_replying(name, handlers)
+    _store_before_replying(name, kwargs.get("entry_points", []))
+    _store_before_replying(name, kwargs.get("fallbacks", []))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
         return ConversationHandler(
@@ -64,3 +76,48 @@ def conversation(
             conversation_timeout=flows.timeout,
             **kwargs,
         )
+
+
+def _store_before_replying(name: str, handlers: list[Any]) -> None:
+    for handler in handlers:
+        if not getattr(handler.callback, "stores_first", False):
+            handler.callback = _stored_first(name, handler.callback)
+
+
+def _stored_first(name: str, callback: Step) -> Step:
+    """The step, with its replies held until its new state and drafts are stored: after a
+    crash the user's answer to the last prompt they saw is always the one expected."""
+
+    async def step(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
+        with holding_replies() as held:
+            new_state = await callback(update, context)
+        persistence = context.application.persistence
+        chat, user = update.effective_chat, update.effective_user
+        if new_state is not None and isinstance(persistence, SQLitePersistence) and chat and user:
+            value = None if new_state == ConversationHandler.END else new_state
+            await persistence.store_step(
+                name, (chat.id, user.id), value, user.id, context.user_data
+            )
+        await _send_held(held)
+        return new_state
+
+    step.stores_first = True  # type: ignore[attr-defined]
+    step.__name__ = getattr(callback, "__name__", "step")
+    step.__doc__ = callback.__doc__
+    return step
+
+
+async def _send_held(held: list[Callable[[], Awaitable[object]]]) -> None:
+    """Every held reply, in order; a failed one does not stop the ones after it (an answer
+    to a tap that came too late must not keep the next question from being shown)."""
+    failed: Exception | None = None
+    for call in held:
+        try:
+            await call()
+        except BadRequest as exc:
+            if "not modified" not in exc.message:
+                failed = failed or exc
+        except Exception as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed

@@ -31,7 +31,6 @@ from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
 from conversations import Flows, conversation
-from handlers.approvals import send_request
 from handlers.choices import level_question, role_question
 from handlers.guard import require_patient
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
@@ -475,8 +474,6 @@ async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         ).format(days=p.settings.invite_ttl_days),
         home_keyboard(_).inline_keyboard,
     )
-    if result.grant is not None and result.decider_id is not None:
-        await send_request(context, result.grant.id)
     return ConversationHandler.END
 
 

@@ -22,7 +22,6 @@ from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import clean_email, esc
 from conversations import Flows, conversation
-from handlers.approvals import send_request
 from handlers.choices import level_question, role_question
 from handlers.send import edit_in_place
 
@@ -132,7 +131,7 @@ async def confirm_share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     if who.patient is None or "role" not in draft:
         await _say(update, _("This button is no longer active."), [])
         return ConversationHandler.END
-    grant = await access.offer_by_email(
+    await access.offer_by_email(
         p.db,
         who.patient.id,
         draft["dependent"],
@@ -149,8 +148,6 @@ async def confirm_share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
         ),
         [],
     )
-    if grant is not None:
-        await send_request(context, grant.id)
     return ConversationHandler.END
 
 

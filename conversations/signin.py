@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import (
     CommandHandler,
     ContextTypes,
@@ -16,14 +15,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot import invitations
+from bot import access, invitations
 from bot.dates import parse_date
-from bot.i18n import Translator, translator
+from bot.i18n import Translator
 from bot.invitations import InviteState
 from bot.runtime import Caller, caller, portal
 from bot.text import esc
 from conversations import Flows, conversation
-from handlers.approvals import deliver_waiting
 from handlers.menu import home_keyboard
 
 log = logging.getLogger(__name__)
@@ -123,7 +121,6 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
                 "is now locked. Please ask your practice for a new one."
             )
         )
-        await _tell_practitioner_locked(context, result.invited_by)
         return ConversationHandler.END
     await message.reply_text(
         _.ngettext(
@@ -158,26 +155,10 @@ async def _finish(
         + _("Send /help at any time to see everything I can do."),
         reply_markup=home_keyboard(_),
     )
-    await deliver_waiting(context, result.patient.id)
+    # Cards for requests that waited for this patient to sign in go out now.
+    await access.queue_waiting_cards(portal(context).db, result.patient.id)
+    await portal(context).sender.release(patient_id=result.patient.id)
     return ConversationHandler.END
-
-
-async def _tell_practitioner_locked(
-    context: ContextTypes.DEFAULT_TYPE, practitioner_id: int | None
-) -> None:
-    if practitioner_id is None:
-        return
-    _ = translator(None, portal(context).settings.default_locale)
-    try:
-        await context.bot.send_message(
-            practitioner_id,
-            _(
-                "An invite link you sent was locked after three wrong dates of birth. "
-                "If the patient still needs access, send them a new invite with /invite."
-            ),
-        )
-    except TelegramError as exc:  # the patient's flow must not fail because of this
-        log.warning("could not tell practitioner about a locked invite: %s", type(exc).__name__)
 
 
 async def cancel_signin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:

@@ -13,15 +13,15 @@ import logging
 import re
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import Forbidden, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot import access, labels
 from bot.access import DecisionOutcome, Level, Role
 from bot.i18n import Translator
-from bot.runtime import caller, portal, recipient_translator
+from bot.runtime import caller, portal
 from bot.text import esc
-from handlers.send import edit_in_place
+from handlers.send import answer_quietly, edit_in_place
 
 log = logging.getLogger(__name__)
 
@@ -113,38 +113,6 @@ def _lower_options(_: Translator, grant_id: int, level: Level, role: Role) -> In
     return InlineKeyboardMarkup(rows)
 
 
-async def send_request(context: ContextTypes.DEFAULT_TYPE, grant_id: int) -> bool:
-    """Deliver one pending request to whoever decides it. False if they can't be reached now;
-    the request then stays pending and is shown on their next visit."""
-    p = portal(context)
-    info = await access.request_info(p.db, grant_id)
-    if info is None or info.decider_id is None or info.grant.status != "pending":
-        return False
-    chat_id = await access.telegram_id_of(p.db, info.decider_id)
-    if chat_id is None:
-        return False
-    _ = await recipient_translator(context, info.decider_id)
-    try:
-        await context.bot.send_message(
-            chat_id,
-            card_text(_, info, p.settings.tz),
-            reply_markup=card_buttons(_, grant_id, info.grant.kind),
-        )
-    except Forbidden:
-        log.info("request %s not delivered: the recipient blocked the bot", grant_id)
-        return False
-    await access.mark_delivered(p.db, grant_id)
-    return True
-
-
-async def deliver_waiting(context: ContextTypes.DEFAULT_TYPE, patient_id: int) -> int:
-    """Requests that could not reach this patient before (not signed in, or blocked us)."""
-    sent = 0
-    for grant_id in await access.waiting_for(portal(context).db, patient_id, only_undelivered=True):
-        sent += await send_request(context, grant_id)
-    return sent
-
-
 async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A tap on Approve, Deny, Approve with changes, a lowered option, or Back."""
     query = update.callback_query
@@ -172,16 +140,17 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             if verb == "chg" and info.grant.kind == "request"
             else card_buttons(_, grant_id, info.grant.kind)
         )
-        await _edit(query, card_text(_, info, p.settings.tz), markup)
+        await edit_in_place(query, card_text(_, info, p.settings.tz), markup)
         return
     level = _LEVEL_CODE[match[3]] if match[3] else None
     role = _ROLE_CODE[match[4]] if match[4] else None
     result = await access.decide(p.db, grant_id, who.patient.id, verb == "ok", level, role)
     if result.outcome is DecisionOutcome.DECIDED and result.grant is not None:
-        await query.answer(_("Done."))
+        # Saved, and the requester's notice queued with it (the outbox sends it, and writes
+        # the outcome onto every card that asked): nothing below may undo or hide that.
+        await answer_quietly(query, _("Done."))
         decided = dataclasses.replace(info, grant=result.grant)
         await _show_outcome(query, _, decided, p.settings.tz)
-        await _tell_requester(context, decided)
         return
     current = result.grant or info.grant
     shown = dataclasses.replace(info, grant=current)
@@ -206,73 +175,22 @@ def _outcome_line(_: Translator, status: str, level: str, role: str) -> str:
     return _("This request is still waiting for a decision.")
 
 
+def outcome_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
+    """The card as it reads once decided: what was asked, then what became of it."""
+    icon = {"active": "✅", "denied": "❌"}.get(info.grant.status, "⌛")
+    line = _outcome_line(_, info.grant.status, info.grant.level, info.grant.role)
+    return card_text(_, info, tz) + "\n\n" + icon + " " + line
+
+
 async def _show_outcome(
     query: CallbackQuery, _: Translator, info: access.RequestInfo, tz: dt.tzinfo
 ) -> None:
-    icon = {"active": "✅", "denied": "❌"}.get(info.grant.status, "⌛")
-    text = (
-        card_text(_, info, tz)
-        + "\n\n"
-        + icon
-        + " "
-        + _outcome_line(_, info.grant.status, info.grant.level, info.grant.role)
-    )
-    await _edit(query, text, None)
-
-
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     # A double tap re-renders the same card: edit_in_place takes "not modified" calmly.
-    await edit_in_place(query, text, markup)
-
-
-async def _tell_requester(context: ContextTypes.DEFAULT_TYPE, info: access.RequestInfo) -> None:
-    p = portal(context)
-    chat_id = await access.telegram_id_of(p.db, info.requester.id)
-    if chat_id is None:
-        return
-    _ = await recipient_translator(context, info.requester.id)
-    grant = info.grant
-    if grant.kind == "offer":
-        await _tell_offerer(context, info)
-        return
-    if grant.status == "active":
-        text = _("<b>{name}</b> approved your request: {access}.").format(
-            name=esc(info.subject.full_name),
-            access=labels.access_summary(_, grant.level, grant.role),
-        )
-        text += "\n" + _("Send /start to see the patients you access.")
-    else:
-        text = _("Your request to access the portal of <b>{name}</b> was declined.").format(
-            name=esc(grant.subject_name or info.subject.full_name)
-        )
+    # Best effort after a decision: the outbox writes the outcome onto this card too.
     try:
-        await context.bot.send_message(chat_id, text)
+        await edit_in_place(query, outcome_text(_, info, tz), None)
     except TelegramError as exc:
-        log.info("could not tell requester of grant %s: %s", grant.id, type(exc).__name__)
-
-
-async def _tell_offerer(context: ContextTypes.DEFAULT_TYPE, info: access.RequestInfo) -> None:
-    if info.offerer is None:
-        return
-    chat_id = await access.telegram_id_of(portal(context).db, info.offerer.id)
-    if chat_id is None:
-        return
-    _ = await recipient_translator(context, info.offerer.id)
-    if info.grant.status == "active":
-        text = _("<b>{name}</b> accepted access to the portal of {subject}: {access}.")
-    else:
-        text = _("<b>{name}</b> declined access to the portal of {subject}.")
-    try:
-        await context.bot.send_message(
-            chat_id,
-            text.format(
-                name=esc(info.requester.full_name),
-                subject=esc(info.subject.full_name),
-                access=labels.access_summary(_, info.grant.level, info.grant.role),
-            ),
-        )
-    except TelegramError as exc:
-        log.info("could not tell the holder of grant %s: %s", info.grant.id, type(exc).__name__)
+        log.info("could not show the outcome on the tapped card: %s", type(exc).__name__)
 
 
 def approval_handler() -> CallbackQueryHandler:  # type: ignore[type-arg]

@@ -8,12 +8,13 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.runtime import caller
+from storage.db import committed_here
 
 log = logging.getLogger("portal.errors")
 
 
 async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log the exception without user content; tell the user nothing was changed."""
+    """Log the exception without user content; tell the user whether anything changed."""
     update_id = update.update_id if isinstance(update, Update) else None
     # Only the exception type and traceback: messages of our own exceptions never carry
     # user data, and the update itself (names, dates of birth) is deliberately not logged.
@@ -22,7 +23,13 @@ async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     try:
         who = await caller(update, context)
-        text = who._("Something went wrong; nothing was changed. Please try again.")
+        if committed_here():  # "nothing was changed" would be false
+            text = who._(
+                "Something went wrong after your change was saved. "
+                "Send /start to see where things stand."
+            )
+        else:
+            text = who._("Something went wrong; nothing was changed. Please try again.")
         if update.callback_query:
             await update.callback_query.answer(text, show_alert=True)
         elif update.effective_message:

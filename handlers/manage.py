@@ -6,25 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable
 from urllib.parse import quote
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, invitations, labels
 from bot.access import ChangeOutcome, Level, Role
 from bot.i18n import Translator
 from bot.qr import qr_png
-from bot.runtime import caller, portal, recipient_translator
+from bot.runtime import caller, portal
 from bot.text import esc
 from bot.tokens import deep_link
 from handlers.guard import require_patient
 from handlers.menu import CB_HOME_ACCESS
-from handlers.send import edit_in_place, send_long
+from handlers.send import answer_quietly, edit_in_place, send_long
 from storage import Database
-from storage.models import Grant, Patient
 
 log = logging.getLogger(__name__)
 
@@ -215,20 +212,6 @@ async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await send_long(context.bot, update.effective_chat.id, text, markup)
 
 
-async def _notify(
-    context: ContextTypes.DEFAULT_TYPE, patient_id: int, make_text: Callable[[Translator], str]
-) -> None:
-    """Tell the other side, in their language; a blocked bot does not undo the change."""
-    chat_id = await access.telegram_id_of(portal(context).db, patient_id)
-    if chat_id is None:
-        return
-    _ = await recipient_translator(context, patient_id)
-    try:
-        await context.bot.send_message(chat_id, make_text(_))
-    except TelegramError as exc:
-        log.info("could not tell patient about an access change: %s", type(exc).__name__)
-
-
 async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any /access button: re-checks who may do it, acts, tells both sides, re-renders."""
     query = update.callback_query
@@ -319,7 +302,6 @@ async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if verb == "own":
         await _give_own_login(update, context, me, ident)
         return
-    parties = await access.grant_parties(db, ident)
     if verb == "wd":
         result = await access.withdraw(db, me, ident)
     elif verb == "lfy":
@@ -346,43 +328,14 @@ async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         await _edit(update, *await _render(context, _, me))
         return
-    await query.answer(_("Done."))
-    if parties is not None and result.grant is not None:
-        await _tell_other_side(context, verb, result.grant, parties[1], parties[2])
+    # Saved, with the other side's notice queued: a failed answer must not hide that.
+    await answer_quietly(query, _("Done."))
     await _edit(update, *await _render(context, _, me))
 
 
 async def _decider(db: Database, subject_id: int) -> int | None:
     async with db.read() as conn:
         return await access.decider_for(conn, subject_id)
-
-
-async def _tell_other_side(
-    context: ContextTypes.DEFAULT_TYPE, verb: str, grant: Grant, accessor: Patient, subject: Patient
-) -> None:
-    def revoked(_: Translator) -> str:
-        return _("Your access to <b>{name}</b>'s portal was revoked.").format(
-            name=esc(subject.full_name)
-        )
-
-    def left(_: Translator) -> str:
-        return _("<b>{name}</b> no longer accesses the portal of {subject}.").format(
-            name=esc(accessor.full_name), subject=esc(subject.full_name)
-        )
-
-    def changed(_: Translator) -> str:
-        return _("Your access to <b>{name}</b>'s portal changed: {access}.").format(
-            name=esc(subject.full_name), access=labels.access_summary(_, grant.level, grant.role)
-        )
-
-    if verb == "rvy":
-        await _notify(context, accessor.id, revoked)
-    elif verb == "lfy":
-        owner = await _decider(portal(context).db, subject.id)
-        if owner is not None:
-            await _notify(context, owner, left)
-    elif verb in ("lv", "rl"):
-        await _notify(context, accessor.id, changed)
 
 
 async def _give_own_login(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest
+from telegram.error import BadRequest, TelegramError
 
 from bot.text import split_text
 
 EDIT_LIMIT = 4000
+log = logging.getLogger(__name__)
 
 
 async def send_long(
@@ -33,3 +36,14 @@ async def edit_in_place(
     except BadRequest as exc:
         if "not modified" not in exc.message:
             raise
+
+
+async def answer_quietly(
+    query: CallbackQuery, text: str | None = None, alert: bool = False
+) -> None:
+    """Answer a tap after a change was saved: the answer only stops the button's spinner,
+    so a refusal ("query is too old", a timeout) must not stop what follows."""
+    try:
+        await query.answer(text, show_alert=alert)
+    except TelegramError as exc:
+        log.info("a callback query was not answered: %s", type(exc).__name__)

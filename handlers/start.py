@@ -8,7 +8,6 @@ from telegram.ext import ContextTypes
 from bot import access
 from bot.runtime import caller, portal
 from bot.text import esc
-from handlers.approvals import deliver_waiting
 from handlers.language import practitioner_menu
 from handlers.menu import help_text, home_keyboard, home_text
 from handlers.views import header
@@ -30,7 +29,6 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if view is not None:
             text = header(_, view) + "\n\n" + text
         await message.reply_text(text, reply_markup=home_keyboard(_))
-        await deliver_waiting(context, who.patient.id)
         return
     practice = esc(portal(context).settings.practice_name)
     text = _(

@@ -26,6 +26,7 @@ update's writes queue behind it (benchmarks/README).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 import time
@@ -47,6 +48,29 @@ CHECKPOINT_EVERY = 200
 # crash); the loop waits with it, so not for long: past this the read fails and the user is
 # told to try again.
 READ_BUSY_TIMEOUT_MS = 250
+
+
+# Whether the update being handled has committed a change (see watch_commits()).
+_committed_here: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "committed_here", default=None
+)
+
+
+def watch_commits() -> None:
+    """From now on in this task (one update), note whether anything is committed."""
+    _committed_here.set([])
+
+
+def committed_here() -> bool:
+    """True once the current update has committed a change: after that, nobody may be told
+    that nothing was changed."""
+    return bool(_committed_here.get())
+
+
+def _note_commit() -> None:
+    noted = _committed_here.get()
+    if noted is not None and not noted:
+        noted.append(True)
 
 
 class StorageError(Exception):
@@ -238,9 +262,10 @@ class Database:
         return self._conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Writes]:
+    async def transaction(self, *, change: bool = True) -> AsyncIterator[Writes]:
         """All-or-nothing writes; IMMEDIATE takes the write lock up front so two
-        processes on one file serialise instead of failing half-way."""
+        processes on one file serialise instead of failing half-way. `change=False` for
+        the bot's own bookkeeping (conversation steps), which users do not see as one."""
         async with self._lock:
             conn = await self._begin_on_loop()
             if conn is None:
@@ -248,9 +273,11 @@ class Database:
                 await conn.execute("BEGIN IMMEDIATE")
             async with self._committing(conn):
                 yield conn
+        if change:
+            _note_commit()
 
     @asynccontextmanager
-    async def statement(self) -> AsyncIterator[Writes]:
+    async def statement(self, *, change: bool = True) -> AsyncIterator[Writes]:
         """For exactly one write statement. On the loop it is a transaction like any
         other; on aiosqlite's thread it runs alone, as a transaction of its own, which
         saves the trips there and back for BEGIN and COMMIT."""
@@ -258,9 +285,11 @@ class Database:
             conn = await self._begin_on_loop()
             if conn is None:
                 yield self.conn
-                return
-            async with self._committing(conn):
-                yield conn
+            else:
+                async with self._committing(conn):
+                    yield conn
+        if change:
+            _note_commit()
 
     async def _begin_on_loop(self) -> OnLoop | None:
         """The loop's writer, in a transaction holding the write lock; None when there is

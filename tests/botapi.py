@@ -8,9 +8,19 @@ from bot.playground.emulator import (
     ApiError,
     BotAPIServer,
     Button,
+    Fault,
     Msg,
     SimUser,
     start_command,
 )
 
-__all__ = ["QUIET", "ApiError", "BotAPIServer", "Button", "Msg", "SimUser", "start_command"]
+__all__ = [
+    "QUIET",
+    "ApiError",
+    "BotAPIServer",
+    "Button",
+    "Fault",
+    "Msg",
+    "SimUser",
+    "start_command",
+]

@@ -189,8 +189,10 @@ async def test_a_decision_survives_a_kill(server: BotAPIServer, tmp_path: Path) 
     ann = server.user(700, "Ann")
     bot = Bot(server, db_path)
     await bot.start()
-    await ann.send("/start", expect=2, timeout=10)  # the home menu and the waiting request
-    await ann.tap("✅ Approve", timeout=5)
+    await ann.send("/start", timeout=10)
+    # The waiting request goes out by itself (the outbox), before or after the home menu.
+    card = await ann.wait_for("asks to access your patient portal", timeout=10)
+    await ann.tap("✅ Approve", message=card, timeout=5)
     await bot.kill()
     check_database(db_path)
     await bot.start()
@@ -200,3 +202,63 @@ async def test_a_decision_survives_a_kill(server: BotAPIServer, tmp_path: Path) 
     finally:
         await bot.kill()
     check_database(db_path)
+
+
+# What the user sees at each step of /addpatient, in order (next_move answers each).
+STEPS = [
+    "full name",
+    "to you?",
+    "Which access",
+    "What may you do",
+    "own portal login",
+    "date of birth",
+    "Please check",
+    "account is ready",
+]
+
+
+async def test_the_answer_to_the_last_prompt_seen_is_accepted_after_a_kill(
+    server: BotAPIServer, tmp_path: Path
+) -> None:
+    """At every step of /addpatient the bot is killed the moment its next question reached
+    the user, before it heard back from Telegram: after the restart the user's answer to that
+    question is the one expected (the bot would otherwise answer with something else, and
+    never ask the next question), and Confirm creates one account."""
+    db_path = tmp_path / "portal.db"
+    db = Database(db_path)
+    await db.migrate()
+    new = await invitations.create_invite(
+        db, invitations.InviteRequest("Ann Lee", None, "ann@example.com"), 14
+    )
+    async with db.transaction() as conn:
+        await logins.create(conn, 700, new.invite.patient_id, "en")
+    await db.close()
+    ann = server.user(700, "Ann")
+    bot = Bot(server, db_path)
+    for step in STEPS:
+        await bot.start()
+        killed = asyncio.Event()
+
+        def kill_on_the_question(
+            method: str, params: dict[str, object], step: str = step, killed: asyncio.Event = killed
+        ) -> None:
+            # Only on this step's question: a killed bot may get its last update again (it
+            # died before telling Telegram it had it), and answer that first.
+            asks = method in ("sendMessage", "editMessageText") and step in str(params.get("text"))
+            if asks and str(params.get("chat_id")) == "700" and not killed.is_set():
+                assert bot.proc is not None
+                bot.proc.send_signal(signal.SIGKILL)
+                killed.set()
+
+        server.after_call = kill_on_the_question
+        move = asyncio.create_task(next_move(ann) if ann.bot_messages else ann.send("/addpatient"))
+        try:
+            await asyncio.wait_for(killed.wait(), 30)
+        finally:
+            server.after_call = None
+            move.cancel()
+            await asyncio.gather(move, return_exceptions=True)
+            await bot.kill()
+        check_database(db_path)
+        assert step in ann.last.text, ann.transcript()
+    assert check_database(db_path)["dependents"] == 1

@@ -107,10 +107,9 @@ async def test_a_recipient_who_blocked_the_bot_does_not_break_the_request(
         cur = await conn.execute("SELECT id, status, notified_at FROM grants")
         grant_id, status, notified = await cur.fetchone()
     assert (status, notified) == ("pending", None)
-    server.unblock(701)
-    await bob.send("/start", expect=2)
-    assert "Ann Lee asks to access your patient portal" in bob.last.text
-    await bob.tap("✅ Approve")
+    server.unblock(701)  # Telegram tells the bot: the card waiting for Bob goes out
+    card = await bob.wait_for("Ann Lee asks to access your patient portal")
+    await bob.tap("✅ Approve", message=card)
     async with bot_db.read() as conn:
         assert (await grants.get(conn, grant_id)).status == "active"  # type: ignore[union-attr]
 

@@ -1013,6 +1013,29 @@ class SimUser:
             },
         )
 
+    async def wait_for(
+        self,
+        text: str,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> Msg:
+        """Wait for a bot message containing ``text`` in this chat: one the bot sends on its
+        own (a notice, a request card), not in reply to anything the user just did."""
+        server = self._server
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        revision = server.revision
+        while True:
+            for m in sorted(self.bot_messages, key=lambda m: m.message_id, reverse=True):
+                if text in m.content:
+                    return m
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"no message with {text!r} after {timeout}s\n{self.transcript()}"
+                )
+            revision = await server.wait_change(revision, remaining)
+
     def message(self, message_id: int) -> Msg | None:
         """The message with this id if it is still in the chat."""
         return next((m for m in self._all if m.message_id == message_id and not m.deleted), None)
@@ -1123,6 +1146,32 @@ def _clean(p: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the server
 
 
+@dataclass
+class Fault:
+    """A Bot API call that goes wrong on purpose (tests): the next `times` calls of `method`
+    (to `chat_id`, with `text` in the message, when given) fail with `code`. With
+    `deliver`, the call takes effect first and only its answer is lost, as when Telegram
+    accepted a message and the connection then broke. `then`, if given, runs when the
+    fault fires (a test kills the bot there)."""
+
+    method: str
+    code: int = 502
+    description: str = "Bad Gateway"
+    chat_id: int | None = None
+    text: str | None = None
+    deliver: bool = False
+    times: int = 1
+    then: Callable[[], object] | None = None
+    fired: int = 0
+
+    def matches(self, method: str, params: dict[str, Any]) -> bool:
+        if self.fired >= self.times or method.lower() != self.method.lower():
+            return False
+        if self.chat_id is not None and _chat_id(params) != self.chat_id:
+            return False
+        return self.text is None or self.text in str(params.get("text", ""))
+
+
 class BotAPIServer:
     """An in-process Bot API server on 127.0.0.1 for one bot token."""
 
@@ -1144,6 +1193,10 @@ class BotAPIServer:
         self.short_descriptions: dict[str, str] = {}
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.webhook_url = ""
+        self.faults: list[Fault] = []  # see Fault; tests append to it
+        # Called after each Bot API call took effect, before its answer goes back: a test
+        # can kill the bot there, when a message was delivered but not yet known sent.
+        self.after_call: Callable[[str, dict[str, Any]], object] | None = None
         self._users: dict[int, SimUser] = {}
         self._files: dict[str, _File] = {}
         self._queries: dict[str, _Query] = {}
@@ -1442,7 +1495,17 @@ class BotAPIServer:
                     raise ApiError(404, "Not Found: method not found")
                 method_name, fn = self._methods[method_name.lower()]
                 self.calls.append((method_name, _clean(params)))
+                fault = next((f for f in self.faults if f.matches(method_name, params)), None)
+                if fault is not None:
+                    fault.fired += 1
+                    if fault.deliver:
+                        fn(params)
+                    if fault.then is not None:
+                        fault.then()
+                    raise ApiError(fault.code, fault.description)
                 result = fn(params)
+                if self.after_call is not None:
+                    self.after_call(method_name, params)
             return web.json_response({"ok": True, "result": result})
         except ApiError as exc:
             if exc.record:

@@ -1,0 +1,206 @@
+"""Delivering the outbox (storage/outbox.py): what a change owes people reaches them.
+
+Rows an update queued are sent at the end of that update (so a notice goes as soon as the
+change is made); a background task sends everything else: rows whose send failed, rows
+queued by a process that died, rows released when someone signs in or comes back. Words
+are made when a row is sent (handlers/notices.py), from the state at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.portalbot import replies_now
+from storage import Database, outbox
+from storage.db import Writes, now
+
+log = logging.getLogger(__name__)
+
+IDLE_CHECK_S = 5.0  # how often the background sender looks for rows nobody woke it for
+MAX_BACKOFF_S = 300
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One Bot API call: a new message, or an edit of one sent before."""
+
+    chat_id: int
+    text: str
+    markup: InlineKeyboardMarkup | None = None
+    edit_message_id: int | None = None
+
+
+class Unreachable:
+    """The recipient has no chat with the bot yet (not signed in): hold the row."""
+
+
+UNREACHABLE = Unreachable()
+Render = Callable[[outbox.Message], Awaitable[Outgoing | Unreachable | None]]
+
+
+class Sender:
+    def __init__(self, db: Database, bot: Bot, render: Render | None = None) -> None:
+        self.db = db
+        self.bot = bot
+        self.render: Render = render or _nothing  # set once the words can be made
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- sending
+    async def deliver(self, ids: Iterable[int]) -> None:
+        """Send these rows now, in order; any that fail stay for the background sender."""
+        for message_id in ids:
+            await self.send_one(message_id)
+
+    async def release(self, *, patient_id: int | None = None, chat_id: int | None = None) -> None:
+        """A recipient can be reached again: what was held for them goes out at the end
+        of this update (storage/outbox.py release())."""
+        async with self.db.transaction() as conn:
+            await outbox.release(conn, patient_id=patient_id, chat_id=chat_id)
+
+    async def send_one(self, message_id: int) -> None:
+        async with self.db.transaction() as conn:
+            row = await outbox.claim(conn, message_id)
+        if row is None:
+            return  # sent, held or dropped already, or another sender holds it
+        try:
+            await self._send(row)
+        except Exception:
+            # Never lose a row to a bug in its words: it is tried again after a back-off,
+            # and the log says which row (never its content).
+            log.exception("outbox row %s (%s) could not be sent", row.id, row.kind)
+            await self._retry(row)
+
+    async def _send(self, row: outbox.Message) -> None:
+        if row.lapses_at is not None and row.lapses_at <= now():
+            await self._settle(outbox.mark_dropped, row.id)
+            return
+        out = await self.render(row)
+        if out is None:
+            await self._settle(outbox.mark_dropped, row.id)
+            return
+        if isinstance(out, Unreachable):
+            await self._hold(row, None)
+            return
+        try:
+            sent = await self._call(out)
+        except Forbidden:
+            await self._hold(row, out.chat_id)
+            return
+        except RetryAfter as exc:
+            delay = exc.retry_after
+            seconds = delay.total_seconds() if isinstance(delay, dt.timedelta) else delay
+            await self._retry(row, int(seconds) + 1)
+            return
+        except BadRequest as exc:
+            if "not modified" in exc.message:
+                sent = None
+            elif "chat not found" in exc.message.lower():
+                await self._hold(row, out.chat_id)
+                return
+            else:
+                log.warning("outbox row %s (%s) refused: %s", row.id, row.kind, exc.message)
+                await self._settle(outbox.mark_dropped, row.id)
+                return
+        except TelegramError as exc:  # network errors and timeouts: maybe later
+            log.info("outbox row %s (%s) not sent yet: %s", row.id, row.kind, type(exc).__name__)
+            await self._retry(row)
+            return
+        async with self.db.transaction() as conn:
+            await outbox.mark_sent(
+                conn, row.id, out.chat_id, sent.message_id if isinstance(sent, Message) else None
+            )
+
+    async def _call(self, out: Outgoing) -> Message | bool | None:
+        with replies_now():
+            return await self._api(out)
+
+    async def _api(self, out: Outgoing) -> Message | bool | None:
+        if out.edit_message_id is not None:
+            return await self.bot.edit_message_text(
+                out.text,
+                chat_id=out.chat_id,
+                message_id=out.edit_message_id,
+                reply_markup=out.markup,
+            )
+        return await self.bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
+
+    async def _hold(self, row: outbox.Message, chat_id: int | None) -> None:
+        if row.keep:
+            async with self.db.transaction() as conn:
+                await outbox.hold(conn, row.id, chat_id)
+        else:  # time-bound: by the time they are back it would be stale
+            await self._settle(outbox.mark_dropped, row.id)
+
+    async def _retry(self, row: outbox.Message, delay_s: int | None = None) -> None:
+        delay = delay_s if delay_s is not None else min(MAX_BACKOFF_S, 2**row.attempts)
+        async with self.db.transaction() as conn:
+            await outbox.retry_later(conn, row.id, max(1, delay))
+        self.wake()
+
+    async def _settle(
+        self, mark: Callable[[Writes, int], Awaitable[None]], message_id: int
+    ) -> None:
+        async with self.db.transaction() as conn:
+            await mark(conn, message_id)
+
+    # -- the background sender
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._drain()
+                timeout = await self._until_next()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the outbox sender failed; trying again shortly")
+                timeout = IDLE_CHECK_S
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _drain(self) -> None:
+        while True:
+            async with self.db.read() as conn:
+                rows = await outbox.due(conn, BATCH)
+            if not rows:
+                return
+            for row in rows:
+                await self.send_one(row.id)
+            if len(rows) < BATCH:
+                return
+
+    async def _until_next(self) -> float:
+        async with self.db.read() as conn:
+            at = await outbox.next_due_at(conn)
+        if at is None:
+            return IDLE_CHECK_S
+        return max(0.05, min(IDLE_CHECK_S, at - now()))
+
+
+async def _nothing(row: outbox.Message) -> None:
+    return None

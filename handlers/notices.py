@@ -1,0 +1,189 @@
+"""The words of every message the outbox sends, made when it is sent: in the recipient's
+language, from the state at that moment (a card for a request decided meanwhile is not sent
+at all). One renderer per kind of row, chosen from one table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot import access, labels
+from bot.i18n import Translator, translator
+from bot.outbox import UNREACHABLE, Outgoing, Render, Unreachable
+from bot.runtime import Portal, portal
+from bot.text import esc
+from handlers.approvals import card_buttons, card_text, outcome_text
+from storage import logins, outbox
+from storage.db import watch_commits
+from storage.outbox import Kind, Message
+
+Rendered = Outgoing | Unreachable | None
+
+
+async def outbox_first(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Before any handler: collect what this update queues; a user who had blocked the bot
+    and is back gets what was held for them."""
+    outbox.collect()
+    watch_commits()
+    user = update.effective_user
+    if user is None:
+        return
+    p = portal(context)
+    async with p.db.read() as conn:
+        waiting = await outbox.has_held(conn, user.id)
+    if waiting:
+        await p.sender.release(chat_id=user.id)
+
+
+async def outbox_last(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """After every handler: what this update queued goes out now (replies went first)."""
+    await portal(context).sender.deliver(outbox.collected())
+
+
+def renderer(p: Portal) -> Render:
+    """The outbox's render function for this portal."""
+
+    async def render(row: Message) -> Rendered:
+        return await _RENDERERS[row.kind](p, row)
+
+    return render
+
+
+async def _patient_chat(p: Portal, patient_id: int | None) -> tuple[int, Translator] | None:
+    if patient_id is None:
+        return None
+    async with p.db.read() as conn:
+        login = await logins.for_patient(conn, patient_id)
+    if login is None:
+        return None
+    return login.telegram_user_id, translator(login.locale, p.settings.default_locale)
+
+
+async def _chat_translator(p: Portal, chat_id: int) -> Translator:
+    async with p.db.read() as conn:
+        login = await logins.get(conn, chat_id)
+    return translator(login.locale if login else None, p.settings.default_locale)
+
+
+async def request_card(p: Portal, row: Message) -> Rendered:
+    """Approve / Deny for whoever decides, while the request is still theirs to decide."""
+    info = await access.request_info(p.db, row.ref_id or 0)
+    if info is None or info.grant.status != "pending" or info.decider_id != row.patient_id:
+        return None
+    to = await _patient_chat(p, row.patient_id)
+    if to is None:
+        return UNREACHABLE
+    chat_id, _ = to
+    text = card_text(_, info, p.settings.tz)
+    return Outgoing(chat_id, text, card_buttons(_, info.grant.id, info.grant.kind))
+
+
+async def card_outcome(p: Portal, row: Message) -> Rendered:
+    """A card sent earlier shows what became of the request, without its buttons."""
+    info = await access.request_info(p.db, row.ref_id or 0)
+    message_id = row.detail.get("message_id")
+    if info is None or row.chat_id is None or not isinstance(message_id, int):
+        return None
+    _ = await _chat_translator(p, row.chat_id)
+    return Outgoing(row.chat_id, outcome_text(_, info, p.settings.tz), None, message_id)
+
+
+async def decision(p: Portal, row: Message) -> Rendered:
+    """The requester hears the outcome; for an offer, the holder who made it does."""
+    info = await access.request_info(p.db, row.ref_id or 0)
+    to = await _patient_chat(p, row.patient_id)
+    if info is None:
+        return None
+    if to is None:
+        return UNREACHABLE
+    chat_id, _ = to
+    grant = info.grant
+    if grant.kind == "offer":
+        text = (
+            _("<b>{name}</b> accepted access to the portal of {subject}: {access}.")
+            if grant.status == "active"
+            else _("<b>{name}</b> declined access to the portal of {subject}.")
+        ).format(
+            name=esc(info.requester.full_name),
+            subject=esc(info.subject.full_name),
+            access=labels.access_summary(_, grant.level, grant.role),
+        )
+    elif grant.status == "active":
+        text = _("<b>{name}</b> approved your request: {access}.").format(
+            name=esc(info.subject.full_name),
+            access=labels.access_summary(_, grant.level, grant.role),
+        )
+        text += "\n" + _("Send /start to see the patients you access.")
+    else:
+        text = _("Your request to access the portal of <b>{name}</b> was declined.").format(
+            name=esc(grant.subject_name or info.subject.full_name)
+        )
+    return Outgoing(chat_id, text)
+
+
+def _about_grant(
+    words: Callable[[Translator, access.GrantParties, Message], str],
+) -> Callable[[Portal, Message], Awaitable[Rendered]]:
+    async def render(p: Portal, row: Message) -> Rendered:
+        parties = await access.grant_parties(p.db, row.ref_id or 0)
+        if parties is None:
+            return None
+        to = await _patient_chat(p, row.patient_id)
+        if to is None:
+            return UNREACHABLE
+        chat_id, _ = to
+        return Outgoing(chat_id, words(_, parties, row))
+
+    render.__doc__ = words.__doc__
+    return render
+
+
+def _revoked(_: Translator, parties: access.GrantParties, row: Message) -> str:
+    """The accessor: their access was revoked."""
+    return _("Your access to <b>{name}</b>'s portal was revoked.").format(
+        name=esc(parties[2].full_name)
+    )
+
+
+def _left(_: Translator, parties: access.GrantParties, row: Message) -> str:
+    """The decider: someone stopped accessing a portal they decide for."""
+    return _("<b>{name}</b> no longer accesses the portal of {subject}.").format(
+        name=esc(parties[1].full_name), subject=esc(parties[2].full_name)
+    )
+
+
+def _changed(_: Translator, parties: access.GrantParties, row: Message) -> str:
+    """The accessor: their level or role changed (as it was changed, not as it is now)."""
+    grant = parties[0]
+    level = str(row.detail.get("level", grant.level))
+    role = str(row.detail.get("role", grant.role))
+    return _("Your access to <b>{name}</b>'s portal changed: {access}.").format(
+        name=esc(parties[2].full_name), access=labels.access_summary(_, level, role)
+    )
+
+
+async def invite_locked(p: Portal, row: Message) -> Rendered:
+    """The practitioner who sent an invite: it was locked after wrong dates of birth."""
+    if row.chat_id is None:
+        return None
+    _ = await _chat_translator(p, row.chat_id)
+    return Outgoing(
+        row.chat_id,
+        _(
+            "An invite link you sent was locked after three wrong dates of birth. "
+            "If the patient still needs access, send them a new invite with /invite."
+        ),
+    )
+
+
+_RENDERERS: dict[Kind, Callable[[Portal, Message], Awaitable[Rendered]]] = {
+    Kind.REQUEST_CARD: request_card,
+    Kind.CARD_OUTCOME: card_outcome,
+    Kind.DECISION: decision,
+    Kind.ACCESS_ENDED: _about_grant(_revoked),
+    Kind.ACCESS_LEFT: _about_grant(_left),
+    Kind.ACCESS_CHANGED: _about_grant(_changed),
+    Kind.INVITE_LOCKED: invite_locked,
+}

@@ -1,0 +1,230 @@
+"""The outbox: messages owed because of a change, queued in the change's own transaction.
+
+A sender claims a row with a short lease before it sends, and marks it sent after: a row is
+sent twice only if the sender dies between Telegram accepting the message and the mark (or
+the lease runs out while Telegram still holds the request). The claim is one conditional
+UPDATE, so it wins once whichever process or task asks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from storage.db import Reads, Writes, fetch_all, fetch_one, now
+
+LEASE_S = 60  # longer than any one send with its retries inside the HTTP client
+# A row queued while an update is handled is sent by that update, after its replies; the
+# background sender takes it only if that has not happened by then (a crash, an error).
+UPDATE_SENDS_S = 5
+
+# The rows queued while handling the current update: sent as soon as it has been handled.
+_queued_here: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "outbox_queued_here", default=None
+)
+
+
+def collect() -> list[int]:
+    """From now on in this task (one update), remember the ids of the rows queued."""
+    ids: list[int] = []
+    _queued_here.set(ids)
+    return ids
+
+
+def collected() -> list[int]:
+    """The ids queued so far in this task (see collect())."""
+    return list(_queued_here.get() or ())
+
+
+class Kind(enum.StrEnum):
+    REQUEST_CARD = "request_card"  # Approve / Deny for whoever decides a request or offer
+    CARD_OUTCOME = "card_outcome"  # the decision written onto every card that asked for it
+    DECISION = "decision"  # the requester (or the holder who offered) hears the outcome
+    ACCESS_ENDED = "access_ended"  # the accessor hears that their access was revoked
+    ACCESS_LEFT = "access_left"  # the decider hears that someone stopped accessing
+    ACCESS_CHANGED = "access_changed"  # the accessor hears their level or role changed
+    INVITE_LOCKED = "invite_locked"  # a practitioner hears their invite link was locked
+
+
+class Message(BaseModel):
+    id: int
+    kind: Kind
+    ref_id: int | None
+    patient_id: int | None
+    chat_id: int | None
+    detail: dict[str, Any]
+    keep: bool
+    status: str
+    attempts: int
+    lapses_at: int | None
+
+
+_COLUMNS = "id, kind, ref_id, patient_id, chat_id, detail, keep, status, attempts, lapses_at"
+
+
+def _message(row: sqlite3.Row) -> Message:
+    values = dict(row)
+    values["detail"] = json.loads(values["detail"]) if values["detail"] else {}
+    return Message.model_validate(values)
+
+
+async def enqueue(
+    conn: Writes,
+    kind: Kind,
+    *,
+    ref_id: int | None = None,
+    patient_id: int | None = None,
+    chat_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    keep: bool = True,
+    lapses_at: int | None = None,
+) -> int | None:
+    """Queue one message; None when the same dedupe key was queued before (nothing new)."""
+    at = now()
+    collecting = _queued_here.get()
+    cur = await conn.execute(
+        "INSERT INTO outbox (kind, ref_id, patient_id, chat_id, detail, dedupe_key, keep,"
+        " lapses_at, due_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (dedupe_key) DO NOTHING",
+        (
+            kind,
+            ref_id,
+            patient_id,
+            chat_id,
+            json.dumps(detail) if detail else None,
+            dedupe_key,
+            int(keep),
+            lapses_at,
+            at + UPDATE_SENDS_S if collecting is not None else at,
+            at,
+        ),
+    )
+    if not cur.rowcount or cur.lastrowid is None:
+        return None
+    if collecting is not None:
+        collecting.append(cur.lastrowid)
+    return cur.lastrowid
+
+
+async def due(conn: Reads, limit: int) -> list[Message]:
+    """Queued rows whose time has come and that no sender holds, oldest first."""
+    at = now()
+    rows = await fetch_all(
+        conn,
+        f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND due_at <= ?"
+        " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
+        (at, at, limit),
+    )
+    return [_message(row) for row in rows]
+
+
+async def next_due_at(conn: Reads) -> int | None:
+    row = await fetch_one(conn, "SELECT min(due_at) FROM outbox WHERE status = 'queued'")
+    return row[0] if row and row[0] is not None else None
+
+
+async def claim(conn: Writes, message_id: int) -> Message | None:
+    """The row, leased to the caller; None when it is not queued or another holds it.
+    Its due time is not checked: the update that queued a row sends it at once."""
+    at = now()
+    cur = await conn.execute(
+        "UPDATE outbox SET claimed_until = ? WHERE id = ? AND status = 'queued'"
+        " AND (claimed_until IS NULL OR claimed_until < ?)",
+        (at + LEASE_S, message_id, at),
+    )
+    if not cur.rowcount:
+        return None
+    row = await fetch_one(conn, f"SELECT {_COLUMNS} FROM outbox WHERE id = ?", (message_id,))
+    return _message(row) if row else None
+
+
+async def mark_sent(
+    conn: Writes, message_id: int, chat_id: int | None, sent_message_id: int | None
+) -> None:
+    await conn.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL,"
+        " sent_chat_id = ?, sent_message_id = ? WHERE id = ?",
+        (now(), chat_id, sent_message_id, message_id),
+    )
+
+
+async def mark_dropped(conn: Writes, message_id: int) -> None:
+    """Nothing to say any more (the request was decided meanwhile), or it lapsed."""
+    await conn.execute(
+        "UPDATE outbox SET status = 'dropped', claimed_until = NULL WHERE id = ?", (message_id,)
+    )
+
+
+async def hold(conn: Writes, message_id: int, chat_id: int | None) -> None:
+    """The recipient cannot be reached now (no login yet, or they blocked the bot): kept
+    for their next visit, when release() queues it again."""
+    await conn.execute(
+        "UPDATE outbox SET status = 'held', claimed_until = NULL,"
+        " chat_id = coalesce(?, chat_id) WHERE id = ?",
+        (chat_id, message_id),
+    )
+
+
+async def retry_later(conn: Writes, message_id: int, delay_s: int) -> None:
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, due_at = ?, claimed_until = NULL WHERE id = ?",
+        (now() + delay_s, message_id),
+    )
+
+
+async def release(
+    conn: Writes, *, patient_id: int | None = None, chat_id: int | None = None
+) -> int:
+    """Queue again what was held for a patient (they signed in) or a chat (they are back)."""
+    if patient_id is None and chat_id is None:
+        return 0
+    column, value = ("patient_id", patient_id) if patient_id is not None else ("chat_id", chat_id)
+    collecting = _queued_here.get()
+    due_at = now() + (UPDATE_SENDS_S if collecting is not None else 0)
+    rows = await fetch_all(
+        conn,
+        f"UPDATE outbox SET status = 'queued', due_at = ? WHERE status = 'held' AND {column} = ?"
+        " RETURNING id",
+        (due_at, value),
+    )
+    ids = sorted(row[0] for row in rows)
+    if collecting is not None:  # inside an update: sent when it has been handled
+        collecting.extend(ids)
+    return len(ids)
+
+
+async def has_held(conn: Reads, chat_id: int) -> bool:
+    row = await fetch_one(
+        conn, "SELECT 1 FROM outbox WHERE status = 'held' AND chat_id = ? LIMIT 1", (chat_id,)
+    )
+    return row is not None
+
+
+async def sent_about(conn: Reads, kind: Kind, ref_id: int) -> list[tuple[int, int]]:
+    """(chat, message) of every message of this kind that went out about `ref_id`."""
+    rows = await fetch_all(
+        conn,
+        "SELECT sent_chat_id, sent_message_id FROM outbox WHERE ref_id = ? AND kind = ?"
+        " AND sent_message_id IS NOT NULL",
+        (ref_id, kind),
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+async def statuses(conn: Reads, ids: Iterable[int]) -> dict[int, str]:
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    rows = await fetch_all(
+        conn,
+        f"SELECT id, status FROM outbox WHERE id IN ({', '.join('?' * len(wanted))})",
+        wanted,
+    )
+    return {row[0]: row[1] for row in rows}
