@@ -9,8 +9,18 @@ from bot.playground.emulator import (
     BotAPIServer,
     Button,
     Msg,
+    SimGroup,
     SimUser,
     start_command,
 )
 
-__all__ = ["QUIET", "ApiError", "BotAPIServer", "Button", "Msg", "SimUser", "start_command"]
+__all__ = [
+    "QUIET",
+    "ApiError",
+    "BotAPIServer",
+    "Button",
+    "Msg",
+    "SimGroup",
+    "SimUser",
+    "start_command",
+]
