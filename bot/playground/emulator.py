@@ -31,13 +31,13 @@ could see; ``wait_change`` lets a viewer follow it without polling.
 
 Waiting (``send`` / ``open_link`` / ``tap`` / ``tap_data`` of a SimUser or a SimGroup, and
 ``SimGroup.add_bot`` / ``post``): the update is queued, then the call waits until (a) the
-bot fetched it with getUpdates, (b) at least ``expect`` bot events happened in this chat
-since then (a message sent, edited or deleted there, an answerCallbackQuery for a button
-tapped there, or the bot leaving it), and (c) no request was in flight or arrived for
-``QUIET`` seconds, so trailing messages of the same update are included.  It returns the
-bot messages created or edited meanwhile (live objects, latest state), or raises
-AssertionError with the transcript on timeout.  Nothing sleeps for a fixed time: every
-request wakes the waiters.
+bot fetched it with getUpdates (or Telegram dropped it, see allowed_updates), (b) at least
+``expect`` bot events happened in this chat since then (a message sent, edited or deleted
+there, an answerCallbackQuery for a button tapped there, or the bot leaving it), and (c)
+no request was in flight or arrived for ``QUIET`` seconds, so trailing messages of the same
+update are included.  It returns the bot messages created or edited meanwhile (live
+objects, latest state), or raises AssertionError with the transcript on timeout.  Nothing
+sleeps for a fixed time: every request wakes the waiters.
 """
 
 from __future__ import annotations
@@ -764,7 +764,8 @@ class Msg:
     edit_date: int | None = None
     media: dict[str, Any] | None = None  # the "photo"/"document" JSON Telegram returns
     markup_json: list[list[dict[str, Any]]] | None = None
-    sender: SimUser | None = None  # who wrote it (None: the bot, or a channel's own post)
+    # Who wrote it (None: the bot, or a channel's own post).
+    sender: SimUser | None = field(default=None, repr=False)
 
     @property
     def labels(self) -> list[str]:
@@ -1853,9 +1854,12 @@ class BotAPIServer:
                 wanted = kind in self.allowed_updates
             if wanted:
                 kept.append(update)
-            else:
-                self._dropped[update["update_id"]] = kind
-                self._last_fetched = max(self._last_fetched, update["update_id"])
+            else:  # gone for good: a wait for nothing from the bot is over
+                update_id = update["update_id"]
+                self._dropped[update_id] = kind
+                owner = self._update_owner.get(update_id)
+                self._fetch_marks.setdefault(update_id, len(owner._events) if owner else 0)
+                self._last_fetched = max(self._last_fetched, update_id)
         self._pending = kept
 
     # -- serialisation
