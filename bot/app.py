@@ -45,13 +45,15 @@ from handlers.approvals import approval_handler
 from handlers.errors import report_error
 from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
+from handlers.private_only import private_chats_only
 from handlers.restarts import settle_restored_conversations
 from handlers.views import view_handlers
 from storage import Database
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# my_chat_member: being added to a group, which the bot then leaves (handlers/private_only.py).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 
 async def _start(app: Application) -> None:  # type: ignore[type-arg]
@@ -124,6 +126,13 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 
 def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
+    # Before everything else, in a group of its own: the bot speaks about patients only in
+    # a private chat with them, so an update from a group or channel must never reach a
+    # handler that shows data, starts or advances a flow, or signs someone in. The gate
+    # ends such an update (ApplicationHandlerStop), group 99's flush included: nothing to
+    # write, as no handler ran and the gate changes no conversation or user_data (a burned
+    # invite is written in its own transaction).
+    app.add_handler(TypeHandler(Update, private_chats_only), group=-1)
     # Conversations first: inside a flow, their states decide what a message means.
     app.add_handler(signin_conversation(flows))
     app.add_handler(invite_conversation(flows))
