@@ -48,13 +48,15 @@ from handlers.errors import report_error
 from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
 from handlers.notices import outbox_first, outbox_last, renderer
+from handlers.private_only import private_chats_only
 from handlers.restarts import settle_restored_conversations
 from handlers.views import view_handlers
 from storage import Database
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# my_chat_member: being added to a group, which the bot then leaves (handlers/private_only.py).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 
 async def _start(app: Application) -> None:  # type: ignore[type-arg]
@@ -133,6 +135,16 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 
 def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
+    # First of all: note what this update queues in the outbox, and send what waited for
+    # this user to come back (they had blocked the bot).
+    app.add_handler(TypeHandler(Update, outbox_first), group=-2)
+    # Then, in a group of its own: the bot speaks about patients only in
+    # a private chat with them, so an update from a group or channel must never reach a
+    # handler that shows data, starts or advances a flow, or signs someone in. The gate
+    # ends such an update (ApplicationHandlerStop), groups 98 and 99 included: nothing to
+    # write, as no handler ran and the gate changes no conversation or user_data (a burned
+    # invite is written in its own transaction).
+    app.add_handler(TypeHandler(Update, private_chats_only), group=-1)
     # Conversations first: inside a flow, their states decide what a message means.
     app.add_handler(signin_conversation(flows))
     app.add_handler(invite_conversation(flows))
@@ -152,9 +164,6 @@ def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-a
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))
     app.add_handler(CallbackQueryHandler(start.stale_button))
     app.add_error_handler(report_error)
-    # First of all: note what this update queues in the outbox, and send what waited for
-    # this user to come back (they had blocked the bot).
-    app.add_handler(TypeHandler(Update, outbox_first), group=-2)
     # After every handler: send what the update queued (notices to others), then write
     # the conversation step and drafts just taken.
     app.add_handler(TypeHandler(Update, outbox_last), group=98)

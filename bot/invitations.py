@@ -22,6 +22,7 @@ class InviteState(enum.StrEnum):
     USED = "used"
     EXPIRED = "expired"
     LOCKED = "locked"
+    BURNED = "burned"  # posted in a group chat, where others saw it
     SIGNED_IN_ALREADY = "signed_in_already"  # this Telegram user already holds this portal
     HAS_OTHER_PORTAL = "has_other_portal"  # this Telegram user holds a different portal
     PORTAL_TAKEN = "portal_taken"  # the portal is held by another Telegram user
@@ -116,6 +117,8 @@ def _state(
         return InviteState.USED
     if invite.locked_at is not None:
         return InviteState.LOCKED
+    if invite.burned_at is not None:
+        return InviteState.BURNED
     if invite.expires_at <= now():
         return InviteState.EXPIRED
     if mine is not None:
@@ -131,6 +134,7 @@ class DobCheck:
     tries_left: int
     locked: bool
     invited_by: int | None
+    burned: bool = False  # burned while the user was typing their date of birth
 
 
 async def check_date_of_birth(
@@ -140,6 +144,8 @@ async def check_date_of_birth(
     async with db.transaction() as conn:
         invite = await invites.get(conn, invite_id)
         patient = await patients.get(conn, invite.patient_id) if invite else None
+        if invite is not None and invite.burned_at is not None:
+            return DobCheck(False, 0, False, invite.invited_by, burned=True)
         if invite is None or patient is None or invite.locked_at is not None:
             return DobCheck(False, 0, True, invite.invited_by if invite else None)
         if patient.date_of_birth == answer:
@@ -199,6 +205,40 @@ async def sign_in(
             ref_id=invite_id,
         )
         return SignIn(InviteState.VALID, patient)
+
+
+@dataclass(frozen=True)
+class Burned:
+    invite: Invite
+    patient: Patient
+
+
+BURNED_IN_GROUP = "invite.burned_in_group"
+
+
+async def burn_exposed(
+    db: Database, payload: str, telegram_user_id: int, chat_type: str
+) -> Burned | None:
+    """An invite link posted in a group chat has been seen by others: from now on nobody can
+    sign in with it. The invite and its patient when this call burned it; None for any other
+    text, or a link that was unusable anyway (used, locked, expired, burned before)."""
+    if not is_start_payload(payload):
+        return None
+    async with db.transaction() as conn:
+        invite = await invites.by_token_hash(conn, hash_token(payload))
+        if invite is None or not await invites.burn(conn, invite.id):
+            return None
+        patient = await patients.get(conn, invite.patient_id)
+        assert patient is not None  # invites.patient_id references patients
+        await audit.record(
+            conn,
+            BURNED_IN_GROUP,
+            actor_telegram_id=telegram_user_id,
+            subject_patient_id=patient.id,
+            ref_id=invite.id,
+            detail=chat_type,
+        )
+        return Burned(invite, patient)
 
 
 async def create_own_login_invite(

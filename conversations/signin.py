@@ -40,6 +40,15 @@ def _refusal(_: Translator, state: InviteState, check: invitations.InviteCheck) 
         assert check.invite is not None
         until = dt.datetime.fromtimestamp(check.invite.expires_at, dt.UTC).date()
         return _("This invite link expired on {date}.").format(date=_.date(until)) + " " + ask
+    if state is InviteState.BURNED:
+        return (
+            _(
+                "This invite link is no longer valid: it was posted in a group chat, "
+                "where others could see it."
+            )
+            + " "
+            + ask
+        )
     if state is InviteState.LOCKED:
         return (
             _(
@@ -111,6 +120,11 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     result = await invitations.check_date_of_birth(
         portal(context).db, invite_id, answer, who.telegram_user_id
     )
+    if result.burned:
+        context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
+        check = invitations.InviteCheck(InviteState.BURNED)
+        await message.reply_text(_refusal(_, InviteState.BURNED, check))
+        return ConversationHandler.END
     if result.matches:
         return await _finish(update, context, who, invite_id)
     if result.locked:

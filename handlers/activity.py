@@ -47,6 +47,7 @@ def _what(_: Translator, e: AuditEvent) -> str:
         "invite.locked": _("locked an invite link"),
         "invite.created": _("sent an invite link to this portal"),
         "invite.own_login": _("created an own-login link"),
+        "invite.burned_in_group": _("cancelled an invite link that was posted in a group chat"),
         "patient.dependent_created": _("created this account"),
         "switch": _("tried to switch to this portal"),
         "switch.fallback": _("lost access and was switched back"),

@@ -9,7 +9,7 @@ from storage.models import Invite
 
 _COLUMNS = (
     "id, patient_id, invited_by, created_at, expires_at, used_at, used_by,"
-    " failed_dob_tries, locked_at, created_by_patient"
+    " failed_dob_tries, locked_at, created_by_patient, burned_at"
 )
 
 
@@ -53,7 +53,7 @@ async def count_failed_try(conn: Writes, invite_id: int, lock_after: int) -> Inv
     await conn.execute(
         "UPDATE invites SET failed_dob_tries = failed_dob_tries + 1,"
         " locked_at = CASE WHEN failed_dob_tries + 1 >= ? THEN ? ELSE locked_at END"
-        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL",
+        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL AND burned_at IS NULL",
         (lock_after, at, invite_id),
     )
     invite = await get(conn, invite_id)
@@ -66,8 +66,21 @@ async def mark_used(conn: Writes, invite_id: int, telegram_user_id: int) -> bool
     at = now()
     cur = await conn.execute(
         "UPDATE invites SET used_at = ?, used_by = ?"
-        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL AND expires_at > ?",
+        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL AND burned_at IS NULL"
+        " AND expires_at > ?",
         (at, telegram_user_id, invite_id, at),
+    )
+    return cur.rowcount == 1
+
+
+async def burn(conn: Writes, invite_id: int) -> bool:
+    """Make a still-usable invite unusable for good: true for exactly one caller."""
+    at = now()
+    cur = await conn.execute(
+        "UPDATE invites SET burned_at = ?"
+        " WHERE id = ? AND used_at IS NULL AND locked_at IS NULL AND burned_at IS NULL"
+        " AND expires_at > ?",
+        (at, invite_id, at),
     )
     return cur.rowcount == 1
 

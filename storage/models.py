@@ -53,6 +53,7 @@ class Invite(Row):
     failed_dob_tries: int
     locked_at: int | None
     created_by_patient: int | None = None
+    burned_at: int | None = None  # posted in a group chat: unusable
 
 
 class AuditEvent(Row):

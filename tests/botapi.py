@@ -10,6 +10,7 @@ from bot.playground.emulator import (
     Button,
     Fault,
     Msg,
+    SimGroup,
     SimUser,
     start_command,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "Button",
     "Fault",
     "Msg",
+    "SimGroup",
     "SimUser",
     "start_command",
 ]

@@ -456,3 +456,89 @@ async def test_raw_http_errors(server: BotAPIServer) -> None:
                 "the inline keyboard"
             )
     assert [e["error_code"] for e in server.errors] == [401, 404, 400]
+
+
+async def test_a_group_its_members_and_the_bot_leaving(
+    server: BotAPIServer,
+    app: Application,  # type: ignore[type-arg]
+) -> None:
+    seen: list[tuple[str, int, str, str]] = []
+    members: list[tuple[str, str, int]] = []
+
+    async def note(update: Update, context: Context) -> None:
+        chat, user, message = update.effective_chat, update.effective_user, update.effective_message
+        assert chat is not None and message is not None
+        seen.append((chat.type, chat.id, chat.title or "", user.first_name if user else "-"))
+        await message.reply_text("noted", reply_markup=keyboard("g1"))
+
+    async def tapped(update: Update, context: Context) -> None:
+        assert update.callback_query is not None and update.effective_chat is not None
+        await update.callback_query.answer(f"in {update.effective_chat.type}", show_alert=True)
+
+    async def on_member(update: Update, context: Context) -> None:
+        change = update.my_chat_member
+        assert change is not None
+        members.append((change.from_user.first_name, change.new_chat_member.status, change.chat.id))
+
+    app.add_handler(MessageHandler(filters.ALL, note))
+    app.add_handler(CallbackQueryHandler(tapped))
+    app.add_handler(ChatMemberHandler(on_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    ann, bob = server.user(1020, "Ann"), server.user(1021, "Bob")
+    club = server.group(-4001, "Book club")
+    with pytest.raises(AssertionError, match="the bot is not in group 'Book club'"):
+        await club.send(ann, "anyone?")
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await app.bot.send_message(club.id, "hello?")
+
+    assert await club.add_bot(ann, expect=0) == []
+    assert members == [("Ann", "member", -4001)]
+    [reply] = await club.send(bob, "/hi@portal_test_bot")
+    assert seen == [("group", -4001, "Book club", "Bob")]
+    assert (reply.text, club.messages[0].sender) == ("noted", bob)
+    assert ann.messages == [] and bob.messages == []  # nothing went to their private chats
+    await club.tap(ann, "b0")
+    assert ann.alerts == [("in group", True)] and bob.alerts == []
+    assert "#1 Bob: /hi@portal_test_bot" in club.transcript()
+
+    with pytest.raises(BadRequest, match="Can't leave private chats"):
+        await app.bot.leave_chat((await started(server, 1022, "Cy")).id)
+    assert await app.bot.leave_chat(club.id) is True
+    await server.wait_idle()
+    assert members[-1] == (server.bot_name, "left", -4001)  # Telegram tells the bot, too
+    with pytest.raises(Forbidden, match="bot is not a member of the group chat"):
+        await app.bot.send_message(club.id, "still here?")
+    with pytest.raises(AssertionError, match="add_bot\\(\\) first"):
+        await club.tap_data(ann, "g1", message=reply)
+
+    news = server.group(-1001234567890, "News", "channel")
+    with pytest.raises(AssertionError, match="only as administrators"):
+        await news.add_bot(ann)
+    await news.add_bot(ann, admin=True, expect=0)
+    assert members[-1] == ("Ann", "administrator", news.id)
+    await news.post("Today's news", expect=1)
+    assert seen[-1] == ("channel", news.id, "News", "-") and news.last.text == "noted"
+    assert news.messages[0].sender is None
+    with pytest.raises(AssertionError, match="is not a group chat id"):
+        server.group(-1001234567891, "Wrong", "group")
+
+
+async def test_updates_not_in_allowed_updates_are_dropped(server: BotAPIServer) -> None:
+    ann = server.user(1030, "Ann")
+    group = server.group(-4002, "Team")
+    group.bot_status = "member"  # added while the bot was away
+    group.type_text(ann, "hello")
+    async with Bot(TOKEN, base_url=server.base_url) as bot:
+        waiting = asyncio.create_task(ann.send("/start", timeout=1))
+        await asyncio.sleep(0)  # the task types its message
+        assert await bot.get_updates(timeout=0, allowed_updates=["callback_query"]) == ()
+        with pytest.raises(AssertionError, match="Telegram dropped the update: 'message' is not"):
+            await waiting
+        assert server.allowed_updates == ["callback_query"]
+        ann.type_text("/help")
+        assert await bot.get_updates(timeout=0) == ()  # the choice is kept
+        await server.wait_idle()  # dropped updates count as delivered
+        await bot.get_updates(timeout=0, allowed_updates=[])  # back to the default
+        assert server.allowed_updates is None
+        ann.type_text("/help")
+        [update] = await bot.get_updates(timeout=0)
+    assert update.message is not None and update.message.text == "/help"

@@ -72,6 +72,8 @@ async def test_webhook_mode_checks_the_secret_token(server: BotAPIServer, tmp_pa
                 break
             await asyncio.sleep(0.1)
         assert server.webhook_url == hook
+        # As in polling: being added to a group is an update the bot must get, to leave it.
+        assert server.allowed_updates == ["message", "callback_query", "my_chat_member"]
         async with aiohttp.ClientSession() as http:
             for _ in range(50):  # the webhook server starts right after setWebhook
                 try:

@@ -18,20 +18,26 @@ Deliberate fidelity points, all taken from the Bot API server's source:
   update); before that, sends fail with "chat not found".
 * A new getUpdates request terminates the one already waiting, which is answered with
   409 "Conflict: terminated by other getUpdates request; ...".
+* Updates of a kind the bot did not ask for (``allowed_updates`` of getUpdates or
+  setWebhook, kept until asked again) are dropped, as Telegram drops them.
+* Groups, supergroups and channels (``SimGroup``, negative ids): members write and tap
+  there, the bot is told by ``my_chat_member`` when it is added and when it leaves
+  (``leaveChat``), and after leaving its requests about the chat fail with 403.
 
 Every refusal is also kept in ``BotAPIServer.errors`` (method, code, description, chat,
 time), so a test can assert there were none and the playground page can show a warning
 when the bot breaks one of Telegram's rules.  ``revision`` grows with every change a user
 could see; ``wait_change`` lets a viewer follow it without polling.
 
-Waiting (``SimUser.send`` / ``open_link`` / ``tap`` / ``tap_data``): the update is queued,
-then the call waits until (a) the bot fetched it with getUpdates, (b) at least ``expect``
-bot events happened in this chat since then (a message sent, edited or deleted there, or an
-answerCallbackQuery for this user), and (c) no request was in flight or arrived for
-``QUIET`` seconds, so trailing messages of the same update are included.  It returns the
-bot messages created or edited meanwhile (live objects, latest state), or raises
-AssertionError with the transcript on timeout.  Nothing sleeps for a fixed time: every
-request wakes the waiters.
+Waiting (``send`` / ``open_link`` / ``tap`` / ``tap_data`` of a SimUser or a SimGroup, and
+``SimGroup.add_bot`` / ``post``): the update is queued, then the call waits until (a) the
+bot fetched it with getUpdates (or Telegram dropped it, see allowed_updates), (b) at least
+``expect`` bot events happened in this chat since then (a message sent, edited or deleted
+there, an answerCallbackQuery for a button tapped there, or the bot leaving it), and (c)
+no request was in flight or arrived for ``QUIET`` seconds, so trailing messages of the same
+update are included.  It returns the bot messages created or edited meanwhile (live
+objects, latest state), or raises AssertionError with the transcript on timeout.  Nothing
+sleeps for a fixed time: every request wakes the waiters.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-__all__ = ["ApiError", "BotAPIServer", "Button", "Msg", "SimUser", "start_command"]
+__all__ = ["ApiError", "BotAPIServer", "Button", "Msg", "SimGroup", "SimUser", "start_command"]
 
 QUIET = 0.05
 NOT_MODIFIED = (
@@ -62,6 +68,8 @@ CONFLICT = (
     "make sure that only one bot instance is running"
 )
 BLOCKED = "Forbidden: bot was blocked by the user"
+# Sent only to a bot that lists them in allowed_updates.
+_OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 _JSON_FIELDS = (
     "reply_markup",
     "entities",
@@ -735,7 +743,7 @@ def _parse_markup(raw: Any) -> _Markup:
 
 @dataclass(eq=False)
 class Msg:
-    """One message of a private chat, as the user sees it (edited in place, Telegram-style)."""
+    """One message of a chat, as its members see it (edited in place, Telegram-style)."""
 
     message_id: int
     from_bot: bool
@@ -756,6 +764,8 @@ class Msg:
     edit_date: int | None = None
     media: dict[str, Any] | None = None  # the "photo"/"document" JSON Telegram returns
     markup_json: list[list[dict[str, Any]]] | None = None
+    # Who wrote it (None: the bot, or a channel's own post).
+    sender: SimUser | None = field(default=None, repr=False)
 
     @property
     def labels(self) -> list[str]:
@@ -785,7 +795,8 @@ class _File:
 
 @dataclass
 class _Query:
-    user: SimUser
+    user: SimUser  # who tapped: the answer (an alert) is theirs
+    chat: _Chat  # where the tapped message is: answering counts as the bot's action there
     answered: bool = False
 
 
@@ -846,29 +857,49 @@ def start_command(url: str, bot_username: str) -> str:
     return f"/start {payload}" if valid else "/start"
 
 
-class SimUser:
-    """A Telegram user chatting privately with the bot (private chat id == user id)."""
+def _command_entities(text: str) -> list[Entity]:
+    """The bot_command entity a Telegram client marks on a message that starts with one."""
+    command = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])", text)
+    if not command:
+        return []
+    return [{"type": "bot_command", "offset": 0, "length": len(command.group())}]
 
-    def __init__(
-        self,
-        server: BotAPIServer,
-        user_id: int,
-        first_name: str,
-        language_code: str | None,
-        username: str | None,
-    ) -> None:
-        self.id = user_id
-        self.first_name = first_name
-        self.language_code = language_code
-        self.username = username
-        self.alerts: list[tuple[str | None, bool]] = []
-        self.started = False  # the bot may write only after the user wrote first
-        self.blocked = False
+
+class _Chat:
+    """One chat as its members see it: its messages (edited in place), its reply keyboard,
+    and the bot's actions in it, which the waiting helpers count."""
+
+    id: int
+
+    def __init__(self, server: BotAPIServer) -> None:
         self.keyboard: list[list[str]] | None = None  # reply keyboard currently shown
         self._server = server
         self._all: list[Msg] = []
-        self._events: list[Msg | None] = []  # bot actions in this chat (None: a query answer)
+        # The bot's actions in this chat: a message sent, edited or deleted; None for an
+        # answered callback query or the bot leaving the chat.
+        self._events: list[Msg | None] = []
         self._next_id = itertools.count(1)
+
+    # -- what differs between a private chat and a group
+    def chat_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _name(self) -> str:
+        """How messages and transcripts name this chat."""
+        raise NotImplementedError
+
+    def _author(self, m: Msg) -> str:
+        """Who wrote a message that is not the bot's."""
+        return m.sender.first_name if m.sender else self._name()
+
+    def _reachable(self) -> None:
+        """Raise the Bot API's refusal if the bot cannot address this chat at all."""
+
+    def _writable(self) -> None:
+        """Raise the Bot API's refusal if the bot may not post in this chat now."""
+
+    def _check_tap(self, user: SimUser, data: str) -> None:
+        """Fail the test if ``user`` could not tap a button here now."""
 
     # -- views
     @property
@@ -883,135 +914,8 @@ class SimUser:
     def last(self) -> Msg:
         mine = self.bot_messages
         if not mine:
-            raise AssertionError(
-                f"the bot has sent nothing to {self.first_name}\n{self.transcript()}"
-            )
+            raise AssertionError(f"the bot has sent nothing to {self._name()}\n{self.transcript()}")
         return max(mine, key=lambda m: m.message_id)
-
-    def user_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
-        if self.username:
-            d["username"] = self.username
-        if self.language_code:
-            d["language_code"] = self.language_code
-        return d
-
-    def chat_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "type": "private", "first_name": self.first_name}
-        if self.username:
-            d["username"] = self.username
-        return d
-
-    def _add(self, msg: Msg) -> Msg:
-        self._all.append(msg)
-        self._server._changed()
-        return msg
-
-    def _new_id(self) -> int:
-        return next(self._next_id)
-
-    # -- actions
-    async def send(
-        self,
-        text: str,
-        *,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Type a message; wait for the bot's reaction (see module docs); return its messages."""
-        update_id = self.type_text(text)
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"send({text!r})"
-        )
-
-    def type_text(self, text: str) -> int:
-        """Type a message without waiting for the bot (the playground's Send); the update id."""
-        if self.blocked:
-            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
-        if not text:
-            raise AssertionError("Telegram does not send empty messages")
-        self.started = True
-        entities: list[Entity] = []
-        command = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])", text)
-        if command:
-            entities.append({"type": "bot_command", "offset": 0, "length": len(command.group())})
-        msg = self._add(
-            Msg(self._new_id(), from_bot=False, text=text, entities=entities, date=int(time.time()))
-        )
-        return self._server._enqueue(self, {"message": self._server._msg_json(self, msg)})
-
-    async def open_link(
-        self,
-        url: str,
-        *,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Open a t.me deep link to the bot; the client sends "/start <payload>" like Telegram."""
-        try:
-            text = start_command(url, self._server.bot_username)
-        except ValueError as exc:
-            raise AssertionError(str(exc)) from None
-        return await self.send(text, expect=expect, timeout=timeout)
-
-    async def tap(
-        self,
-        label: str,
-        *,
-        message: Msg | None = None,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Tap the inline button labelled ``label`` (exact text, else a unique substring)."""
-        msg, button = self._find_button(label, message)
-        if button.callback_data is None:
-            if button.url and re.search(r"(t\.me|telegram\.me)/|tg://resolve", button.url):
-                return await self.open_link(button.url, expect=expect, timeout=timeout)
-            raise AssertionError(
-                f"button {button.text!r} is a {button.kind} button; tapping it "
-                f"sends the bot nothing\n{self.transcript()}"
-            )
-        return await self._callback(msg, button.callback_data, expect, timeout, f"tap({label!r})")
-
-    async def tap_data(
-        self,
-        data: str,
-        *,
-        message: Msg | None = None,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Send a forged callback query with raw ``data`` from ``message`` (default: last)."""
-        return await self._callback(
-            message or self.last, data, expect, timeout, f"tap_data({data!r})"
-        )
-
-    async def _callback(
-        self, msg: Msg, data: str, expect: int, wait_s: float, action: str
-    ) -> list[Msg]:
-        update_id = self.press(msg, data)
-        return await self._server._await_reaction(self, update_id, expect, wait_s, action)
-
-    def press(self, msg: Msg, data: str) -> int:
-        """Send the callback query of a button without waiting (the playground's tap)."""
-        if self.blocked:
-            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
-        if msg.deleted or not msg.from_bot:
-            raise AssertionError(f"message #{msg.message_id} is deleted or not the bot's")
-        server = self._server
-        query_id = server._new_query(self)
-        return server._enqueue(
-            self,
-            {
-                "callback_query": {
-                    "id": query_id,
-                    "from": self.user_json(),
-                    "message": server._msg_json(self, msg),
-                    "chat_instance": str(-(self.id * 7919) % 10**18),
-                    "data": data,
-                }
-            },
-        )
 
     async def wait_for(
         self,
@@ -1039,6 +943,29 @@ class SimUser:
     def message(self, message_id: int) -> Msg | None:
         """The message with this id if it is still in the chat."""
         return next((m for m in self._all if m.message_id == message_id and not m.deleted), None)
+
+    def _add(self, msg: Msg) -> Msg:
+        self._all.append(msg)
+        self._server._changed()
+        return msg
+
+    def _new_id(self) -> int:
+        return next(self._next_id)
+
+    def _typed(self, sender: SimUser | None, text: str) -> Msg:
+        """A message a member (or, for None, the channel itself) writes in this chat."""
+        if not text:
+            raise AssertionError("Telegram does not send empty messages")
+        return self._add(
+            Msg(
+                self._new_id(),
+                from_bot=False,
+                text=text,
+                entities=_command_entities(text),
+                date=int(time.time()),
+                sender=sender,
+            )
+        )
 
     def _find_button(self, label: str, message: Msg | None) -> tuple[Msg, Button]:
         if message is not None and message.deleted:
@@ -1068,15 +995,17 @@ class SimUser:
             f"no button {label!r}; visible buttons: {visible}\n{self.transcript()}"
         )
 
+    def _header(self) -> str:
+        return f"--- {self._name()} (id {self.id}) ---"
+
     def transcript(self) -> str:
         """The chat as text: one line per message, inline buttons in [brackets]."""
-        state = " [blocked]" if self.blocked else ""
-        lines = [f"--- chat with {self.first_name} (id {self.id}){state} ---"]
+        lines = [self._header()]
         for m in self._all:
             flags = ([f"edited x{m.edited}"] if m.edited else []) + (
                 ["deleted"] if m.deleted else []
             )
-            who = ("bot" if m.from_bot else self.first_name) + (
+            who = ("bot" if m.from_bot else self._author(m)) + (
                 f" ({', '.join(flags)})" if flags else ""
             )
             if m.kind == "text":
@@ -1097,9 +1026,263 @@ class SimUser:
                         " ".join(f"[{label}]" for label in row) for row in m.reply_keyboard
                     )
                 )
-        if self.alerts:
-            lines.append(f"callback answers: {self.alerts}")
         return "\n".join(lines)
+
+
+class SimUser(_Chat):
+    """A Telegram user chatting privately with the bot (private chat id == user id)."""
+
+    def __init__(
+        self,
+        server: BotAPIServer,
+        user_id: int,
+        first_name: str,
+        language_code: str | None,
+        username: str | None,
+    ) -> None:
+        super().__init__(server)
+        self.id = user_id
+        self.first_name = first_name
+        self.language_code = language_code
+        self.username = username
+        self.alerts: list[tuple[str | None, bool]] = []  # callback answers, in any chat
+        self.started = False  # the bot may write only after the user wrote first
+        self.blocked = False
+
+    def user_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        if self.username:
+            d["username"] = self.username
+        if self.language_code:
+            d["language_code"] = self.language_code
+        return d
+
+    def chat_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "type": "private", "first_name": self.first_name}
+        if self.username:
+            d["username"] = self.username
+        return d
+
+    def _name(self) -> str:
+        return self.first_name
+
+    def _reachable(self) -> None:
+        if not self.started:
+            raise _bad("chat not found")
+
+    def _writable(self) -> None:
+        if self.blocked:
+            raise ApiError(403, BLOCKED)
+
+    def _header(self) -> str:
+        state = " [blocked]" if self.blocked else ""
+        return f"--- chat with {self.first_name} (id {self.id}){state} ---"
+
+    def transcript(self) -> str:
+        text = super().transcript()
+        return text + (f"\ncallback answers: {self.alerts}" if self.alerts else "")
+
+    # -- actions
+    async def send(
+        self,
+        text: str,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Type a message; wait for the bot's reaction (see module docs); return its messages."""
+        update_id = self.type_text(text)
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"send({text!r})"
+        )
+
+    def type_text(self, text: str) -> int:
+        """Type a message without waiting for the bot (the playground's Send); the update id."""
+        if self.blocked:
+            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
+        msg = self._typed(self, text)
+        self.started = True
+        return self._server._enqueue(self, {"message": self._server._msg_json(self, msg)})
+
+    async def open_link(
+        self,
+        url: str,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Open a t.me deep link to the bot; the client sends "/start <payload>" like Telegram."""
+        try:
+            text = start_command(url, self._server.bot_username)
+        except ValueError as exc:
+            raise AssertionError(str(exc)) from None
+        return await self.send(text, expect=expect, timeout=timeout)
+
+    async def tap(
+        self,
+        label: str,
+        *,
+        message: Msg | None = None,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Tap the inline button labelled ``label`` (exact text, else a unique substring)."""
+        return await self._server._tap(self, self, label, message, expect, timeout)
+
+    async def tap_data(
+        self,
+        data: str,
+        *,
+        message: Msg | None = None,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Send a forged callback query with raw ``data`` from ``message`` (default: last)."""
+        msg = message or self.last
+        update_id = self.press(msg, data)
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"tap_data({data!r})"
+        )
+
+    def press(self, msg: Msg, data: str) -> int:
+        """Send the callback query of a button without waiting (the playground's tap)."""
+        return self._server._press(self, self, msg, data)
+
+    def _check_tap(self, user: SimUser, data: str) -> None:
+        if self.blocked:
+            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
+
+
+class SimGroup(_Chat):
+    """A group, supergroup or channel.  SimUsers write and tap buttons in it; the bot gets
+    every message, as an administrator (or a bot with privacy mode off) does: the stricter
+    case for a bot that must not answer chatter.  The bot is in it only after add_bot();
+    once it has left (leaveChat), its requests about the chat fail with 403, as Telegram's."""
+
+    def __init__(self, server: BotAPIServer, chat_id: int, title: str, kind: str) -> None:
+        super().__init__(server)
+        self.id = chat_id
+        self.title = title
+        self.kind = kind
+        self.bot_status: str | None = None  # "member", "administrator", "left"; None: never in it
+
+    @property
+    def bot_is_member(self) -> bool:
+        return self.bot_status in ("member", "administrator")
+
+    def chat_json(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.kind, "title": self.title}
+
+    def _name(self) -> str:
+        return f"{self.kind} {self.title!r}"
+
+    def _reachable(self) -> None:
+        if self.bot_status is None:
+            raise _bad("chat not found")
+        if not self.bot_is_member:
+            raise ApiError(403, f"Forbidden: bot is not a member of the {self.kind} chat")
+
+    def _header(self) -> str:
+        return f"--- {self._name()} (id {self.id}) [bot: {self.bot_status or 'never added'}] ---"
+
+    def _needs_bot(self, action: str) -> None:
+        if not self.bot_is_member:
+            raise AssertionError(f"{action}: the bot is not in {self._name()}; add_bot() first")
+
+    # -- actions
+    async def add_bot(
+        self,
+        by: SimUser,
+        *,
+        admin: bool = False,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """``by`` adds the bot (as an administrator if ``admin``); Telegram tells the bot
+        with a my_chat_member update.  Waits for ``expect`` bot events in this chat."""
+        if self.bot_is_member:
+            raise AssertionError(f"the bot is already in {self._name()}")
+        if self.kind == "channel" and not admin:
+            raise AssertionError("bots join a channel only as administrators")
+        update_id = self._server._bot_status(self, "administrator" if admin else "member", by)
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"add_bot(by {by.first_name})"
+        )
+
+    async def send(
+        self,
+        user: SimUser,
+        text: str,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """``user`` writes in the group; wait for the bot's reaction here, as SimUser.send."""
+        update_id = self.type_text(user, text)
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"{user.first_name}: send({text!r})"
+        )
+
+    def type_text(self, user: SimUser, text: str) -> int:
+        if self.kind == "channel":
+            raise AssertionError("members do not write in a channel; post() there instead")
+        self._needs_bot(f"send({text!r})")
+        msg = self._typed(user, text)
+        return self._server._enqueue(self, {"message": self._server._msg_json(self, msg)})
+
+    async def post(
+        self,
+        text: str,
+        *,
+        expect: int = 0,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """A post in a channel (signed by the channel, without a "from"): a channel_post."""
+        if self.kind != "channel":
+            raise AssertionError(f"{self._name()} is not a channel")
+        self._needs_bot(f"post({text!r})")
+        msg = self._typed(None, text)
+        update_id = self._server._enqueue(self, {"channel_post": self._server._msg_json(self, msg)})
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"post({text!r})"
+        )
+
+    async def tap(
+        self,
+        user: SimUser,
+        label: str,
+        *,
+        message: Msg | None = None,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """``user`` taps a button on a bot message in this group; a t.me URL button opens
+        the bot in the user's private chat (and waits there)."""
+        return await self._server._tap(user, self, label, message, expect, timeout)
+
+    async def tap_data(
+        self,
+        user: SimUser,
+        data: str,
+        *,
+        message: Msg | None = None,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """``user`` sends a forged callback query with raw ``data`` from ``message`` (default:
+        the bot's last message here); waits for the bot's reaction in this group."""
+        msg = message or self.last
+        update_id = self.press(user, msg, data)
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"{user.first_name}: tap_data({data!r})"
+        )
+
+    def press(self, user: SimUser, msg: Msg, data: str) -> int:
+        """``user``'s callback query from a button here, without waiting."""
+        return self._server._press(user, self, msg, data)
+
+    def _check_tap(self, user: SimUser, data: str) -> None:
+        self._needs_bot(f"{user.first_name}: tap({data!r})")
 
 
 # --------------------------------------------------------------------------- params
@@ -1198,10 +1381,14 @@ class BotAPIServer:
         # can kill the bot there, when a message was delivered but not yet known sent.
         self.after_call: Callable[[str, dict[str, Any]], object] | None = None
         self._users: dict[int, SimUser] = {}
+        self._groups: dict[int, SimGroup] = {}
+        # As the bot last asked with getUpdates or setWebhook; None: Telegram's default.
+        self.allowed_updates: list[str] | None = None
+        self._dropped: dict[int, str] = {}  # update_id -> its kind, not in allowed_updates
         self._files: dict[str, _File] = {}
         self._queries: dict[str, _Query] = {}
         self._pending: list[dict[str, Any]] = []
-        self._update_owner: dict[int, SimUser] = {}
+        self._update_owner: dict[int, _Chat] = {}
         self._fetch_marks: dict[int, int] = {}  # update_id -> len(owner._events) at fetch time
         self._update_ids = itertools.count(100_001)
         self._last_enqueued = 0
@@ -1252,6 +1439,7 @@ class BotAPIServer:
                     "short_description", self.short_descriptions
                 ),
                 "getFile": self._get_file,
+                "leaveChat": self._leave_chat,
             }.items()
         }
 
@@ -1329,6 +1517,20 @@ class BotAPIServer:
     def known_user(self, user_id: int) -> SimUser | None:
         return self._users.get(user_id)
 
+    def group(self, chat_id: int, title: str, kind: str = "group") -> SimGroup:
+        """Create (or return the existing) group, supergroup or channel, without the bot.
+        Ids as Telegram's: a basic group's above -10**12, a supergroup's or channel's
+        -100xxxxxxxxxx."""
+        if chat_id not in self._groups:
+            if kind not in ("group", "supergroup", "channel"):
+                raise AssertionError(f"no such chat type: {kind!r}")
+            if not (-(10**12) < chat_id < 0 if kind == "group" else chat_id < -(10**12)):
+                raise AssertionError(f"{chat_id} is not a {kind} chat id")
+            if not title:
+                raise AssertionError("a group or channel has a title")
+            self._groups[chat_id] = SimGroup(self, chat_id, title, kind)
+        return self._groups[chat_id]
+
     def commands_for(self, user: SimUser) -> list[dict[str, str]]:
         """The command menu this user's Telegram app shows: the narrowest scope the bot set,
         in the user's language before the language-neutral list, as Telegram resolves it."""
@@ -1373,6 +1575,44 @@ class BotAPIServer:
                     }
                 },
             )
+
+    def _bot_status(self, group: SimGroup, status: str, by: SimUser | None) -> int:
+        """The bot's membership in a group changes; Telegram tells it (my_chat_member),
+        naming who changed it (``None``: the bot itself, leaving)."""
+        old = group.bot_status if group.bot_is_member else "left"
+        group.bot_status = status
+        return self._enqueue(
+            group,
+            {
+                "my_chat_member": {
+                    "chat": group.chat_json(),
+                    "from": by.user_json() if by else self._bot_json(),
+                    "date": int(time.time()),
+                    "old_chat_member": self._member_json(group, old),
+                    "new_chat_member": self._member_json(group, status),
+                }
+            },
+        )
+
+    def _member_json(self, group: SimGroup, status: str) -> dict[str, Any]:
+        d: dict[str, Any] = {"user": self._bot_json(), "status": status}
+        if status == "administrator":  # Telegram lists every right, granted or not
+            rights = [
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_promote_members",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+            ]
+            d |= {"can_be_edited": False, "is_anonymous": False, "can_manage_chat": True}
+            d |= dict.fromkeys(rights, False)
+            if group.kind == "channel":
+                d |= {"can_post_messages": True, "can_edit_messages": False}
+        return d
 
     # -- watching
     def _changed(self) -> None:
@@ -1434,46 +1674,88 @@ class BotAPIServer:
             )
 
     async def _await_reaction(
-        self, user: SimUser, update_id: int, expect: int, wait_s: float, action: str
+        self, chat: _Chat, update_id: int, expect: int, wait_s: float, action: str
     ) -> list[Msg]:
         errors_before = len(self.errors)
 
         def ready() -> bool:
             mark = self._fetch_marks.get(update_id)
-            return mark is not None and len(user._events) - mark >= expect
+            return mark is not None and len(chat._events) - mark >= expect
 
         if not await self._settle(ready, QUIET, wait_s):
             mark = self._fetch_marks.get(update_id)
-            got = (
-                "the bot never fetched the update"
-                if mark is None
-                else f"got {len(user._events) - mark}"
-            )
+            if update_id in self._dropped:
+                got = (
+                    f"Telegram dropped the update: {self._dropped[update_id]!r} is not in the "
+                    f"bot's allowed_updates {self.allowed_updates}"
+                )
+            elif mark is None:
+                got = "the bot never fetched the update"
+            else:
+                got = f"got {len(chat._events) - mark}"
             raise AssertionError(
                 f"{action} timed out after {wait_s}s waiting for {expect} bot events ({got}); "
                 f"refused requests meanwhile: {self.errors[errors_before:]}; transcript:\n"
-                f"{user.transcript()}"
+                f"{chat.transcript()}"
             )
         seen: dict[int, Msg] = {}
-        for m in user._events[self._fetch_marks[update_id] :]:
+        for m in chat._events[self._fetch_marks[update_id] :]:
             if m is not None and not m.deleted:
                 seen.setdefault(m.message_id, m)
         return list(seen.values())
 
-    def _enqueue(self, user: SimUser, payload: dict[str, Any]) -> int:
+    def _enqueue(self, chat: _Chat, payload: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self._pending.append({"update_id": update_id, **payload})
-        self._update_owner[update_id] = user
+        self._update_owner[update_id] = chat
         self._last_enqueued = update_id
         if self._poll is not None:
             self._poll.poke()
         self._touch()
         return update_id
 
-    def _new_query(self, user: SimUser) -> str:
+    def _new_query(self, user: SimUser, chat: _Chat) -> str:
         query_id = str(4_000_000_000_000_000_000 + next(self._counter) * 7_919 + user.id)
-        self._queries[query_id] = _Query(user)
+        self._queries[query_id] = _Query(user, chat)
         return query_id
+
+    def _press(self, user: SimUser, chat: _Chat, msg: Msg, data: str) -> int:
+        """``user`` taps a button with ``data`` on ``msg`` in ``chat``: a callback query."""
+        chat._check_tap(user, data)
+        if msg.deleted or not msg.from_bot:
+            raise AssertionError(f"message #{msg.message_id} is deleted or not the bot's")
+        return self._enqueue(
+            chat,
+            {
+                "callback_query": {
+                    "id": self._new_query(user, chat),
+                    "from": user.user_json(),
+                    "message": self._msg_json(chat, msg),
+                    "chat_instance": str(-(chat.id * 7919) % 10**18),
+                    "data": data,
+                }
+            },
+        )
+
+    async def _tap(
+        self,
+        user: SimUser,
+        chat: _Chat,
+        label: str,
+        message: Msg | None,
+        expect: int,
+        wait_s: float,
+    ) -> list[Msg]:
+        msg, button = chat._find_button(label, message)
+        if button.callback_data is None:
+            if button.url and re.search(r"(t\.me|telegram\.me)/|tg://resolve", button.url):
+                return await user.open_link(button.url, expect=expect, timeout=wait_s)
+            raise AssertionError(
+                f"button {button.text!r} is a {button.kind} button; tapping it "
+                f"sends the bot nothing\n{chat.transcript()}"
+            )
+        update_id = self._press(user, chat, msg, button.callback_data)
+        return await self._await_reaction(chat, update_id, expect, wait_s, f"tap({label!r})")
 
     # -- HTTP
     async def _handle(self, request: web.Request) -> web.Response:
@@ -1578,6 +1860,7 @@ class BotAPIServer:
             timeout = max(float(p.get("timeout") or 0), 0.0)
         except ValueError:
             raise _bad("timeout must be a Number") from None
+        self._set_allowed_updates(p)
         if offset > 0:
             self._pending = [u for u in self._pending if u["update_id"] >= offset]
         elif offset < 0:
@@ -1595,6 +1878,7 @@ class BotAPIServer:
                     transport = request.transport
                     alive = transport is not None and not transport.is_closing()
                     raise ApiError(409, CONFLICT, record=alive)
+                self._drop_unwanted()
                 batch = self._pending[:limit]
                 remaining = deadline - loop.time()
                 if batch or self._stopping or remaining <= 0:
@@ -1612,6 +1896,35 @@ class BotAPIServer:
             self._last_fetched = max(self._last_fetched, update_id)
         return batch
 
+    def _set_allowed_updates(self, p: dict[str, Any]) -> None:
+        """Kept until the bot asks again; an empty list means Telegram's default."""
+        allowed = p.get("allowed_updates")
+        if allowed is None:
+            return
+        if not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed):
+            raise _bad("can't parse allowed updates JSON object")
+        self.allowed_updates = list(allowed) or None
+
+    def _drop_unwanted(self) -> None:
+        """Telegram does not keep updates of a kind the bot did not ask for; by default,
+        every kind but chat_member and message reactions."""
+        kept = []
+        for update in self._pending:
+            kind = next(k for k in update if k != "update_id")
+            if self.allowed_updates is None:
+                wanted = kind not in _OPT_IN_UPDATES
+            else:
+                wanted = kind in self.allowed_updates
+            if wanted:
+                kept.append(update)
+            else:  # gone for good: a wait for nothing from the bot is over
+                update_id = update["update_id"]
+                self._dropped[update_id] = kind
+                owner = self._update_owner.get(update_id)
+                self._fetch_marks.setdefault(update_id, len(owner._events) if owner else 0)
+                self._last_fetched = max(self._last_fetched, update_id)
+        self._pending = kept
+
     # -- serialisation
     def _bot_json(self) -> dict[str, Any]:
         return {
@@ -1621,13 +1934,15 @@ class BotAPIServer:
             "username": self.bot_username,
         }
 
-    def _msg_json(self, user: SimUser, m: Msg) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "message_id": m.message_id,
-            "from": self._bot_json() if m.from_bot else user.user_json(),
-            "chat": user.chat_json(),
-            "date": m.date,
-        }
+    def _msg_json(self, chat: _Chat, m: Msg) -> dict[str, Any]:
+        d: dict[str, Any] = {"message_id": m.message_id}
+        if m.from_bot:
+            d["from"] = self._bot_json()
+        elif m.sender is not None:
+            d["from"] = m.sender.user_json()
+        else:  # a channel's own post
+            d["sender_chat"] = chat.chat_json()
+        d |= {"chat": chat.chat_json(), "date": m.date}
         if m.edit_date:
             d["edit_date"] = m.edit_date
         if m.kind == "text":
@@ -1645,33 +1960,30 @@ class BotAPIServer:
         return d
 
     # -- shared checks
-    def _chat(self, p: dict[str, Any]) -> SimUser:
+    def _chat(self, p: dict[str, Any]) -> _Chat:
         raw = p.get("chat_id")
         if raw is None or raw == "":
             raise _bad("chat_id is empty")
         try:
-            user = self._users.get(int(raw))
+            chat_id = int(raw)
         except (TypeError, ValueError):
-            user = None  # "@username" never resolves to a private chat
-        if user is None or not user.started:
+            chat_id = 0  # "@username": no emulated chat has one
+        chat: _Chat | None = self._users.get(chat_id) if chat_id > 0 else self._groups.get(chat_id)
+        if chat is None:
             raise _bad("chat not found")
-        return user
+        chat._reachable()
+        return chat
 
     @staticmethod
-    def _check_reply(user: SimUser, p: dict[str, Any]) -> None:
+    def _check_reply(chat: _Chat, p: dict[str, Any]) -> None:
         """Quoting a message that is not in the chat fails unless the bot allowed that."""
         reply = p.get("reply_parameters")
         if not isinstance(reply, dict) or reply.get("allow_sending_without_reply"):
             return
         if reply.get("message_id") is not None and not any(
-            m.message_id == reply["message_id"] and not m.deleted for m in user._all
+            m.message_id == reply["message_id"] and not m.deleted for m in chat._all
         ):
             raise _bad("message to be replied not found")
-
-    @staticmethod
-    def _not_blocked(user: SimUser) -> None:
-        if user.blocked:
-            raise ApiError(403, BLOCKED)
 
     @staticmethod
     def _format(raw: str, parse_mode: Any, entities: Any) -> tuple[str, list[Entity]]:
@@ -1708,19 +2020,19 @@ class BotAPIServer:
             self._format(raw, p.get("parse_mode"), p.get("caption_entities")) if raw else ("", [])
         )
 
-    def _find(self, user: SimUser, p: dict[str, Any], action: str) -> Msg:
+    def _find(self, chat: _Chat, p: dict[str, Any], action: str) -> Msg:
         if p.get("inline_message_id"):
             raise _bad("inline messages are not emulated")
         message_id = _int(p, "message_id")
         if message_id is None:
             raise _bad("message identifier is not specified")
-        for m in user._all:
+        for m in chat._all:
             if m.message_id == message_id and not m.deleted:
                 return m
         raise _bad(f"message to {action} not found")
 
-    def _record(self, user: SimUser, msg: Msg | None) -> None:
-        user._events.append(msg)
+    def _record(self, chat: _Chat, msg: Msg | None) -> None:
+        chat._events.append(msg)
 
     def _store_file(self, data: bytes | None, name: str, mime: str, photo: bool) -> _File:
         n = next(self._counter)
@@ -1778,9 +2090,9 @@ class BotAPIServer:
         self._files.setdefault(thumb["file_id"], f)  # resending the thumbnail's id resends f
         return [thumb, full]
 
-    def _new_bot_msg(self, user: SimUser, markup: _Markup, **fields: Any) -> Msg:
+    def _new_bot_msg(self, chat: _Chat, markup: _Markup, **fields: Any) -> Msg:
         msg = Msg(
-            user._new_id(),
+            chat._new_id(),
             from_bot=True,
             date=int(time.time()),
             buttons=markup.inline,
@@ -1789,11 +2101,11 @@ class BotAPIServer:
             **fields,
         )
         if markup.keyboard is not None:
-            user.keyboard = markup.keyboard
+            chat.keyboard = markup.keyboard
         elif markup.remove_keyboard:
-            user.keyboard = None
-        user._add(msg)
-        self._record(user, msg)
+            chat.keyboard = None
+        chat._add(msg)
+        self._record(chat, msg)
         return msg
 
     # -- methods
@@ -1818,6 +2130,7 @@ class BotAPIServer:
         return True
 
     def _set_webhook(self, p: dict[str, Any]) -> bool:
+        self._set_allowed_updates(p)
         self.webhook_url = _str(p, "url") or ""
         if self._poll is not None:
             self._poll.poke()
@@ -1833,31 +2146,31 @@ class BotAPIServer:
     def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
         text, ents = self._message_text(p)
         markup = _parse_markup(p.get("reply_markup"))
-        user = self._chat(p)
-        self._check_reply(user, p)
+        chat = self._chat(p)
+        self._check_reply(chat, p)
         if len(text) > 4096:
             raise _bad("message is too long")
-        self._not_blocked(user)
+        chat._writable()
         msg = self._new_bot_msg(
-            user,
+            chat,
             markup,
             text=text,
             entities=ents,
             html=_str(p, "text"),
             parse_mode=_str(p, "parse_mode"),
         )
-        return self._msg_json(user, msg)
+        return self._msg_json(chat, msg)
 
     def _send_media(self, p: dict[str, Any], key: str) -> dict[str, Any]:
         photo = key == "photo"
         f = self._input_file(p, key, photo)
         caption, ents = self._caption(p)
         markup = _parse_markup(p.get("reply_markup"))
-        user = self._chat(p)
-        self._check_reply(user, p)
+        chat = self._chat(p)
+        self._check_reply(chat, p)
         if len(caption) > 1024:
             raise _bad("message caption is too long")
-        self._not_blocked(user)
+        chat._writable()
         if photo:
             media: dict[str, Any] = {"photo": self._photo_json(f)}
         else:
@@ -1872,7 +2185,7 @@ class BotAPIServer:
             if f.data is not None:
                 media["document"]["file_size"] = len(f.data)
         msg = self._new_bot_msg(
-            user,
+            chat,
             markup,
             kind=key,
             media=media,
@@ -1884,7 +2197,7 @@ class BotAPIServer:
             document=None if photo else f.data,
             document_name=None if photo else f.name,
         )
-        return self._msg_json(user, msg)
+        return self._msg_json(chat, msg)
 
     def _send_photo(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._send_media(p, "photo")
@@ -1892,75 +2205,83 @@ class BotAPIServer:
     def _send_document(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._send_media(p, "document")
 
-    def _edited(self, user: SimUser, msg: Msg, markup: _Markup) -> dict[str, Any]:
+    def _edited(self, chat: _Chat, msg: Msg, markup: _Markup) -> dict[str, Any]:
         msg.buttons, msg.markup_json = markup.inline, markup.inline_json
         msg.edited += 1
         msg.edit_date = int(time.time())
-        self._record(user, msg)
-        return self._msg_json(user, msg)
+        self._record(chat, msg)
+        return self._msg_json(chat, msg)
 
-    def _edit_target(self, p: dict[str, Any]) -> tuple[SimUser, Msg]:
-        user = self._chat(p)
-        msg = self._find(user, p, "edit")
+    def _edit_target(self, p: dict[str, Any]) -> tuple[_Chat, Msg]:
+        chat = self._chat(p)
+        msg = self._find(chat, p, "edit")
         if not msg.from_bot:
             raise _bad("message can't be edited")
-        return user, msg
+        return chat, msg
 
     def _edit_text(self, p: dict[str, Any]) -> dict[str, Any]:
         text, ents = self._message_text(p)
         markup = _parse_markup(p.get("reply_markup"))
-        user, msg = self._edit_target(p)
+        chat, msg = self._edit_target(p)
         if msg.kind != "text":
             raise _bad("there is no text in the message to edit")
         if len(text) > 4096:
             raise _bad("message is too long")
-        self._not_blocked(user)
+        chat._writable()
         if (text, ents, markup.inline_json) == (msg.text, msg.entities, msg.markup_json):
             raise _bad(NOT_MODIFIED)
         msg.text, msg.entities, msg.html = text, ents, _str(p, "text")
         msg.parse_mode = _str(p, "parse_mode")
-        return self._edited(user, msg, markup)
+        return self._edited(chat, msg, markup)
 
     def _edit_caption(self, p: dict[str, Any]) -> dict[str, Any]:
         caption, ents = self._caption(p)
         markup = _parse_markup(p.get("reply_markup"))
-        user, msg = self._edit_target(p)
+        chat, msg = self._edit_target(p)
         if msg.kind == "text":
             raise _bad("there is no caption in the message to edit")
         if len(caption) > 1024:
             raise _bad("message caption is too long")
-        self._not_blocked(user)
+        chat._writable()
         old = (msg.caption or "", msg.entities, msg.markup_json)
         if (caption, ents, markup.inline_json) == old:
             raise _bad(NOT_MODIFIED)
         msg.caption, msg.entities, msg.html = caption or None, ents, _str(p, "caption")
         msg.parse_mode = _str(p, "parse_mode")
-        return self._edited(user, msg, markup)
+        return self._edited(chat, msg, markup)
 
     def _edit_markup(self, p: dict[str, Any]) -> dict[str, Any]:
         markup = _parse_markup(p.get("reply_markup"))
-        user, msg = self._edit_target(p)
-        self._not_blocked(user)
+        chat, msg = self._edit_target(p)
+        chat._writable()
         if markup.inline_json == msg.markup_json:
             raise _bad(NOT_MODIFIED)
-        return self._edited(user, msg, markup)
+        return self._edited(chat, msg, markup)
 
     def _delete(self, p: dict[str, Any]) -> bool:
-        user = self._chat(p)
-        msg = self._find(user, p, "delete")
+        chat = self._chat(p)
+        msg = self._find(chat, p, "delete")
         msg.deleted = True
-        self._record(user, msg)
+        self._record(chat, msg)
         return True
 
     def _delete_many(self, p: dict[str, Any]) -> bool:
-        user = self._chat(p)
+        chat = self._chat(p)
         ids = p.get("message_ids")
         if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
             raise _bad("message_ids must be a non-empty Array of at most 100 Integers")
-        for m in user._all:
+        for m in chat._all:
             if m.message_id in ids and not m.deleted:
                 m.deleted = True
-                self._record(user, m)
+                self._record(chat, m)
+        return True
+
+    def _leave_chat(self, p: dict[str, Any]) -> bool:
+        chat = self._chat(p)
+        if not isinstance(chat, SimGroup):
+            raise _bad("Can't leave private chats")
+        self._record(chat, None)
+        self._bot_status(chat, "left", None)  # Telegram tells the bot that it left, too
         return True
 
     def _answer(self, p: dict[str, Any]) -> bool:
@@ -1972,7 +2293,7 @@ class BotAPIServer:
             raise _bad("MESSAGE_TOO_LONG")
         query.answered = True
         query.user.alerts.append((text, _bool(p, "show_alert")))
-        self._record(query.user, None)
+        self._record(query.chat, None)
         return True
 
     def _scope_key(self, p: dict[str, Any]) -> tuple[str, str]:
@@ -2042,10 +2363,10 @@ class BotAPIServer:
         return True
 
     def _chat_action(self, p: dict[str, Any]) -> bool:
-        user = self._chat(p)
+        chat = self._chat(p)
         if not _str(p, "action"):
             raise _bad("action is empty")
-        self._not_blocked(user)
+        chat._writable()
         return True
 
     def _set_menu(self, p: dict[str, Any]) -> bool:

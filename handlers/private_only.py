@@ -1,0 +1,146 @@
+"""The bot speaks about patients only in a private chat with that patient.
+
+Whatever comes from a group, a supergroup or a channel stops at `private_chats_only`,
+before any other handler could show a patient's data, start or advance a flow, or sign
+someone in. At most it gets "Please message me directly"; an invite link seen there is
+burned; a group the bot is added to is told so once and left.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType, MessageEntityType
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot import invitations
+from bot.i18n import Translator
+from bot.runtime import caller, portal, recipient_language
+from bot.text import esc
+from storage.models import Patient
+
+log = logging.getLogger(__name__)
+
+_JOINED = (ChatMember.MEMBER, ChatMember.ADMINISTRATOR)
+_START = re.compile(r"^/start(?:@\w+)?$", re.IGNORECASE)
+_LINK_PAYLOAD = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})")
+
+
+async def private_chats_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """First for every update: one from a chat that is not private goes no further."""
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        return
+    try:
+        await _turn_away(update, context)
+    except Exception:  # a failed reply must not let the update through to the handlers
+        log.exception(
+            "could not turn away update %s from a chat that is not private", update.update_id
+        )
+    raise ApplicationHandlerStop
+
+
+def please_message_me(_: Translator) -> str:
+    return _("Please message me directly: I only talk about patients in a private chat.")
+
+
+def _direct_button(_: Translator, bot_username: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(_("Open a private chat"), url=f"https://t.me/{bot_username}")]]
+    )
+
+
+async def _turn_away(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update.my_chat_member is not None:
+        await _leave_when_added(update, context)
+        return
+    if update.callback_query is not None:
+        who = await caller(update, context)
+        await update.callback_query.answer(please_message_me(who._), show_alert=True)
+        return
+    message = update.message
+    if message is None or message.chat.type == ChatType.CHANNEL:
+        return  # a channel's post: nobody to answer
+    await _burn_exposed_invites(update, context, message)
+    if _command_for(message, context.bot.username):
+        who = await caller(update, context)
+        await message.reply_text(
+            please_message_me(who._), reply_markup=_direct_button(who._, context.bot.username)
+        )
+    # Anything else is the group's own conversation: not ours to answer.
+
+
+def _command_for(message: Message, bot_username: str) -> bool:
+    """A command addressed to this bot: /cmd, or /cmd@this_bot (not /cmd@another_bot)."""
+    text = message.text or ""
+    entity = message.entities[0] if message.entities else None
+    if entity is None or entity.type != MessageEntityType.BOT_COMMAND or entity.offset != 0:
+        return False
+    _command, _at, target = text[1 : entity.length].partition("@")
+    return not target or target.lower() == bot_username.lower()
+
+
+def _exposed_payloads(message: Message) -> set[str]:
+    """Possible invite tokens in a group message: "/start <token>" (to any bot), and the
+    start= of any deep link."""
+    text = message.text or message.caption or ""
+    words = text.split()
+    found = set(_LINK_PAYLOAD.findall(text))
+    if len(words) > 1 and _START.match(words[0]):
+        found.add(words[1])
+    return found
+
+
+async def _burn_exposed_invites(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
+) -> None:
+    """An invite seen by others in a group is burned: nobody signs in with it, and the
+    practitioner who sent it is asked for a new one."""
+    sender = message.from_user.id if message.from_user else 0
+    db = portal(context).db
+    for payload in _exposed_payloads(message):
+        burned = await invitations.burn_exposed(db, payload, sender, message.chat.type)
+        if burned is not None and burned.invite.invited_by is not None:
+            await tell_practitioner_invite_burned(context, burned.invite.invited_by, burned.patient)
+
+
+async def tell_practitioner_invite_burned(
+    context: ContextTypes.DEFAULT_TYPE, practitioner_id: int, patient: Patient
+) -> None:
+    """The practitioner who sent an invite that was posted in a group, in their language."""
+    _ = await recipient_language(context, practitioner_id)
+    text = _(
+        "The invite link you sent for {name} was posted in a group chat, where others could "
+        "see it, so it no longer works. Please send {name} a new invite with /invite."
+    ).format(name=esc(patient.full_name))
+    try:
+        await context.bot.send_message(practitioner_id, text)
+    except TelegramError as exc:  # the link is burned either way
+        log.warning("could not tell practitioner about a burned invite: %s", type(exc).__name__)
+
+
+async def _leave_when_added(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Added to a group: say once why not, then leave. A channel is left without a word."""
+    change = update.my_chat_member
+    assert change is not None
+    if change.new_chat_member.status not in _JOINED:
+        return  # the bot left or was removed: nothing to do
+    chat = change.chat
+    if chat.type != ChatType.CHANNEL:
+        who = await caller(update, context)
+        _ = who._
+        try:
+            await context.bot.send_message(
+                chat.id,
+                _(
+                    "I only work in private chats, so that patients' information stays "
+                    "private. Please message me directly. I'm leaving this group now."
+                ),
+                reply_markup=_direct_button(_, context.bot.username),
+            )
+        except TelegramError as exc:  # e.g. no right to post: leave all the same
+            log.warning("could not say goodbye to a group: %s", type(exc).__name__)
+    await context.bot.leave_chat(chat.id)
