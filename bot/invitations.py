@@ -25,6 +25,7 @@ class InviteState(enum.StrEnum):
     SIGNED_IN_ALREADY = "signed_in_already"  # this Telegram user already holds this portal
     HAS_OTHER_PORTAL = "has_other_portal"  # this Telegram user holds a different portal
     PORTAL_TAKEN = "portal_taken"  # the portal is held by another Telegram user
+    NO_DATE_OF_BIRTH = "no_date_of_birth"  # nothing to check (an invite from before 0010)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,29 @@ class InviteRequest:
     email: str | None
 
 
+class InviteRefusal(enum.StrEnum):
+    NO_DATE_OF_BIRTH = "no_date_of_birth"  # none given and none on record
+    DATE_OF_BIRTH_DIFFERS = "date_of_birth_differs"  # the patient on record has another
+
+
+class InviteRefused(Exception):
+    """No invite was made: its link could not check who opens it."""
+
+    def __init__(
+        self, reason: InviteRefusal, request: InviteRequest, patient_id: int | None = None
+    ) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+        self.request = request
+        self.patient_id = patient_id  # the patient on record, when there is one
+
+
+def expected_date_of_birth(patient: Patient, invite: Invite) -> dt.date | None:
+    """What opening this invite must be answered with: the patient's record first (the
+    practice's system may have filled it in since), else the date given at invite time."""
+    return patient.date_of_birth or invite.date_of_birth
+
+
 async def _create(
     conn: Writes, request: InviteRequest, ttl_days: int, invited_by: int | None
 ) -> NewInvite:
@@ -58,6 +82,11 @@ async def _create(
         request.date_of_birth,
         request.email,
     )
+    on_record, given = patient.date_of_birth, request.date_of_birth
+    if on_record is None and given is None:
+        raise InviteRefused(InviteRefusal.NO_DATE_OF_BIRTH, request)
+    if on_record is not None and given is not None and on_record != given:
+        raise InviteRefused(InviteRefusal.DATE_OF_BIRTH_DIFFERS, request, patient.id)
     if created and request.email:
         await grants.attach_email_requests(conn, patient.id, request.email)
     token, token_hash = new_token()
@@ -67,6 +96,7 @@ async def _create(
         patient.id,
         expires_at=now() + ttl_days * DAY,
         invited_by=invited_by,
+        date_of_birth=given if on_record is None else None,
     )
     await audit.record(
         conn,
@@ -81,16 +111,33 @@ async def _create(
 async def create_invite(
     db: Database, request: InviteRequest, ttl_days: int, invited_by: int | None = None
 ) -> NewInvite:
-    async with db.transaction() as conn:
-        return await _create(conn, request, ttl_days, invited_by)
+    """Raises InviteRefused, creating nothing, when the link could not check a date of
+    birth: none given for a patient with none on record, or one that differs from it."""
+    (new,) = await create_invites(db, [request], ttl_days, invited_by)
+    return new
 
 
 async def create_invites(
     db: Database, requests: list[InviteRequest], ttl_days: int, invited_by: int | None = None
 ) -> list[NewInvite]:
-    """A whole list in one transaction: all of them or none."""
-    async with db.transaction() as conn:
-        return [await _create(conn, r, ttl_days, invited_by) for r in requests]
+    """A whole list in one transaction: all of them or none (see create_invite)."""
+    try:
+        async with db.transaction() as conn:
+            return [await _create(conn, r, ttl_days, invited_by) for r in requests]
+    except InviteRefused as refused:
+        if refused.reason is InviteRefusal.DATE_OF_BIRTH_DIFFERS:
+            # In the patient's access log: a wrong date given for them may be someone
+            # trying to get a link to their portal.
+            async with db.transaction() as conn:
+                await audit.record(
+                    conn,
+                    "invite.created",
+                    outcome="refused",
+                    actor_telegram_id=invited_by,
+                    subject_patient_id=refused.patient_id,
+                    detail="dob_differs",
+                )
+        raise
 
 
 async def check_invite(db: Database, payload: str, telegram_user_id: int) -> InviteCheck:
@@ -104,7 +151,12 @@ async def check_invite(db: Database, payload: str, telegram_user_id: int) -> Inv
         patient = await patients.get(conn, invite.patient_id)
         mine = await logins.get(conn, telegram_user_id)
         holder = await logins.for_patient(conn, invite.patient_id)
-    return InviteCheck(_state(invite, mine, holder, telegram_user_id), invite, patient)
+    state = _state(invite, mine, holder, telegram_user_id)
+    if state is InviteState.VALID and (
+        patient is None or expected_date_of_birth(patient, invite) is None
+    ):
+        state = InviteState.NO_DATE_OF_BIRTH
+    return InviteCheck(state, invite, patient)
 
 
 def _state(
@@ -142,7 +194,7 @@ async def check_date_of_birth(
         patient = await patients.get(conn, invite.patient_id) if invite else None
         if invite is None or patient is None or invite.locked_at is not None:
             return DobCheck(False, 0, True, invite.invited_by if invite else None)
-        if patient.date_of_birth == answer:
+        if expected_date_of_birth(patient, invite) == answer:
             return DobCheck(True, DOB_TRIES - invite.failed_dob_tries, False, invite.invited_by)
         invite = await invites.count_failed_try(conn, invite_id, DOB_TRIES)
         locked = invite.locked_at is not None
@@ -166,9 +218,14 @@ class SignIn:
 
 
 async def sign_in(
-    db: Database, invite_id: int, telegram_user_id: int, language: str | None
+    db: Database,
+    invite_id: int,
+    telegram_user_id: int,
+    language: str | None,
+    date_of_birth: dt.date,
 ) -> SignIn:
-    """Consume the invite and connect this Telegram user to the patient: exactly once."""
+    """Consume the invite and connect this Telegram user to the patient: exactly once, and
+    only with the date of birth it checks (check_date_of_birth counts the wrong ones)."""
     async with db.transaction() as conn:
         invite = await invites.get(conn, invite_id)
         if invite is None:
@@ -177,10 +234,20 @@ async def sign_in(
         holder = await logins.for_patient(conn, invite.patient_id)
         state = _state(invite, mine, holder, telegram_user_id)
         patient = await patients.get(conn, invite.patient_id)
+        if patient is None:
+            return SignIn(InviteState.UNKNOWN)
+        expected = expected_date_of_birth(patient, invite)
+        if state is InviteState.VALID and expected is None:
+            return SignIn(InviteState.NO_DATE_OF_BIRTH, patient)
+        if state is InviteState.VALID and expected != date_of_birth:
+            return SignIn(InviteState.UNKNOWN, patient)  # never asked, or asked and missed
         if state is not InviteState.VALID or not await invites.mark_used(
             conn, invite_id, telegram_user_id
         ):
             return SignIn(state if state is not InviteState.VALID else InviteState.USED, patient)
+        if patient.date_of_birth is None:
+            await patients.fill_date_of_birth(conn, patient.id, date_of_birth)
+            patient = patient.model_copy(update={"date_of_birth": date_of_birth})
         await logins.create(conn, telegram_user_id, invite.patient_id, language)
         await audit.record(
             conn,
@@ -202,6 +269,7 @@ async def create_own_login_invite(
         dependent = await patients.get(conn, dependent_id)
         if (
             dependent is None
+            or dependent.date_of_birth is None  # the link would have nothing to check
             or dependent.holder_id != holder_id
             or await logins.for_patient(conn, dependent_id) is not None
         ):

@@ -53,6 +53,7 @@ class Invite(Row):
     failed_dob_tries: int
     locked_at: int | None
     created_by_patient: int | None = None
+    date_of_birth: dt.date | None = None  # checked when the patient has none on record
 
 
 class AuditEvent(Row):

@@ -59,6 +59,14 @@ async def get_or_create_by_email(
     return await create(conn, full_name, date_of_birth, email), True
 
 
+async def fill_date_of_birth(conn: Writes, patient_id: int, date_of_birth: dt.date) -> None:
+    """Record a date of birth the patient had none of; one on record is never replaced."""
+    await conn.execute(
+        "UPDATE patients SET date_of_birth = ? WHERE id = ? AND date_of_birth IS NULL",
+        (date_of_birth.isoformat(), patient_id),
+    )
+
+
 async def held_by(conn: Reads, holder_id: int) -> list[Patient]:
     """Dependents this patient decides for: created by them and without a login of their own."""
     rows = await fetch_all(
