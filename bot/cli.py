@@ -17,7 +17,7 @@ from bot import invitations
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
-from storage import Database, StorageError, practitioners
+from storage import Database, StorageError, patients, practitioners, state
 
 
 class UsageError(Exception):
@@ -79,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument(
         "--bot-username",
         help="the bot's @username for the link (default: asked from Telegram with the token)",
+    )
+
+    unlink = sub.add_parser(
+        "unlink",
+        help="sign a patient's Telegram account out of the portal",
+        description="Remove the Telegram login of one patient, for a lost phone or a "
+        "taken-over account. Their records, access and dependents stay; their unused invite "
+        "links stop working, and they sign in again with a new one (see invite). With "
+        "PORTAL_BOT_TOKEN set, they are told in Telegram.",
+    )
+    unlink.add_argument(
+        "--patient", required=True, metavar="ID_OR_EMAIL", help="the patient's id or email"
     )
 
     play = sub.add_parser(
@@ -300,6 +312,58 @@ def _refusal(refused: invitations.InviteRefused) -> str:
     )
 
 
+async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
+    key = args.patient.strip()
+    email = None if key.isdigit() else clean_email(key)
+    if not key.isdigit() and email is None:
+        raise UsageError("--patient must be a patient id (a number) or an email address")
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        async with db.read() as conn:
+            patient = await (
+                patients.by_email(conn, email) if email else patients.get(conn, int(key))
+            )
+        if patient is None:
+            raise DataError(f"no patient with {'email ' + email if email else 'id ' + key}")
+        done = await invitations.unlink(db, patient.id)
+        if done is not None:
+            from bot.persistence import USER_DATA
+
+            async with db.transaction() as conn:  # their drafts, as a stopped bot stored them
+                await state.drop(conn, USER_DATA, "", str(done.login.telegram_user_id))
+    finally:
+        await db.close()
+    who = f"{patient.full_name} (patient {patient.id})"
+    if done is None:
+        print(f"{who} has no Telegram account signed in; nothing changed")
+        return 0
+    print(
+        f"{who}: Telegram account {done.login.telegram_user_id} signed out of the portal; "
+        + await _tell_signed_out(settings, done)
+    )
+    return 0
+
+
+async def _tell_signed_out(settings: Settings, done: invitations.SignedOut) -> str:
+    """How the patient heard of it, for the command's one line."""
+    try:
+        token = settings.require_token()
+    except SettingsError:
+        return "PORTAL_BOT_TOKEN is not set, so please tell them yourself"
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from handlers.signout import tell_patient_signed_out
+
+    try:
+        async with Bot(token, base_url=settings.api_base_url) as bot:
+            told = await tell_patient_signed_out(bot, settings, done)
+    except TelegramError:  # e.g. a revoked token: the unlink stands all the same
+        told = False
+    return "they were told in Telegram" if told else "they could not be told in Telegram"
+
+
 async def playground_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot.playground import PlaygroundError, serve
 
@@ -379,6 +443,7 @@ _COMMANDS = {
     "migrate": migrate_command,
     "add-practitioner": add_practitioner_command,
     "invite": invite_command,
+    "unlink": unlink_command,
     "playground": playground_command,
     "import-fhir": import_fhir_command,
     "seed-demo": seed_demo_command,

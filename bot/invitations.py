@@ -290,3 +290,85 @@ async def create_own_login_invite(
             ref_id=invite.id,
         )
         return NewInvite(token, invite, dependent, reused_patient=True)
+
+
+# --- Signing out ---------------------------------------------------------------------------
+
+
+class SignOutBy(enum.StrEnum):
+    """Who removed a login, as the access log records it."""
+
+    PATIENT = "signin.signed_out"  # the patient's own /signout
+    PRACTICE = "signin.unlinked"  # a practitioner, in chat or with `python -m bot unlink`
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    patient: Patient
+    login: Login  # as it was: whom to tell, and in which language
+
+
+async def sign_out(
+    db: Database, telegram_user_id: int, patient_id: int, since: int
+) -> SignedOut | None:
+    """The patient's own, confirmed /signout: only the login the confirmation was for (this
+    Telegram user, this patient, the sign-in made at `since`) goes. None: nothing changed."""
+    async with db.transaction() as conn:
+        login = await logins.get(conn, telegram_user_id)
+        if login is None or login.patient_id != patient_id or login.created_at != since:
+            return None
+        return await _remove(conn, login, SignOutBy.PATIENT, actor_patient_id=patient_id)
+
+
+async def unlink(
+    db: Database,
+    patient_id: int,
+    *,
+    telegram_user_id: int | None = None,
+    practitioner_id: int | None = None,
+) -> SignedOut | None:
+    """A practitioner signs the patient's Telegram account out (practitioner_id None: the
+    CLI). With telegram_user_id, only while that account still holds the portal (a stale
+    confirmation must not sign out a newer login). None: nobody was signed in."""
+    async with db.transaction() as conn:
+        login = await logins.for_patient(conn, patient_id)
+        if login is None or telegram_user_id not in (None, login.telegram_user_id):
+            return None
+        return await _remove(conn, login, SignOutBy.PRACTICE, actor_telegram_id=practitioner_id)
+
+
+async def _remove(
+    conn: Writes,
+    login: Login,
+    by: SignOutBy,
+    *,
+    actor_patient_id: int | None = None,
+    actor_telegram_id: int | None = None,
+) -> SignedOut | None:
+    """Only the login goes (with its /switch choice): records, grants and dependents stay.
+    The portal opens again only with an invite made from now on."""
+    patient = await patients.get(conn, login.patient_id)
+    if patient is None or not await logins.delete(
+        conn, login.telegram_user_id, login.patient_id, login.created_at
+    ):
+        return None
+    await invites.expire_open_for_patient(conn, patient.id)
+    # Whoever created their account does not decide for them again, nor revive an offer.
+    await patients.release_from_holder(conn, patient.id)
+    await grants.lapse_offers_for(conn, patient.id)
+    await audit.record(
+        conn,
+        by.value,
+        actor_patient_id=actor_patient_id,
+        actor_telegram_id=actor_telegram_id if by is SignOutBy.PRACTICE else login.telegram_user_id,
+        subject_patient_id=patient.id,
+    )
+    return SignedOut(patient, login)
+
+
+async def find_signed_in(
+    db: Database, *, email: str | None = None, name: str | None = None
+) -> list[tuple[Patient, Login]]:
+    """Patients a practitioner may sign out: those with a login, by email or full name."""
+    async with db.read() as conn:
+        return await logins.signed_in_patients(conn, email=email, name=name, limit=5)

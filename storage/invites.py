@@ -84,3 +84,14 @@ async def mark_used(conn: Writes, invite_id: int, telegram_user_id: int) -> bool
 
 async def expire_now(conn: Writes, invite_id: int) -> None:
     await conn.execute("UPDATE invites SET expires_at = ? WHERE id = ?", (now() - 1, invite_id))
+
+
+async def expire_open_for_patient(conn: Writes, patient_id: int) -> int:
+    """Every unused link to this patient's portal stops working now."""
+    at = now()
+    cur = await conn.execute(
+        "UPDATE invites SET expires_at = ? WHERE patient_id = ? AND used_at IS NULL"
+        " AND expires_at > ?",
+        (at, patient_id, at),
+    )
+    return cur.rowcount

@@ -67,6 +67,12 @@ async def fill_date_of_birth(conn: Writes, patient_id: int, date_of_birth: dt.da
     )
 
 
+async def release_from_holder(conn: Writes, patient_id: int) -> None:
+    """A dependent who had their own login decides for themself, also once signed out: the
+    patient who created their account does not get that back."""
+    await conn.execute("UPDATE patients SET holder_id = NULL WHERE id = ?", (patient_id,))
+
+
 async def held_by(conn: Reads, holder_id: int) -> list[Patient]:
     """Dependents this patient decides for: created by them and without a login of their own."""
     rows = await fetch_all(
