@@ -41,6 +41,7 @@ from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
 from conversations.share import share_conversation
 from conversations.signin import signin_conversation
+from conversations.unlink import unlink_conversation
 from handlers import start
 from handlers.activity import activity_handlers
 from handlers.approvals import approval_handler
@@ -50,6 +51,7 @@ from handlers.manage import manage_handlers
 from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
 from handlers.restarts import settle_restored_conversations
+from handlers.signout import signout_handlers
 from handlers.views import view_handlers
 from storage import Database
 
@@ -150,12 +152,14 @@ def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-a
     app.add_handler(invite_conversation(flows))
     app.add_handler(addpatient_conversation(flows))
     app.add_handler(share_conversation(flows))
+    app.add_handler(unlink_conversation(flows))
     app.add_handler(approval_handler())
     for handler in (
         *view_handlers(),
         *manage_handlers(),
         *activity_handlers(),
         *language_handlers(),
+        *signout_handlers(),
     ):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))

@@ -17,7 +17,7 @@ from bot import invitations
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
-from storage import Database, StorageError, practitioners
+from storage import Database, StorageError, patients, practitioners, state
 
 
 class UsageError(Exception):
@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         "invite",
         help="create invite links for patients",
         description="Create single-use invite links and print them, one per line. Either one "
-        "patient (--name and --dob) or a CSV file with columns name,dob[,email].",
+        "patient (--name and --dob) or a CSV file with columns name,dob[,email]. Every link "
+        "asks the patient's date of birth: it may be left out only for an --email whose "
+        "patient has one on record, and one that differs from the record is refused.",
     )
     one = inv.add_argument_group("one patient")
     one.add_argument("--name", help="the patient's full name")
@@ -77,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
     inv.add_argument(
         "--bot-username",
         help="the bot's @username for the link (default: asked from Telegram with the token)",
+    )
+
+    unlink = sub.add_parser(
+        "unlink",
+        help="sign a patient's Telegram account out of the portal",
+        description="Remove the Telegram login of one patient, for a lost phone or a "
+        "taken-over account. Their records, access and dependents stay; their unused invite "
+        "links stop working, and they sign in again with a new one (see invite). With "
+        "PORTAL_BOT_TOKEN set, they are told in Telegram.",
+    )
+    unlink.add_argument(
+        "--patient", required=True, metavar="ID_OR_EMAIL", help="the patient's id or email"
     )
 
     play = sub.add_parser(
@@ -200,25 +214,30 @@ async def add_practitioner_command(settings: Settings, args: argparse.Namespace)
     return 0
 
 
-def _request(name: str, dob: str, email: str | None, where: str) -> invitations.InviteRequest:
+Located = tuple[str, invitations.InviteRequest]  # where it came from ("… line 3"), and what
+
+
+def _request(name: str, dob: str | None, email: str | None, where: str) -> Located:
     full_name = clean_name(name)
     if full_name is None:
-        raise DataError(f"{where}: the name must be 1-100 characters")
-    try:
-        birth = dt.date.fromisoformat(dob.strip())
-    except ValueError:
-        raise DataError(f"{where}: date of birth {dob.strip()!r} is not YYYY-MM-DD") from None
-    if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
-        raise DataError(f"{where}: date of birth {birth} is not plausible")
+        raise DataError(f"{where}: the name must be 1-100 characters, with at least one letter")
+    birth = None
+    if dob and dob.strip():
+        try:
+            birth = dt.date.fromisoformat(dob.strip())
+        except ValueError:
+            raise DataError(f"{where}: date of birth {dob.strip()!r} is not YYYY-MM-DD") from None
+        if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
+            raise DataError(f"{where}: date of birth {birth} is not plausible")
     address = None
     if email and email.strip():
         address = clean_email(email)
         if address is None:
             raise DataError(f"{where}: {email.strip()!r} is not an email address")
-    return invitations.InviteRequest(full_name=full_name, date_of_birth=birth, email=address)
+    return where, invitations.InviteRequest(full_name, birth, address)
 
 
-def _read_csv(path: Path) -> list[invitations.InviteRequest]:
+def _read_csv(path: Path) -> list[Located]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -258,21 +277,91 @@ async def invite_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.csv and (args.name or args.dob or args.email):
         raise UsageError("use either --csv or --name/--dob/--email, not both")
     if args.csv:
-        requests = _read_csv(args.csv)
-    elif args.name and args.dob:
-        requests = [_request(args.name, args.dob, args.email, "invite")]
+        located = _read_csv(args.csv)
+    elif args.name:
+        located = [_request(args.name, args.dob, args.email, "invite")]
     else:
         raise UsageError("give --name and --dob, or --csv FILE")
     username = await _bot_username(settings, args.bot_username)
     db = Database(settings.db_path)
     try:
         await db.migrate()
-        created = await invitations.create_invites(db, requests, settings.invite_ttl_days)
+        created = await invitations.create_invites(
+            db, [request for _, request in located], settings.invite_ttl_days
+        )
+    except invitations.InviteRefused as refused:
+        where = next(w for w, request in located if request is refused.request)
+        raise DataError(f"{where}: {_refusal(refused)}; no invite was created") from None
     finally:
         await db.close()
     for new in created:
         print(f"{new.patient.full_name}\t{deep_link(username, new.token)}")
     return 0
+
+
+def _refusal(refused: invitations.InviteRefused) -> str:
+    request = refused.request
+    if refused.reason is invitations.InviteRefusal.DATE_OF_BIRTH_DIFFERS:
+        return (
+            f"{request.full_name}'s date of birth {request.date_of_birth} differs from the one "
+            f"on record for {request.email}; check it against the practice's records"
+        )
+    return (
+        f"no date of birth for {request.full_name}, and none on record: give one "
+        "(--dob, or the dob column), the link asks for it"
+    )
+
+
+async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
+    key = args.patient.strip()
+    email = None if key.isdigit() else clean_email(key)
+    if not key.isdigit() and email is None:
+        raise UsageError("--patient must be a patient id (a number) or an email address")
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        async with db.read() as conn:
+            patient = await (
+                patients.by_email(conn, email) if email else patients.get(conn, int(key))
+            )
+        if patient is None:
+            raise DataError(f"no patient with {'email ' + email if email else 'id ' + key}")
+        done = await invitations.unlink(db, patient.id)
+        if done is not None:
+            from bot.persistence import USER_DATA
+
+            async with db.transaction() as conn:  # their drafts, as a stopped bot stored them
+                await state.drop(conn, USER_DATA, "", str(done.login.telegram_user_id))
+    finally:
+        await db.close()
+    who = f"{patient.full_name} (patient {patient.id})"
+    if done is None:
+        print(f"{who} has no Telegram account signed in; nothing changed")
+        return 0
+    print(
+        f"{who}: Telegram account {done.login.telegram_user_id} signed out of the portal; "
+        + await _tell_signed_out(settings, done)
+    )
+    return 0
+
+
+async def _tell_signed_out(settings: Settings, done: invitations.SignedOut) -> str:
+    """How the patient heard of it, for the command's one line."""
+    try:
+        token = settings.require_token()
+    except SettingsError:
+        return "PORTAL_BOT_TOKEN is not set, so please tell them yourself"
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from handlers.signout import tell_patient_signed_out
+
+    try:
+        async with Bot(token, base_url=settings.api_base_url) as bot:
+            told = await tell_patient_signed_out(bot, settings, done)
+    except TelegramError:  # e.g. a revoked token: the unlink stands all the same
+        told = False
+    return "they were told in Telegram" if told else "they could not be told in Telegram"
 
 
 async def playground_command(settings: Settings, args: argparse.Namespace) -> int:
@@ -354,6 +443,7 @@ _COMMANDS = {
     "migrate": migrate_command,
     "add-practitioner": add_practitioner_command,
     "invite": invite_command,
+    "unlink": unlink_command,
     "playground": playground_command,
     "import-fhir": import_fhir_command,
     "seed-demo": seed_demo_command,

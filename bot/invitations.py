@@ -26,6 +26,7 @@ class InviteState(enum.StrEnum):
     SIGNED_IN_ALREADY = "signed_in_already"  # this Telegram user already holds this portal
     HAS_OTHER_PORTAL = "has_other_portal"  # this Telegram user holds a different portal
     PORTAL_TAKEN = "portal_taken"  # the portal is held by another Telegram user
+    NO_DATE_OF_BIRTH = "no_date_of_birth"  # nothing to check (an invite from before 0010)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,29 @@ class InviteRequest:
     email: str | None
 
 
+class InviteRefusal(enum.StrEnum):
+    NO_DATE_OF_BIRTH = "no_date_of_birth"  # none given and none on record
+    DATE_OF_BIRTH_DIFFERS = "date_of_birth_differs"  # the patient on record has another
+
+
+class InviteRefused(Exception):
+    """No invite was made: its link could not check who opens it."""
+
+    def __init__(
+        self, reason: InviteRefusal, request: InviteRequest, patient_id: int | None = None
+    ) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+        self.request = request
+        self.patient_id = patient_id  # the patient on record, when there is one
+
+
+def expected_date_of_birth(patient: Patient, invite: Invite) -> dt.date | None:
+    """What opening this invite must be answered with: the patient's record first (the
+    practice's system may have filled it in since), else the date given at invite time."""
+    return patient.date_of_birth or invite.date_of_birth
+
+
 async def _create(
     conn: Writes, request: InviteRequest, ttl_days: int, invited_by: int | None
 ) -> NewInvite:
@@ -59,6 +83,11 @@ async def _create(
         request.date_of_birth,
         request.email,
     )
+    on_record, given = patient.date_of_birth, request.date_of_birth
+    if on_record is None and given is None:
+        raise InviteRefused(InviteRefusal.NO_DATE_OF_BIRTH, request)
+    if on_record is not None and given is not None and on_record != given:
+        raise InviteRefused(InviteRefusal.DATE_OF_BIRTH_DIFFERS, request, patient.id)
     if created and request.email:
         await grants.attach_email_requests(conn, patient.id, request.email)
     token, token_hash = new_token()
@@ -68,6 +97,7 @@ async def _create(
         patient.id,
         expires_at=now() + ttl_days * DAY,
         invited_by=invited_by,
+        date_of_birth=given if on_record is None else None,
     )
     await audit.record(
         conn,
@@ -82,16 +112,33 @@ async def _create(
 async def create_invite(
     db: Database, request: InviteRequest, ttl_days: int, invited_by: int | None = None
 ) -> NewInvite:
-    async with db.transaction() as conn:
-        return await _create(conn, request, ttl_days, invited_by)
+    """Raises InviteRefused, creating nothing, when the link could not check a date of
+    birth: none given for a patient with none on record, or one that differs from it."""
+    (new,) = await create_invites(db, [request], ttl_days, invited_by)
+    return new
 
 
 async def create_invites(
     db: Database, requests: list[InviteRequest], ttl_days: int, invited_by: int | None = None
 ) -> list[NewInvite]:
-    """A whole list in one transaction: all of them or none."""
-    async with db.transaction() as conn:
-        return [await _create(conn, r, ttl_days, invited_by) for r in requests]
+    """A whole list in one transaction: all of them or none (see create_invite)."""
+    try:
+        async with db.transaction() as conn:
+            return [await _create(conn, r, ttl_days, invited_by) for r in requests]
+    except InviteRefused as refused:
+        if refused.reason is InviteRefusal.DATE_OF_BIRTH_DIFFERS:
+            # In the patient's access log: a wrong date given for them may be someone
+            # trying to get a link to their portal.
+            async with db.transaction() as conn:
+                await audit.record(
+                    conn,
+                    "invite.created",
+                    outcome="refused",
+                    actor_telegram_id=invited_by,
+                    subject_patient_id=refused.patient_id,
+                    detail="dob_differs",
+                )
+        raise
 
 
 async def check_invite(db: Database, payload: str, telegram_user_id: int) -> InviteCheck:
@@ -105,7 +152,12 @@ async def check_invite(db: Database, payload: str, telegram_user_id: int) -> Inv
         patient = await patients.get(conn, invite.patient_id)
         mine = await logins.get(conn, telegram_user_id)
         holder = await logins.for_patient(conn, invite.patient_id)
-    return InviteCheck(_state(invite, mine, holder, telegram_user_id), invite, patient)
+    state = _state(invite, mine, holder, telegram_user_id)
+    if state is InviteState.VALID and (
+        patient is None or expected_date_of_birth(patient, invite) is None
+    ):
+        state = InviteState.NO_DATE_OF_BIRTH
+    return InviteCheck(state, invite, patient)
 
 
 def _state(
@@ -148,7 +200,7 @@ async def check_date_of_birth(
             return DobCheck(False, 0, False, invite.invited_by, burned=True)
         if invite is None or patient is None or invite.locked_at is not None:
             return DobCheck(False, 0, True, invite.invited_by if invite else None)
-        if patient.date_of_birth == answer:
+        if expected_date_of_birth(patient, invite) == answer:
             return DobCheck(True, DOB_TRIES - invite.failed_dob_tries, False, invite.invited_by)
         invite = await invites.count_failed_try(conn, invite_id, DOB_TRIES)
         locked = invite.locked_at is not None
@@ -180,9 +232,14 @@ class SignIn:
 
 
 async def sign_in(
-    db: Database, invite_id: int, telegram_user_id: int, language: str | None
+    db: Database,
+    invite_id: int,
+    telegram_user_id: int,
+    language: str | None,
+    date_of_birth: dt.date,
 ) -> SignIn:
-    """Consume the invite and connect this Telegram user to the patient: exactly once."""
+    """Consume the invite and connect this Telegram user to the patient: exactly once, and
+    only with the date of birth it checks (check_date_of_birth counts the wrong ones)."""
     async with db.transaction() as conn:
         invite = await invites.get(conn, invite_id)
         if invite is None:
@@ -191,10 +248,20 @@ async def sign_in(
         holder = await logins.for_patient(conn, invite.patient_id)
         state = _state(invite, mine, holder, telegram_user_id)
         patient = await patients.get(conn, invite.patient_id)
+        if patient is None:
+            return SignIn(InviteState.UNKNOWN)
+        expected = expected_date_of_birth(patient, invite)
+        if state is InviteState.VALID and expected is None:
+            return SignIn(InviteState.NO_DATE_OF_BIRTH, patient)
+        if state is InviteState.VALID and expected != date_of_birth:
+            return SignIn(InviteState.UNKNOWN, patient)  # never asked, or asked and missed
         if state is not InviteState.VALID or not await invites.mark_used(
             conn, invite_id, telegram_user_id
         ):
             return SignIn(state if state is not InviteState.VALID else InviteState.USED, patient)
+        if patient.date_of_birth is None:
+            await patients.fill_date_of_birth(conn, patient.id, date_of_birth)
+            patient = patient.model_copy(update={"date_of_birth": date_of_birth})
         await logins.create(conn, telegram_user_id, invite.patient_id, language)
         await audit.record(
             conn,
@@ -250,6 +317,7 @@ async def create_own_login_invite(
         dependent = await patients.get(conn, dependent_id)
         if (
             dependent is None
+            or dependent.date_of_birth is None  # the link would have nothing to check
             or dependent.holder_id != holder_id
             or await logins.for_patient(conn, dependent_id) is not None
         ):
@@ -270,3 +338,85 @@ async def create_own_login_invite(
             ref_id=invite.id,
         )
         return NewInvite(token, invite, dependent, reused_patient=True)
+
+
+# --- Signing out ---------------------------------------------------------------------------
+
+
+class SignOutBy(enum.StrEnum):
+    """Who removed a login, as the access log records it."""
+
+    PATIENT = "signin.signed_out"  # the patient's own /signout
+    PRACTICE = "signin.unlinked"  # a practitioner, in chat or with `python -m bot unlink`
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    patient: Patient
+    login: Login  # as it was: whom to tell, and in which language
+
+
+async def sign_out(
+    db: Database, telegram_user_id: int, patient_id: int, since: int
+) -> SignedOut | None:
+    """The patient's own, confirmed /signout: only the login the confirmation was for (this
+    Telegram user, this patient, the sign-in made at `since`) goes. None: nothing changed."""
+    async with db.transaction() as conn:
+        login = await logins.get(conn, telegram_user_id)
+        if login is None or login.patient_id != patient_id or login.created_at != since:
+            return None
+        return await _remove(conn, login, SignOutBy.PATIENT, actor_patient_id=patient_id)
+
+
+async def unlink(
+    db: Database,
+    patient_id: int,
+    *,
+    telegram_user_id: int | None = None,
+    practitioner_id: int | None = None,
+) -> SignedOut | None:
+    """A practitioner signs the patient's Telegram account out (practitioner_id None: the
+    CLI). With telegram_user_id, only while that account still holds the portal (a stale
+    confirmation must not sign out a newer login). None: nobody was signed in."""
+    async with db.transaction() as conn:
+        login = await logins.for_patient(conn, patient_id)
+        if login is None or telegram_user_id not in (None, login.telegram_user_id):
+            return None
+        return await _remove(conn, login, SignOutBy.PRACTICE, actor_telegram_id=practitioner_id)
+
+
+async def _remove(
+    conn: Writes,
+    login: Login,
+    by: SignOutBy,
+    *,
+    actor_patient_id: int | None = None,
+    actor_telegram_id: int | None = None,
+) -> SignedOut | None:
+    """Only the login goes (with its /switch choice): records, grants and dependents stay.
+    The portal opens again only with an invite made from now on."""
+    patient = await patients.get(conn, login.patient_id)
+    if patient is None or not await logins.delete(
+        conn, login.telegram_user_id, login.patient_id, login.created_at
+    ):
+        return None
+    await invites.expire_open_for_patient(conn, patient.id)
+    # Whoever created their account does not decide for them again, nor revive an offer.
+    await patients.release_from_holder(conn, patient.id)
+    await grants.lapse_offers_for(conn, patient.id)
+    await audit.record(
+        conn,
+        by.value,
+        actor_patient_id=actor_patient_id,
+        actor_telegram_id=actor_telegram_id if by is SignOutBy.PRACTICE else login.telegram_user_id,
+        subject_patient_id=patient.id,
+    )
+    return SignedOut(patient, login)
+
+
+async def find_signed_in(
+    db: Database, *, email: str | None = None, name: str | None = None
+) -> list[tuple[Patient, Login]]:
+    """Patients a practitioner may sign out: those with a login, by email or full name."""
+    async with db.read() as conn:
+        return await logins.signed_in_patients(conn, email=email, name=name, limit=5)

@@ -11,14 +11,29 @@ EMAIL_MAX = 254
 _EMAIL = re.compile(r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"'.]{2,}$")
 
 
+# Letters (Lo) or a symbol that every font draws as nothing: the Hangul fillers and the
+# braille blank. In a name they can only be padding, so they count as spaces.
+_BLANKS = str.maketrans(dict.fromkeys("\u115f\u1160\u3164\uffa0\u2800", " "))
+# Format characters (Cf) a name may need: the zero-width non-joiner and joiner shape
+# Persian, Indic and other scripts. Every other one (zero-width space, direction
+# overrides, ...) is invisible, and an unpaired override reverses the text after the name.
+_KEPT_FORMAT = frozenset("\u200c\u200d")
+
+
 def clean_name(text: str | None) -> str | None:
-    """A person's name: trimmed, inner spaces collapsed, 1–100 characters, no control characters."""
+    """A person's name as it will show on cards, or None when it cannot be used: NFC,
+    trimmed, inner spaces collapsed, 1–100 characters, no control characters, at least
+    one letter. Used wherever a name is typed or imported."""
     if text is None:
         return None
-    name = " ".join(text.split())
+    normal = unicodedata.normalize("NFC", text).translate(_BLANKS)
+    kept = "".join(ch for ch in normal if unicodedata.category(ch) != "Cf" or ch in _KEPT_FORMAT)
+    name = " ".join(kept.split())
     if not 1 <= len(name) <= NAME_MAX:
         return None
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") for ch in name):
+        return None
+    if not any(unicodedata.category(ch).startswith("L") for ch in name):
         return None
     return name
 

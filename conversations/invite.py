@@ -176,18 +176,23 @@ async def send_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     """Creates the invite; sends the link, its QR code and a share button."""
     who = await caller(update, context)
     _ = who._
-    draft = context.user_data.pop(DATA_KEY, {})  # type: ignore[union-attr]
+    draft = _draft(context)
     p = portal(context)
-    new = await invitations.create_invite(
-        p.db,
-        invitations.InviteRequest(
-            full_name=draft["name"],
-            date_of_birth=dt.date.fromisoformat(draft["dob"]),
-            email=draft.get("email"),
-        ),
-        ttl_days=p.settings.invite_ttl_days,
-        invited_by=who.telegram_user_id,
-    )
+    try:
+        new = await invitations.create_invite(
+            p.db,
+            invitations.InviteRequest(
+                full_name=draft["name"],
+                date_of_birth=dt.date.fromisoformat(draft["dob"]),
+                email=draft.get("email"),
+            ),
+            ttl_days=p.settings.invite_ttl_days,
+            invited_by=who.telegram_user_id,
+        )
+    except invitations.InviteRefused:
+        # Only a differing date can be refused here: this flow always asks for one.
+        return await date_of_birth_differs(update, context)
+    context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
     link = deep_link(context.bot.username, new.token)
     until = dt.datetime.fromtimestamp(new.invite.expires_at, p.settings.tz).date()
     share = (
@@ -217,6 +222,23 @@ async def send_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
         ),
     )
     return ConversationHandler.END
+
+
+async def date_of_birth_differs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """The email's patient has another date of birth on record: asks it again."""
+    _ = (await caller(update, context))._
+    _draft(context).pop("dob", None)
+    await _say(
+        update,
+        _(
+            "The patient with this email has a different date of birth on record, so I "
+            "haven't created the invite. Please check the date of birth with the patient and "
+            "type it again (for example {example}); I'll ask for the email again after it. "
+            "Or tap Cancel."
+        ).format(example=_.date_example()),
+        _buttons(_),
+    )
+    return DOB
 
 
 async def cancel_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:

@@ -69,11 +69,17 @@ def _refusal(_: Translator, state: InviteState, check: invitations.InviteCheck) 
             "This portal is already connected to another Telegram account. If that isn't you, "
             "please contact your practice."
         )
+    if state is InviteState.NO_DATE_OF_BIRTH:
+        return (
+            _("This invite link has no date of birth to check, so it can't be used safely.")
+            + " "
+            + ask
+        )
     return ask
 
 
 async def open_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    """Checks the link from /start <token>; asks the date of birth, or signs in at once."""
+    """Checks the link from /start <token>; asks the date of birth."""
     who = await caller(update, context)
     _ = who._
     message = update.effective_message
@@ -88,9 +94,8 @@ async def open_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     if check.state is not InviteState.VALID or check.invite is None or check.patient is None:
         await message.reply_text(_refusal(_, check.state, check))
         return ConversationHandler.END
+    # Always: a link must never sign anyone in without the date of birth it checks.
     context.user_data[INVITE_KEY] = check.invite.id  # type: ignore[index]
-    if check.patient.date_of_birth is None:
-        return await _finish(update, context, who, check.invite.id)
     await message.reply_text(
         _(
             "Welcome! To keep your records safe, please type your date of birth "
@@ -126,7 +131,7 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         await message.reply_text(_refusal(_, InviteState.BURNED, check))
         return ConversationHandler.END
     if result.matches:
-        return await _finish(update, context, who, invite_id)
+        return await _finish(update, context, who, invite_id, answer)
     if result.locked:
         context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
         await message.reply_text(
@@ -147,14 +152,18 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 
 
 async def _finish(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, who: Caller, invite_id: int
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    who: Caller,
+    invite_id: int,
+    date_of_birth: dt.date,
 ) -> int:
     _ = who._
     message = update.effective_message
     assert message is not None
     context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
     result = await invitations.sign_in(
-        portal(context).db, invite_id, who.telegram_user_id, _.language
+        portal(context).db, invite_id, who.telegram_user_id, _.language, date_of_birth
     )
     if result.state is not InviteState.VALID or result.patient is None:
         check = invitations.InviteCheck(result.state)

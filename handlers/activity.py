@@ -43,6 +43,8 @@ def _what(_: Translator, e: AuditEvent) -> str:
         "grant.offered": _("offered access ({access})").format(access=level_role),
         "grant.decide": _("tried to decide a request"),
         "signin.ok": _("signed in"),
+        "signin.signed_out": _("signed out of the portal on Telegram"),
+        "signin.unlinked": _("signed the Telegram account out of this portal"),
         "signin.dob_mismatch": _("typed a wrong date of birth"),
         "invite.locked": _("locked an invite link"),
         "invite.created": _("sent an invite link to this portal"),

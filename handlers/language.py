@@ -44,14 +44,17 @@ def commands(_: Translator, *, practitioner: bool = False) -> list[BotCommand]:
         ("language", _("Change language")),
         ("help", _("What I can do")),
         ("cancel", _("Stop what you're doing")),
+        ("signout", _("Sign this Telegram account out of the portal")),
     ]
     if practitioner:
         items.insert(1, ("invite", _("Invite a patient")))
+        items.insert(2, ("unlink", _("Sign a patient's Telegram account out")))
     return [BotCommand(name, description) for name, description in items]
 
 
 async def set_command_menus(app: Application) -> None:  # type: ignore[type-arg]
-    """The menu in every shipped language; practitioners also see /invite in their chat.
+    """The menu in every shipped language; practitioners also see /invite and /unlink in
+    their chat.
     Sent side by side, once the bot is running (bot/app.py)."""
     p = portal(app)
     bot = app.bot
@@ -75,7 +78,7 @@ MENU_SET_KEY = "practitioner_menus"
 async def practitioner_menu(
     context: ContextTypes.DEFAULT_TYPE, who: Caller, *, again: bool = False
 ) -> None:
-    """Practitioners also see /invite, in their chat only. Set once they have talked to
+    """Practitioners also see /invite and /unlink, in their chat only. Set once they have talked to
     the bot (Telegram refuses a chat scope before that), and again after /language."""
     done: set[int] = context.bot_data.setdefault(MENU_SET_KEY, set())
     if not who.is_practitioner or (who.telegram_user_id in done and not again):

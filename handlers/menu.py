@@ -64,6 +64,7 @@ def help_text(who: Caller) -> str:
             _("/addpatient — add a patient you access, such as your child"),
             _("/access — who you access, who accesses you, and requests"),
             _("/activity — who looked at your records and what they did"),
+            _("/signout — sign this Telegram account out of the portal (a new invite signs in)"),
         ]
     else:
         lines += [
@@ -71,6 +72,7 @@ def help_text(who: Caller) -> str:
         ]
     if who.is_practitioner:
         lines.append(_("/invite — invite a patient to the portal"))
+        lines.append(_("/unlink — sign a patient's Telegram account out of the portal"))
     lines += [
         _("/language — change the language I speak"),
         _("/help — this list"),

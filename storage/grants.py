@@ -225,6 +225,17 @@ async def outgoing_pending(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     return [_entry(row) for row in rows]
 
 
+async def lapse_offers_for(conn: Writes, subject_id: int) -> int:
+    """Offers of this patient's access made by their holder end: they count only while the
+    holder decides (see offers_for), and signing out must not bring them back."""
+    cur = await conn.execute(
+        "UPDATE grants SET status = 'expired', decided_at = ?"
+        " WHERE subject_id = ? AND kind = 'offer' AND status = 'pending'",
+        (now(), subject_id),
+    )
+    return cur.rowcount
+
+
 async def offers_for(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Offers to this patient (someone sharing a dependent) that wait for their answer."""
     rows = await fetch_all(

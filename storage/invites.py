@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 
 from storage.db import Reads, Writes, fetch_one, now
@@ -9,7 +10,7 @@ from storage.models import Invite
 
 _COLUMNS = (
     "id, patient_id, invited_by, created_at, expires_at, used_at, used_by,"
-    " failed_dob_tries, locked_at, created_by_patient, burned_at"
+    " failed_dob_tries, locked_at, created_by_patient, burned_at, date_of_birth"
 )
 
 
@@ -24,11 +25,20 @@ async def create(
     expires_at: int,
     invited_by: int | None = None,
     created_by_patient: int | None = None,
+    date_of_birth: dt.date | None = None,
 ) -> Invite:
     cur = await conn.execute(
         "INSERT INTO invites (token_hash, patient_id, invited_by, created_at, expires_at,"
-        " created_by_patient) VALUES (?, ?, ?, ?, ?, ?)",
-        (token_hash, patient_id, invited_by, now(), expires_at, created_by_patient),
+        " created_by_patient, date_of_birth) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            token_hash,
+            patient_id,
+            invited_by,
+            now(),
+            expires_at,
+            created_by_patient,
+            date_of_birth.isoformat() if date_of_birth else None,
+        ),
     )
     invite = await get(conn, cur.lastrowid or 0)
     assert invite is not None
@@ -87,3 +97,14 @@ async def burn(conn: Writes, invite_id: int) -> bool:
 
 async def expire_now(conn: Writes, invite_id: int) -> None:
     await conn.execute("UPDATE invites SET expires_at = ? WHERE id = ?", (now() - 1, invite_id))
+
+
+async def expire_open_for_patient(conn: Writes, patient_id: int) -> int:
+    """Every unused link to this patient's portal stops working now."""
+    at = now()
+    cur = await conn.execute(
+        "UPDATE invites SET expires_at = ? WHERE patient_id = ? AND used_at IS NULL"
+        " AND expires_at > ?",
+        (at, patient_id, at),
+    )
+    return cur.rowcount

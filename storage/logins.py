@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.db import Reads, Writes, fetch_one, now
+from storage.db import Reads, Writes, fetch_all, fetch_one, now
 from storage.models import Grant, Identity, Login, LoginView, Patient, Row
 
 _COLUMNS = "telegram_user_id, patient_id, locale, created_at, current_subject_id"
@@ -30,6 +30,37 @@ async def create(conn: Writes, telegram_user_id: int, patient_id: int, locale: s
     login = await get(conn, telegram_user_id)
     assert login is not None
     return login
+
+
+async def delete(conn: Writes, telegram_user_id: int, patient_id: int, since: int | None) -> bool:
+    """Remove this login, if it still connects this Telegram user to this patient (and, with
+    `since`, is still the sign-in made then): true for exactly one caller."""
+    cur = await conn.execute(
+        "DELETE FROM logins WHERE telegram_user_id = ? AND patient_id = ?"
+        " AND (? IS NULL OR created_at = ?)",
+        (telegram_user_id, patient_id, since, since),
+    )
+    return cur.rowcount == 1
+
+
+async def signed_in_patients(
+    conn: Reads, *, email: str | None = None, name: str | None = None, limit: int = 5
+) -> list[tuple[Patient, Login]]:
+    """Patients with a login, found by email or by full name (either ignoring ASCII case)."""
+    rows = await fetch_all(
+        conn,
+        f"SELECT {_select('p', Patient)}, {_select('l', Login)}"
+        " FROM patients p JOIN logins l ON l.patient_id = p.id"
+        " WHERE p.email = :email COLLATE NOCASE OR p.full_name = :name COLLATE NOCASE"
+        " ORDER BY p.id LIMIT :limit",
+        {"email": email, "name": name, "limit": limit},
+    )
+    found = []
+    for row in rows:
+        data = dict(row)
+        patient, login = _pick(data, "p", Patient), _pick(data, "l", Login)
+        found.append((Patient.model_validate(patient), Login.model_validate(login)))
+    return found
 
 
 async def set_locale(conn: Writes, telegram_user_id: int, locale: str) -> None:

@@ -54,6 +54,7 @@ class Invite(Row):
     locked_at: int | None
     created_by_patient: int | None = None
     burned_at: int | None = None  # posted in a group chat: unusable
+    date_of_birth: dt.date | None = None  # checked when the patient has none on record
 
 
 class AuditEvent(Row):

@@ -59,6 +59,20 @@ async def get_or_create_by_email(
     return await create(conn, full_name, date_of_birth, email), True
 
 
+async def fill_date_of_birth(conn: Writes, patient_id: int, date_of_birth: dt.date) -> None:
+    """Record a date of birth the patient had none of; one on record is never replaced."""
+    await conn.execute(
+        "UPDATE patients SET date_of_birth = ? WHERE id = ? AND date_of_birth IS NULL",
+        (date_of_birth.isoformat(), patient_id),
+    )
+
+
+async def release_from_holder(conn: Writes, patient_id: int) -> None:
+    """A dependent who had their own login decides for themself, also once signed out: the
+    patient who created their account does not get that back."""
+    await conn.execute("UPDATE patients SET holder_id = NULL WHERE id = ?", (patient_id,))
+
+
 async def held_by(conn: Reads, holder_id: int) -> list[Patient]:
     """Dependents this patient decides for: created by them and without a login of their own."""
     rows = await fetch_all(

@@ -328,7 +328,9 @@ class AccessMachine(RuleBasedStateMachine):
         check = self.run(invitations.check_invite(self.db, invite.token, tg))
         assert check.state is expected
         assert check.patient is not None and check.patient.id == invite.patient
-        result = self.run(invitations.sign_in(self.db, invite.id, tg, "en"))
+        assert check.patient.date_of_birth is not None
+        born = check.patient.date_of_birth
+        result = self.run(invitations.sign_in(self.db, invite.id, tg, "en", born))
         assert result.state is expected
         if expected is InviteState.VALID:
             invite.used = True
@@ -917,7 +919,7 @@ def test_access_rules_hold_over_random_histories(
 
 async def _signed_in(db: Database, name: str, email: str, tg: int) -> int:
     new = await invitations.create_invite(db, InviteRequest(name, DOB, email), TTL_DAYS)
-    assert (await invitations.sign_in(db, new.invite.id, tg, "en")).state is InviteState.VALID
+    assert (await invitations.sign_in(db, new.invite.id, tg, "en", DOB)).state is InviteState.VALID
     return new.patient.id
 
 
@@ -939,7 +941,8 @@ async def test_an_open_offer_lapses_once_the_dependent_has_their_own_login(db: D
     )
     own = await invitations.create_own_login_invite(db, mum, mia.id, TTL_DAYS)
     assert offer is not None and own is not None
-    assert (await invitations.sign_in(db, own.invite.id, 3, "en")).state is InviteState.VALID
+    signed = await invitations.sign_in(db, own.invite.id, 3, "en", dt.date(2008, 1, 1))
+    assert signed.state is InviteState.VALID
 
     for approve in (True, False):
         result = await access.decide(db, offer.id, dad, approve)

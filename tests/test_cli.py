@@ -186,7 +186,7 @@ def test_a_bad_csv_row_is_named_and_nothing_is_written(
 
 
 def test_help_describes_each_command() -> None:
-    for command in ("run", "migrate", "add-practitioner", "invite"):
+    for command in ("run", "migrate", "add-practitioner", "invite", "unlink"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage: python -m bot" in result.stdout
     invite_help = run_cli("invite", "--help").stdout

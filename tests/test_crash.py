@@ -7,6 +7,7 @@ left them."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import random
 import signal
@@ -21,6 +22,7 @@ from tests.botapi import BotAPIServer, SimUser
 
 ROOT = Path(__file__).resolve().parent.parent
 CYCLES = int(os.environ.get("PORTAL_CRASH_CYCLES", "12"))
+DOB = dt.date(1985, 2, 3)  # every invite checks one
 
 
 def check_database(path: Path) -> dict[str, int]:
@@ -124,7 +126,7 @@ async def test_sigkill_at_random_moments(server: BotAPIServer, tmp_path: Path) -
     parents = []
     for telegram_id, name in ((700, "Ann Lee"), (701, "Bob Lee")):
         new = await invitations.create_invite(
-            db, invitations.InviteRequest(name, None, f"{name[:3].lower()}@example.com"), 14
+            db, invitations.InviteRequest(name, DOB, f"{name[:3].lower()}@example.com"), 14
         )
         async with db.transaction() as conn:
             await logins.create(conn, telegram_id, new.invite.patient_id, "en")
@@ -173,7 +175,7 @@ async def test_a_decision_survives_a_kill(server: BotAPIServer, tmp_path: Path) 
     for i, (name, email) in enumerate(
         [("Ann Lee", "ann@example.com"), ("Bob Lee", "bob@example.com")]
     ):
-        made = await invitations.create_invite(db, invitations.InviteRequest(name, None, email), 14)
+        made = await invitations.create_invite(db, invitations.InviteRequest(name, DOB, email), 14)
         async with db.transaction() as conn:
             await logins.create(conn, 700 + i, made.invite.patient_id, "en")
         ids.append(made.invite.patient_id)

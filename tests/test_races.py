@@ -75,7 +75,7 @@ async def workers(db_path: Path) -> AsyncIterator[Workers]:
 
 async def _signed_in(db: Database, name: str, email: str, tg: int) -> int:
     new = await invitations.create_invite(db, InviteRequest(name, DOB, email), ttl_days=14)
-    assert (await invitations.sign_in(db, new.invite.id, tg, "en")).state is InviteState.VALID
+    assert (await invitations.sign_in(db, new.invite.id, tg, "en", DOB)).state is InviteState.VALID
     return new.patient.id
 
 

@@ -58,6 +58,32 @@ def test_names_are_trimmed_and_bounded() -> None:
     assert clean_name("Mia\x07Lee") is None
 
 
+# Names that every font draws as nothing (issue #17, item 11).
+INVISIBLE_NAMES = [
+    "\u200b",  # zero-width space
+    "\u200d\u200d",  # zero-width joiners
+    "\u2800",  # braille blank
+    "\u3164",  # Hangul filler: a letter (Lo) that is drawn as nothing
+    "\u115f\u1160",  # Hangul choseong and jungseong fillers
+    "\uffa0",  # halfwidth Hangul filler
+    "\u202e",  # a lone right-to-left override
+    " \u200b \u2800\u3164 ",
+    "\u0301",  # a combining accent with nothing to sit on
+]
+
+
+@pytest.mark.parametrize("text", INVISIBLE_NAMES)
+def test_a_name_needs_a_visible_letter(text: str) -> None:
+    assert clean_name(text) is None
+
+
+def test_names_are_nfc_and_keep_the_joiners_scripts_need() -> None:
+    assert clean_name("  Jose\u0301 \t Ng ") == "Jos\u00e9 Ng"
+    assert clean_name("Ann\u202e Lee\u200b") == "Ann Lee"  # no override left to flip a card
+    assert clean_name("\u0645\u0647\u200c\u0633\u0627") == "\u0645\u0647\u200c\u0633\u0627"
+    assert clean_name("\u3164Kim\u2800 \uffa0Lee") == "Kim Lee"  # fillers pad like spaces
+
+
 def test_emails() -> None:
     assert clean_email(" ann@example.com ") == "ann@example.com"
     assert clean_email("ann@example") is None
