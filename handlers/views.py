@@ -247,8 +247,8 @@ def refusal(_: Translator, view: Viewing, area: Area) -> str:
 
 
 async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    if update.callback_query:
-        await update.callback_query.answer()
+    """A new message in the chat. A tapped button was answered by _current already: a
+    second answer is refused by Telegram, and the view would never be sent."""
     assert update.effective_chat is not None
     await update.get_bot().send_message(update.effective_chat.id, text, reply_markup=markup)
 
@@ -267,6 +267,8 @@ async def _current(
     if view is None:
         await tell_to_sign_in(update, _)
         return _, None
+    if update.callback_query:  # the one answer to a home-menu tap, whatever is sent next
+        await update.callback_query.answer()
     notice = lost_notice(_, view)
     if notice:
         await _send(update, notice)
