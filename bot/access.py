@@ -551,7 +551,9 @@ async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         ):
             await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "revoke")
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
+        if not await grants.end(
+            conn, grant_id, from_status="active", by=actor_id, reason="revoked"
+        ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         return await _changed(conn, actor_id, grant, "grant.revoked", None)
 
@@ -563,7 +565,7 @@ async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         if grant is None or grant.accessor_id != actor_id:
             await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "leave")
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
+        if not await grants.end(conn, grant_id, from_status="active", by=actor_id, reason="left"):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         return await _changed(conn, actor_id, grant, "grant.left", None)
 
@@ -577,7 +579,9 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
                 conn, actor_id, grant.subject_id if grant else None, grant_id, "withdraw"
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="pending", by=actor_id):
+        if not await grants.end(
+            conn, grant_id, from_status="pending", by=actor_id, reason="withdrawn"
+        ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         return await _changed(conn, actor_id, grant, "grant.withdrawn", None)
 
