@@ -343,10 +343,19 @@ async def _refused(conn: Writes, actor_id: int, subject_id: int | None, ref: int
         "grant.decide",
         outcome="refused",
         actor_patient_id=actor_id,
-        subject_patient_id=subject_id,
+        subject_patient_id=await _known(conn, subject_id),
         ref_id=ref,
         detail=why,
     )
+
+
+async def _known(conn: Reads, patient_id: int | None) -> int | None:
+    """`patient_id` if that patient exists, else None. Callback data can name any number,
+    and an audit event's subject must be a patient or NULL (a foreign key): a refusal of
+    a forged id is recorded against the actor alone."""
+    if patient_id is None or await patients.get(conn, patient_id) is None:
+        return None
+    return patient_id
 
 
 # --- What the approval messages show ---------------------------------------------------
@@ -465,17 +474,15 @@ async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Vie
     """Show `subject_id`'s portal from now on, if this login may; None when refused."""
     async with db.transaction() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
-        if found is None:
-            return None
-        view = _allowed_view(found, subject_id)
-        if view is None:
+        view = _allowed_view(found, subject_id) if found else None
+        if found is None or view is None:
             await audit.record(
                 conn,
                 "switch",
                 outcome="refused",
-                actor_patient_id=found.me.id,
+                actor_patient_id=found.me.id if found else None,
                 actor_telegram_id=telegram_user_id,
-                subject_patient_id=subject_id if found.subject else None,
+                subject_patient_id=await _known(conn, subject_id),
             )
             return None
         await logins.set_current_subject(conn, telegram_user_id, None if view.own else subject_id)
@@ -633,13 +640,12 @@ async def act_on_appointment(
         mine = appointment is not None and appointment.patient_id == subject_id
         upcoming = appointment is not None and appointment.starts_at >= now()
         if not allowed.allowed or not mine:
-            known = await patients.get(conn, subject_id) is not None  # forged ids exist too
             await audit.record(
                 conn,
                 event,
                 outcome="refused",
                 actor_patient_id=actor_id,
-                subject_patient_id=subject_id if known else None,
+                subject_patient_id=await _known(conn, subject_id),  # forged ids exist too
                 ref_id=appointment_id,
                 detail="no_edit_role" if not allowed.allowed else "not_this_patient",
             )
@@ -658,12 +664,26 @@ async def act_on_appointment(
         return ActOutcome.DONE
 
 
-async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
+async def view_of(
+    db: Database, telegram_user_id: int, subject_id: int, *, action: str
+) -> Viewing | None:
     """A Viewing of `subject_id` for a button on an older message: allowed only while
-    this login is that patient or holds an active grant on them. Changes nothing."""
+    this login is that patient or holds an active grant on them. Changes nothing; a
+    refusal (access ended, or a forged id) is audited as `action`."""
     async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
-    return _allowed_view(found, subject_id) if found else None
+    view = _allowed_view(found, subject_id) if found else None
+    if view is None:
+        async with db.transaction() as conn:
+            await audit.record(
+                conn,
+                action,
+                outcome="refused",
+                actor_patient_id=found.me.id if found else None,
+                actor_telegram_id=telegram_user_id,
+                subject_patient_id=await _known(conn, subject_id),
+            )
+    return view
 
 
 # --- The /access overview, sharing a dependent, and the access log -----------------------
@@ -692,6 +712,25 @@ async def overview(db: Database, me: int) -> Overview:
             outgoing=await grants.outgoing_pending(conn, me),
             offers=await grants.offers_for(conn, me),
         )
+
+
+async def grant_for_party(
+    db: Database, actor_id: int, grant_id: int
+) -> tuple[Grant, Patient, Patient] | None:
+    """A grant with its accessor and subject, for one of its two sides: the accessor, or
+    whoever decides for the subject. Anyone else (or an id that names no grant) is
+    refused, and that is audited."""
+    parties = await grant_parties(db, grant_id)
+    async with db.read() as conn:
+        party = parties is not None and actor_id in (
+            parties[0].accessor_id,
+            await decider_for(conn, parties[2].id),
+        )
+    if parties is None or not party:
+        async with db.transaction() as conn:
+            await _refused(conn, actor_id, parties[2].id if parties else None, grant_id, "view")
+        return None
+    return parties
 
 
 async def grant_parties(db: Database, grant_id: int) -> tuple[Grant, Patient, Patient] | None:
@@ -755,11 +794,14 @@ async def offer_by_email(
 
 
 async def held_dependent(db: Database, holder_id: int, dependent_id: int) -> Patient | None:
-    """The dependent, if `holder_id` decides for them right now."""
+    """The dependent, if `holder_id` decides for them right now; otherwise None, and the
+    refusal is audited."""
     async with db.read() as conn:
-        if not await may_decide(conn, holder_id, dependent_id) or holder_id == dependent_id:
-            return None
-        return await patients.get(conn, dependent_id)
+        if await may_decide(conn, holder_id, dependent_id) and holder_id != dependent_id:
+            return await patients.get(conn, dependent_id)
+    async with db.transaction() as conn:
+        await _refused(conn, holder_id, dependent_id, dependent_id, "hold")
+    return None
 
 
 @dataclass(frozen=True)

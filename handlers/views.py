@@ -45,6 +45,12 @@ _AUDIT = {
     Area.RECORDS: "view.records",
     Area.DETAILS: "view.details",
 }
+_ACTS = {  # what a refused appointment button is audited as
+    "ask": "appointment.cancel_asked",
+    "keep": "view.appointments",
+    "yes": "appointment.cancelled",
+    "ok": "appointment.confirmed",
+}
 
 
 # --- Words --------------------------------------------------------------------------------
@@ -329,7 +335,12 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = who._
     match = _PAGE.match(query.data)
     view = (
-        await access.view_of(portal(context).db, who.telegram_user_id, int(match[2]))
+        await access.view_of(
+            portal(context).db,
+            who.telegram_user_id,
+            int(match[2]),
+            action=_AUDIT[_AREA[match[1]]],
+        )
         if match
         else None
     )
@@ -358,7 +369,11 @@ async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE)
     _ = who._
     match = _APPOINTMENT.match(query.data)
     db = portal(context).db
-    view = await access.view_of(db, who.telegram_user_id, int(match[2])) if match else None
+    view = (
+        await access.view_of(db, who.telegram_user_id, int(match[2]), action=_ACTS[match[1]])
+        if match
+        else None
+    )
     if match is None or view is None:
         await query.answer(_("You no longer have access to this portal."), show_alert=True)
         return
