@@ -354,10 +354,19 @@ async def _refused(conn: Writes, actor_id: int, subject_id: int | None, ref: int
         "grant.decide",
         outcome="refused",
         actor_patient_id=actor_id,
-        subject_patient_id=subject_id,
+        subject_patient_id=await _known(conn, subject_id),
         ref_id=ref,
         detail=why,
     )
+
+
+async def _known(conn: Reads, patient_id: int | None) -> int | None:
+    """`patient_id` if that patient exists, else None. Callback data can name any number,
+    and an audit event's subject must be a patient or NULL (a foreign key): a refusal of
+    a forged id is recorded against the actor alone."""
+    if patient_id is None or await patients.get(conn, patient_id) is None:
+        return None
+    return patient_id
 
 
 # --- What the approval messages show ---------------------------------------------------
@@ -507,17 +516,15 @@ async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Vie
     """Show `subject_id`'s portal from now on, if this login may; None when refused."""
     async with db.transaction() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
-        if found is None:
-            return None
-        view = _allowed_view(found, subject_id)
-        if view is None:
+        view = _allowed_view(found, subject_id) if found else None
+        if found is None or view is None:
             await audit.record(
                 conn,
                 "switch",
                 outcome="refused",
-                actor_patient_id=found.me.id,
+                actor_patient_id=found.me.id if found else None,
                 actor_telegram_id=telegram_user_id,
-                subject_patient_id=subject_id if found.subject else None,
+                subject_patient_id=await _known(conn, subject_id),
             )
             return None
         await logins.set_current_subject(conn, telegram_user_id, None if view.own else subject_id)
@@ -593,7 +600,9 @@ async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         ):
             await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "revoke")
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
+        if not await grants.end(
+            conn, grant_id, from_status="active", by=actor_id, reason="revoked"
+        ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         await outbox.enqueue(conn, Kind.ACCESS_ENDED, ref_id=grant_id, patient_id=grant.accessor_id)
         return await _changed(conn, actor_id, grant, "grant.revoked", None)
@@ -606,7 +615,7 @@ async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         if grant is None or grant.accessor_id != actor_id:
             await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "leave")
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="active", by=actor_id):
+        if not await grants.end(conn, grant_id, from_status="active", by=actor_id, reason="left"):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         decider = await decider_for(conn, grant.subject_id) if grant.subject_id else None
         if decider is not None:
@@ -623,7 +632,9 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
                 conn, actor_id, grant.subject_id if grant else None, grant_id, "withdraw"
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="pending", by=actor_id):
+        if not await grants.end(
+            conn, grant_id, from_status="pending", by=actor_id, reason="withdrawn"
+        ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         await _queue_card_outcomes(conn, grant_id)
         return await _changed(conn, actor_id, grant, "grant.withdrawn", None)
@@ -683,13 +694,12 @@ async def act_on_appointment(
         mine = appointment is not None and appointment.patient_id == subject_id
         upcoming = appointment is not None and appointment.starts_at >= now()
         if not allowed.allowed or not mine:
-            known = await patients.get(conn, subject_id) is not None  # forged ids exist too
             await audit.record(
                 conn,
                 event,
                 outcome="refused",
                 actor_patient_id=actor_id,
-                subject_patient_id=subject_id if known else None,
+                subject_patient_id=await _known(conn, subject_id),  # forged ids exist too
                 ref_id=appointment_id,
                 detail="no_edit_role" if not allowed.allowed else "not_this_patient",
             )
@@ -708,12 +718,26 @@ async def act_on_appointment(
         return ActOutcome.DONE
 
 
-async def view_of(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
+async def view_of(
+    db: Database, telegram_user_id: int, subject_id: int, *, action: str
+) -> Viewing | None:
     """A Viewing of `subject_id` for a button on an older message: allowed only while
-    this login is that patient or holds an active grant on them. Changes nothing."""
+    this login is that patient or holds an active grant on them. Changes nothing; a
+    refusal (access ended, or a forged id) is audited as `action`."""
     async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
-    return _allowed_view(found, subject_id) if found else None
+    view = _allowed_view(found, subject_id) if found else None
+    if view is None:
+        async with db.transaction() as conn:
+            await audit.record(
+                conn,
+                action,
+                outcome="refused",
+                actor_patient_id=found.me.id if found else None,
+                actor_telegram_id=telegram_user_id,
+                subject_patient_id=await _known(conn, subject_id),
+            )
+    return view
 
 
 # --- The /access overview, sharing a dependent, and the access log -----------------------
@@ -745,6 +769,23 @@ async def overview(db: Database, me: int) -> Overview:
 
 
 GrantParties = tuple[Grant, Patient, Patient]  # the grant, its accessor, its subject
+
+
+async def grant_for_party(db: Database, actor_id: int, grant_id: int) -> GrantParties | None:
+    """A grant with its accessor and subject, for one of its two sides: the accessor, or
+    whoever decides for the subject. Anyone else (or an id that names no grant) is
+    refused, and that is audited."""
+    parties = await grant_parties(db, grant_id)
+    async with db.read() as conn:
+        party = parties is not None and actor_id in (
+            parties[0].accessor_id,
+            await decider_for(conn, parties[2].id),
+        )
+    if parties is None or not party:
+        async with db.transaction() as conn:
+            await _refused(conn, actor_id, parties[2].id if parties else None, grant_id, "view")
+        return None
+    return parties
 
 
 async def grant_parties(db: Database, grant_id: int) -> GrantParties | None:
@@ -809,11 +850,14 @@ async def offer_by_email(
 
 
 async def held_dependent(db: Database, holder_id: int, dependent_id: int) -> Patient | None:
-    """The dependent, if `holder_id` decides for them right now."""
+    """The dependent, if `holder_id` decides for them right now; otherwise None, and the
+    refusal is audited."""
     async with db.read() as conn:
-        if not await may_decide(conn, holder_id, dependent_id) or holder_id == dependent_id:
-            return None
-        return await patients.get(conn, dependent_id)
+        if await may_decide(conn, holder_id, dependent_id) and holder_id != dependent_id:
+            return await patients.get(conn, dependent_id)
+    async with db.transaction() as conn:
+        await _refused(conn, holder_id, dependent_id, dependent_id, "hold")
+    return None
 
 
 @dataclass(frozen=True)

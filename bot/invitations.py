@@ -312,7 +312,8 @@ async def create_own_login_invite(
     db: Database, holder_id: int, dependent_id: int, ttl_days: int
 ) -> NewInvite | None:
     """A single-use link that gives a held dependent their own login. From the moment they
-    sign in with it, they decide who accesses them; existing grants stay as they are."""
+    sign in with it, they decide who accesses them; existing grants stay as they are.
+    None, audited, for anyone else (or an id that names nobody)."""
     async with db.transaction() as conn:
         dependent = await patients.get(conn, dependent_id)
         if (
@@ -321,6 +322,13 @@ async def create_own_login_invite(
             or dependent.holder_id != holder_id
             or await logins.for_patient(conn, dependent_id) is not None
         ):
+            await audit.record(
+                conn,
+                "invite.own_login",
+                outcome="refused",
+                actor_patient_id=holder_id,
+                subject_patient_id=dependent.id if dependent else None,
+            )
             return None
         token, token_hash = new_token()
         invite = await invites.create(

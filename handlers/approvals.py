@@ -22,6 +22,7 @@ from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.send import answer_quietly, edit_in_place
+from storage.models import Grant
 
 log = logging.getLogger(__name__)
 
@@ -157,29 +158,33 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if result.outcome is DecisionOutcome.INVALID:
         await query.answer(_("You can only lower what was asked for."), show_alert=True)
         return
-    await query.answer(
-        _outcome_line(_, current.status, current.level, current.role), show_alert=True
-    )
+    await query.answer(_outcome_line(_, current), show_alert=True)
     await _show_outcome(query, _, shown, p.settings.tz)
 
 
-def _outcome_line(_: Translator, status: str, level: str, role: str) -> str:
-    if status == "active":
-        return _("Approved: {access}.").format(access=labels.access_summary(_, level, role))
-    if status == "denied":
+def _outcome_line(_: Translator, grant: Grant) -> str:
+    """Where the request stands now, in words for the person who decides it."""
+    if grant.status == "active":
+        access_now = labels.access_summary(_, grant.level, grant.role)
+        return _("Approved: {access}.").format(access=access_now)
+    if grant.status == "denied":
         return _("Declined.")
-    if status == "expired":
+    if grant.status == "expired":
         return _("This request has expired.")
-    if status == "revoked":
+    if grant.status == "revoked":
+        # One status for three ends (storage/grants.py end()): the reason tells them apart.
+        if grant.end_reason == "withdrawn":
+            return _("This request was withdrawn.")
+        if grant.end_reason == "left":
+            return _("This access was approved and later given up.")
         return _("This access was approved and later revoked.")
     return _("This request is still waiting for a decision.")
 
 
 def outcome_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     """The card as it reads once decided: what was asked, then what became of it."""
-    icon = {"active": "✅", "denied": "❌"}.get(info.grant.status, "⌛")
-    line = _outcome_line(_, info.grant.status, info.grant.level, info.grant.role)
-    return card_text(_, info, tz) + "\n\n" + icon + " " + line
+    icon = {"active": "✅", "denied": "❌", "revoked": "🚫"}.get(info.grant.status, "⌛")
+    return card_text(_, info, tz) + "\n\n" + icon + " " + _outcome_line(_, info.grant)
 
 
 async def _show_outcome(

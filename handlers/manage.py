@@ -22,6 +22,7 @@ from handlers.guard import require_patient
 from handlers.menu import CB_HOME_ACCESS
 from handlers.send import answer_quietly, edit_in_place, send_long
 from storage import Database
+from storage.models import Grant, Patient
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,13 @@ def _pending(
     return lines, rows
 
 
-async def _grant_view(
-    context: ContextTypes.DEFAULT_TYPE, _: Translator, me: int, grant_id: int
+def _grant_view(
+    _: Translator, me: int, parties: tuple[Grant, Patient, Patient]
 ) -> tuple[str, InlineKeyboardMarkup] | None:
-    parties = await access.grant_parties(portal(context).db, grant_id)
-    if parties is None:
-        return None
+    """One active grant's actions, for its accessor or its subject's decider; None once
+    it has ended."""
     grant, accessor, subject = parties
+    grant_id = grant.id
     back = [InlineKeyboardButton(_("◀ Back"), callback_data="ac:home")]
     if grant.status != "active":
         return None
@@ -229,39 +230,8 @@ async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
         await _edit(update, *await _render(context, _, me))
         return
-    if verb == "g":
-        view = await _grant_view(context, _, me, ident)
-        parties = await access.grant_parties(db, ident)
-        if (
-            view is None
-            or parties is None
-            or me not in (parties[0].accessor_id, await _decider(db, parties[2].id))
-        ):
-            await query.answer(
-                _("This access has changed; here is the current picture."), show_alert=True
-            )
-            await _edit(update, *await _render(context, _, me))
-            return
-        await query.answer()
-        await _edit(update, *view)
-        return
-    if verb in ("rv", "lf"):
-        await query.answer()
-        confirm = "rvy" if verb == "rv" else "lfy"
-        question = (
-            _("Revoke this access? It stops at once.")
-            if verb == "rv"
-            else _("Stop accessing this patient? You'll need a new approval to return.")
-        )
-        markup = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(_("Yes"), callback_data=f"ac:{confirm}:{ident}"),
-                    InlineKeyboardButton(_("No"), callback_data=f"ac:g:{ident}"),
-                ]
-            ]
-        )
-        await _edit(update, question, markup)
+    if verb in ("g", "rv", "lf"):
+        await _one_grant(update, context, _, me, verb, ident)
         return
     if verb == "dep":
         dependent = await access.held_dependent(db, me, ident)
@@ -331,6 +301,48 @@ async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # Saved, with the other side's notice queued: a failed answer must not hide that.
     await answer_quietly(query, _("Done."))
     await _edit(update, *await _render(context, _, me))
+
+
+async def _one_grant(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    _: Translator,
+    me: int,
+    verb: str,
+    grant_id: int,
+) -> None:
+    """One grant's actions (g), or the question before revoking (rv) or leaving (lf) it:
+    only for the grant's two sides. Anyone else's tap, or an id that names no grant, is
+    refused (and audited by bot.access); so is a grant that has ended since."""
+    query = update.callback_query
+    assert query is not None
+    parties = await access.grant_for_party(portal(context).db, me, grant_id)
+    view = _grant_view(_, me, parties) if parties is not None else None
+    if view is None:
+        await query.answer(
+            _("This access has changed; here is the current picture."), show_alert=True
+        )
+        await _edit(update, *await _render(context, _, me))
+        return
+    await query.answer()
+    if verb == "g":
+        await _edit(update, *view)
+        return
+    confirm = "rvy" if verb == "rv" else "lfy"
+    question = (
+        _("Revoke this access? It stops at once.")
+        if verb == "rv"
+        else _("Stop accessing this patient? You'll need a new approval to return.")
+    )
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(_("Yes"), callback_data=f"ac:{confirm}:{grant_id}"),
+                InlineKeyboardButton(_("No"), callback_data=f"ac:g:{grant_id}"),
+            ]
+        ]
+    )
+    await _edit(update, question, markup)
 
 
 async def _decider(db: Database, subject_id: int) -> int | None:

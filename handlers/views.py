@@ -45,6 +45,12 @@ _AUDIT = {
     Area.RECORDS: "view.records",
     Area.DETAILS: "view.details",
 }
+_ACTS = {  # what a refused appointment button is audited as
+    "ask": "appointment.cancel_asked",
+    "keep": "view.appointments",
+    "yes": "appointment.cancelled",
+    "ok": "appointment.confirmed",
+}
 
 
 # --- Words --------------------------------------------------------------------------------
@@ -247,8 +253,8 @@ def refusal(_: Translator, view: Viewing, area: Area) -> str:
 
 
 async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    if update.callback_query:
-        await update.callback_query.answer()
+    """A new message in the chat. A tapped button was answered by _current already: a
+    second answer is refused by Telegram, and the view would never be sent."""
     assert update.effective_chat is not None
     await update.get_bot().send_message(update.effective_chat.id, text, reply_markup=markup)
 
@@ -267,6 +273,8 @@ async def _current(
     if view is None:
         await tell_to_sign_in(update, _)
         return _, None
+    if update.callback_query:  # the one answer to a home-menu tap, whatever is sent next
+        await update.callback_query.answer()
     notice = lost_notice(_, view)
     if notice:
         await _send(update, notice)
@@ -327,7 +335,12 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = who._
     match = _PAGE.match(query.data)
     view = (
-        await access.view_of(portal(context).db, who.telegram_user_id, int(match[2]))
+        await access.view_of(
+            portal(context).db,
+            who.telegram_user_id,
+            int(match[2]),
+            action=_AUDIT[_AREA[match[1]]],
+        )
         if match
         else None
     )
@@ -356,7 +369,11 @@ async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE)
     _ = who._
     match = _APPOINTMENT.match(query.data)
     db = portal(context).db
-    view = await access.view_of(db, who.telegram_user_id, int(match[2])) if match else None
+    view = (
+        await access.view_of(db, who.telegram_user_id, int(match[2]), action=_ACTS[match[1]])
+        if match
+        else None
+    )
     if match is None or view is None:
         await query.answer(_("You no longer have access to this portal."), show_alert=True)
         return

@@ -11,7 +11,7 @@ _COLUMNS = (
     "g.id, g.accessor_id, g.subject_id, g.subject_email, g.subject_name, g.relationship,"
     " g.relationship_other,"
     " g.level, g.role, g.status, g.requested_at, g.expires_at, g.decided_at, g.decided_by,"
-    " g.notified_at, g.kind"
+    " g.notified_at, g.kind, g.end_reason"
 )
 
 
@@ -182,12 +182,14 @@ async def latest_between(conn: Reads, accessor_id: int, subject_id: int) -> Gran
     return _grant(row)
 
 
-async def end(conn: Writes, grant_id: int, *, from_status: str, by: int) -> bool:
-    """Revoke an active grant or withdraw a pending one: one conditional write."""
+async def end(conn: Writes, grant_id: int, *, from_status: str, by: int, reason: str) -> bool:
+    """Revoke or leave an active grant, or withdraw a pending one: one conditional write.
+    The status becomes 'revoked' either way; `reason` ('revoked', 'left', 'withdrawn')
+    says which it was."""
     cur = await conn.execute(
-        "UPDATE grants SET status = 'revoked', decided_by = ?, decided_at = ?"
+        "UPDATE grants SET status = 'revoked', end_reason = ?, decided_by = ?, decided_at = ?"
         " WHERE id = ? AND status = ?",
-        (by, now(), grant_id, from_status),
+        (reason, by, now(), grant_id, from_status),
     )
     return cur.rowcount == 1
 

@@ -86,6 +86,7 @@ class Grant(Row):
     decided_by: int | None
     notified_at: int | None
     kind: str = "request"
+    end_reason: str | None = None  # when status is 'revoked': 'revoked', 'left' or 'withdrawn'
 
 
 class AccessEntry(Row):

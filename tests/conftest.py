@@ -50,6 +50,10 @@ async def server() -> AsyncIterator[BotAPIServer]:
     await api.start()
     yield api
     await api.stop()
+    # Telegram refuses a second answer to a tap (the emulator too, and keeps the refusal):
+    # a handler that answers twice has lost the reply it meant to show, in any test.
+    answered_twice = [e for e in api.errors if e["method"] == "answerCallbackQuery"]
+    assert not answered_twice, answered_twice
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -223,3 +224,41 @@ async def test_a_forged_appointment_action_for_a_patient_who_does_not_exist_is_r
     async with db.read() as conn:
         (event,) = await audit.by_action(conn, "appointment.cancelled")
     assert event.outcome == "refused" and event.subject_patient_id is None
+
+
+async def test_grants_ended_before_the_end_reason_get_it_from_the_audit_log(
+    db: Database, db_path: Path
+) -> None:
+    ann = await _patient(db, "Ann", "ann@example.com", login=1)
+    bob = await _patient(db, "Bob", "bob@example.com", login=2)
+    cat = await _patient(db, "Cat", "cat@example.com", login=3)
+    asked = await access.request_by_email(db, bob.id, "ann@example.com", _req(), 14)
+    assert asked.grant is not None
+    await access.withdraw(db, bob.id, asked.grant.id)
+    revoked = await access.request_by_email(db, bob.id, "ann@example.com", _req(), 14)
+    left = await access.request_by_email(db, cat.id, "ann@example.com", _req(), 14)
+    assert revoked.grant is not None and left.grant is not None
+    for grant in (revoked.grant, left.grant):
+        await access.decide(db, grant.id, ann.id, approve=True)
+    await access.revoke(db, ann.id, revoked.grant.id)
+    await access.leave(db, cat.id, left.grant.id)
+    # As the database was before migration 0011.
+    async with db.transaction() as conn:
+        await conn.execute("ALTER TABLE grants DROP COLUMN end_reason")
+        await conn.execute("DELETE FROM schema_version WHERE version = 11")
+    await db.close()
+    again = Database(db_path)
+    try:
+        assert await again.migrate() == [11]
+        async with again.read() as conn:
+            reasons = {
+                g: (await grants.get(conn, g)).end_reason  # type: ignore[union-attr]
+                for g in (asked.grant.id, revoked.grant.id, left.grant.id)
+            }
+    finally:
+        await again.close()
+    assert reasons == {
+        asked.grant.id: "withdrawn",
+        revoked.grant.id: "revoked",
+        left.grant.id: "left",
+    }

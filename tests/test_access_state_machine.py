@@ -49,6 +49,7 @@ from bot.access import (
 from bot.invitations import InviteRequest, InviteState
 from storage import Database, portal
 from storage.db import now
+from storage.models import AuditEvent
 
 T = TypeVar("T")
 
@@ -723,10 +724,18 @@ class AccessMachine(RuleBasedStateMachine):
     def view_of(self, tg: int, subject: int) -> None:
         login = _one(self._telegram_ids(), tg)
         target = _one([*self.people, NOWHERE], subject)
-        view = self.run(access.view_of(self.db, login, target))
+        view = self.run(access.view_of(self.db, login, target, action="view.details"))
         me = self.logins.get(login)
         may = me is not None and (target == me or self.active(me, target) is not None)
         assert (view is not None) == may
+        if view is None:  # audited against whoever tapped; a forged subject is NULL
+            last = self.run(self._last_event())
+            assert (last.action, last.outcome, last.actor_telegram_id) == (
+                "view.details",
+                "refused",
+                login,
+            )
+            assert last.subject_patient_id == (None if target == NOWHERE else target)
         if view is not None:
             assert view.me.id == me and view.subject.id == target
 
@@ -786,6 +795,13 @@ class AccessMachine(RuleBasedStateMachine):
         self.run(self._check_permissions())
         self.run(self._check_viewing())
         STATS.checks += 1
+
+    async def _last_event(self) -> AuditEvent:
+        async with self.db.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT * FROM audit_events ORDER BY id DESC LIMIT 1"
+            )
+        return AuditEvent.model_validate(dict(next(iter(rows))))
 
     async def _check_rows(self) -> None:
         async with self.db.read() as conn:

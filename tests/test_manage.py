@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 from bot import access
 from bot.access import AccessRequest, Level, Relationship, Role
 from storage import Database, audit, grants, portal
 from storage.db import now
-from tests.botapi import BotAPIServer, SimUser
+from tests.botapi import BotAPIServer, Msg, SimUser
 from tests.helpers import signed_in
 
 REQ = AccessRequest("x", Relationship.PARTNER, None, Level.CLINICAL, Role.EDIT)
@@ -283,3 +284,59 @@ async def test_forged_access_buttons_are_refused(server: BotAPIServer, bot_db: D
         "edit",
     )
     assert ann
+
+
+async def _card(db: Database, ann: SimUser, bob_id: int) -> tuple[int, Msg]:
+    """Bob asks Ann for access; the card with Approve and Deny reaches her on /start."""
+    sent = await access.request_by_email(db, bob_id, "ann@example.com", REQ, 14)
+    assert sent.grant is not None
+    shown = await ann.send("/start", expect=2)
+    card = next(m for m in shown if "asks to access your patient portal" in m.text)
+    return sent.grant.id, card
+
+
+async def test_the_card_says_how_the_request_ended(server: BotAPIServer, bot_db: Database) -> None:
+    ann, bob = server.user(700, "Ann"), server.user(701, "Bob")
+    await signed_in(bot_db, ann, "Ann Lee", email="ann@example.com")
+    await signed_in(bot_db, bob, "Bob Lee", dt.date(1984, 6, 1), email="bob@example.com")
+    ann_id, bob_id = await _patient_id(bot_db, 700), await _patient_id(bot_db, 701)
+
+    # Bob's Withdraw wins the race with Ann's Approve on the card she already has.
+    grant_id, card = await _card(bot_db, ann, bob_id)
+    await bob.send("/access")
+    await bob.tap("Withdraw request for x")
+    await ann.tap("✅ Approve", message=card)
+    assert ann.alerts[-1] == ("This request was withdrawn.", True)
+    assert card.text.endswith("🚫 This request was withdrawn.") and not card.buttons
+    async with bot_db.read() as conn:
+        grant = await grants.get(conn, grant_id)
+        approved = [e for e in await audit.by_action(conn, "grant.approved") if e.ref_id]
+    assert grant_id not in [e.ref_id for e in approved]
+    assert grant is not None and (grant.status, grant.end_reason) == ("revoked", "withdrawn")
+
+    async def ended_by(end: Callable[[int], Awaitable[object]]) -> Msg:
+        """A fresh card; Ann approves it, it ends another way, then a late Approve."""
+        grant_id, card = await _card(bot_db, ann, bob_id)
+        await ann.tap("✅ Approve", message=card)
+        await end(grant_id)
+        await ann.tap_data(f"ap:ok:{grant_id}", message=card)
+        return card
+
+    card = await ended_by(lambda g: access.leave(bot_db, bob_id, g))
+    assert ann.alerts[-1] == ("This access was approved and later given up.", True)
+    assert card.text.endswith("🚫 This access was approved and later given up.")
+    card = await ended_by(lambda g: access.revoke(bot_db, ann_id, g))
+    assert ann.alerts[-1] == ("This access was approved and later revoked.", True)
+    assert card.text.endswith("🚫 This access was approved and later revoked.")
+
+    grant_id, card = await _card(bot_db, ann, bob_id)
+    await ann.tap("❌ Deny", message=card)
+    await ann.tap_data(f"ap:ok:{grant_id}", message=card)
+    assert ann.alerts[-1] == ("Declined.", True) and card.text.endswith("❌ Declined.")
+
+    grant_id, card = await _card(bot_db, ann, bob_id)
+    async with bot_db.transaction() as conn:
+        await conn.execute("UPDATE grants SET expires_at = ? WHERE id = ?", (now() - 1, grant_id))
+    await ann.tap("✅ Approve", message=card)
+    assert ann.alerts[-1] == ("This request has expired.", True)
+    assert card.text.endswith("⌛ This request has expired.")

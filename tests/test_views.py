@@ -10,7 +10,7 @@ from bot import access
 from bot.access import AccessRequest, Level, Relationship, Role
 from bot.app import build_application, running
 from bot.settings import Settings
-from storage import Database, audit, portal
+from storage import Database, audit, grants, portal
 from storage.db import now
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import signed_in
@@ -236,3 +236,61 @@ async def test_the_choice_survives_a_restart(server: BotAPIServer, settings: Set
         assert isinstance(again, Application)
         await ann.send("/details")
         assert ann.last.text.startswith("👥 Viewing: Mia Lee (Daughter)")
+
+
+HOME_BUTTONS = {
+    "📅 Appointments": "Upcoming appointments",
+    "🧾 Invoices": "Invoices",
+    "📋 Records": "Clinical records",
+    "👤 Details": "Name: Ann Lee",
+    "🔄 Switch patient": "Whose portal would you like to see?",
+    "🔐 Access": "Access",
+    "📜 Activity": "Access log",
+    "➕ Add a patient you access": "full name",  # the home message becomes the first step
+}
+VIEW_BUTTONS = ("📅 Appointments", "🧾 Invoices", "📋 Records", "👤 Details", "🔄 Switch patient")
+
+
+async def _chosen_then_ended(db: Database, ann_id: int, subject: int) -> None:
+    """Ann looks at `subject`'s portal, then her access to it ends (she revokes it herself,
+    as the holder of the account)."""
+    async with db.transaction() as conn:
+        grant = await grants.active(conn, ann_id, subject)
+        if grant is None:
+            grant = await grants.create(
+                conn,
+                accessor_id=ann_id,
+                subject_id=subject,
+                subject_email=None,
+                subject_name="Mia Lee",
+                relationship="daughter",
+                relationship_other=None,
+                level="clinical",
+                role="edit",
+                expires_at=None,
+            )
+            await grants.decide(
+                conn, grant.id, status="active", decided_by=ann_id, level="clinical", role="edit"
+            )
+    assert await access.switch_to(db, 700, subject) is not None
+    assert (await access.revoke(db, ann_id, grant.id)).outcome == "done"
+
+
+async def test_every_home_button_answers_once_after_the_access_ended(
+    server: BotAPIServer, bot_db: Database
+) -> None:
+    ann, ann_id, mia, _ = await _family(bot_db, server)
+    home = (await ann.send("/start"))[-1]
+    for label, shows in HOME_BUTTONS.items():
+        await _chosen_then_ended(bot_db, ann_id, mia)
+        calls, messages = len(server.calls), len(ann.bot_messages)
+        await ann.tap(label, message=home)
+        await server.wait_idle()
+        answers = [name for name, _ in server.calls[calls:] if name == "answerCallbackQuery"]
+        assert len(answers) == 1, (label, server.errors, ann.transcript())
+        assert not server.errors, (label, server.errors)
+        new = ann.bot_messages[messages:]
+        assert shows in (new[-1] if new else home).text, (label, ann.transcript())
+        if label in VIEW_BUTTONS:
+            assert "Your access to Mia Lee's portal has ended" in new[0].text, label
+            assert new[-1].text.startswith("👤 Viewing: your own portal"), label
