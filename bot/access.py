@@ -297,8 +297,11 @@ async def decide(
     approve: bool,
     level: Level | None = None,
     role: Role | None = None,
+    shown_on: tuple[int, int] | None = None,
 ) -> DecisionResult:
-    """Approve (optionally lowering level/role) or deny a pending request, exactly once."""
+    """Approve (optionally lowering level/role) or deny a pending request, exactly once.
+    `shown_on` is the (chat, message) the decider tapped, which shows the outcome already:
+    every other card that asked is edited by the outbox."""
     async with db.transaction() as conn:
         grant = await grants.get(conn, grant_id)
         if grant is None or grant.subject_id is None:
@@ -337,7 +340,7 @@ async def decide(
             told = subject.holder_id if subject and subject.holder_id else 0
         if told:
             await outbox.enqueue(conn, Kind.DECISION, ref_id=grant_id, patient_id=told)
-        await _queue_card_outcomes(conn, grant_id)
+        await _queue_card_outcomes(conn, grant_id, shown_on)
         return DecisionResult(DecisionOutcome.DECIDED, await grants.get(conn, grant_id))
 
 
@@ -410,9 +413,13 @@ async def queue_card(conn: Writes, grant_id: int, decider_id: int) -> None:
     )
 
 
-async def _queue_card_outcomes(conn: Writes, grant_id: int) -> None:
+async def _queue_card_outcomes(
+    conn: Writes, grant_id: int, shown_on: tuple[int, int] | None = None
+) -> None:
     """Every card that asked about this request shows what became of it."""
     for chat_id, message_id in await outbox.sent_about(conn, Kind.REQUEST_CARD, grant_id):
+        if (chat_id, message_id) == shown_on:
+            continue
         await outbox.enqueue(
             conn,
             Kind.CARD_OUTCOME,

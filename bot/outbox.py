@@ -24,7 +24,7 @@ from storage.db import Writes, now
 
 log = logging.getLogger(__name__)
 
-IDLE_CHECK_S = 5.0  # how often the background sender looks for rows nobody woke it for
+IDLE_CHECK_S = 1.0  # how often the background sender looks for rows nobody woke it for
 MAX_BACKOFF_S = 300
 BATCH = 50
 

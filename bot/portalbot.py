@@ -58,6 +58,26 @@ def _holdable(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[
     return call
 
 
+# The callback queries answered (or about to be) while handling the current update.
+_answered: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "answered_queries", default=None
+)
+
+
+def answered_here(query_id: str) -> bool:
+    """True when this update has answered (or held an answer to) that query: Telegram
+    takes one answer per query, so an error message must then go as a message."""
+    return query_id in (_answered.get() or ())
+
+
+def _note_answer(query_id: object) -> None:
+    ids = _answered.get()
+    if ids is None:
+        ids = set()
+        _answered.set(ids)
+    ids.add(str(query_id))
+
+
 class PortalBot(ExtBot[None]):
     """ExtBot whose replies wait while a conversation step is being stored."""
 
@@ -65,5 +85,12 @@ class PortalBot(ExtBot[None]):
     send_photo = _holdable(ExtBot.send_photo)  # type: ignore[assignment]
     edit_message_text = _holdable(ExtBot.edit_message_text)  # type: ignore[assignment]
     edit_message_reply_markup = _holdable(ExtBot.edit_message_reply_markup)  # type: ignore[assignment]
-    answer_callback_query = _holdable(ExtBot.answer_callback_query)  # type: ignore[assignment]
+    _answer = _holdable(ExtBot.answer_callback_query)
+
+    async def answer_callback_query(  # type: ignore[override]
+        self, callback_query_id: str, *args: Any, **kwargs: Any
+    ) -> bool:
+        _note_answer(callback_query_id)
+        return await self._answer(callback_query_id, *args, **kwargs)  # type: ignore[no-any-return]
+
     delete_message = _holdable(ExtBot.delete_message)  # type: ignore[assignment]

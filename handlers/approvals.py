@@ -145,7 +145,11 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     level = _LEVEL_CODE[match[3]] if match[3] else None
     role = _ROLE_CODE[match[4]] if match[4] else None
-    result = await access.decide(p.db, grant_id, who.patient.id, verb == "ok", level, role)
+    tapped = query.message
+    shown_on = (tapped.chat.id, tapped.message_id) if tapped is not None else None
+    result = await access.decide(
+        p.db, grant_id, who.patient.id, verb == "ok", level, role, shown_on=shown_on
+    )
     if result.outcome is DecisionOutcome.DECIDED and result.grant is not None:
         # Saved, and the requester's notice queued with it (the outbox sends it, and writes
         # the outcome onto every card that asked): nothing below may undo or hide that.

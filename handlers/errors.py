@@ -7,6 +7,7 @@ import logging
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.portalbot import answered_here
 from bot.runtime import caller
 from storage.db import committed_here
 
@@ -30,8 +31,9 @@ async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
             )
         else:
             text = who._("Something went wrong; nothing was changed. Please try again.")
-        if update.callback_query:
-            await update.callback_query.answer(text, show_alert=True)
+        query = update.callback_query
+        if query and not answered_here(query.id):
+            await query.answer(text, show_alert=True)
         elif update.effective_message:
             await update.effective_message.reply_text(text)
     except Exception:  # the error path must never raise

@@ -230,7 +230,7 @@ async def test_the_answer_to_the_last_prompt_seen_is_accepted_after_a_kill(
     db = Database(db_path)
     await db.migrate()
     new = await invitations.create_invite(
-        db, invitations.InviteRequest("Ann Lee", None, "ann@example.com"), 14
+        db, invitations.InviteRequest("Ann Lee", DOB, "ann@example.com"), 14
     )
     async with db.transaction() as conn:
         await logins.create(conn, 700, new.invite.patient_id, "en")

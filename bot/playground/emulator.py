@@ -921,17 +921,19 @@ class _Chat:
         self,
         text: str,
         *,
+        after: int = 0,
         timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
     ) -> Msg:
-        """Wait for a bot message containing ``text`` in this chat: one the bot sends on its
-        own (a notice, a request card), not in reply to anything the user just did."""
+        """Wait for a bot message containing ``text`` in this chat, newer than message id
+        ``after``: one the bot sends on its own (a notice, a request card), not in reply to
+        anything the user just did."""
         server = self._server
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         revision = server.revision
         while True:
             for m in sorted(self.bot_messages, key=lambda m: m.message_id, reverse=True):
-                if text in m.content:
+                if m.message_id > after and text in m.content:
                     return m
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -1784,7 +1786,8 @@ class BotAPIServer:
                         fn(params)
                     if fault.then is not None:
                         fault.then()
-                    raise ApiError(fault.code, fault.description)
+                    # Injected by the test, not a request Telegram would refuse.
+                    raise ApiError(fault.code, fault.description, record=False)
                 result = fn(params)
                 if self.after_call is not None:
                     self.after_call(method_name, params)
