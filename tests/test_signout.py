@@ -54,6 +54,7 @@ async def _family(db: Database, ann: SimUser, bob: SimUser) -> tuple[int, int]:
     )
     assert asked.grant is not None
     await access.decide(db, asked.grant.id, bob_id, True)
+    await ann.wait_for("Bob Lee approved your request")  # the outbox's, before the test goes on
     return ann_id, bob_id
 
 
