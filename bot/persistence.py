@@ -128,11 +128,15 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         """A conversation's new step and the user's drafts, stored now in one transaction,
         before the step's replies go out (conversations/__init__.py)."""
         await self.update_conversation(name, key, new_state)
+        await self.store_drafts(user_id, user_data)
+        value = None if new_state is None else json.dumps(new_state)
+        self._just_stored[(name, json.dumps(list(key)))] = value
+
+    async def store_drafts(self, user_id: int, user_data: dict[Any, Any] | None) -> None:
+        """The user's drafts (and whatever else is handed over for them), stored now."""
         if user_data is not None:
             await self.update_user_data(user_id, user_data)
         await self.commit(user_id)
-        value = None if new_state is None else json.dumps(new_state)
-        self._just_stored[(name, json.dumps(list(key)))] = value
 
     async def get_user_data(self) -> dict[int, dict[Any, Any]]:
         db = await self._connected()

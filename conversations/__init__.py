@@ -84,20 +84,44 @@ def _store_before_replying(name: str, handlers: list[Any]) -> None:
             handler.callback = _stored_first(name, handler.callback)
 
 
+# The ids of a user's last updates that a step handled, kept with their drafts: enough to
+# recognise the few Telegram sends again after a crash (it had not heard they arrived).
+SEEN_KEY = "seen_updates"
+SEEN_UPDATES = 8
+
+
+def _seen(context: ContextTypes.DEFAULT_TYPE) -> list[int]:
+    if context.user_data is None:
+        return []
+    seen = context.user_data.setdefault(SEEN_KEY, [])
+    return seen if isinstance(seen, list) else []
+
+
 def _stored_first(name: str, callback: Step) -> Step:
     """The step, with its replies held until its new state and drafts are stored: after a
     crash the user's answer to the last prompt they saw is always the one expected."""
 
     async def step(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
+        seen = _seen(context)
+        if update.update_id in seen:
+            # Telegram sent it again: the bot died before telling Telegram it had it. Its
+            # step is stored and its question was shown; doing it twice would confuse.
+            log.info("update %s was handled before; not again", update.update_id)
+            return None
         with holding_replies() as held:
             new_state = await callback(update, context)
+        seen.append(update.update_id)
+        del seen[:-SEEN_UPDATES]
         persistence = context.application.persistence
         chat, user = update.effective_chat, update.effective_user
-        if new_state is not None and isinstance(persistence, SQLitePersistence) and chat and user:
-            value = None if new_state == ConversationHandler.END else new_state
-            await persistence.store_step(
-                name, (chat.id, user.id), value, user.id, context.user_data
-            )
+        if isinstance(persistence, SQLitePersistence) and chat and user:
+            if new_state is None:  # the same step, answered again: its drafts only
+                await persistence.store_drafts(user.id, context.user_data)
+            else:
+                value = None if new_state == ConversationHandler.END else new_state
+                await persistence.store_step(
+                    name, (chat.id, user.id), value, user.id, context.user_data
+                )
         await _send_held(held)
         return new_state
 

@@ -110,6 +110,20 @@ async def _tap_both(
     return [a[0] for a in answers]
 
 
+def _known_to(server: BotAPIServer, error: dict[str, object]) -> bool:
+    """An edit refused here of a bot message the other emulator has."""
+    params = error["params"]
+    assert isinstance(params, dict)
+    chat = server.known_user(int(params.get("chat_id", 0)))
+    message_id = params.get("message_id")
+    return (
+        error["method"] == "editMessageText"
+        and chat is not None
+        and message_id is not None
+        and chat.message(int(message_id)) is not None
+    )
+
+
 def _decisions_told(users: tuple[SimUser, SimUser]) -> int:
     """Decision notices in these chats (revocation notices from the rounds come too)."""
     said = ("approved your request", "was declined")
@@ -119,8 +133,12 @@ def _decisions_told(users: tuple[SimUser, SimUser]) -> int:
 def _assert_nothing_went_wrong(
     w: Workers, users: list[SimUser], caplog: pytest.LogCaptureFixture
 ) -> None:
-    for server in w.servers:
-        assert not server.errors, server.errors
+    for i, server in enumerate(w.servers):
+        other = w.servers[1 - i]
+        # Two emulators stand for one Telegram: a card one of them delivered is unknown to
+        # the other, so the outbox's edit of it through the other is not a real refusal.
+        real = [e for e in server.errors if not _known_to(other, e)]
+        assert not real, real
     for user in users:
         assert all(OOPS not in (text or "") for text, _ in user.alerts), user.transcript()
         assert all(OOPS not in m.text for m in user.bot_messages), user.transcript()
