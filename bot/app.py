@@ -30,6 +30,7 @@ from bot.persistence import (
     SQLitePersistence,
     commit_periodically,
     flush_after_update,
+    skip_redelivered,
 )
 from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
@@ -137,7 +138,9 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 
 def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
-    # First of all: note what this update queues in the outbox, and send what waited for
+    # First of all: an update Telegram sent again after a crash, handled before, ends here.
+    app.add_handler(TypeHandler(Update, skip_redelivered), group=-3)
+    # Then: note what this update queues in the outbox, and send what waited for
     # this user to come back (they had blocked the bot).
     app.add_handler(TypeHandler(Update, outbox_first), group=-2)
     # Then, in a group of its own: the bot speaks about patients only in

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telegram import Update
-from telegram.ext import Application, BasePersistence, ContextTypes, PersistenceInput
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    BasePersistence,
+    ContextTypes,
+    PersistenceInput,
+)
 
 from bot.processing import OneAtATimePerUser
 from storage import Database, state
@@ -227,6 +233,31 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         """PTB's last call at shutdown, after handing over everything (no update is in
         flight any more)."""
         await self.commit()
+
+
+# The ids of a user's last updates, kept with their drafts (and so stored with each step):
+# enough to recognise the few Telegram sends again after a crash.
+SEEN_KEY = "seen_updates"
+SEEN_UPDATES = 8
+
+
+async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Before any handler: an update this user's stored state says was handled is not
+    handled again. Telegram sends an update again when the bot died before telling it the
+    update had arrived; its step was stored and its reply shown, and a second go would
+    re-ask, or answer a tap Telegram no longer takes."""
+    if context.user_data is None:
+        return
+    seen = context.user_data.setdefault(SEEN_KEY, [])
+    if not isinstance(seen, list):
+        seen = context.user_data[SEEN_KEY] = []
+    if update.update_id in seen:
+        log.info("update %s was handled before: not again", update.update_id)
+        raise ApplicationHandlerStop
+    # Stored only with what this update changes (its step, or the flush after it): a crash
+    # before that leaves it unseen, and Telegram's second copy is handled.
+    seen.append(update.update_id)
+    del seen[:-SEEN_UPDATES]
 
 
 async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from telegram.ext import ExtBot
 
-HeldCall = Callable[[], Awaitable[object]]
+HeldCall = functools.partial[Awaitable[object]]
 _held: contextvars.ContextVar[list[HeldCall] | None] = contextvars.ContextVar(
     "held_replies", default=None
 )

@@ -14,7 +14,7 @@ from telegram.ext import BaseHandler, ContextTypes, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
 from bot.persistence import Deadlines, SQLitePersistence
-from bot.portalbot import holding_replies
+from bot.portalbot import HeldCall, holding_replies
 
 log = logging.getLogger(__name__)
 Step = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[object]]
@@ -78,23 +78,14 @@ def conversation(
         )
 
 
+def _answers_a_tap(call: HeldCall) -> bool:
+    return getattr(call.func, "__name__", "") == "answer_callback_query"
+
+
 def _store_before_replying(name: str, handlers: list[Any]) -> None:
     for handler in handlers:
         if not getattr(handler.callback, "stores_first", False):
             handler.callback = _stored_first(name, handler.callback)
-
-
-# The ids of a user's last updates that a step handled, kept with their drafts: enough to
-# recognise the few Telegram sends again after a crash (it had not heard they arrived).
-SEEN_KEY = "seen_updates"
-SEEN_UPDATES = 8
-
-
-def _seen(context: ContextTypes.DEFAULT_TYPE) -> list[int]:
-    if context.user_data is None:
-        return []
-    seen = context.user_data.setdefault(SEEN_KEY, [])
-    return seen if isinstance(seen, list) else []
 
 
 def _stored_first(name: str, callback: Step) -> Step:
@@ -102,16 +93,8 @@ def _stored_first(name: str, callback: Step) -> Step:
     crash the user's answer to the last prompt they saw is always the one expected."""
 
     async def step(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
-        seen = _seen(context)
-        if update.update_id in seen:
-            # Telegram sent it again: the bot died before telling Telegram it had it. Its
-            # step is stored and its question was shown; doing it twice would confuse.
-            log.info("update %s was handled before; not again", update.update_id)
-            return None
         with holding_replies() as held:
             new_state = await callback(update, context)
-        seen.append(update.update_id)
-        del seen[:-SEEN_UPDATES]
         persistence = context.application.persistence
         chat, user = update.effective_chat, update.effective_user
         if isinstance(persistence, SQLitePersistence) and chat and user:
@@ -131,17 +114,19 @@ def _stored_first(name: str, callback: Step) -> Step:
     return step
 
 
-async def _send_held(held: list[Callable[[], Awaitable[object]]]) -> None:
+async def _send_held(held: list[HeldCall]) -> None:
     """Every held reply, in order; a failed one does not stop the ones after it (an answer
-    to a tap that came too late must not keep the next question from being shown)."""
+    to a tap that came too late must not keep the next question from being shown). The
+    answer to a tap only stops its spinner: its failure is no error."""
     failed: Exception | None = None
     for call in held:
         try:
             await call()
         except BadRequest as exc:
-            if "not modified" not in exc.message:
+            if "not modified" not in exc.message and not _answers_a_tap(call):
                 failed = failed or exc
         except Exception as exc:
-            failed = failed or exc
+            if not _answers_a_tap(call):
+                failed = failed or exc
     if failed is not None:
         raise failed

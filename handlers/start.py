@@ -10,6 +10,7 @@ from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.language import practitioner_menu
 from handlers.menu import help_text, home_keyboard, home_text
+from handlers.send import answer_quietly
 from handlers.views import header
 
 
@@ -69,6 +70,6 @@ async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     """A button no handler claims: old, from a finished conversation, or forged."""
     who = await caller(update, context)
     if update.callback_query:
-        await update.callback_query.answer(
-            who._("This button is no longer active."), show_alert=True
+        await answer_quietly(
+            update.callback_query, who._("This button is no longer active."), alert=True
         )
