@@ -318,7 +318,7 @@ async def _one_grant(
     assert query is not None
     parties = await access.grant_for_party(portal(context).db, me, grant_id)
     view = _grant_view(_, me, parties) if parties is not None else None
-    if view is None:
+    if parties is None or view is None:
         await query.answer(
             _("This access has changed; here is the current picture."), show_alert=True
         )
@@ -329,11 +329,7 @@ async def _one_grant(
         await _edit(update, *view)
         return
     confirm = "rvy" if verb == "rv" else "lfy"
-    question = (
-        _("Revoke this access? It stops at once.")
-        if verb == "rv"
-        else _("Stop accessing this patient? You'll need a new approval to return.")
-    )
+    question = _confirmation(_, verb, me, *parties)
     markup = InlineKeyboardMarkup(
         [
             [
@@ -343,6 +339,26 @@ async def _one_grant(
         ]
     )
     await _edit(update, question, markup)
+
+
+def _confirmation(
+    _: Translator, verb: str, me: int, grant: Grant, accessor: Patient, subject: Patient
+) -> str:
+    """The question before revoking (rv) or leaving (lf): whose access, to which portal,
+    how much."""
+    summary = labels.access_summary(_, grant.level, grant.role)
+    if verb == "lf":
+        return _(
+            "Stop accessing <b>{name}</b>'s portal ({access})? You'll need a new approval "
+            "to return."
+        ).format(name=esc(subject.full_name), access=summary)
+    if subject.id == me:
+        return _(
+            "Revoke <b>{name}</b>'s access to your portal ({access})? It stops at once."
+        ).format(name=esc(accessor.full_name), access=summary)
+    return _(
+        "Revoke <b>{name}</b>'s access to <b>{whose}</b>'s portal ({access})? It stops at once."
+    ).format(name=esc(accessor.full_name), whose=esc(subject.full_name), access=summary)
 
 
 async def _decider(db: Database, subject_id: int) -> int | None:

@@ -22,6 +22,7 @@ from bot.text import esc
 from handlers.guard import tell_to_sign_in
 from handlers.menu import CB_HOME_VIEW
 from handlers.send import edit_in_place
+from storage.audit import Action
 from storage.models import AccessEntry, Appointment
 
 CB_SWITCH = "sw:"  # sw:<patient id>
@@ -40,16 +41,16 @@ _AREA = {
     "d": Area.DETAILS,
 }
 _AUDIT = {
-    Area.APPOINTMENTS: "view.appointments",
-    Area.INVOICES: "view.invoices",
-    Area.RECORDS: "view.records",
-    Area.DETAILS: "view.details",
+    Area.APPOINTMENTS: Action.VIEW_APPOINTMENTS,
+    Area.INVOICES: Action.VIEW_INVOICES,
+    Area.RECORDS: Action.VIEW_RECORDS,
+    Area.DETAILS: Action.VIEW_DETAILS,
 }
 _ACTS = {  # what a refused appointment button is audited as
-    "ask": "appointment.cancel_asked",
-    "keep": "view.appointments",
-    "yes": "appointment.cancelled",
-    "ok": "appointment.confirmed",
+    "ask": Action.APPOINTMENT_CANCEL_ASKED,
+    "keep": Action.VIEW_APPOINTMENTS,
+    "yes": Action.APPOINTMENT_CANCELLED,
+    "ok": Action.APPOINTMENT_CONFIRMED,
 }
 
 
@@ -386,7 +387,7 @@ async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if verb == "ask":
         item = await records.appointment(db, appointment_id)
         permitted = await access.authorize(
-            db, view, Area.APPOINTMENTS, Act.EDIT, action="appointment.cancel_asked"
+            db, view, Area.APPOINTMENTS, Act.EDIT, action=Action.APPOINTMENT_CANCEL_ASKED
         )
         if item is None or item.patient_id != view.subject.id or not permitted.allowed:
             await query.answer(_("You can't change this appointment."), show_alert=True)
