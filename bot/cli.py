@@ -7,6 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import logging
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -223,10 +224,13 @@ def _request(name: str, dob: str | None, email: str | None, where: str) -> Locat
         raise DataError(f"{where}: the name must be 1-100 characters, with at least one letter")
     birth = None
     if dob and dob.strip():
+        typed = dob.strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", typed):
+            raise DataError(f"{where}: date of birth {typed!r} is not YYYY-MM-DD")
         try:
-            birth = dt.date.fromisoformat(dob.strip())
-        except ValueError:
-            raise DataError(f"{where}: date of birth {dob.strip()!r} is not YYYY-MM-DD") from None
+            birth = dt.date.fromisoformat(typed)
+        except ValueError:  # written right, but no such day: 1985-02-30
+            raise DataError(f"{where}: date of birth {typed!r} is not a real date") from None
         if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
             raise DataError(f"{where}: date of birth {birth} is not plausible")
     address = None

@@ -36,8 +36,7 @@ _DATA = re.compile(r"^ac:(home|g|lv|rl|rv|rvy|lf|lfy|wd|dep|own)(?::(\d{1,18}))?
 def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
     if not timestamp:
         return ""
-    day = dt.datetime.fromtimestamp(timestamp, tz).date()
-    return _("since {date}").format(date=_.date(day))
+    return _("since {date}").format(date=_.day_of(timestamp, tz))
 
 
 async def _render(
@@ -381,14 +380,13 @@ async def _give_own_login(
         return
     await query.answer()
     link = deep_link(context.bot.username, new.token)
-    until = dt.datetime.fromtimestamp(new.invite.expires_at, p.settings.tz).date()
     name = esc(new.patient.full_name)
     text = (
         _(
             "Here is {name}'s own login link. It works once, until {date}, and asks for their date "
             "of birth. From then on {name} decides who may see their records; your access stays "
             "as it is until they change it."
-        ).format(name=name, date=_.date(until))
+        ).format(name=name, date=_.day_of(new.invite.expires_at, p.settings.tz))
         + "\n\n"
         + link
     )

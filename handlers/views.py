@@ -234,14 +234,15 @@ def details_text(_: Translator, view: Viewing) -> str:
         _("Name: {name}").format(name=esc(p.full_name)),
     ]
     if p.date_of_birth:
-        lines.append(_("Date of birth: {date}").format(date=_.date(p.date_of_birth, "long")))
+        lines.append(_("Date of birth: {date}").format(date=_.date(p.date_of_birth)))
     if p.email:
         lines.append(_("Email: {email}").format(email=esc(p.email)))
     return "\n".join(lines)
 
 
-def refusal(_: Translator, view: Viewing, area: Area) -> str:
-    name = esc(view.subject.full_name)
+def refusal(_: Translator, view: Viewing, area: Area, *, html: bool = True) -> str:
+    """Why this part is not shown; html=False for a pop-up alert, which is plain text."""
+    name = esc(view.subject.full_name) if html else view.subject.full_name
     if area is Area.RECORDS:
         return _(
             "{name}'s clinical records are not shared with you: your access is Administrative "
@@ -352,7 +353,7 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     area = _AREA[kind]
     allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
     if not allowed.allowed:
-        await query.answer(refusal(_, view, area)[:200], show_alert=True)
+        await query.answer(refusal(_, view, area, html=False)[:200], show_alert=True)
         return
     await query.answer()
     text, markup = await render(context, _, view, kind, number)
