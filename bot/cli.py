@@ -155,6 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.portalbot import BotAPIUnusable
+
+    try:
+        return _serve(settings, args)
+    except BotAPIUnusable as exc:  # a rejected token, no connection: one line, exit code 2
+        raise UsageError(str(exc)) from None
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import ALLOWED_UPDATES, build_application
 
     settings.require_token()
@@ -272,9 +281,16 @@ async def _bot_username(settings: Settings, given: str | None) -> str:
     if settings.bot_token is None:
         raise UsageError("pass --bot-username, or set PORTAL_BOT_TOKEN so it can be looked up")
     from telegram import Bot
+    from telegram.error import TelegramError
 
-    async with Bot(settings.require_token(), base_url=settings.api_base_url) as bot:
-        return bot.username
+    from bot.portalbot import describe_failure
+
+    token = settings.require_token()
+    try:
+        async with Bot(token, base_url=settings.api_base_url) as bot:
+            return bot.username
+    except TelegramError as exc:
+        raise UsageError(describe_failure(exc, token, settings.api_base_url)) from None
 
 
 async def invite_command(settings: Settings, args: argparse.Namespace) -> int:
