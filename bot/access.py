@@ -11,8 +11,9 @@ import enum
 from dataclasses import dataclass
 
 from storage import Database, audit, completed, grants, logins, outbox, patients, portal
+from storage.audit import Action, Attempt
 from storage.db import Reads, Writes, now
-from storage.models import AccessEntry, AuditEvent, Grant, LoginView, Patient
+from storage.models import AccessEntry, Grant, LogEntry, LoginView, Patient
 from storage.outbox import Kind
 
 DAY = 86400
@@ -185,7 +186,7 @@ async def request_by_email(
         )
         await audit.record(
             conn,
-            "grant.requested",
+            Action.GRANT_REQUESTED,
             actor_patient_id=requester_id,
             subject_patient_id=subject_id,
             ref_id=grant.id,
@@ -225,7 +226,7 @@ async def create_dependent(
         )
         await audit.record(
             conn,
-            "patient.dependent_created",
+            Action.DEPENDENT_CREATED,
             actor_patient_id=creator_id,
             subject_patient_id=dependent.id,
         )
@@ -243,7 +244,7 @@ async def create_dependent(
         )
         await audit.record(
             conn,
-            "grant.requested",
+            Action.GRANT_REQUESTED,
             actor_patient_id=creator_id,
             subject_patient_id=dependent.id,
             ref_id=grant.id,
@@ -260,7 +261,7 @@ async def create_dependent(
         assert decided
         await audit.record(
             conn,
-            "grant.approved",
+            Action.GRANT_APPROVED,
             actor_patient_id=creator_id,
             subject_patient_id=dependent.id,
             ref_id=grant.id,
@@ -305,10 +306,10 @@ async def decide(
     async with db.transaction() as conn:
         grant = await grants.get(conn, grant_id)
         if grant is None or grant.subject_id is None:
-            await _refused(conn, decider_id, None, grant_id, "unknown")
+            await _refused(conn, decider_id, None, grant_id, Attempt.UNKNOWN)
             return DecisionResult(DecisionOutcome.NOT_YOURS)
         if await _decider_of(conn, grant) != decider_id:
-            await _refused(conn, decider_id, grant.subject_id, grant_id, "not_decider")
+            await _refused(conn, decider_id, grant.subject_id, grant_id, Attempt.NOT_DECIDER)
             return DecisionResult(DecisionOutcome.NOT_YOURS)
         if grant.status != "pending":
             return DecisionResult(DecisionOutcome.ALREADY, grant)
@@ -327,7 +328,7 @@ async def decide(
         changed = (new_level, new_role) != (grant.level, grant.role)
         await audit.record(
             conn,
-            "grant.approved" if approve else "grant.denied",
+            Action.GRANT_APPROVED if approve else Action.GRANT_DENIED,
             actor_patient_id=decider_id,
             subject_patient_id=grant.subject_id,
             ref_id=grant_id,
@@ -348,13 +349,17 @@ async def record_refusal(db: Database, actor_id: int, grant_id: int) -> None:
     """A tap on a request this patient may not decide: audited, nothing else changes."""
     async with db.transaction() as conn:
         grant = await grants.get(conn, grant_id)
-        await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "not_decider")
+        await _refused(
+            conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.NOT_DECIDER
+        )
 
 
-async def _refused(conn: Writes, actor_id: int, subject_id: int | None, ref: int, why: str) -> None:
+async def _refused(
+    conn: Writes, actor_id: int, subject_id: int | None, ref: int, why: Attempt
+) -> None:
     await audit.record(
         conn,
-        "grant.decide",
+        Action.GRANT_DECIDE,
         outcome="refused",
         actor_patient_id=actor_id,
         subject_patient_id=await _known(conn, subject_id),
@@ -508,7 +513,7 @@ async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
         last = await grants.latest_between(conn, me.id, current)
         await audit.record(
             conn,
-            "switch.fallback",
+            Action.SWITCH_FALLBACK,
             outcome="refused",
             actor_patient_id=me.id,
             actor_telegram_id=telegram_user_id,
@@ -527,7 +532,7 @@ async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Vie
         if found is None or view is None:
             await audit.record(
                 conn,
-                "switch",
+                Action.SWITCH,
                 outcome="refused",
                 actor_patient_id=found.me.id if found else None,
                 actor_telegram_id=telegram_user_id,
@@ -548,7 +553,7 @@ def _allowed_view(found: LoginView, subject_id: int) -> Viewing | None:
 
 
 async def authorize(
-    db: Database, viewing_now: Viewing, area: Area, act: Act, *, action: str
+    db: Database, viewing_now: Viewing, area: Area, act: Act, *, action: Action
 ) -> Permission:
     """Check one view or action and audit it. `viewing_now` must come from viewing(),
     view_of() or switch_to() in this same update: its grant was read from the database
@@ -583,7 +588,7 @@ class ChangeResult:
 
 
 async def _changed(
-    conn: Writes, actor_id: int, grant: Grant, action: str, detail: str | None
+    conn: Writes, actor_id: int, grant: Grant, action: Action, detail: str | None
 ) -> ChangeResult:
     await audit.record(
         conn,
@@ -605,14 +610,16 @@ async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             or grant.subject_id is None
             or not await may_decide(conn, actor_id, grant.subject_id)
         ):
-            await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "revoke")
+            await _refused(
+                conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.REVOKE
+            )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(
             conn, grant_id, from_status="active", by=actor_id, reason="revoked"
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         await outbox.enqueue(conn, Kind.ACCESS_ENDED, ref_id=grant_id, patient_id=grant.accessor_id)
-        return await _changed(conn, actor_id, grant, "grant.revoked", None)
+        return await _changed(conn, actor_id, grant, Action.GRANT_REVOKED, None)
 
 
 async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
@@ -620,14 +627,16 @@ async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
     async with db.transaction() as conn:
         grant = await grants.get(conn, grant_id)
         if grant is None or grant.accessor_id != actor_id:
-            await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "leave")
+            await _refused(
+                conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.LEAVE
+            )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(conn, grant_id, from_status="active", by=actor_id, reason="left"):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         decider = await decider_for(conn, grant.subject_id) if grant.subject_id else None
         if decider is not None:
             await outbox.enqueue(conn, Kind.ACCESS_LEFT, ref_id=grant_id, patient_id=decider)
-        return await _changed(conn, actor_id, grant, "grant.left", None)
+        return await _changed(conn, actor_id, grant, Action.GRANT_LEFT, None)
 
 
 async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
@@ -636,7 +645,7 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         grant = await grants.get(conn, grant_id)
         if grant is None or grant.accessor_id != actor_id or grant.kind != "request":
             await _refused(
-                conn, actor_id, grant.subject_id if grant else None, grant_id, "withdraw"
+                conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.WITHDRAW
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(
@@ -644,7 +653,7 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         await _queue_card_outcomes(conn, grant_id)
-        return await _changed(conn, actor_id, grant, "grant.withdrawn", None)
+        return await _changed(conn, actor_id, grant, Action.GRANT_WITHDRAWN, None)
 
 
 async def change_access(
@@ -658,7 +667,9 @@ async def change_access(
             or grant.subject_id is None
             or not await may_decide(conn, actor_id, grant.subject_id)
         ):
-            await _refused(conn, actor_id, grant.subject_id if grant else None, grant_id, "change")
+            await _refused(
+                conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.CHANGE
+            )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         new_level, new_role = level or Level(grant.level), role or Role(grant.role)
         if not await grants.change(conn, grant_id, level=new_level, role=new_role, by=actor_id):
@@ -671,7 +682,7 @@ async def change_access(
             patient_id=grant.accessor_id,
             detail={"level": str(new_level), "role": str(new_role)},
         )
-        return await _changed(conn, actor_id, grant, "grant.changed", detail)
+        return await _changed(conn, actor_id, grant, Action.GRANT_CHANGED, detail)
 
 
 # --- Acting on appointments --------------------------------------------------------------
@@ -691,8 +702,8 @@ async def act_on_appointment(
     The appointment must belong to that subject: an id from another patient's button is
     refused, and the audit says so."""
     transitions = {
-        "cancel": (("booked", "confirmed"), "cancelled", "appointment.cancelled"),
-        "confirm": (("booked",), "confirmed", "appointment.confirmed"),
+        "cancel": (("booked", "confirmed"), "cancelled", Action.APPOINTMENT_CANCELLED),
+        "confirm": (("booked",), "confirmed", Action.APPOINTMENT_CONFIRMED),
     }
     from_statuses, to_status, event = transitions[action]
     async with db.transaction() as conn:
@@ -726,7 +737,7 @@ async def act_on_appointment(
 
 
 async def view_of(
-    db: Database, telegram_user_id: int, subject_id: int, *, action: str
+    db: Database, telegram_user_id: int, subject_id: int, *, action: Action
 ) -> Viewing | None:
     """A Viewing of `subject_id` for a button on an older message: allowed only while
     this login is that patient or holds an active grant on them. Changes nothing; a
@@ -790,7 +801,9 @@ async def grant_for_party(db: Database, actor_id: int, grant_id: int) -> GrantPa
         )
     if parties is None or not party:
         async with db.transaction() as conn:
-            await _refused(conn, actor_id, parties[2].id if parties else None, grant_id, "view")
+            await _refused(
+                conn, actor_id, parties[2].id if parties else None, grant_id, Attempt.VIEW
+            )
         return None
     return parties
 
@@ -822,7 +835,7 @@ async def offer_by_email(
     they already have access) looks like success."""
     async with db.transaction() as conn:
         if not await may_decide(conn, holder_id, dependent_id):
-            await _refused(conn, holder_id, dependent_id, dependent_id, "offer")
+            await _refused(conn, holder_id, dependent_id, dependent_id, Attempt.OFFER)
             return None
         other = await patients.by_email(conn, email)
         if other is None or other.id in (holder_id, dependent_id):
@@ -846,7 +859,7 @@ async def offer_by_email(
         )
         await audit.record(
             conn,
-            "grant.offered",
+            Action.GRANT_OFFERED,
             actor_patient_id=holder_id,
             subject_patient_id=dependent_id,
             ref_id=grant.id,
@@ -863,13 +876,14 @@ async def held_dependent(db: Database, holder_id: int, dependent_id: int) -> Pat
         if await may_decide(conn, holder_id, dependent_id) and holder_id != dependent_id:
             return await patients.get(conn, dependent_id)
     async with db.transaction() as conn:
-        await _refused(conn, holder_id, dependent_id, dependent_id, "hold")
+        await _refused(conn, holder_id, dependent_id, dependent_id, Attempt.HOLD)
     return None
 
 
 @dataclass(frozen=True)
 class LogPage:
-    events: list[tuple[AuditEvent, str | None]]
+    subject: Patient
+    events: list[LogEntry]
     number: int
     has_more: bool
 
@@ -877,14 +891,22 @@ class LogPage:
 LOG_PAGE_SIZE = 10
 
 
+async def may_read_log(db: Database, reader_id: int, subject_id: int) -> bool:
+    """Whether access_log would show this log; asks, records nothing (for choosing which
+    log to show, not for a request to read one)."""
+    async with db.read() as conn:
+        return await may_decide(conn, reader_id, subject_id)
+
+
 async def access_log(db: Database, reader_id: int, subject_id: int, number: int) -> LogPage | None:
     """The subject's access log, newest first. Only the subject, or the holder of a
     dependent, may read it; anyone else is refused (and that is logged too)."""
     async with db.transaction() as conn:
-        if not await may_decide(conn, reader_id, subject_id):
-            await _refused(conn, reader_id, subject_id, subject_id, "activity")
+        subject = await patients.get(conn, subject_id)
+        if subject is None or not await may_decide(conn, reader_id, subject_id):
+            await _refused(conn, reader_id, subject_id, subject_id, Attempt.ACTIVITY)
             return None
         rows = await audit.page_for_subject(
             conn, subject_id, LOG_PAGE_SIZE + 1, number * LOG_PAGE_SIZE
         )
-    return LogPage(rows[:LOG_PAGE_SIZE], number, len(rows) > LOG_PAGE_SIZE)
+    return LogPage(subject, rows[:LOG_PAGE_SIZE], number, len(rows) > LOG_PAGE_SIZE)

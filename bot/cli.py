@@ -7,6 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import logging
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -154,6 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.portalbot import BotAPIUnusable
+
+    try:
+        return _serve(settings, args)
+    except BotAPIUnusable as exc:  # a rejected token, no connection: one line, exit code 2
+        raise UsageError(str(exc)) from None
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import ALLOWED_UPDATES, build_application
 
     settings.require_token()
@@ -223,10 +233,13 @@ def _request(name: str, dob: str | None, email: str | None, where: str) -> Locat
         raise DataError(f"{where}: the name must be 1-100 characters, with at least one letter")
     birth = None
     if dob and dob.strip():
+        typed = dob.strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", typed):
+            raise DataError(f"{where}: date of birth {typed!r} is not YYYY-MM-DD")
         try:
-            birth = dt.date.fromisoformat(dob.strip())
-        except ValueError:
-            raise DataError(f"{where}: date of birth {dob.strip()!r} is not YYYY-MM-DD") from None
+            birth = dt.date.fromisoformat(typed)
+        except ValueError:  # written right, but no such day: 1985-02-30
+            raise DataError(f"{where}: date of birth {typed!r} is not a real date") from None
         if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
             raise DataError(f"{where}: date of birth {birth} is not plausible")
     address = None
@@ -268,9 +281,16 @@ async def _bot_username(settings: Settings, given: str | None) -> str:
     if settings.bot_token is None:
         raise UsageError("pass --bot-username, or set PORTAL_BOT_TOKEN so it can be looked up")
     from telegram import Bot
+    from telegram.error import TelegramError
 
-    async with Bot(settings.require_token(), base_url=settings.api_base_url) as bot:
-        return bot.username
+    from bot.portalbot import describe_failure
+
+    token = settings.require_token()
+    try:
+        async with Bot(token, base_url=settings.api_base_url) as bot:
+            return bot.username
+    except TelegramError as exc:
+        raise UsageError(describe_failure(exc, token, settings.api_base_url)) from None
 
 
 async def invite_command(settings: Settings, args: argparse.Namespace) -> int:

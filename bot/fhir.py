@@ -48,6 +48,7 @@ from pydantic import ValidationError
 
 from bot.text import clean_email, clean_name
 from storage import Database, audit, grants, patients, portal
+from storage.audit import Action
 from storage.db import Writes
 
 TITLE_MAX = 200
@@ -627,7 +628,7 @@ async def import_bundle(db: Database, data: object, tz: dt.tzinfo) -> ImportSumm
         )
         await audit.record(
             conn,
-            "fhir.imported",
+            Action.FHIR_IMPORTED,
             detail=f"p{summary.patients} a{summary.appointments} i{summary.invoices}"
             f" r{summary.records} x{summary.removed}",
         )
@@ -697,5 +698,5 @@ async def _upsert_patient(conn: Writes, p: PatientRow) -> int:
     if p.email and (how == "created" or (patient.email or "").lower() != p.email.lower()):
         # Requests sent to this address before anyone had it now reach this patient.
         await grants.attach_email_requests(conn, patient.id, p.email)
-    await audit.record(conn, "patient.imported", subject_patient_id=patient.id, detail=how)
+    await audit.record(conn, Action.PATIENT_IMPORTED, subject_patient_id=patient.id, detail=how)
     return patient.id

@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -113,14 +114,23 @@ class Translator:
     def rtl(self) -> bool:
         return self.format_locale.text_direction == "rtl"
 
-    def date(self, value: dt.date, format: str = "medium") -> str:
-        return dates.format_date(value, format=format, locale=self.format_locale)
+    # Dates, one style per kind (the same in every message of a locale):
+    # date / day_of — a calendar date: "5 Sept 2016", "2016年9月5日", "5 سبتمبر 2016"
+    # when — a moment: weekday, date and time ("Mon 5 Sept 2016 · 10:30 am")
+    # short_day — a day on a button ("5 Sept")
+    # typed_date — the digits people type it as ("5/9/2016"), only to show how to type one
 
-    def datetime(self, value: dt.datetime, tz: dt.tzinfo, format: str = "medium") -> str:
-        return dates.format_datetime(value, format=format, tzinfo=tz, locale=self.format_locale)
+    def date(self, value: dt.date) -> str:
+        """A calendar date (a date of birth, an invoice's, until when a link works): the
+        month in words, so day and month cannot be swapped."""
+        return dates.format_skeleton("yMMMd", value, locale=self.format_locale)
+
+    def day_of(self, timestamp: int, tz: dt.tzinfo) -> str:
+        """The calendar date of a moment, in the practice's time zone, as date() writes it."""
+        return self.date(dt.datetime.fromtimestamp(timestamp, tz).date())
 
     def when(self, timestamp: int, tz: dt.tzinfo) -> str:
-        """An appointment time as people read it: weekday, date and short time."""
+        """A moment (an appointment, an event in the log): weekday, date and short time."""
         moment = dt.datetime.fromtimestamp(timestamp, tz)
         day = dates.format_skeleton("yMMMEd", moment, locale=self.format_locale)
         time = dates.format_time(moment, format="short", locale=self.format_locale)
@@ -131,19 +141,44 @@ class Translator:
         moment = dt.datetime.fromtimestamp(timestamp, tz)
         return dates.format_skeleton("MMMd", moment, locale=self.format_locale)
 
+    def typed_date(self, value: dt.date) -> str:
+        """A date as people type it here: the locale's short numeric form with a four-digit
+        year (the parser refuses two-digit years for dates of birth)."""
+        pattern = dates.get_date_format("short", locale=self.format_locale).pattern
+        return dates.format_date(
+            value, format=re.sub("y+", "y", pattern), locale=self.format_locale
+        )
+
+    def date_example(self) -> str:
+        """A date written the way people type it here, for prompts."""
+        return self.typed_date(dt.date(2010, 3, 4))
+
     def money(self, minor_units: int, currency: str) -> str:
+        """An amount in the locale's currency format, spaced as CLDR spaces it (babel does
+        not): a symbol made of letters stands apart from the digits, 'EUR 48.00' rather
+        than 'EUR48.00'; '$48.00' and '48,00 €' stay as they are."""
         digits = numbers.get_currency_precision(currency)
         amount = Decimal(minor_units).scaleb(-digits)
-        return numbers.format_currency(amount, currency, locale=self.format_locale)
+        text = numbers.format_currency(amount, currency, locale=self.format_locale)
+        symbol = numbers.get_currency_symbol(currency, locale=self.format_locale)
+        at = text.find(symbol)
+        end = at + len(symbol)
+        if at < 0 or not symbol:
+            return text
+        if end < len(text) and text[end].isdigit() and _apart(symbol[-1]):
+            return text[:end] + "\u00a0" + text[end:]
+        if at > 0 and text[at - 1].isdigit() and _apart(symbol[0]):
+            return text[:at] + "\u00a0" + text[at:]
+        return text
 
     def number(self, value: int | float) -> str:
         return numbers.format_decimal(value, locale=self.format_locale)
 
-    def date_example(self) -> str:
-        """A date written the way this locale writes it, with a four-digit year (the parser
-        refuses two-digit years for dates of birth), for prompts."""
-        pattern = dates.get_date_format("short", locale=self.format_locale).pattern
-        return self.date(dt.date(2010, 3, 4), format=re.sub("y+", "y", pattern))
+
+def _apart(edge: str) -> bool:
+    """CLDR's currencySpacing: a symbol whose edge is not itself a symbol or a space (a
+    letter, as in 'EUR') is kept apart from a digit next to it."""
+    return not unicodedata.category(edge).startswith(("S", "Z"))
 
 
 @functools.cache

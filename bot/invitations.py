@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.tokens import hash_token, is_start_payload, new_token
 from storage import Database, audit, grants, invites, logins, outbox, patients
+from storage.audit import Action
 from storage.db import Writes, now
 from storage.models import Invite, Login, Patient
 
@@ -101,7 +102,7 @@ async def _create(
     )
     await audit.record(
         conn,
-        "invite.created",
+        Action.INVITE_CREATED,
         actor_telegram_id=invited_by,
         subject_patient_id=patient.id,
         ref_id=invite.id,
@@ -132,7 +133,7 @@ async def create_invites(
             async with db.transaction() as conn:
                 await audit.record(
                     conn,
-                    "invite.created",
+                    Action.INVITE_CREATED,
                     outcome="refused",
                     actor_telegram_id=invited_by,
                     subject_patient_id=refused.patient_id,
@@ -206,7 +207,7 @@ async def check_date_of_birth(
         locked = invite.locked_at is not None
         await audit.record(
             conn,
-            "invite.locked" if locked else "signin.dob_mismatch",
+            Action.INVITE_LOCKED if locked else Action.SIGNIN_DOB_MISMATCH,
             outcome="refused",
             actor_telegram_id=telegram_user_id,
             subject_patient_id=patient.id,
@@ -265,7 +266,7 @@ async def sign_in(
         await logins.create(conn, telegram_user_id, invite.patient_id, language)
         await audit.record(
             conn,
-            "signin.ok",
+            Action.SIGNIN_OK,
             actor_patient_id=invite.patient_id,
             actor_telegram_id=telegram_user_id,
             subject_patient_id=invite.patient_id,
@@ -278,9 +279,6 @@ async def sign_in(
 class Burned:
     invite: Invite
     patient: Patient
-
-
-BURNED_IN_GROUP = "invite.burned_in_group"
 
 
 async def burn_exposed(
@@ -299,7 +297,7 @@ async def burn_exposed(
         assert patient is not None  # invites.patient_id references patients
         await audit.record(
             conn,
-            BURNED_IN_GROUP,
+            Action.INVITE_BURNED_IN_GROUP,
             actor_telegram_id=telegram_user_id,
             subject_patient_id=patient.id,
             ref_id=invite.id,
@@ -324,7 +322,7 @@ async def create_own_login_invite(
         ):
             await audit.record(
                 conn,
-                "invite.own_login",
+                Action.INVITE_OWN_LOGIN,
                 outcome="refused",
                 actor_patient_id=holder_id,
                 subject_patient_id=dependent.id if dependent else None,
@@ -340,7 +338,7 @@ async def create_own_login_invite(
         )
         await audit.record(
             conn,
-            "invite.own_login",
+            Action.INVITE_OWN_LOGIN,
             actor_patient_id=holder_id,
             subject_patient_id=dependent_id,
             ref_id=invite.id,
@@ -354,8 +352,8 @@ async def create_own_login_invite(
 class SignOutBy(enum.StrEnum):
     """Who removed a login, as the access log records it."""
 
-    PATIENT = "signin.signed_out"  # the patient's own /signout
-    PRACTICE = "signin.unlinked"  # a practitioner, in chat or with `python -m bot unlink`
+    PATIENT = Action.SIGNED_OUT.value  # the patient's own /signout
+    PRACTICE = Action.UNLINKED.value  # a practitioner, in chat or with `python -m bot unlink`
 
 
 @dataclass(frozen=True)
@@ -414,7 +412,7 @@ async def _remove(
     await grants.lapse_offers_for(conn, patient.id)
     await audit.record(
         conn,
-        by.value,
+        Action(by.value),
         actor_patient_id=actor_patient_id,
         actor_telegram_id=actor_telegram_id if by is SignOutBy.PRACTICE else login.telegram_user_id,
         subject_patient_id=patient.id,

@@ -16,6 +16,7 @@ import functools
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 
 HeldCall = functools.partial[Awaitable[object]]
@@ -78,8 +79,49 @@ def _note_answer(query_id: object) -> None:
     ids.add(str(query_id))
 
 
+class BotAPIUnusable(Exception):
+    """The Bot API cannot be used with these settings (a rejected token, no connection):
+    one line for the operator, with the token masked."""
+
+
+def mask_token(token: str) -> str:
+    """'123456:ABC…' -> '123456:***': the bot's id, never the secret part."""
+    bot_id, colon, _secret = token.partition(":")
+    return f"{bot_id}:***" if colon and bot_id.isdigit() else "***"
+
+
+def describe_failure(exc: TelegramError, token: str, base_url: str) -> str:
+    """Why the Bot API could not be used, in one line without the token."""
+    while isinstance(exc.__cause__, TelegramError):  # PTB rewords getMe's 401, token and all
+        exc = exc.__cause__
+    if isinstance(exc, InvalidToken):
+        line = (
+            f"Telegram rejected the token {mask_token(token)} ({exc.message}); "
+            "check PORTAL_BOT_TOKEN (from @BotFather)"
+        )
+    elif isinstance(exc, NetworkError):  # refused, unreachable, timed out
+        line = (
+            f"cannot reach the Bot API at {base_url} ({exc.message}); check the network "
+            "and PORTAL_API_BASE_URL"
+        )
+    else:
+        line = f"the Bot API at {base_url} refused the bot: {exc.message}"
+    return " ".join(line.replace(token, mask_token(token)).split()) if token else line
+
+
 class PortalBot(ExtBot[None]):
     """ExtBot whose replies wait while a conversation step is being stored."""
+
+    async def initialize(self) -> None:
+        """PTB's (which checks the token with getMe), but a token Telegram rejects or a Bot
+        API out of reach ends start-up with BotAPIUnusable, one line, rather than
+        PTB's tracebacks (which show the token), and with the HTTP sessions closed."""
+        try:
+            await super().initialize()
+        except TelegramError as exc:
+            await self.shutdown()
+            base = self.base_url.removesuffix(self.token)
+            raise BotAPIUnusable(describe_failure(exc, self.token, base)) from None
 
     send_message = _holdable(ExtBot.send_message)  # type: ignore[assignment]
     send_photo = _holdable(ExtBot.send_photo)  # type: ignore[assignment]

@@ -194,7 +194,6 @@ async def send_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
         return await date_of_birth_differs(update, context)
     context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
     link = deep_link(context.bot.username, new.token)
-    until = dt.datetime.fromtimestamp(new.invite.expires_at, p.settings.tz).date()
     share = (
         "https://t.me/share/url?url="
         + quote(link, safe="")
@@ -203,7 +202,7 @@ async def send_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     )
     text = _(
         "Invite for <b>{name}</b> is ready. Send them this link; it works once and until {date}:"
-    ).format(name=esc(new.patient.full_name), date=_.date(until))
+    ).format(name=esc(new.patient.full_name), date=_.day_of(new.invite.expires_at, p.settings.tz))
     if new.reused_patient:
         text += "\n" + _(
             "This email already belongs to a patient, so the link signs in to that record."

@@ -30,7 +30,9 @@ ASK_DOB = 0
 INVITE_KEY = "signin_invite_id"
 
 
-def _refusal(_: Translator, state: InviteState, check: invitations.InviteCheck) -> str:
+def _refusal(
+    _: Translator, state: InviteState, check: invitations.InviteCheck, tz: dt.tzinfo
+) -> str:
     ask = _("Please ask your practice for a new invite link.")
     if state is InviteState.MALFORMED or state is InviteState.UNKNOWN:
         return _("I don't recognise this link. It may have been copied incompletely.") + " " + ask
@@ -38,8 +40,8 @@ def _refusal(_: Translator, state: InviteState, check: invitations.InviteCheck) 
         return _("This invite link has already been used.") + " " + ask
     if state is InviteState.EXPIRED:
         assert check.invite is not None
-        until = dt.datetime.fromtimestamp(check.invite.expires_at, dt.UTC).date()
-        return _("This invite link expired on {date}.").format(date=_.date(until)) + " " + ask
+        until = _.day_of(check.invite.expires_at, tz)
+        return _("This invite link expired on {date}.").format(date=until) + " " + ask
     if state is InviteState.BURNED:
         return (
             _(
@@ -92,7 +94,7 @@ async def open_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
         )
         return ConversationHandler.END
     if check.state is not InviteState.VALID or check.invite is None or check.patient is None:
-        await message.reply_text(_refusal(_, check.state, check))
+        await message.reply_text(_refusal(_, check.state, check, portal(context).settings.tz))
         return ConversationHandler.END
     # Always: a link must never sign anyone in without the date of birth it checks.
     context.user_data[INVITE_KEY] = check.invite.id  # type: ignore[index]
@@ -128,7 +130,9 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     if result.burned:
         context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
         check = invitations.InviteCheck(InviteState.BURNED)
-        await message.reply_text(_refusal(_, InviteState.BURNED, check))
+        await message.reply_text(
+            _refusal(_, InviteState.BURNED, check, portal(context).settings.tz)
+        )
         return ConversationHandler.END
     if result.matches:
         return await _finish(update, context, who, invite_id, answer)
@@ -167,7 +171,7 @@ async def _finish(
     )
     if result.state is not InviteState.VALID or result.patient is None:
         check = invitations.InviteCheck(result.state)
-        await message.reply_text(_refusal(_, result.state, check))
+        await message.reply_text(_refusal(_, result.state, check, portal(context).settings.tz))
         return ConversationHandler.END
     first = result.patient.full_name.split()[0]
     await message.reply_text(

@@ -1,4 +1,5 @@
-"""/activity: the access log of your portal (or a dependent's you hold), newest first."""
+"""/activity: the access log of the portal being viewed (yours, or that of a dependent you
+hold), newest first, in words: who did what, and to whose access."""
 
 from __future__ import annotations
 
@@ -8,72 +9,194 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, labels
+from bot.access import Viewing
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
-from handlers.guard import require_patient
+from handlers.guard import require_patient, tell_to_sign_in
 from handlers.menu import CB_HOME_ACTIVITY
 from handlers.send import edit_in_place
-from storage.models import AuditEvent
+from handlers.views import header, lost_notice
+from storage.audit import ABOUT_A_GRANT, Action, Attempt
+from storage.models import LogEntry
 
 _DATA = re.compile(r"^log:(\d{1,18}):(\d{1,6})$")
 
+# Done by the practice (staff in the bot, or its command line and imports).
+_BY_PRACTICE = frozenset(
+    {Action.INVITE_CREATED, Action.UNLINKED, Action.PATIENT_IMPORTED, Action.FHIR_IMPORTED}
+)
+# Typed by whoever opened an invite link before anyone signed in with it.
+_BY_LINK_OPENER = frozenset({Action.SIGNIN_DOB_MISMATCH, Action.INVITE_LOCKED})
+# Refused events whose words say so already.
+_SAYS_REFUSED = frozenset(
+    {Action.SWITCH_FALLBACK, Action.SIGNIN_DOB_MISMATCH, Action.INVITE_LOCKED}
+)
 
-def _what(_: Translator, e: AuditEvent) -> str:
-    """One event in words; details are codes we wrote, never user text."""
-    level_role = ""
-    if e.detail and "/" in e.detail and ">" not in e.detail:
-        level, role = e.detail.split(" ")[0].split("/")
-        level_role = labels.access_summary(_, level, role)
+
+def _access(_: Translator, code: str | None) -> str:
+    """'Clinical, Edit' from a detail such as 'clinical/edit' or 'clinical/edit changed'."""
+    level, _slash, role = (code or "").split(" ")[0].partition("/")
+    try:
+        return labels.access_summary(_, level, role)
+    except ValueError:  # not a level and role (an older or different detail)
+        return ""
+
+
+def _done(_: Translator, action: Action, e: LogEntry, whose: str) -> str:
+    """What happened, for an event that was allowed. `whose` is the accessor of the grant
+    the event is about (escaped), for the words that need it."""
+    detail = e.event.detail
+    by_accessor = e.accessor_id is not None and e.accessor_id == e.event.actor_patient_id
+    if action is Action.GRANT_APPROVED:
+        if detail == "as_holder":
+            return _("took access to this account as the person who holds it")
+        if by_accessor:  # an offer, accepted by the patient it was offered to
+            return _("accepted access ({access})").format(access=_access(_, detail))
+        return _("approved {name}'s access ({access})").format(
+            name=whose, access=_access(_, detail)
+        )
+    if action is Action.GRANT_DENIED:
+        if by_accessor:
+            return _("declined the access offered to them")
+        return _("declined {name}'s request for access").format(name=whose)
+    if action is Action.GRANT_CHANGED:
+        before, _arrow, after = (detail or "").partition(">")
+        return _("changed {name}'s access from {before} to {after}").format(
+            name=whose, before=_access(_, before), after=_access(_, after)
+        )
     words = {
-        "view.appointments": _("viewed appointments"),
-        "view.invoices": _("viewed invoices"),
-        "view.records": _("viewed clinical records"),
-        "view.details": _("viewed details"),
-        "appointment.cancelled": _("cancelled an appointment"),
-        "appointment.confirmed": _("confirmed an appointment"),
-        "appointment.cancel_asked": _("opened an appointment to cancel"),
-        "grant.requested": _("asked for access ({access})").format(access=level_role),
-        "grant.approved": _("approved access ({access})").format(access=level_role),
-        "grant.denied": _("declined a request for access"),
-        "grant.revoked": _("revoked access"),
-        "grant.left": _("stopped accessing"),
-        "grant.withdrawn": _("withdrew a request for access"),
-        "grant.changed": _("changed access"),
-        "grant.offered": _("offered access ({access})").format(access=level_role),
-        "grant.decide": _("tried to decide a request"),
-        "signin.ok": _("signed in"),
-        "signin.signed_out": _("signed out of the portal on Telegram"),
-        "signin.unlinked": _("signed the Telegram account out of this portal"),
-        "signin.dob_mismatch": _("typed a wrong date of birth"),
-        "invite.locked": _("locked an invite link"),
-        "invite.created": _("sent an invite link to this portal"),
-        "invite.own_login": _("created an own-login link"),
-        "invite.burned_in_group": _("cancelled an invite link that was posted in a group chat"),
-        "patient.dependent_created": _("created this account"),
-        "switch": _("tried to switch to this portal"),
-        "switch.fallback": _("lost access and was switched back"),
+        Action.GRANT_REQUESTED: _("asked for access ({access})"),
+        Action.GRANT_REVOKED: _("revoked {name}'s access"),
+        Action.GRANT_LEFT: _("stopped accessing this portal"),
+        Action.GRANT_WITHDRAWN: _("withdrew their request for access"),
+        Action.GRANT_OFFERED: _("offered {name} access ({access})"),
+        Action.GRANT_DECIDE: _("decided a request for access"),
+        Action.DEPENDENT_CREATED: _("created this account"),
+        Action.VIEW_APPOINTMENTS: _("viewed appointments"),
+        Action.VIEW_INVOICES: _("viewed invoices"),
+        Action.VIEW_RECORDS: _("viewed clinical records"),
+        Action.VIEW_DETAILS: _("viewed details"),
+        Action.APPOINTMENT_CANCELLED: _("cancelled an appointment"),
+        Action.APPOINTMENT_CONFIRMED: _("confirmed an appointment"),
+        Action.APPOINTMENT_CANCEL_ASKED: _("opened an appointment to cancel"),
+        Action.SWITCH: _("switched to this portal"),
+        Action.SWITCH_FALLBACK: _("lost access and was switched back"),
+        Action.INVITE_CREATED: _("sent an invite link to this portal"),
+        Action.INVITE_OWN_LOGIN: _("created an own-login link"),
+        Action.INVITE_LOCKED: _("typed a third wrong date of birth, which locked the invite link"),
+        Action.INVITE_BURNED_IN_GROUP: _(
+            "posted an invite link to this portal in a group chat, so the link was cancelled"
+        ),
+        Action.SIGNIN_OK: _("signed in"),
+        Action.SIGNIN_DOB_MISMATCH: _("typed a wrong date of birth"),
+        Action.SIGNED_OUT: _("signed out of the portal on Telegram"),
+        Action.UNLINKED: _("signed the Telegram account out of this portal"),
+        Action.PATIENT_IMPORTED: _("updated this patient's details from the practice's records"),
+        Action.FHIR_IMPORTED: _("imported records from the practice's system"),
     }
-    text = words.get(e.action, e.action)
-    if e.outcome == "refused":
-        text = _("refused: {what}").format(what=text)
-    return text
+    return words[action].format(name=whose, access=_access(_, detail))
+
+
+def _tried(_: Translator, action: Action, e: LogEntry, whose: str) -> str | None:
+    """What was attempted, for a refused event; None where the allowed words say it."""
+    if action is Action.GRANT_DECIDE:
+        try:
+            attempt = Attempt(e.event.detail or "")
+        except ValueError:
+            attempt = Attempt.NOT_DECIDER
+        return {
+            Attempt.UNKNOWN: _("tried to decide a request for access that does not exist"),
+            Attempt.NOT_DECIDER: _("tried to decide {name}'s request for access"),
+            Attempt.REVOKE: _("tried to revoke {name}'s access"),
+            Attempt.CHANGE: _("tried to change {name}'s access"),
+            Attempt.LEAVE: _("tried to end {name}'s access"),
+            Attempt.WITHDRAW: _("tried to withdraw {name}'s request for access"),
+            Attempt.VIEW: _("tried to open the settings of {name}'s access"),
+            Attempt.OFFER: _("tried to share this account with someone"),
+            Attempt.HOLD: _("tried to manage this account as the person who holds it"),
+            Attempt.ACTIVITY: _("tried to read this access log"),
+        }[attempt].format(name=whose)
+    words = {
+        Action.VIEW_APPOINTMENTS: _("tried to view appointments"),
+        Action.VIEW_INVOICES: _("tried to view invoices"),
+        Action.VIEW_RECORDS: _("tried to view clinical records"),
+        Action.VIEW_DETAILS: _("tried to view details"),
+        Action.APPOINTMENT_CANCELLED: _("tried to cancel an appointment"),
+        Action.APPOINTMENT_CONFIRMED: _("tried to confirm an appointment"),
+        Action.APPOINTMENT_CANCEL_ASKED: _("tried to open an appointment to cancel"),
+        Action.SWITCH: _("tried to switch to this portal"),
+        Action.INVITE_CREATED: _(
+            "tried to send an invite link with a date of birth that differs from the record"
+        ),
+        Action.INVITE_OWN_LOGIN: _("tried to create an own-login link"),
+    }
+    return words.get(action)
+
+
+def _actor(_: Translator, e: LogEntry, subject_name: str, own: bool) -> str:
+    """Who did it: a patient by name; otherwise the practice, someone who opened this
+    portal's invite link, or someone (a Telegram user with no portal here)."""
+    if e.actor_name:
+        return esc(e.actor_name)
+    action = e.event.action
+    if action in _BY_PRACTICE:
+        return _("The practice")
+    if action in _BY_LINK_OPENER:
+        if own:
+            return _("Someone who opened your invite link")
+        return _("Someone who opened {name}'s invite link").format(name=esc(subject_name))
+    return _("Someone")
+
+
+def describe(_: Translator, e: LogEntry, subject_name: str, own: bool) -> str:
+    """One event as a line of the log: who, then what (HTML). `own`: the reader's own log."""
+    who = _actor(_, e, subject_name, own)
+    try:
+        action = Action(e.event.action)
+    except ValueError:  # a kind of event this version no longer records
+        return _("{who} did something this version cannot show ({code})").format(
+            who=who, code=esc(e.event.action)
+        )
+    about_grant = action is not Action.GRANT_DECIDE or e.event.detail in ABOUT_A_GRANT
+    whose = esc(e.accessor_name) if e.accessor_name and about_grant else _("someone")
+    if e.event.outcome == "refused" and action not in _SAYS_REFUSED:
+        tried = _tried(_, action, e, whose) or _done(_, action, e, whose)
+        what = _("{attempt} (refused)").format(attempt=tried)
+    else:
+        what = _done(_, action, e, whose)
+    return f"<b>{who}</b> {what}"
 
 
 async def render(
-    context: ContextTypes.DEFAULT_TYPE, _: Translator, reader: int, subject: int, number: int
+    context: ContextTypes.DEFAULT_TYPE,
+    _: Translator,
+    view: Viewing,
+    subject: int,
+    number: int,
+    explain: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup | None] | None:
+    """A page of `subject`'s log under the view's header line; None when the reader may not
+    read it (refused, and audited, by bot.access)."""
     p = portal(context)
-    page = await access.access_log(p.db, reader, subject, number)
+    page = await access.access_log(p.db, view.me.id, subject, number)
     if page is None:
         return None
-    lines = [_("📜 <b>Access log</b>"), ""]
+    own = subject == view.me.id
+    title = (
+        _("📜 <b>Your access log</b>")
+        if own
+        else _("📜 <b>{name}'s access log</b>").format(name=esc(page.subject.full_name))
+    )
+    lines = [header(_, view), ""]
+    if explain:
+        lines += [explain, ""]
+    lines.append(title)
     if not page.events:
         lines.append(_("Nothing yet."))
-    for event, actor in page.events:
-        stamp = _.when(event.at, p.settings.tz)
-        who = esc(actor) if actor else _("The practice")
-        lines.append(f"• {stamp} — <b>{who}</b> {_what(_, event)}")
+    for entry in page.events:
+        stamp = _.when(entry.event.at, p.settings.tz)
+        lines.append(f"• {stamp} — {describe(_, entry, page.subject.full_name, own)}")
     nav = []
     if number > 0:
         nav.append(InlineKeyboardButton("◀", callback_data=f"log:{subject}:{number - 1}"))
@@ -82,18 +205,38 @@ async def render(
     return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
 
 
+async def _tell_if_lost(update: Update, _: Translator, view: Viewing) -> None:
+    """Access to the portal being viewed has just ended: said as every view says it."""
+    notice = lost_notice(_, view)
+    if notice and update.effective_chat is not None:
+        await update.get_bot().send_message(update.effective_chat.id, notice)
+
+
 async def show_activity(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/activity: your own access log (for a dependent's, use /access)."""
+    """/activity: the log of the portal being viewed, where the viewer may read it (their
+    own, or a dependent's they hold); otherwise their own, saying why."""
     who = await require_patient(update, context)
     if who is None or who.patient is None:
         return
-    message = update.effective_message
-    assert message is not None
+    _ = who._
     if update.callback_query:
         await update.callback_query.answer()
-    rendered = await render(context, who._, who.patient.id, who.patient.id, 0)
-    assert rendered is not None
-    await message.reply_text(rendered[0], reply_markup=rendered[1])
+    view = await access.viewing(portal(context).db, who.telegram_user_id)
+    assert view is not None  # signed in
+    await _tell_if_lost(update, _, view)
+    subject, explain = view.subject.id, None
+    if not view.own and not await access.may_read_log(portal(context).db, view.me.id, subject):
+        subject = view.me.id
+        explain = _(
+            "Only {name}, or the person who holds their account, can read {name}'s access "
+            "log. Here is yours."
+        ).format(name=esc(view.subject.full_name))
+    rendered = await render(context, _, view, subject, 0, explain)
+    assert rendered is not None  # one's own log, or one just found readable
+    assert update.effective_chat is not None
+    await update.get_bot().send_message(
+        update.effective_chat.id, rendered[0], reply_markup=rendered[1]
+    )
 
 
 async def turn_log_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -101,19 +244,23 @@ async def turn_log_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     query = update.callback_query
     assert query is not None and query.data is not None
     who = await caller(update, context)
+    _ = who._
     match = _DATA.match(query.data)
+    if who.patient is None:
+        await tell_to_sign_in(update, _)
+        return
+    view = await access.viewing(portal(context).db, who.telegram_user_id)
     rendered = (
-        await render(context, who._, who.patient.id, int(match[1]), int(match[2]))
-        if match and who.patient
-        else None
+        await render(context, _, view, int(match[1]), int(match[2])) if match and view else None
     )
-    if rendered is None:
+    if rendered is None or view is None:
         await query.answer(
-            who._("Only the patient, or the holder of their account, can read this log."),
+            _("Only the patient, or the holder of their account, can read this log."),
             show_alert=True,
         )
         return
     await query.answer()
+    await _tell_if_lost(update, _, view)
     await edit_in_place(query, rendered[0], rendered[1])
 
 

@@ -69,8 +69,7 @@ def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
         ),
     ]
     if grant.expires_at:
-        until = dt.datetime.fromtimestamp(grant.expires_at, tz).date()
-        lines += ["", _("Please decide by {date}.").format(date=_.date(until))]
+        lines += ["", _("Please decide by {date}.").format(date=_.day_of(grant.expires_at, tz))]
     return "\n".join(lines)
 
 

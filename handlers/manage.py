@@ -36,8 +36,7 @@ _DATA = re.compile(r"^ac:(home|g|lv|rl|rv|rvy|lf|lfy|wd|dep|own)(?::(\d{1,18}))?
 def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
     if not timestamp:
         return ""
-    day = dt.datetime.fromtimestamp(timestamp, tz).date()
-    return _("since {date}").format(date=_.date(day))
+    return _("since {date}").format(date=_.day_of(timestamp, tz))
 
 
 async def _render(
@@ -318,7 +317,7 @@ async def _one_grant(
     assert query is not None
     parties = await access.grant_for_party(portal(context).db, me, grant_id)
     view = _grant_view(_, me, parties) if parties is not None else None
-    if view is None:
+    if parties is None or view is None:
         await query.answer(
             _("This access has changed; here is the current picture."), show_alert=True
         )
@@ -329,11 +328,7 @@ async def _one_grant(
         await _edit(update, *view)
         return
     confirm = "rvy" if verb == "rv" else "lfy"
-    question = (
-        _("Revoke this access? It stops at once.")
-        if verb == "rv"
-        else _("Stop accessing this patient? You'll need a new approval to return.")
-    )
+    question = _confirmation(_, verb, me, *parties)
     markup = InlineKeyboardMarkup(
         [
             [
@@ -343,6 +338,26 @@ async def _one_grant(
         ]
     )
     await _edit(update, question, markup)
+
+
+def _confirmation(
+    _: Translator, verb: str, me: int, grant: Grant, accessor: Patient, subject: Patient
+) -> str:
+    """The question before revoking (rv) or leaving (lf): whose access, to which portal,
+    how much."""
+    summary = labels.access_summary(_, grant.level, grant.role)
+    if verb == "lf":
+        return _(
+            "Stop accessing <b>{name}</b>'s portal ({access})? You'll need a new approval "
+            "to return."
+        ).format(name=esc(subject.full_name), access=summary)
+    if subject.id == me:
+        return _(
+            "Revoke <b>{name}</b>'s access to your portal ({access})? It stops at once."
+        ).format(name=esc(accessor.full_name), access=summary)
+    return _(
+        "Revoke <b>{name}</b>'s access to <b>{whose}</b>'s portal ({access})? It stops at once."
+    ).format(name=esc(accessor.full_name), whose=esc(subject.full_name), access=summary)
 
 
 async def _decider(db: Database, subject_id: int) -> int | None:
@@ -365,14 +380,13 @@ async def _give_own_login(
         return
     await query.answer()
     link = deep_link(context.bot.username, new.token)
-    until = dt.datetime.fromtimestamp(new.invite.expires_at, p.settings.tz).date()
     name = esc(new.patient.full_name)
     text = (
         _(
             "Here is {name}'s own login link. It works once, until {date}, and asks for their date "
             "of birth. From then on {name} decides who may see their records; your access stays "
             "as it is until they change it."
-        ).format(name=name, date=_.date(until))
+        ).format(name=name, date=_.day_of(new.invite.expires_at, p.settings.tz))
         + "\n\n"
         + link
     )

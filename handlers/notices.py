@@ -168,13 +168,22 @@ async def invite_locked(p: Portal, row: Message) -> Rendered:
     """The practitioner who sent an invite: it was locked after wrong dates of birth."""
     if row.chat_id is None:
         return None
-    _ = await _chat_translator(p, row.chat_id)
+    _ = await _chat_translator(p, row.chat_id)  # their own language, where they have a login
+    patient = row.detail.get("patient")
+    if not isinstance(patient, str) or not patient:
+        return Outgoing(
+            row.chat_id,
+            _(
+                "An invite link you sent was locked after three wrong dates of birth. "
+                "If the patient still needs access, send them a new invite with /invite."
+            ),
+        )
     return Outgoing(
         row.chat_id,
         _(
-            "An invite link you sent was locked after three wrong dates of birth. "
-            "If the patient still needs access, send them a new invite with /invite."
-        ),
+            "The invite link you sent to <b>{name}</b> was locked after three wrong dates of "
+            "birth. If {name} still needs access, send them a new invite with /invite."
+        ).format(name=esc(patient)),
     )
 
 

@@ -22,6 +22,7 @@ from bot.text import esc
 from handlers.guard import tell_to_sign_in
 from handlers.menu import CB_HOME_VIEW
 from handlers.send import edit_in_place
+from storage.audit import Action
 from storage.models import AccessEntry, Appointment
 
 CB_SWITCH = "sw:"  # sw:<patient id>
@@ -40,16 +41,16 @@ _AREA = {
     "d": Area.DETAILS,
 }
 _AUDIT = {
-    Area.APPOINTMENTS: "view.appointments",
-    Area.INVOICES: "view.invoices",
-    Area.RECORDS: "view.records",
-    Area.DETAILS: "view.details",
+    Area.APPOINTMENTS: Action.VIEW_APPOINTMENTS,
+    Area.INVOICES: Action.VIEW_INVOICES,
+    Area.RECORDS: Action.VIEW_RECORDS,
+    Area.DETAILS: Action.VIEW_DETAILS,
 }
 _ACTS = {  # what a refused appointment button is audited as
-    "ask": "appointment.cancel_asked",
-    "keep": "view.appointments",
-    "yes": "appointment.cancelled",
-    "ok": "appointment.confirmed",
+    "ask": Action.APPOINTMENT_CANCEL_ASKED,
+    "keep": Action.VIEW_APPOINTMENTS,
+    "yes": Action.APPOINTMENT_CANCELLED,
+    "ok": Action.APPOINTMENT_CONFIRMED,
 }
 
 
@@ -233,14 +234,15 @@ def details_text(_: Translator, view: Viewing) -> str:
         _("Name: {name}").format(name=esc(p.full_name)),
     ]
     if p.date_of_birth:
-        lines.append(_("Date of birth: {date}").format(date=_.date(p.date_of_birth, "long")))
+        lines.append(_("Date of birth: {date}").format(date=_.date(p.date_of_birth)))
     if p.email:
         lines.append(_("Email: {email}").format(email=esc(p.email)))
     return "\n".join(lines)
 
 
-def refusal(_: Translator, view: Viewing, area: Area) -> str:
-    name = esc(view.subject.full_name)
+def refusal(_: Translator, view: Viewing, area: Area, *, html: bool = True) -> str:
+    """Why this part is not shown; html=False for a pop-up alert, which is plain text."""
+    name = esc(view.subject.full_name) if html else view.subject.full_name
     if area is Area.RECORDS:
         return _(
             "{name}'s clinical records are not shared with you: your access is Administrative "
@@ -351,7 +353,7 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     area = _AREA[kind]
     allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
     if not allowed.allowed:
-        await query.answer(refusal(_, view, area)[:200], show_alert=True)
+        await query.answer(refusal(_, view, area, html=False)[:200], show_alert=True)
         return
     await query.answer()
     text, markup = await render(context, _, view, kind, number)
@@ -386,7 +388,7 @@ async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if verb == "ask":
         item = await records.appointment(db, appointment_id)
         permitted = await access.authorize(
-            db, view, Area.APPOINTMENTS, Act.EDIT, action="appointment.cancel_asked"
+            db, view, Area.APPOINTMENTS, Act.EDIT, action=Action.APPOINTMENT_CANCEL_ASKED
         )
         if item is None or item.patient_id != view.subject.id or not permitted.allowed:
             await query.answer(_("You can't change this appointment."), show_alert=True)

@@ -69,6 +69,16 @@ class AuditEvent(Row):
     detail: str | None
 
 
+class LogEntry(Row):
+    """An event as the access log shows it, with the names it needs."""
+
+    event: AuditEvent
+    actor_name: str | None  # the acting patient; None for staff, strangers and the bot
+    # For an event about one of the subject's grants: whom it lets in.
+    accessor_id: int | None = None
+    accessor_name: str | None = None
+
+
 class Grant(Row):
     id: int
     accessor_id: int

@@ -54,6 +54,8 @@ async def server() -> AsyncIterator[BotAPIServer]:
     # a handler that answers twice has lost the reply it meant to show, in any test.
     answered_twice = [e for e in api.errors if e["method"] == "answerCallbackQuery"]
     assert not answered_twice, answered_twice
+    # Plain text that shows users an HTML escape, e.g. an alert built from escaped names.
+    assert not api.garbled, api.garbled
 
 
 @pytest.fixture

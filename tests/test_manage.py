@@ -49,7 +49,7 @@ async def test_revoke_while_the_accessor_is_looking(server: BotAPIServer, bot_db
     await ann.tap("Bob Lee (accesses you) ›")
     assert "Bob Lee accesses your portal" in ann.last.text
     await ann.tap("Revoke access")
-    assert "Revoke this access?" in ann.last.text
+    assert "Revoke Bob Lee's access to your portal (Clinical, Edit)?" in ann.last.text
     await ann.tap("Yes", expect=2)
     await server.wait_idle()
     assert "Bob Lee" not in ann.last.text.split("People who access you")[1].split("\n")[1]
@@ -241,10 +241,10 @@ async def test_activity_in_order_and_only_for_the_subject(
     await bob.send("/invoices")
     await ann.send("/activity")
     log = ann.last.text
-    assert log.startswith("📜 Access log")
+    assert log.startswith("👤 Viewing: your own portal\n\n📜 Your access log\n")
     lines = [line for line in log.splitlines() if line.startswith("•")]
     assert "Bob Lee viewed invoices" in lines[0] and "Bob Lee viewed clinical records" in lines[1]
-    assert any("Ann Lee approved access (Clinical, Edit)" in line for line in lines)
+    assert any("Ann Lee approved Bob Lee's access (Clinical, Edit)" in line for line in lines)
     assert any("Bob Lee asked for access (Clinical, Edit)" in line for line in lines)
     assert "The practice sent an invite link to this portal" in lines[-1]  # the first event
     assert "HbA1c" not in log and "5.4" not in log

@@ -245,7 +245,7 @@ HOME_BUTTONS = {
     "👤 Details": "Name: Ann Lee",
     "🔄 Switch patient": "Whose portal would you like to see?",
     "🔐 Access": "Access",
-    "📜 Activity": "Access log",
+    "📜 Activity": "Your access log",
     "➕ Add a patient you access": "full name",  # the home message becomes the first step
 }
 VIEW_BUTTONS = ("📅 Appointments", "🧾 Invoices", "📋 Records", "👤 Details", "🔄 Switch patient")

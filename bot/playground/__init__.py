@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import re
 import signal
 import tempfile
 from collections.abc import AsyncIterator
@@ -18,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from babel import dates
 from pydantic import SecretStr
 from telegram.ext import Application
 
@@ -55,9 +53,7 @@ class Playground:
 
 def _typed_date(value: dt.date, settings: Settings) -> str:
     """The date as the bot's own prompts show it (day/month order of the locale)."""
-    t = translator(LANGUAGE, settings.default_locale)
-    pattern = dates.get_date_format("short", locale=t.format_locale).pattern
-    return t.date(value, format=re.sub("y+", "y", pattern))
+    return translator(LANGUAGE, settings.default_locale).typed_date(value)
 
 
 def _first_name(full_name: str) -> str:

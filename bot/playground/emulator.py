@@ -28,6 +28,8 @@ Every refusal is also kept in ``BotAPIServer.errors`` (method, code, description
 time), so a test can assert there were none and the playground page can show a warning
 when the bot breaks one of Telegram's rules.  ``revision`` grows with every change a user
 could see; ``wait_change`` lets a viewer follow it without polling.
+Plain text that Telegram accepts but shows wrong (an HTML escape such as ``&amp;`` in a
+pop-up alert, which is never parsed) is kept in ``BotAPIServer.garbled``.
 
 Waiting (``send`` / ``open_link`` / ``tap`` / ``tap_data`` of a SimUser or a SimGroup, and
 ``SimGroup.add_bot`` / ``post``): the update is queued, then the call waits until (a) the
@@ -58,6 +60,7 @@ from aiohttp import web
 __all__ = ["ApiError", "BotAPIServer", "Button", "Msg", "SimGroup", "SimUser", "start_command"]
 
 QUIET = 0.05
+_HTML_ESCAPE = re.compile(r"&(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);")
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -1372,6 +1375,9 @@ class BotAPIServer:
         self.bot_name = bot_username.removesuffix("_bot").replace("_", " ").title()
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.errors: list[dict[str, Any]] = []
+        # Accepted as Telegram accepts them, but shown wrong: a pop-up alert is plain text,
+        # so an HTML escape in it ("Tom &amp; Jerry") reaches the user as typed.
+        self.garbled: list[dict[str, Any]] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.names: dict[str, str] = {}
         self.descriptions: dict[str, str] = {}
@@ -2295,6 +2301,8 @@ class BotAPIServer:
         if text is not None and len(text) > 200:
             raise _bad("MESSAGE_TOO_LONG")
         query.answered = True
+        if text is not None and _HTML_ESCAPE.search(text):
+            self.garbled.append({"method": "answerCallbackQuery", "text": text})
         query.user.alerts.append((text, _bool(p, "show_alert")))
         self._record(query.chat, None)
         return True
