@@ -34,6 +34,7 @@ from bot.processing import OneAtATimePerUser
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
 from bot.transport import AiohttpRequest
+from bot.updates import PortalBot, Unreadable, ignore_unreadable
 from conversations import Flows
 from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
@@ -90,31 +91,36 @@ async def _stop(app: Application) -> None:  # type: ignore[type-arg]
         gc.unfreeze()  # a process that goes on (the tests) collects this Application's objects
 
 
-def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
-    """A ready Application for this token, Bot API server and database."""
+def build_application(
+    settings: Settings, *, rate_limit: bool = True, polling: bool = True
+) -> Application:  # type: ignore[type-arg]
+    """A ready Application for this token, Bot API server and database. Without
+    `polling` it has no Updater: the webhook route (bot/webhook.py) feeds it instead."""
     # One TLS context for both HTTP clients (PTB's defaults otherwise: 256 connections,
     # and 1 for getUpdates): each client would load the CA bundle itself, ~50 ms apiece
     # between launch and the first poll.
     tls = httpx.create_ssl_context()
+    bot = PortalBot(  # bot/updates.py: an update it cannot parse is skipped, not retried
+        settings.require_token(),
+        base_url=settings.api_base_url,
+        base_file_url=settings.file_base_url,
+        defaults=Defaults(
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        ),
+        request=AiohttpRequest(256, tls),  # bot/transport.py
+        get_updates_request=AiohttpRequest(1, tls),
+        rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
+    )
     builder = (
         ApplicationBuilder()
-        .token(settings.require_token())
-        .base_url(settings.api_base_url)
-        .base_file_url(settings.file_base_url)
-        .defaults(
-            Defaults(
-                parse_mode=ParseMode.HTML,
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-            )
-        )
+        .bot(bot)
         .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
-        .request(AiohttpRequest(256, tls))  # bot/transport.py
-        .get_updates_request(AiohttpRequest(1, tls))
         .post_init(_start)
         .post_shutdown(_stop)
     )
-    if rate_limit:
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=2))
+    if not polling:
+        builder = builder.updater(None)
     db = Database(settings.db_path)
     deadlines = Deadlines(settings.conversation_timeout)
     app = builder.persistence(SQLitePersistence(db, deadlines)).build()
@@ -124,6 +130,8 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 
 def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
+    # Before anything else: what stands in for an update that could not be parsed.
+    app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-1)
     # Conversations first: inside a flow, their states decide what a message means.
     app.add_handler(signin_conversation(flows))
     app.add_handler(invite_conversation(flows))

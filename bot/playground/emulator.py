@@ -924,6 +924,19 @@ class SimUser:
             self, update_id, expect, timeout, f"send({text!r})"
         )
 
+    async def reaction(
+        self,
+        update_id: int,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Wait for the bot's reaction to an update queued with type_text() or press(), as
+        send() and tap() do; several can be queued first, to arrive in one batch."""
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"reaction to update {update_id}"
+        )
+
     def type_text(self, text: str) -> int:
         """Type a message without waiting for the bot (the playground's Send); the update id."""
         if self.blocked:
@@ -1407,10 +1420,17 @@ class BotAPIServer:
                 seen.setdefault(m.message_id, m)
         return list(seen.values())
 
-    def _enqueue(self, user: SimUser, payload: dict[str, Any]) -> int:
+    def enqueue_raw(self, payload: dict[str, Any]) -> int:
+        """Queue an update exactly as given, with the next update_id added, whether the
+        bot can make sense of it or not (a field missing, a kind of update from a newer
+        Bot API); its update_id. Nobody's chat waits for a reaction to it."""
+        return self._enqueue(None, payload)
+
+    def _enqueue(self, user: SimUser | None, payload: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self._pending.append({"update_id": update_id, **payload})
-        self._update_owner[update_id] = user
+        if user is not None:
+            self._update_owner[update_id] = user
         self._last_enqueued = update_id
         if self._poll is not None:
             self._poll.poke()
