@@ -47,7 +47,7 @@ from handlers.errors import report_error
 from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
 from handlers.restarts import settle_restored_conversations
-from handlers.views import view_handlers
+from handlers.views import find_typed_name, view_handlers
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,10 @@ def build_application(
 
 
 def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
-    # Before anything else: what stands in for an update that could not be parsed.
+    # Before anything else: what stands in for an update that could not be parsed, and
+    # text typed as a name to find in /switch (any other update ends that question).
     app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-1)
+    app.add_handler(TypeHandler(Update, find_typed_name), group=-1)
     # Conversations first: inside a flow, their states decide what a message means.
     app.add_handler(signin_conversation(flows))
     app.add_handler(invite_conversation(flows))
@@ -146,6 +148,7 @@ def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-a
     ):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))
+    app.add_handler(CallbackQueryHandler(start.turn_home_page, pattern=r"^home:p:"))
     app.add_handler(CommandHandler("help", start.show_help))
     app.add_handler(CommandHandler("cancel", start.nothing_to_cancel))
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))

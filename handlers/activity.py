@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, labels
@@ -13,6 +13,7 @@ from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.guard import require_patient
 from handlers.menu import CB_HOME_ACTIVITY
+from handlers.paging import page_row
 from handlers.send import edit_in_place
 from storage.models import AuditEvent
 
@@ -71,11 +72,7 @@ async def render(
         stamp = _.when(event.at, p.settings.tz)
         who = esc(actor) if actor else _("The practice")
         lines.append(f"• {stamp} — <b>{who}</b> {_what(_, event)}")
-    nav = []
-    if number > 0:
-        nav.append(InlineKeyboardButton("◀", callback_data=f"log:{subject}:{number - 1}"))
-    if page.has_more:
-        nav.append(InlineKeyboardButton("▶", callback_data=f"log:{subject}:{number + 1}"))
+    nav = page_row(_, page, lambda n: f"log:{subject}:{n}")
     return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
 
 
