@@ -37,6 +37,7 @@ from bot.processing import OneAtATimePerUser
 from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
 from bot.transport import AiohttpRequest
+from bot.updates import Unreadable, ignore_unreadable
 from conversations import Flows
 from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
@@ -53,7 +54,7 @@ from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
 from handlers.restarts import settle_restored_conversations
 from handlers.signout import signout_handlers
-from handlers.views import view_handlers
+from handlers.views import find_typed_name, view_handlers
 from storage import Database
 
 log = logging.getLogger(__name__)
@@ -100,13 +101,16 @@ async def _stop(app: Application) -> None:  # type: ignore[type-arg]
         gc.unfreeze()  # a process that goes on (the tests) collects this Application's objects
 
 
-def build_application(settings: Settings, *, rate_limit: bool = True) -> Application:  # type: ignore[type-arg]
-    """A ready Application for this token, Bot API server and database."""
+def build_application(
+    settings: Settings, *, rate_limit: bool = True, polling: bool = True
+) -> Application:  # type: ignore[type-arg]
+    """A ready Application for this token, Bot API server and database. Without
+    `polling` it has no Updater: the webhook route (bot/webhook.py) feeds it instead."""
     # One TLS context for both HTTP clients (PTB's defaults otherwise: 256 connections,
     # and 1 for getUpdates): each client would load the CA bundle itself, ~50 ms apiece
     # between launch and the first poll.
     tls = httpx.create_ssl_context()
-    bot = PortalBot(  # bot/portalbot.py
+    bot = PortalBot(  # bot/portalbot.py: replies held in a step, updates parsed one by one
         settings.require_token(),
         base_url=settings.api_base_url,
         base_file_url=settings.file_base_url,
@@ -120,15 +124,17 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
     )
     db = Database(settings.db_path)
     deadlines = Deadlines(settings.conversation_timeout)
-    app = (
+    builder = (
         ApplicationBuilder()
         .bot(bot)
         .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
         .post_init(_start)
         .post_shutdown(_stop)
         .persistence(SQLitePersistence(db, deadlines))
-        .build()
     )
+    if not polling:  # the webhook route (bot/webhook.py) feeds the update queue
+        builder = builder.updater(None)
+    app = builder.build()
     sender = Sender(db, app.bot)
     p = Portal(settings=settings, db=db, sender=sender)
     sender.render = renderer(p)
@@ -138,18 +144,23 @@ def build_application(settings: Settings, *, rate_limit: bool = True) -> Applica
 
 
 def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
-    # First of all: an update Telegram sent again after a crash, handled before, ends here.
-    app.add_handler(TypeHandler(Update, skip_redelivered), group=-3)
-    # Then: note what this update queues in the outbox, and send what waited for
-    # this user to come back (they had blocked the bot).
-    app.add_handler(TypeHandler(Update, outbox_first), group=-2)
-    # Then, in a group of its own: the bot speaks about patients only in
-    # a private chat with them, so an update from a group or channel must never reach a
-    # handler that shows data, starts or advances a flow, or signs someone in. The gate
-    # ends such an update (ApplicationHandlerStop), groups 98 and 99 included: nothing to
-    # write, as no handler ran and the gate changes no conversation or user_data (a burned
-    # invite is written in its own transaction).
-    app.add_handler(TypeHandler(Update, private_chats_only), group=-1)
+    # Before every handler, in this order (one handler runs per group; a raised
+    # ApplicationHandlerStop ends the update, groups 98 and 99 included):
+    # -5: what stands in for an update that could not be parsed (bot/updates.py) goes
+    #     no further.
+    app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-5)
+    # -4: an update Telegram sent again after a crash, handled before, ends here.
+    app.add_handler(TypeHandler(Update, skip_redelivered), group=-4)
+    # -3: note what this update queues in the outbox, and send what waited for this user
+    #     to come back (they had blocked the bot).
+    app.add_handler(TypeHandler(Update, outbox_first), group=-3)
+    # -2: the bot speaks about patients only in a private chat with them, so an update
+    #     from a group or channel must never reach a handler that shows data, starts or
+    #     advances a flow, or signs someone in (a burned invite is written in its own
+    #     transaction).
+    app.add_handler(TypeHandler(Update, private_chats_only), group=-2)
+    # -1: text typed as a name to find in /switch (any other update ends that question).
+    app.add_handler(TypeHandler(Update, find_typed_name), group=-1)
     # Conversations first: inside a flow, their states decide what a message means.
     app.add_handler(signin_conversation(flows))
     app.add_handler(invite_conversation(flows))
@@ -166,6 +177,7 @@ def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-a
     ):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))
+    app.add_handler(CallbackQueryHandler(start.turn_home_page, pattern=r"^home:p:"))
     app.add_handler(CommandHandler("help", start.show_help))
     app.add_handler(CommandHandler("cancel", start.nothing_to_cancel))
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))

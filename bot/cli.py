@@ -167,11 +167,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import ALLOWED_UPDATES, build_application
 
     settings.require_token()
-    asyncio.run(_migrate(settings))
-    app = build_application(settings)
     if not args.webhook_url:
-        app.run_polling(allowed_updates=ALLOWED_UPDATES)
+        asyncio.run(_migrate(settings))
+        build_application(settings).run_polling(allowed_updates=ALLOWED_UPDATES)
         return 0
+    from bot.webhook import serve_webhook
+
     url = urlsplit(args.webhook_url)
     if url.scheme not in ("https", "http") or not url.netloc:
         raise UsageError("--webhook-url must be a full URL, e.g. https://bot.example.com/hook")
@@ -180,14 +181,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         if settings.webhook_secret
         else secrets.token_urlsafe(32)
     )
-    # PTB answers 403 to any request whose X-Telegram-Bot-Api-Secret-Token differs.
-    app.run_webhook(
-        listen=args.listen,
-        port=args.port,
-        url_path=url.path.lstrip("/"),
-        webhook_url=args.webhook_url,
-        secret_token=secret,
-        allowed_updates=ALLOWED_UPDATES,
+    asyncio.run(_migrate(settings))
+    # Any request whose X-Telegram-Bot-Api-Secret-Token differs is answered 403.
+    asyncio.run(
+        serve_webhook(
+            build_application(settings, polling=False),
+            url=args.webhook_url,
+            path=url.path,
+            listen=args.listen,
+            port=args.port,
+            secret=secret,
+            allowed_updates=ALLOWED_UPDATES,
+        )
     )
     return 0
 

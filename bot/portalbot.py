@@ -12,12 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime as dt
 import functools
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+from telegram import Update
+from telegram._utils.defaultvalue import DEFAULT_NONE  # the default of the signature we override
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
+from telegram.request import BaseRequest
+
+from bot.updates import parse_update
+
+if TYPE_CHECKING:
+    from telegram._utils.types import JSONDict, ODVInput  # Bot.get_updates' own annotations
 
 HeldCall = functools.partial[Awaitable[object]]
 _held: contextvars.ContextVar[list[HeldCall] | None] = contextvars.ContextVar(
@@ -110,7 +119,51 @@ def describe_failure(exc: TelegramError, token: str, base_url: str) -> str:
 
 
 class PortalBot(ExtBot[None]):
-    """ExtBot whose replies wait while a conversation step is being stored."""
+    """ExtBot whose replies wait while a conversation step is being stored, and whose
+    getUpdates parses each update on its own (bot/updates.py)."""
+
+    __slots__ = ("_poll_read_timeout",)
+
+    def __init__(self, *args: Any, get_updates_request: BaseRequest, **kwargs: Any) -> None:
+        super().__init__(*args, get_updates_request=get_updates_request, **kwargs)
+        self._poll_read_timeout = get_updates_request.read_timeout or 0
+
+    async def get_updates(
+        self,
+        offset: int | None = None,
+        limit: int | None = None,
+        timeout: int | dt.timedelta | None = None,  # noqa: ASYNC109 - the Bot API's own
+        allowed_updates: Sequence[str] | None = None,
+        *,
+        read_timeout: ODVInput[float] = DEFAULT_NONE,
+        write_timeout: ODVInput[float] = DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = DEFAULT_NONE,
+        api_kwargs: JSONDict | None = None,
+    ) -> tuple[Update, ...]:
+        seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+        # As Bot.get_updates: a long poll may take its timeout on top of the read timeout.
+        base = self._poll_read_timeout if read_timeout is DEFAULT_NONE else read_timeout or 0
+        raw = await self.do_api_request(
+            "getUpdates",
+            api_kwargs={
+                **(api_kwargs or {}),
+                "offset": offset,
+                "limit": limit,
+                "timeout": timeout,  # a timedelta is sent in seconds, as by get_updates
+                "allowed_updates": allowed_updates,
+            },
+            read_timeout=base + (seconds or 0),
+            write_timeout=write_timeout,
+            connect_timeout=connect_timeout,
+            pool_timeout=pool_timeout,
+        )
+        updates = tuple(u for u in (parse_update(data, self) for data in raw) if u is not None)
+        for update in updates:
+            self.insert_callback_data(update)
+        return updates
+
+    getUpdates = get_updates
 
     async def initialize(self) -> None:
         """PTB's (which checks the token with getMe), but a token Telegram rejects or a Bot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -22,6 +23,15 @@ class Page(Generic[T]):
 
 def _page(rows: list[T], number: int) -> Page[T]:
     return Page(rows[:PAGE_SIZE], number, len(rows) > PAGE_SIZE)
+
+
+def page_of(items: Sequence[T], number: int, size: int) -> Page[T]:
+    """Page `number` (from 0) of a list already read whole. A number past the end (a
+    button older than the list, which has shrunk since) gives the last page."""
+    last = max(0, (len(items) - 1) // size)
+    number = min(max(number, 0), last)
+    start = number * size
+    return Page(list(items[start : start + size]), number, number < last)
 
 
 async def appointments(

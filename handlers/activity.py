@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, labels
@@ -15,6 +15,7 @@ from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.guard import require_patient, tell_to_sign_in
 from handlers.menu import CB_HOME_ACTIVITY
+from handlers.paging import page_row
 from handlers.send import edit_in_place
 from handlers.views import header, lost_notice
 from storage.audit import ABOUT_A_GRANT, Action, Attempt
@@ -197,11 +198,7 @@ async def render(
     for entry in page.events:
         stamp = _.when(entry.event.at, p.settings.tz)
         lines.append(f"• {stamp} — {describe(_, entry, page.subject.full_name, own)}")
-    nav = []
-    if number > 0:
-        nav.append(InlineKeyboardButton("◀", callback_data=f"log:{subject}:{number - 1}"))
-    if page.has_more:
-        nav.append(InlineKeyboardButton("▶", callback_data=f"log:{subject}:{number + 1}"))
+    nav = page_row(_, page, lambda n: f"log:{subject}:{n}")
     return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
 
 

@@ -6,19 +6,26 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
 from bot.i18n import Translator
+from bot.records import Page
 from bot.runtime import Caller
 from bot.text import esc
+from handlers.paging import page_row
 from storage.models import AccessEntry
 
 CB_ADD_PATIENT = "home:add"
 CB_HOME_VIEW = "home:v:"  # home:v:<u|i|r|d|s>: a view, or s for /switch
 CB_HOME_ACCESS = "home:access"
 CB_HOME_ACTIVITY = "home:activity"
+CB_HOME_PAGE = "home:p:"  # home:p:<page> of the patients you access
+HOME_PAGE_SIZE = 10  # names on the home message; a carer may access hundreds
 
 
-def home_keyboard(_: Translator) -> InlineKeyboardMarkup:
+def home_keyboard(_: Translator, page: Page[AccessEntry] | None = None) -> InlineKeyboardMarkup:
+    """The menu; with `page`, ◀ Page n ▶ above it when the patients take several pages."""
+    nav = page_row(_, page, lambda n: f"{CB_HOME_PAGE}{n}") if page else []
     return InlineKeyboardMarkup(
         [
+            *([nav] if nav else []),
             [
                 InlineKeyboardButton(_("📅 Appointments"), callback_data=CB_HOME_VIEW + "u"),
                 InlineKeyboardButton(_("🧾 Invoices"), callback_data=CB_HOME_VIEW + "i"),
@@ -37,15 +44,23 @@ def home_keyboard(_: Translator) -> InlineKeyboardMarkup:
     )
 
 
-def home_text(who: Caller, accessible: list[AccessEntry]) -> str:
+def home_text(who: Caller, page: Page[AccessEntry], total: int) -> str:
+    """Who is signed in, one page of the `total` patients they access, and the question."""
     _ = who._
     assert who.patient is not None
     lines = [
         _("You're signed in as <b>{name}</b>.").format(name=esc(who.patient.full_name)),
     ]
-    if accessible:
+    if page.items:
         lines += ["", _("<b>Patients you access</b>")]
-        lines += ["• " + labels.patient_line(_, e.other_name, e.grant) for e in accessible]
+        lines += ["• " + labels.patient_line(_, e.other_name, e.grant) for e in page.items]
+    if total > len(page.items):
+        first = page.number * HOME_PAGE_SIZE + 1
+        lines.append(
+            _("{first}–{last} of {total}. To find someone by name, tap 🔄 Switch patient.").format(
+                first=first, last=first + len(page.items) - 1, total=total
+            )
+        )
     lines += ["", _("What would you like to do?")]
     return "\n".join(lines)
 

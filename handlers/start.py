@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from telegram import Update
+import re
+
+from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot import access
-from bot.runtime import caller, portal
+from bot import access, records
+from bot.runtime import Caller, caller, portal
 from bot.text import esc
+from handlers.guard import tell_to_sign_in
 from handlers.language import practitioner_menu
-from handlers.menu import help_text, home_keyboard, home_text
-from handlers.send import answer_quietly
+from handlers.menu import HOME_PAGE_SIZE, help_text, home_keyboard, home_text
+from handlers.send import answer_quietly, edit_in_place
 from handlers.views import header
+
+_HOME_PAGE = re.compile(r"^home:p:(\d{1,6})$")
 
 
 async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -23,13 +28,8 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await practitioner_menu(context, who)
     if who.patient is not None:
-        p = portal(context)
-        entries = await access.accessible(p.db, who.patient.id)
-        view = await access.viewing(p.db, who.telegram_user_id)
-        text = home_text(who, entries)
-        if view is not None:
-            text = header(_, view) + "\n\n" + text
-        await message.reply_text(text, reply_markup=home_keyboard(_))
+        text, markup = await _home(context, who, 0)
+        await message.reply_text(text, reply_markup=markup)
         return
     practice = esc(portal(context).settings.practice_name)
     text = _(
@@ -39,6 +39,36 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if who.is_practitioner:
         text += "\n\n" + _("You're registered as a practitioner: send /invite to invite a patient.")
     await message.reply_text(text)
+
+
+async def turn_home_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """◀ ▶ under the patients on the home message: that page, in place."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    who = await caller(update, context)
+    if who.patient is None:
+        await tell_to_sign_in(update, who._)
+        return
+    match = _HOME_PAGE.match(query.data)
+    await query.answer()
+    text, markup = await _home(context, who, int(match[1]) if match else 0)
+    await edit_in_place(query, text, markup)
+
+
+async def _home(
+    context: ContextTypes.DEFAULT_TYPE, who: Caller, number: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The home message with page `number` of the patients this patient accesses."""
+    assert who.patient is not None
+    _ = who._
+    p = portal(context)
+    entries = await access.accessible(p.db, who.patient.id)
+    view = await access.viewing(p.db, who.telegram_user_id)
+    page = records.page_of(entries, number, HOME_PAGE_SIZE)
+    text = home_text(who, page, len(entries))
+    if view is not None:
+        text = header(_, view) + "\n\n" + text
+    return text, home_keyboard(_, page)
 
 
 async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,11 +8,19 @@ never decides anything by itself.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+import unicodedata
+from collections.abc import Callable
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import (
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    filters,
+)
 
 from bot import access, labels, records
 from bot.access import Act, ActOutcome, Area, Viewing
@@ -21,16 +29,19 @@ from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.guard import tell_to_sign_in
 from handlers.menu import CB_HOME_VIEW
+from handlers.paging import page_row
 from handlers.send import edit_in_place
 from storage.audit import Action
 from storage.models import AccessEntry, Appointment
 
 CB_SWITCH = "sw:"  # sw:<patient id>
+CB_SWITCH_PAGE = "swp:"  # swp:<page>:<part of a name, or nothing>
 CB_PAGE = "pg:"  # pg:<u|p|i|r|d>:<subject id>:<page>
 CB_APPOINTMENT = "apt:"  # apt:<ask|yes|keep|ok>:<subject id>:<appointment id>:<page>
 
 _PAGE = re.compile(r"^pg:([upird]):(\d{1,18}):(\d{1,6})$")
 _SWITCH = re.compile(r"^sw:(\d{1,18})$")
+_SWITCH_PAGE = re.compile(r"^swp:(\d{1,6}):(.{0,60})$")
 _APPOINTMENT = re.compile(r"^apt:(ask|yes|keep|ok):(\d{1,18}):(\d{1,18}):(\d{1,6})$")
 
 _AREA = {
@@ -107,23 +118,7 @@ def _appointment_line(_: Translator, a: Appointment, context: ContextTypes.DEFAU
 def _nav(
     _: Translator, kind: str, subject_id: int, page: records.Page[Any]
 ) -> list[InlineKeyboardButton]:
-    row = []
-    if page.number > 0:
-        row.append(
-            InlineKeyboardButton("◀", callback_data=f"pg:{kind}:{subject_id}:{page.number - 1}")
-        )
-    if page.number > 0 or page.has_more:
-        row.append(
-            InlineKeyboardButton(
-                _("Page {n}").format(n=page.number + 1),
-                callback_data=f"pg:{kind}:{subject_id}:{page.number}",
-            )
-        )
-    if page.has_more:
-        row.append(
-            InlineKeyboardButton("▶", callback_data=f"pg:{kind}:{subject_id}:{page.number + 1}")
-        )
-    return row
+    return page_row(_, page, lambda n: f"pg:{kind}:{subject_id}:{n}")
 
 
 def _other_views(_: Translator, view: Viewing, kind: str) -> list[list[InlineKeyboardButton]]:
@@ -439,8 +434,31 @@ async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE)
 # --- /switch ---------------------------------------------------------------------------------
 
 
+SWITCH_PAGE_SIZE = 10  # people per /switch page; a carer may access hundreds
+SEARCH_KEY = "switch_search"  # in user_data: when /switch last asked to type a name
+SEARCH_MAX = 50  # characters of a name to look for
+
+
+def _folded(text: str) -> str:
+    """For finding names: case and accents do not count ("zoe" finds Zoë)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _switch_page_data(part: str) -> Callable[[int], str]:
+    """Callback data for page n of the list found with `part` of a name, in 64 bytes: a
+    longer part is cut (which finds more, never fewer)."""
+
+    def data(n: int) -> str:
+        head = f"{CB_SWITCH_PAGE}{n}:"
+        room = 64 - len(head.encode())
+        return head + part.encode()[:room].decode(errors="ignore")
+
+    return data
+
+
 def _switch_keyboard(
-    _: Translator, view: Viewing, entries: Sequence[AccessEntry]
+    _: Translator, view: Viewing, page: records.Page[AccessEntry], nav: list[InlineKeyboardButton]
 ) -> InlineKeyboardMarkup:
     rows = []
     mark = "● "
@@ -448,28 +466,108 @@ def _switch_keyboard(
         name=view.me.full_name
     )
     rows.append([InlineKeyboardButton(me_label[:64], callback_data=f"sw:{view.me.id}")])
-    for e in entries:
+    for e in page.items:
         grant = e.grant
         relationship = labels.grant_relationship(_, grant)
         label = f"{e.other_name} ({relationship}) · {labels.level(_, grant.level)}"
         current = view.grant is not None and view.subject.id == grant.subject_id
         label = (mark if current else "") + label
         rows.append([InlineKeyboardButton(label, callback_data=f"sw:{grant.subject_id}")])
+    if nav:
+        rows.append(nav)
     return InlineKeyboardMarkup(rows)
 
 
+async def _switch_list(
+    context: ContextTypes.DEFAULT_TYPE, _: Translator, view: Viewing, part: str, number: int
+) -> tuple[str, InlineKeyboardMarkup, bool]:
+    """Page `number` of the people this patient accesses (only those whose name has
+    `part`, when given), and whether it asks to type part of a name: when everyone
+    takes more than one page."""
+    entries = await access.accessible(portal(context).db, view.me.id)
+    found = [e for e in entries if _folded(part) in _folded(e.other_name)] if part else entries
+    page = records.page_of(found, number, SWITCH_PAGE_SIZE)
+    lines = [header(_, view), "", _("Whose portal would you like to see?")]
+    if not entries:
+        lines += [
+            "",
+            _("You don't access anyone else's portal yet. Send /addpatient to add someone."),
+        ]
+    elif part and not found:
+        lines += [
+            "",
+            _(
+                "Nobody you access has “{part}” in their name. Type another part of it, "
+                "or send /switch to see everyone."
+            ).format(part=esc(part)),
+        ]
+    elif part:
+        lines += ["", _("People you access with “{part}” in their name:").format(part=esc(part))]
+    many = len(entries) > SWITCH_PAGE_SIZE
+    if many:
+        lines += ["", _("Type part of a name to find someone.")]
+    nav = page_row(_, page, _switch_page_data(part))
+    return "\n".join(lines), _switch_keyboard(_, view, page, nav), many
+
+
+def _ask_for_a_name(context: ContextTypes.DEFAULT_TYPE, asked: bool) -> None:
+    """Whether text typed next is a name to find (see find_typed_name)."""
+    if context.user_data is None:
+        return
+    if asked:
+        context.user_data[SEARCH_KEY] = time.time()
+    else:
+        context.user_data.pop(SEARCH_KEY, None)
+
+
 async def show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/switch: whose portal to show — you, or anyone you have access to."""
+    """/switch (or /switch and part of a name): whose portal to show — you, or anyone you
+    have access to, a page at a time."""
+    part = " ".join(context.args or [])
+    await _show_switch(update, context, part)
+
+
+async def _show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE, typed: str) -> None:
     _, view = await _current(update, context)
     if view is None:
         return
-    entries = await access.accessible(portal(context).db, view.me.id)
-    text = header(_, view) + "\n\n" + _("Whose portal would you like to see?")
-    if not entries:
-        text += "\n\n" + _(
-            "You don't access anyone else's portal yet. Send /addpatient to add someone."
-        )
-    await _send(update, text, _switch_keyboard(_, view, entries))
+    part = " ".join(typed.split())[:SEARCH_MAX]
+    text, markup, asks = await _switch_list(context, _, view, part, 0)
+    await _send(update, text, markup)
+    _ask_for_a_name(context, asks)
+
+
+async def turn_switch_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """◀ ▶ in a /switch list: that page, in place, of the same people."""
+    query = update.callback_query
+    assert query is not None and query.data is not None
+    match = _SWITCH_PAGE.match(query.data)
+    _, view = await _current(update, context)
+    if view is None:
+        return
+    part, number = (match[2], int(match[1])) if match else ("", 0)
+    text, markup, _asks = await _switch_list(context, _, view, part, number)
+    await _edit(update, text, markup)
+
+
+async def find_typed_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Before any other handler: text typed while a /switch list asks for part of a name
+    finds the people with it. Anything else the user does (a command, another button)
+    ends the question, so that later text means what it would have meant anyway."""
+    if context.user_data is None or SEARCH_KEY not in context.user_data:
+        return
+    asked = context.user_data.pop(SEARCH_KEY)
+    query = update.callback_query
+    if query is not None and (query.data or "").startswith(CB_SWITCH_PAGE):
+        context.user_data[SEARCH_KEY] = asked  # paging through the list keeps it open
+        return
+    message = update.message
+    if message is None or message.text is None or filters.COMMAND.check_update(update):
+        return
+    if time.time() - asked > portal(context).settings.conversation_timeout:
+        return
+    await _show_switch(update, context, message.text)
+    raise ApplicationHandlerStop
 
 
 async def switch_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -504,6 +602,7 @@ def view_handlers() -> list[object]:
         CommandHandler("records", show_records),
         CommandHandler("details", show_details),
         CallbackQueryHandler(switch_to, pattern=r"^sw:"),
+        CallbackQueryHandler(turn_switch_page, pattern=r"^swp:"),
         CallbackQueryHandler(turn_page, pattern=r"^pg:"),
         CallbackQueryHandler(act_on_appointment, pattern=r"^apt:"),
         CallbackQueryHandler(home_view, pattern=r"^home:v:"),

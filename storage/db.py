@@ -232,8 +232,7 @@ class Database:
         self._conn, self._reader, self._writer = conn, reader, OnLoop(writer)
 
     async def close(self) -> None:
-        if self._checkpoint is not None:
-            await self._checkpoint
+        await self.checkpointed()
         async with self._lock, self._read_lock:  # not under a transaction or a read
             if self._reader is not None:
                 self._reader.close()
@@ -245,6 +244,11 @@ class Database:
             await self._conn.close()
             self._conn = None
             self._migrated = False
+
+    async def checkpointed(self) -> None:
+        """Wait until the WAL checkpoint under way on aiosqlite's thread, if any, is done."""
+        if self._checkpoint is not None:
+            await self._checkpoint
 
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """See every statement the connections run (the benchmark's EXPLAINs, tests)."""

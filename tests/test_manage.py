@@ -151,6 +151,7 @@ async def test_a_dependent_gets_their_own_login_and_takes_over(
     await mum.send("/access")
     assert "Accounts you hold" in mum.last.text
     await mum.tap("Mia Lee's account ›")
+    # The answer, the link, then its QR code (which takes a moment to draw): three events.
     await mum.tap("Give Mia Lee their own login", expect=3)
     link_msg = mum.bot_messages[-2]
     assert "Mia Lee's own login link" in link_msg.text and mum.last.kind == "photo"

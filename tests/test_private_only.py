@@ -270,6 +270,8 @@ async def test_every_button_pressed_in_a_group_gets_only_an_alert(
             invite.CB_BACK,
             invite.CB_SKIP,
             invite.CB_CANCEL,
+            "swp:1",
+            "home:p:1",
             f"so:y:{w.ann_id}:0",
             "so:n",
             f"unl:y:{w.ann_id}:700",

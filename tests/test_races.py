@@ -257,27 +257,34 @@ async def test_writes_wait_for_another_workers_lock_off_the_loop(db: Database) -
     worker holds it, a transaction waits for it on aiosqlite's thread (the loop goes on
     serving other users), then commits. A writer on the loop that waited would stall
     everything; one that did not wait, and did not hand over, would fail."""
+    loop = asyncio.get_running_loop()
+    loop_thread = threading.get_ident()
+    waiting = asyncio.Event()
+
+    def traced(sql: str) -> None:
+        # SQLite reports a statement as it starts: this BEGIN then waits for the lock.
+        if sql == "BEGIN IMMEDIATE" and threading.get_ident() != loop_thread:
+            loop.call_soon_threadsafe(waiting.set)
+
+    async def write() -> None:
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO patients (full_name, created_at) VALUES ('Ann Lee', 0)")
+
     other = sqlite3.connect(db.path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-
-        async def write() -> None:
-            async with db.transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO patients (full_name, created_at) VALUES ('Ann Lee', 0)"
-                )
-
+        await db.set_trace_callback(traced)
         writing = asyncio.create_task(write())
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        for _ in range(20):  # the loop keeps serving: 20 short sleeps take about 0.2 s
-            await asyncio.sleep(0.01)
-        assert loop.time() - started < 1.0
+        await asyncio.wait_for(waiting.wait(), 5)  # waiting on aiosqlite's thread...
+        async with db.read() as reader:  # ...while the loop goes on serving
+            rows = await reader.execute_fetchall("SELECT count(*) FROM patients")
+        assert next(iter(rows))[0] == 0
         assert not writing.done()
         other.execute("COMMIT")
         await asyncio.wait_for(writing, 5)
     finally:
         other.close()
+        await db.set_trace_callback(None)
     async with db.read() as reader:
         rows = await reader.execute_fetchall("SELECT full_name FROM patients")
     assert [row[0] for row in rows] == ["Ann Lee"]
@@ -301,8 +308,8 @@ async def test_writes_run_on_the_loop_and_checkpoints_on_the_thread(db: Database
             await conn.execute(
                 "UPDATE patients SET email = ? WHERE full_name = ?", (f"p{n}@e.au", f"P{n}")
             )
-        await asyncio.sleep(0)  # as between updates: a checkpoint under way can finish
-    await asyncio.sleep(0.2)  # the last checkpoint, on its thread
+        await asyncio.sleep(0)  # as between updates: a checkpoint due can start
+    await db.checkpointed()  # the last one, on its thread
     await db.set_trace_callback(None)
     writes = [on_loop for sql, on_loop in ran if sql.startswith(("INSERT", "UPDATE"))]
     assert len(writes) == 2 * commits and all(writes)
@@ -326,8 +333,8 @@ async def test_checkpoints_keep_up_on_a_connection_that_has_read_nothing(
         for n in range(4 * CHECKPOINT_EVERY):
             async with db.transaction() as conn:
                 await conn.execute("INSERT INTO t VALUES (?)", (n,))
-            await asyncio.sleep(0)
-        await asyncio.sleep(0.2)
+            await asyncio.sleep(0)  # a checkpoint due can start
+        await db.checkpointed()
         wal = await asyncio.to_thread(Path(f"{db_path}-wal").stat)
         assert wal.st_size < 1.5 * CHECKPOINT_EVERY * 4200  # a page and a header a commit
     finally:

@@ -9,11 +9,14 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
-from tests.botapi import BotAPIServer
+from tests.botapi import BotAPIServer, SimUser
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-token_for-tests"
@@ -40,9 +43,22 @@ def _update(update_id: int, user_id: int, text: str) -> dict[str, object]:
     }
 
 
-async def test_webhook_mode_checks_the_secret_token(server: BotAPIServer, tmp_path: Path) -> None:
+@dataclass
+class Hook:
+    url: str
+    output: list[str] = field(default_factory=list)  # the process's log, once it ended
+
+    @property
+    def log(self) -> str:
+        return "".join(self.output)
+
+
+@asynccontextmanager
+async def webhook_bot(server: BotAPIServer, tmp_path: Path) -> AsyncIterator[Hook]:
+    """`python -m bot run --webhook-url …` against the emulator, from the moment it takes
+    updates (its log says "Application started") until SIGINT, which must end it cleanly."""
     port = _free_port()
-    hook = f"http://127.0.0.1:{port}/hook"
+    hook = Hook(f"http://127.0.0.1:{port}/hook")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env |= {
         "PORTAL_BOT_TOKEN": server.token,
@@ -56,7 +72,7 @@ async def test_webhook_mode_checks_the_secret_token(server: BotAPIServer, tmp_pa
         "bot",
         "run",
         "--webhook-url",
-        hook,
+        hook.url,
         "--port",
         str(port),
         cwd=ROOT,
@@ -64,48 +80,77 @@ async def test_webhook_mode_checks_the_secret_token(server: BotAPIServer, tmp_pa
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    user = server.user(880, "Web")
-    user.started = True  # as if they had opened the bot before
+    assert proc.stdout is not None
     try:
-        for _ in range(100):
-            if server.webhook_url == hook:
-                break
-            await asyncio.sleep(0.1)
-        assert server.webhook_url == hook
+        async with asyncio.timeout(30):
+            while not hook.output or "Application started" not in hook.output[-1]:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "".join(hook.output)  # it ended before taking updates
+                hook.output.append(line)
+        assert server.webhook_url == hook.url
         # As in polling: being added to a group is an update the bot must get, to leave it.
         assert server.allowed_updates == ["message", "callback_query", "my_chat_member"]
-        async with aiohttp.ClientSession() as http:
-            for _ in range(50):  # the webhook server starts right after setWebhook
-                try:
-                    async with http.post(hook, json=_update(1, 880, "/help")) as r:
-                        refused = r.status
-                    break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-            assert refused == 403  # no secret
-            async with http.post(
-                hook,
-                json=_update(2, 880, "/help"),
-                headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
-            ) as r:
-                assert r.status == 403
-            assert not user.bot_messages
-            async with http.post(
-                hook,
-                data=json.dumps(_update(3, 880, "/help")),
-                headers={
-                    "X-Telegram-Bot-Api-Secret-Token": SECRET,
-                    "Content-Type": "application/json",
-                },
-            ) as r:
-                assert r.status == 200
-        for _ in range(50):
-            if user.bot_messages:
-                break
-            await asyncio.sleep(0.1)
-        assert user.last.text.startswith("What I can do"), user.transcript()
+        yield hook
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 0, out.decode()
-    assert b"Traceback" not in out
+        hook.output.append(out.decode())
+    assert proc.returncode == 0, hook.log
+    assert "Traceback" not in hook.log, hook.log
+
+
+async def _post(http: aiohttp.ClientSession, hook: Hook, body: object, secret: str) -> int:
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
+    async with http.post(hook.url, json=body, headers=headers) as r:
+        return r.status
+
+
+async def _answered(server: BotAPIServer, user: SimUser, count: int = 1) -> None:
+    """Until the bot has sent `user` that many messages (webhook updates have no
+    update_id of the emulator's to wait on)."""
+    revision = server.revision
+    async with asyncio.timeout(10):
+        while len(user.bot_messages) < count:
+            revision = await server.wait_change(revision)
+
+
+async def test_webhook_mode_checks_the_secret_token(server: BotAPIServer, tmp_path: Path) -> None:
+    user = server.user(880, "Web")
+    user.started = True  # as if they had opened the bot before
+    async with webhook_bot(server, tmp_path) as hook, aiohttp.ClientSession() as http:
+        assert await _post(http, hook, _update(1, 880, "/help"), "") == 403  # no secret
+        assert await _post(http, hook, _update(2, 880, "/help"), "wrong") == 403
+        assert not user.bot_messages
+        async with http.post(
+            hook.url,
+            data=json.dumps(_update(3, 880, "/help")),
+            headers={
+                "X-Telegram-Bot-Api-Secret-Token": SECRET,
+                "Content-Type": "application/json",
+            },
+        ) as r:
+            assert r.status == 200
+        await _answered(server, user)
+        assert user.last.text.startswith("What I can do"), user.transcript()
+
+
+async def test_an_update_that_cannot_be_parsed_is_taken_and_skipped(
+    server: BotAPIServer, tmp_path: Path
+) -> None:
+    """Answered 200, so that Telegram moves on; logged by its update_id and why, without
+    its content; the next update is served."""
+    user = server.user(880, "Web")
+    user.started = True
+    broken = _update(41, 881, "Cat Lee 1979-04-12 cat@example.com")
+    del broken["message"]["date"]  # type: ignore[attr-defined]
+    async with webhook_bot(server, tmp_path) as hook, aiohttp.ClientSession() as http:
+        assert await _post(http, hook, broken, SECRET) == 200
+        assert await _post(http, hook, {"update_id": 42, "brand_new_kind": {}}, SECRET) == 200
+        assert await _post(http, hook, _update(43, 880, "/help"), SECRET) == 200
+        await _answered(server, user)
+        assert user.last.text.startswith("What I can do"), user.transcript()
+        assert len(user.bot_messages) == 1
+    assert "skipped update 41: cannot parse it (KeyError)" in hook.log, hook.log
+    for private in ("Cat Lee", "1979", "cat@example.com"):
+        assert private not in hook.log, hook.log
+    assert "CRITICAL" not in hook.log and "ERROR" not in hook.log, hook.log

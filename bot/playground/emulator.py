@@ -957,6 +957,19 @@ class _Chat:
     def _new_id(self) -> int:
         return next(self._next_id)
 
+    async def reaction(
+        self,
+        update_id: int,
+        *,
+        expect: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
+    ) -> list[Msg]:
+        """Wait for the bot's reaction to an update queued with type_text() or press(), as
+        send() and tap() do; several can be queued first, to arrive in one batch."""
+        return await self._server._await_reaction(
+            self, update_id, expect, timeout, f"reaction to update {update_id}"
+        )
+
     def _typed(self, sender: SimUser | None, text: str) -> Msg:
         """A message a member (or, for None, the channel itself) writes in this chat."""
         if not text:
@@ -1712,10 +1725,17 @@ class BotAPIServer:
                 seen.setdefault(m.message_id, m)
         return list(seen.values())
 
-    def _enqueue(self, chat: _Chat, payload: dict[str, Any]) -> int:
+    def enqueue_raw(self, payload: dict[str, Any]) -> int:
+        """Queue an update exactly as given, with the next update_id added, whether the
+        bot can make sense of it or not (a field missing, a kind of update from a newer
+        Bot API); its update_id. Nobody's chat waits for a reaction to it."""
+        return self._enqueue(None, payload)
+
+    def _enqueue(self, chat: _Chat | None, payload: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self._pending.append({"update_id": update_id, **payload})
-        self._update_owner[update_id] = chat
+        if chat is not None:
+            self._update_owner[update_id] = chat
         self._last_enqueued = update_id
         if self._poll is not None:
             self._poll.poke()

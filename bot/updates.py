@@ -1,0 +1,54 @@
+"""Updates the library cannot read are skipped one by one, never a whole batch.
+
+PTB parses a getUpdates batch in one go: a single update it cannot read (a message
+without a date, a malformed field, a change in a newer Bot API) fails the whole batch.
+Its Updater then asks for the same batch again at once, for ever: nobody is served, and
+every round logs the raw batch, everyone's texts included, at CRITICAL (issue #17).
+
+Here each update is parsed on its own. One that fails is logged by its update_id and the
+exception's type only (its content is other people's health data), and is replaced by an
+`Unreadable` stand-in carrying just its update_id, so the Updater's offset still moves
+past it (bot/portalbot.py's get_updates); the handlers never see it
+(`ignore_unreadable`). The webhook route
+(bot/webhook.py) parses with the same function.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from telegram import Bot, Update
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.warnings import PTBUserWarning
+
+log = logging.getLogger("portal.updates")
+
+# Bot.do_api_request advises Bot.get_updates for this endpoint; we call the endpoint on
+# purpose, to parse what it returns one update at a time.
+warnings.filterwarnings("ignore", "Please use 'Bot.getUpdates'", PTBUserWarning)
+
+
+class Unreadable(Update):
+    """Stands in for an update that could not be parsed: only its update_id."""
+
+    __slots__ = ()
+
+
+def parse_update(data: object, bot: Bot) -> Update | None:
+    """The update in `data`, or an Unreadable stand-in when the library cannot parse it;
+    None when it has not even an update_id. A failure is logged without any content."""
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    try:
+        return Update.de_json(data, bot)  # type: ignore[arg-type]
+    except Exception as exc:  # whatever the parser raises, this update alone is lost
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            log.warning("skipped an update without an update_id: %s", type(exc).__name__)
+            return None
+        log.warning("skipped update %d: cannot parse it (%s)", update_id, type(exc).__name__)
+        return Unreadable(update_id)
+
+
+async def ignore_unreadable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """First of all handlers: an Unreadable stand-in goes no further, and says nothing."""
+    raise ApplicationHandlerStop

@@ -1,0 +1,84 @@
+"""An update the library cannot read is skipped on its own: the poller moves past it, the
+log names its update_id and why, never its content, and everyone else is served."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from telegram.ext import Application
+
+from tests.botapi import BotAPIServer
+
+# What the three people typed: none of it may reach the log.
+ANN_TEXT = "Ann here, born 03/02/1985, ann@example.com"
+CAT_TEXT = "Cat Lee 1979-04-12 cat@example.com"
+BOB_TEXT = "Bob, born 1984-06-01, bob@example.com"
+NOT_UNDERSTOOD = "Sorry, I didn't understand that."
+
+
+def _no_date(text: str) -> dict[str, object]:
+    """A message PTB cannot parse: Telegram always sends its date."""
+    cat = {"id": 803, "is_bot": False, "first_name": "Cat", "language_code": "en"}
+    return {
+        "message": {
+            "message_id": 1,
+            "chat": {"id": 803, "type": "private", "first_name": "Cat"},
+            "from": cat,
+            "text": text,
+        }
+    }
+
+
+def _polls(server: BotAPIServer) -> int:
+    return sum(name == "getUpdates" for name, _ in server.calls)
+
+
+@pytest.mark.parametrize("where", ["between", "last"])
+async def test_an_update_that_cannot_be_parsed_is_skipped_and_the_rest_are_served(
+    server: BotAPIServer,
+    app: Application,  # type: ignore[type-arg]
+    caplog: pytest.LogCaptureFixture,
+    where: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    ann, bob = server.user(801, "Ann"), server.user(802, "Bob")
+    polls = _polls(server)
+    # Queued together, without waiting in between: they arrive in one batch.
+    if where == "between":
+        asked = [ann.type_text(ANN_TEXT)]
+        broken = server.enqueue_raw(_no_date(CAT_TEXT))
+        asked.append(bob.type_text(BOB_TEXT))
+    else:
+        asked = [ann.type_text(ANN_TEXT), bob.type_text(BOB_TEXT)]
+        broken = server.enqueue_raw(_no_date(CAT_TEXT))
+
+    await ann.reaction(asked[0])
+    await bob.reaction(asked[1])
+    await server.wait_idle()
+
+    assert ann.last.text.startswith(NOT_UNDERSTOOD), ann.transcript()
+    assert bob.last.text.startswith(NOT_UNDERSTOOD), bob.transcript()
+    # The poller moved past the broken update: a few polls, not one after another.
+    assert _polls(server) - polls <= 4, _polls(server) - polls
+    skipped = [r.getMessage() for r in caplog.records if r.name == "portal.updates"]
+    assert skipped == [f"skipped update {broken}: cannot parse it (KeyError)"], caplog.text
+    for text in (ANN_TEXT, CAT_TEXT, BOB_TEXT, "1985", "1979", "1984", "@example.com"):
+        assert text not in caplog.text, text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+async def test_an_update_of_a_kind_the_bot_does_not_know_changes_nothing(
+    server: BotAPIServer,
+    app: Application,  # type: ignore[type-arg]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    ann = server.user(801, "Ann")
+    server.enqueue_raw({"message_reaction_v99": {"date": int(time.time()), "emoji": "🎉"}})
+    await ann.send("/help")
+    await server.wait_idle()
+    assert ann.last.text.startswith("What I can do"), ann.transcript()
+    assert [b.text for b in ann.bot_messages] == [ann.last.text]  # nothing for the other
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
