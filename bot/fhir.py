@@ -707,8 +707,10 @@ def _validated(kind: str, resource: Mapping[str, Any]) -> Resource:
         raise _Bad(_describe(exc)) from None
 
 
-def _upgrade(kind: str, resource: Mapping[str, Any]) -> dict[str, Any]:
+def _upgrade(kind: str, resource: Mapping[str, Any]) -> Mapping[str, Any]:
     """Shapes of STU3 and DSTU2 that real exports still carry, in their R4 form."""
+    if kind not in ("Condition", "AllergyIntolerance", "Immunization"):
+        return resource
     r = dict(resource)
     if kind in ("Condition", "AllergyIntolerance"):
         for name in ("clinicalStatus", "verificationStatus"):

@@ -8,6 +8,7 @@ JSON; the views format the numbers in the reader's locale (`render`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -66,6 +67,7 @@ def unit_text(code: str | None, unit: str | None, system: str | None) -> str:
     return _ucum_text(unit) if unit else ""
 
 
+@functools.cache  # a bundle has thousands of values in a handful of units
 def _ucum_text(code: str) -> str:
     if code in _UNIT_TEXT:
         return _UNIT_TEXT[code]
