@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import load, scale, startup, taps
+from benchmarks import fhir_import, load, scale, startup, taps
 from benchmarks.loopback import REPLY_TIMEOUT
 from benchmarks.report import Figure, Report, percentile
 from benchmarks.seed import fresh
@@ -21,8 +21,8 @@ from benchmarks.seed import fresh
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Per-update cost, database at scale, memory and start-up, taps: one "
-        "markdown table (or JSON). Everything runs on 127.0.0.1.",
+        description="Per-update cost, database at scale, memory and start-up, taps, FHIR "
+        "import: one markdown table (or JSON). Everything runs on 127.0.0.1.",
     )
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, help="timed calls per query in section 2 (500)")
     p.add_argument(
         "--startup-runs", type=int, help="timed restarts of `python -m bot run` after a first (3)"
+    )
+    p.add_argument(
+        "--fhir-mb",
+        type=float,
+        help="size of the Synthea-shaped bundle section 5 imports, in MB (default 14; 1 quick)",
     )
     p.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir)")
     p.add_argument("--profile", type=Path, help="write cProfile stats of both bots here")
@@ -64,6 +69,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
     factor = args.scale if args.scale is not None else (0.002 if quick else 1.0)
     samples = args.samples or (20 if quick else 500)
     runs = args.startup_runs or (1 if quick else 3)
+    fhir_mb = args.fhir_mb or (1.0 if quick else 14.0)
     report = Report(
         options={
             "quick": quick,
@@ -73,6 +79,7 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
             "scale": factor,
             "samples": samples,
             "startup_runs": runs,
+            "fhir_mb": fhir_mb,
         }
     )
 
@@ -95,10 +102,16 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
     _log("taps")
     journeys = await taps.count(workdir)
 
+    _log(f"FHIR import: a {fhir_mb:g} MB Synthea-shaped bundle, 10 patients")
+    imported = await asyncio.to_thread(
+        fhir_import.measure, workdir, target_bytes=int(fhir_mb * 1_000_000)
+    )
+
     _per_update(report, bots, options)
     _database(report, generated, measured)
     _memory_startup(report, bots.portal, launches, generated)
     _taps(report, journeys)
+    _fhir_import(report, imported)
     return report
 
 
@@ -429,6 +442,67 @@ def _taps(r: Report, journeys: list[taps.Journey]) -> None:
     r.details["taps"] = {
         j.key: {"taps": j.taps, "typed": j.typed, "reached": j.reached, "error": j.error}
         for j in journeys
+    }
+
+
+def _fhir_import(r: Report, m: fhir_import.Measured) -> None:
+    s = "fhir_import"
+    bundle = (
+        f"a {m.size_bytes / 1e6:.1f} MB Synthea-shaped transaction bundle, {m.patients} patients "
+        f"(benchmarks/synthea.py, seed {fhir_import.SEED})"
+    )
+    how = (
+        f"`python -m bot import-fhir` as a subprocess on a fresh database, {bundle}; launch "
+        f"to exit, interpreter start and migrations included. Printed: {m.first.summary}"
+    )
+    r.add(
+        Figure(
+            s,
+            "import_s",
+            "Import of a Synthea-shaped bundle",
+            m.first.seconds,
+            "s",
+            how,
+            "<",
+            fhir_import.TARGET_SECONDS,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "import_peak_mb",
+            "Peak RSS of that import",
+            m.first.peak_mb,
+            "MB",
+            "ru_maxrss of the import's process (wait4)",
+            "<",
+            fhir_import.TARGET_MB,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "reimport_s",
+            "The same bundle imported again",
+            m.again.seconds,
+            "s",
+            f"Into the database the first run filled; every row already there. Peak RSS "
+            f"{m.again.peak_mb:.0f} MB. Printed: {m.again.summary}",
+        )
+    )
+    r.details["fhir_import"] = {
+        "size_bytes": m.size_bytes,
+        "patients": m.patients,
+        "first": {
+            "seconds": m.first.seconds,
+            "peak_mb": m.first.peak_mb,
+            "summary": m.first.summary,
+        },
+        "again": {
+            "seconds": m.again.seconds,
+            "peak_mb": m.again.peak_mb,
+            "summary": m.again.summary,
+        },
     }
 
 

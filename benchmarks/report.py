@@ -15,6 +15,7 @@ SECTIONS = {
     "database": "2. Database at scale",
     "memory_startup": "3. Memory and start-up",
     "taps": "4. Taps",
+    "fhir_import": "5. FHIR import",
 }
 
 

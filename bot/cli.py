@@ -12,6 +12,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot import invitations
@@ -19,6 +20,9 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
 from storage import Database, StorageError, patients, practitioners, state
+
+if TYPE_CHECKING:
+    from bot.fhir import Skipped
 
 
 class UsageError(Exception):
@@ -109,11 +113,17 @@ def _parser() -> argparse.ArgumentParser:
         "import-fhir",
         help="import patients, appointments, invoices and records from a FHIR R4 Bundle",
         description="Import a FHIR R4 Bundle (JSON): Patient, Appointment, Invoice, Condition, "
-        "Immunization, Observation and AllergyIntolerance; other resource types are skipped. "
-        "All or nothing: a bad entry is named (entries count from 0, as in Bundle.entry[0]) and "
-        "nothing is written. Importing the same bundle again updates what it imported before.",
+        "Immunization, Observation and AllergyIntolerance; other resource types are left out. "
+        "An entry that cannot be imported is skipped and listed (entries count from 0, as in "
+        "Bundle.entry[0]); the rest is imported. Importing the same bundle again updates what "
+        "it imported before, and says what was new and what was updated.",
     )
     fhir.add_argument("file", type=Path, metavar="FILE", help="the Bundle, as a JSON file")
+    fhir.add_argument(
+        "--strict",
+        action="store_true",
+        help="all or nothing: stop at the first entry that cannot be imported, write nothing",
+    )
 
     demo = sub.add_parser(
         "seed-demo",
@@ -402,7 +412,7 @@ async def import_fhir_command(settings: Settings, args: argparse.Namespace) -> i
     from bot import fhir  # fhir.resources is large: only this command pays for loading it
 
     try:
-        data = fhir.load_bundle(args.file)
+        plan = fhir.parse_bundle(args.file, settings.tz, strict=args.strict)
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     except fhir.FhirImportError as exc:
@@ -410,13 +420,20 @@ async def import_fhir_command(settings: Settings, args: argparse.Namespace) -> i
     db = Database(settings.db_path)
     try:
         await db.migrate()
-        summary = await fhir.import_bundle(db, data, settings.tz)
+        summary = await fhir.write_plan(db, plan, strict=args.strict)
     except fhir.FhirImportError as exc:
+        _list_skipped(exc.skipped)
         raise DataError(str(exc)) from None
     finally:
         await db.close()
+    _list_skipped(summary.skipped)
     print(summary.line())
     return 0
+
+
+def _list_skipped(skipped: Sequence[Skipped]) -> None:
+    for entry in skipped:
+        print(f"skipped {entry.line()}", file=sys.stderr)
 
 
 async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import access, labels, records
+from bot import access, labels, measures, records
 from bot.access import Act, ActOutcome, Area, Viewing
 from bot.i18n import Translator
 from bot.runtime import caller, portal
@@ -209,8 +209,12 @@ async def render(
         rec = await records.clinical_records(db, subject, number=number)
         lines.append(_("<b>Clinical records</b>"))
         for r in rec.items:
-            detail = f"\n{esc(r.details)}" if r.details else ""
-            kind_and_date = f"{_record_kind(_, r.kind)} · {_.date(r.recorded_on)}"
+            shown = ", ".join(
+                x for x in (measures.render(r.measurement, _.format_locale), r.details) if x
+            )
+            detail = f"\n{esc(shown)}" if shown else ""
+            day = _.date(r.recorded_on) if r.recorded_on else _("date not recorded")
+            kind_and_date = f"{_record_kind(_, r.kind)} · {day}"
             lines += ["", f"📋 <b>{esc(r.title)}</b>\n{kind_and_date}{detail}"]
         if not rec.items:
             lines += ["", _("No clinical records.")]

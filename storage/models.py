@@ -143,7 +143,8 @@ class ClinicalRecord(Row):
     id: int
     patient_id: int
     fhir_id: str | None
-    recorded_on: dt.date
+    recorded_on: dt.date | None  # None when the source gives no full date
     kind: str  # condition | immunisation | result | allergy | note
     title: str
     details: str  # short; "" when there is nothing to add
+    measurement: str | None = None  # an observation's values, JSON: see bot/measures.py

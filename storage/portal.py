@@ -4,13 +4,19 @@ Page functions take an offset and a limit; callers ask for one row more than the
 learn whether another page follows. Each page query is served in order by its index (see
 migration 0003), so a page costs the same with a million rows as with ten.
 
-The add_* functions double as the importer's upsert: given a fhir_id that is already
-stored, they update that row instead of adding a second one.
+The add_* functions double as an upsert: given a fhir_id that is already stored, they
+update that row instead of adding a second one. The importer uses the sync_* functions,
+which do the same and say whether the row was new, updated or already as the source has it.
+
+An appointment with several patients is kept once per patient: the first patient's copy
+under the appointment's own fhir_id, each other's under "<fhir_id>#<patient's fhir_id>".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection, Mapping
+from typing import Literal
 
 import aiosqlite
 
@@ -23,7 +29,7 @@ _APPOINTMENT = (
     "id, patient_id, fhir_id, starts_at, ends_at, practitioner, location, status, updated_at"
 )
 _INVOICE = "id, patient_id, fhir_id, number, issued_on, amount_minor, currency, paid"
-_RECORD = "id, patient_id, fhir_id, recorded_on, kind, title, details"
+_RECORD = "id, patient_id, fhir_id, recorded_on, kind, title, details, measurement"
 _PATIENT = "id, full_name, date_of_birth, email, created_at, holder_id"
 
 
@@ -188,7 +194,7 @@ async def records_page(
 async def add_record(
     conn: Writes,
     patient_id: int,
-    recorded_on: dt.date,
+    recorded_on: dt.date | None,
     kind: str,
     title: str,
     details: str,
@@ -201,7 +207,14 @@ async def add_record(
         " patient_id = excluded.patient_id, recorded_on = excluded.recorded_on,"
         " kind = excluded.kind, title = excluded.title, details = excluded.details"
         " RETURNING id",
-        (patient_id, fhir_id, recorded_on.isoformat(), kind, title, details),
+        (
+            patient_id,
+            fhir_id,
+            recorded_on.isoformat() if recorded_on else None,
+            kind,
+            title,
+            details,
+        ),
     )
     row = await fetch_one(
         conn, f"SELECT {_RECORD} FROM clinical_records WHERE id = ?", (await _returned_id(cur),)
@@ -231,30 +244,156 @@ async def update_patient_from_source(
     full_name: str,
     date_of_birth: dt.date | None,
     email: str | None,
-) -> None:
+    deceased: bool = False,
+    deceased_on: dt.date | None = None,
+) -> bool:
     """The practice's system is the source of truth for these fields; a field it leaves
-    out keeps what the portal had (e.g. an email the practitioner typed into /invite)."""
-    await conn.execute(
-        "UPDATE patients SET fhir_id = ?, full_name = ?,"
-        " date_of_birth = coalesce(?, date_of_birth), email = coalesce(?, email) WHERE id = ?",
+    out keeps what the portal had (e.g. an email the practitioner typed into /invite).
+    Only the source records a death, so its word stands either way. True if anything
+    changed."""
+    cur = await conn.execute(
+        "UPDATE patients SET (fhir_id, full_name, date_of_birth, email, deceased, deceased_on)"
+        " = (?1, ?2, coalesce(?3, date_of_birth), coalesce(?4, email), ?5, ?6) WHERE id = ?7"
+        " AND (fhir_id, full_name, date_of_birth, email, deceased, deceased_on)"
+        " IS NOT (?1, ?2, coalesce(?3, date_of_birth), coalesce(?4, email), ?5, ?6)",
         (
             fhir_id,
             full_name,
             date_of_birth.isoformat() if date_of_birth else None,
             email,
+            int(deceased),
+            deceased_on.isoformat() if deceased_on else None,
             patient_id,
         ),
     )
+    return cur.rowcount > 0
 
 
 async def forget_fhir(conn: Writes, fhir_id: str) -> int:
     """Drop an appointment, invoice or record the source has withdrawn (entered in error,
-    cancelled invoices); the type inside fhir_id means at most one table has it."""
+    cancelled invoices), with an appointment's copies for its other patients; ids are
+    unique per type, so at most one table has it."""
     removed = 0
-    for table in ("appointments", "invoices", "clinical_records"):
+    for table in _FROM_SOURCE:
         cur = await conn.execute(f"DELETE FROM {table} WHERE fhir_id = ?", (fhir_id,))
         removed += cur.rowcount
+    return removed + await forget_appointment_copies(conn, fhir_id, keep=())
+
+
+async def forget_appointment_copies(conn: Writes, fhir_id: str, keep: Collection[str]) -> int:
+    """Drop the copies of an appointment kept for patients it no longer lists."""
+    # "#" sorts just before "$": the range is every "<fhir_id>#…", read off the index.
+    copies = await fetch_all(
+        conn,
+        "SELECT fhir_id FROM appointments WHERE fhir_id >= ? AND fhir_id < ?",
+        (fhir_id + "#", fhir_id + "$"),
+    )
+    removed = 0
+    for (copy,) in copies:
+        if copy not in keep:
+            cur = await conn.execute("DELETE FROM appointments WHERE fhir_id = ?", (copy,))
+            removed += cur.rowcount
     return removed
+
+
+# --- The importer's writes --------------------------------------------------------------
+
+Outcome = Literal["new", "updated", "unchanged"]
+_FROM_SOURCE = ("appointments", "invoices", "clinical_records")
+
+
+async def sync_appointment(
+    conn: Writes,
+    fhir_id: str,
+    patient_id: int,
+    starts_at: int,
+    ends_at: int,
+    practitioner: str | None,
+    location: str | None,
+    status: str,
+) -> Outcome:
+    values = {
+        "patient_id": patient_id,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "practitioner": practitioner,
+        "location": location,
+        "status": status,
+    }
+    return await _sync(conn, "appointments", fhir_id, values, {"updated_at": clock()})
+
+
+async def sync_invoice(
+    conn: Writes,
+    fhir_id: str,
+    patient_id: int,
+    number: str,
+    issued_on: dt.date,
+    amount_minor: int,
+    currency: str,
+    paid: bool,
+) -> Outcome:
+    values = {
+        "patient_id": patient_id,
+        "number": number,
+        "issued_on": issued_on.isoformat(),
+        "amount_minor": amount_minor,
+        "currency": currency,
+        "paid": int(paid),
+    }
+    return await _sync(conn, "invoices", fhir_id, values)
+
+
+async def sync_record(
+    conn: Writes,
+    fhir_id: str,
+    patient_id: int,
+    recorded_on: dt.date | None,
+    kind: str,
+    title: str,
+    details: str,
+    measurement: str | None,
+) -> Outcome:
+    values = {
+        "patient_id": patient_id,
+        "recorded_on": recorded_on.isoformat() if recorded_on else None,
+        "kind": kind,
+        "title": title,
+        "details": details,
+        "measurement": measurement,
+    }
+    return await _sync(conn, "clinical_records", fhir_id, values)
+
+
+async def _sync(
+    conn: Writes,
+    table: str,
+    fhir_id: str,
+    values: Mapping[str, object],
+    on_write: Mapping[str, object] | None = None,
+) -> Outcome:
+    """The row imported from fhir_id, added or brought up to date; `values` are as SQLite
+    stores them, so that an unchanged row compares equal and is not written."""
+    assert table in _FROM_SOURCE
+    columns = list(values)
+    found = await fetch_one(
+        conn, f"SELECT {', '.join(columns)} FROM {table} WHERE fhir_id = ?", (fhir_id,)
+    )
+    if found is not None and tuple(found) == tuple(values.values()):
+        return "unchanged"
+    written = {**values, **(on_write or {})}
+    if found is None:
+        names = ", ".join(["fhir_id", *written])
+        marks = ", ".join("?" * (len(written) + 1))
+        await conn.execute(
+            f"INSERT INTO {table} ({names}) VALUES ({marks})", (fhir_id, *written.values())
+        )
+        return "new"
+    assignments = ", ".join(f"{name} = ?" for name in written)
+    await conn.execute(
+        f"UPDATE {table} SET {assignments} WHERE fhir_id = ?", (*written.values(), fhir_id)
+    )
+    return "updated"
 
 
 async def _returned_id(cur: aiosqlite.Cursor) -> int:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("per_update", "database", "memory_startup", "taps")
+SECTIONS = ("per_update", "database", "memory_startup", "taps", "fhir_import")
 EXPECTED = {
     "per_update": {
         "updates_per_s",
@@ -26,6 +26,7 @@ EXPECTED = {
     "database": {"permission_p99_ms", "switch_list_p99_ms", "decide_p99_ms", "access_log_p99_ms"},
     "memory_startup": {"rss_mb", "startup_s"},
     "taps": {"link_dependent", "approve", "switch_view"},
+    "fhir_import": {"import_s", "import_peak_mb", "reimport_s"},
 }
 
 
