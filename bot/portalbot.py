@@ -94,3 +94,13 @@ class PortalBot(ExtBot[None]):
         return await self._answer(callback_query_id, *args, **kwargs)  # type: ignore[no-any-return]
 
     delete_message = _holdable(ExtBot.delete_message)  # type: ignore[assignment]
+
+    async def _post(
+        self, endpoint: str, data: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        # PTB builds every send and edit with a parse_mode slot that Defaults then fills,
+        # editMessageReplyMarkup included, which has no such parameter. A request with no
+        # text or caption has nothing to parse: it goes without one.
+        if data is not None and data.get("text") is None and data.get("caption") is None:
+            data.pop("parse_mode", None)
+        return await super()._post(endpoint, data, *args, **kwargs)

@@ -54,6 +54,10 @@ async def server() -> AsyncIterator[BotAPIServer]:
     # a handler that answers twice has lost the reply it meant to show, in any test.
     answered_twice = [e for e in api.errors if e["method"] == "answerCallbackQuery"]
     assert not answered_twice, answered_twice
+    # A parameter the method does not take, or a reply_markup without buttons: Telegram
+    # lets them pass, but the request was not what the bot meant (see the emulator).
+    not_meant = [e for e in api.errors if e["strict"]]
+    assert not not_meant, not_meant
 
 
 @pytest.fixture
