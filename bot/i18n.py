@@ -23,6 +23,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from bot import bidi
+
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 
@@ -101,17 +103,22 @@ class Translator:
         return _catalog(self.language)
 
     def __call__(self, message: str) -> str:
-        return self._t.gettext(message)
+        return self._directed(self._t.gettext(message))
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self._t.ngettext(singular, plural, n)
+        return self._directed(self._t.ngettext(singular, plural, n))
 
     def pgettext(self, context: str, message: str) -> str:
-        return self._t.pgettext(context, message)
+        return self._directed(self._t.pgettext(context, message))
 
     @property
     def rtl(self) -> bool:
         return self.format_locale.text_direction == "rtl"
+
+    def _directed(self, text: str) -> str:
+        """Right-to-left messages mark their direction and isolate what is put into them
+        (bot/bidi.py); the bot's final pass relies on those marks."""
+        return bidi.rtl_template(text) if self.rtl else text
 
     def date(self, value: dt.date, format: str = "medium") -> str:
         return dates.format_date(value, format=format, locale=self.format_locale)

@@ -18,6 +18,12 @@ from typing import Any
 
 from telegram.ext import ExtBot
 
+from bot import bidi
+from bot.text import TELEGRAM_TEXT_LIMIT
+
+CAPTION_LIMIT = 1024
+_LIMITS = {"answerCallbackQuery": 200}
+
 HeldCall = Callable[[], Awaitable[object]]
 _held: contextvars.ContextVar[list[HeldCall] | None] = contextvars.ContextVar(
     "held_replies", default=None
@@ -103,4 +109,22 @@ class PortalBot(ExtBot[None]):
         # text or caption has nothing to parse: it goes without one.
         if data is not None and data.get("text") is None and data.get("caption") is None:
             data.pop("parse_mode", None)
+        if data is not None:
+            self._lay_out_right_to_left(endpoint, data)
         return await super()._post(endpoint, data, *args, **kwargs)
+
+    def _lay_out_right_to_left(self, endpoint: str, data: dict[str, Any]) -> None:
+        """The last word on a right-to-left message: every line laid out right to left
+        (bot/bidi.py), unless that would make it too long."""
+        key = "caption" if data.get("caption") is not None else "text"
+        text = data.get(key)
+        if not isinstance(text, str) or not bidi.reads_right_to_left(text):
+            return
+        parse_mode = data.get("parse_mode")
+        if parse_mode is not None and not isinstance(parse_mode, str):  # Defaults' to fill
+            parse_mode = self.defaults.parse_mode if self.defaults else None
+        html = endpoint != "answerCallbackQuery" and str(parse_mode).upper() == "HTML"
+        laid_out = bidi.right_to_left(text, html=html)
+        limit = _LIMITS.get(endpoint, TELEGRAM_TEXT_LIMIT) if key == "text" else CAPTION_LIMIT
+        if len(laid_out) <= limit or len(text) > limit:
+            data[key] = laid_out
