@@ -134,19 +134,22 @@ def _line(line: str, html: bool) -> str:
             depth = max(0, depth - 1)
     out.append(_isolate_stretches(run))
     result = "".join(out)
-    if _first_strong(_units(result, html)) != "R":
+    # Right to left whether or not the app skips isolates when it looks for the first
+    # strong letter (the Unicode algorithm does; not every text engine does).
+    laid_out = _units(result, html)
+    if _first_strong(laid_out, skip_isolates=True) != "R" or _first_strong(laid_out) != "R":
         result = RLM + result
     return result
 
 
-def _first_strong(units: list[_Unit]) -> str | None:
+def _first_strong(units: list[_Unit], *, skip_isolates: bool = False) -> str | None:
     depth = 0
     for unit in units:
         if unit.kind == "open":
             depth += 1
         elif unit.kind == "close":
             depth = max(0, depth - 1)
-        elif depth == 0 and unit.strong is not None:
+        elif (depth == 0 or not skip_isolates) and unit.strong is not None:
             return unit.strong
     return None
 

@@ -30,19 +30,24 @@ def _outside_isolates(line: str) -> str:
     return "".join(kept)
 
 
+def _first_strong(text: str) -> str | None:
+    return next(
+        (k for ch in text if (k := unicodedata.bidirectional(ch)) in ("L", "R", "AL")), None
+    )
+
+
 def _misread(text: str) -> list[str]:
-    """Lines Telegram would lay out left to right, or with Latin text loose in them."""
+    """Lines Telegram would lay out left to right (whether its text engine skips isolates
+    when it looks for the first strong letter, as Unicode says, or not), or with Latin
+    text loose in them."""
     wrong = []
     for line in text.split("\n"):
         if not line.strip():
             continue
         outside = _outside_isolates(line)
-        first = next(
-            (k for ch in outside if (k := unicodedata.bidirectional(ch)) in ("L", "R", "AL")),
-            None,
-        )
         loose = re.sub(r"https?://\S+", "", outside)
-        if first not in ("R", "AL") or re.search(r"[A-Za-z]", loose):
+        firsts = {_first_strong(outside), _first_strong(line)}
+        if not firsts <= {"R", "AL"} or re.search(r"[A-Za-z]", loose):
             wrong.append(line)
     return wrong
 
@@ -112,16 +117,16 @@ def test_marks_go_between_tags_and_around_what_must_stay_whole() -> None:
         "Email: sam@example.com.",
     ]
     assert bidi.right_to_left("\n".join(lines), html=True).split("\n") == [
-        "• \u2068Sam Rivera\u2069 · 15\u200f/05\u200f/2026",
-        "\u2068/start\u2069 — ابدأ",
+        "\u200f• \u2068Sam Rivera\u2069 · 15\u200f/05\u200f/2026",
+        "\u200f\u2068/start\u2069 — ابدأ",
         "\u200fhttps://t.me/portal_test_bot?start=abc",
-        '<a href="https://example.com/x">\u2068Example\u2069</a> رابط',
-        "\u2068<code>ABC-123</code>\u2069 رمز",
+        '\u200f<a href="https://example.com/x">\u2068Example\u2069</a> رابط',
+        "\u200f\u2068<code>ABC-123</code>\u2069 رمز",
         "\u200f\u2068Email: sam@example.com\u2069.",
     ]
     # A plain-text alert: "<" and "&" are letters like any other, and nothing is done twice.
     alert = bidi.right_to_left("Tom & Jerry <Jr>: تم", html=False)
-    assert alert == "\u2068Tom & Jerry <Jr>\u2069: تم"
+    assert alert == "\u200f\u2068Tom & Jerry <Jr>\u2069: تم"
     assert bidi.right_to_left(alert, html=False) == alert
     # Only right-to-left Translators mark their messages; data cannot bring marks in.
     assert esc("Sam\u200f \u202eRivera\u2069 &") == "Sam Rivera &amp;"
