@@ -342,3 +342,35 @@ async def _get(url: str) -> str:
     async with aiohttp.ClientSession() as http, http.get(url) as resp:
         assert resp.status == 200
         return await resp.text()
+
+
+@browser_test
+async def test_arabic_bubbles_read_right_to_left(page: Page) -> None:
+    sam = phone(page, "parent")
+    await sam.get_by_role("button", name="Tap to open your invite link").click()
+    await bot_says(page, "parent", "date of birth")
+    english_id = await last_bot(page, "parent").get_attribute("data-id")
+    english = sam.locator(f'.msg.bot[data-id="{english_id}"] .bubble')
+    await say(page, "parent", "/language")
+    await tap(page, "parent", "العربية")
+    await say(page, "parent", "/help")
+    arabic = last_bot(page, "parent").locator(".bubble")
+    await expect(arabic.locator(".command").first).to_have_text("/start")
+    # Each bubble takes its direction from its text, as in Telegram's apps, line by line.
+    assert await english.evaluate("b => getComputedStyle(b).direction") == "ltr"
+    assert await arabic.evaluate("b => getComputedStyle(b).direction") == "rtl"
+    assert await arabic.evaluate("b => getComputedStyle(b).unicodeBidi") == "plaintext"
+    # The line "/start — …" starts at the right edge, its command still reading "/start".
+    layout = await arabic.evaluate(
+        """b => {
+            const command = b.querySelector(".command"), text = command.firstChild;
+            const range = document.createRange();
+            const x = (i) => { range.setStart(text, i); range.setEnd(text, i + 1);
+                               return range.getBoundingClientRect().x; };
+            const padding = parseFloat(getComputedStyle(b).paddingRight);
+            const inner = b.getBoundingClientRect().right - padding;
+            return { gap: inner - command.getBoundingClientRect().right, slash: x(0), s: x(1) };
+        }"""
+    )
+    assert layout["gap"] < 2, layout
+    assert layout["slash"] < layout["s"], layout

@@ -135,7 +135,9 @@ const STYLE_TAGS = {
   pre: "pre",
 };
 // Addresses Telegram would underline, and /commands a tap on which sends them (bot only).
-const TOKENS = /(https?:\/\/[^\s<>"']+|tg:\/\/[^\s<>"']+)|(^|[\s(])(\/[A-Za-z0-9_]{1,32})(?=$|[\s.,;:!?)])/g;
+// Bidi marks and isolates (U+200E/F, U+2066-9) around them are not part of them (a mark
+// before a slash is a date's, as in "15\u200f/05\u200f/2026").
+const TOKENS = /(https?:\/\/[^\s<>"'\u200e\u200f\u2066-\u2069]+|tg:\/\/[^\s<>"'\u200e\u200f\u2066-\u2069]+)|(^|[\s(\u2066-\u2068])(\/[A-Za-z0-9_]{1,32})(?=$|[\s.,;:!?)\u2069])/g;
 
 function linkify(view, text, fromBot) {
   const out = document.createDocumentFragment();
@@ -205,7 +207,9 @@ function richText(view, text, entities, fromBot) {
 // --- one message -------------------------------------------------------------------------
 
 function messageNode(view, m) {
-  const bubble = el("div", { className: "bubble" });
+  // As in Telegram's apps, each bubble and each of its lines takes its direction from its
+  // own text (dir=auto here, unicode-bidi: plaintext in the CSS): Arabic reads right to left.
+  const bubble = el("div", { className: "bubble", dir: "auto" });
   if (m.photo) bubble.append(el("img", { src: m.photo, alt: "Photo from the bot" }));
   if (m.document) bubble.append(el("div", { className: "document" }, `📄 ${m.document}`));
   if (m.text) bubble.append(richText(view, m.text, m.entities, m.from_bot));
