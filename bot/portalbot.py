@@ -6,6 +6,10 @@ refused after the restart. So while a step runs (conversations/__init__.py), wha
 is held and goes out right after the step is stored. Holding is by context variable, so
 it covers exactly the one update being handled, however its handler reaches the bot
 (`message.reply_text`, `query.answer`, `context.bot.send_message`).
+
+Every request also passes through `_post` on its way out: parse_mode goes only where
+there is text to parse, and a right-to-left message gets its last bidi touches
+(bot/bidi.py).
 """
 
 from __future__ import annotations
