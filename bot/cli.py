@@ -151,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The job queue's scheduler says so at INFO each time a job runs (every 5 s): only its
+    # warnings, such as a missed run, are worth a line.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = load_settings()
         if args.command == "run":

@@ -24,6 +24,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from bot import bidi
+
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 
@@ -102,17 +104,22 @@ class Translator:
         return _catalog(self.language)
 
     def __call__(self, message: str) -> str:
-        return self._t.gettext(message)
+        return self._directed(self._t.gettext(message))
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self._t.ngettext(singular, plural, n)
+        return self._directed(self._t.ngettext(singular, plural, n))
 
     def pgettext(self, context: str, message: str) -> str:
-        return self._t.pgettext(context, message)
+        return self._directed(self._t.pgettext(context, message))
 
     @property
     def rtl(self) -> bool:
         return self.format_locale.text_direction == "rtl"
+
+    def _directed(self, text: str) -> str:
+        """Right-to-left messages mark their direction and isolate what is put into them
+        (bot/bidi.py); the bot's final pass relies on those marks."""
+        return bidi.rtl_template(text) if self.rtl else text
 
     # Dates, one style per kind (the same in every message of a locale):
     # date / day_of — a calendar date: "5 Sept 2016", "2016年9月5日", "5 سبتمبر 2016"

@@ -6,6 +6,10 @@ refused after the restart. So while a step runs (conversations/__init__.py), wha
 is held and goes out right after the step is stored. Holding is by context variable, so
 it covers exactly the one update being handled, however its handler reaches the bot
 (`message.reply_text`, `query.answer`, `context.bot.send_message`).
+
+Every request also passes through `_post` on its way out: parse_mode goes only where
+there is text to parse, and a right-to-left message gets its last bidi touches
+(bot/bidi.py).
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 from telegram.request import BaseRequest
 
+from bot import bidi
+from bot.text import TELEGRAM_TEXT_LIMIT
 from bot.updates import parse_update
 
 if TYPE_CHECKING:
     from telegram._utils.types import JSONDict, ODVInput  # Bot.get_updates' own annotations
+
+CAPTION_LIMIT = 1024
+_LIMITS = {"answerCallbackQuery": 200}
 
 HeldCall = functools.partial[Awaitable[object]]
 _held: contextvars.ContextVar[list[HeldCall] | None] = contextvars.ContextVar(
@@ -189,3 +198,31 @@ class PortalBot(ExtBot[None]):
         return await self._answer(callback_query_id, *args, **kwargs)  # type: ignore[no-any-return]
 
     delete_message = _holdable(ExtBot.delete_message)  # type: ignore[assignment]
+
+    async def _post(
+        self, endpoint: str, data: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        # PTB builds every send and edit with a parse_mode slot that Defaults then fills,
+        # editMessageReplyMarkup included, which has no such parameter. A request with no
+        # text or caption has nothing to parse: it goes without one.
+        if data is not None and data.get("text") is None and data.get("caption") is None:
+            data.pop("parse_mode", None)
+        if data is not None:
+            self._lay_out_right_to_left(endpoint, data)
+        return await super()._post(endpoint, data, *args, **kwargs)
+
+    def _lay_out_right_to_left(self, endpoint: str, data: dict[str, Any]) -> None:
+        """The last word on a right-to-left message: every line laid out right to left
+        (bot/bidi.py), unless that would make it too long."""
+        key = "caption" if data.get("caption") is not None else "text"
+        text = data.get(key)
+        if not isinstance(text, str) or not bidi.reads_right_to_left(text):
+            return
+        parse_mode = data.get("parse_mode")
+        if parse_mode is not None and not isinstance(parse_mode, str):  # Defaults' to fill
+            parse_mode = self.defaults.parse_mode if self.defaults else None
+        html = endpoint != "answerCallbackQuery" and str(parse_mode).upper() == "HTML"
+        laid_out = bidi.right_to_left(text, html=html)
+        limit = _LIMITS.get(endpoint, TELEGRAM_TEXT_LIMIT) if key == "text" else CAPTION_LIMIT
+        if len(laid_out) <= limit or len(text) > limit:
+            data[key] = laid_out

@@ -44,12 +44,22 @@ def clean_email(text: str | None) -> str | None:
     email = text.strip()
     if len(email) > EMAIL_MAX or not _EMAIL.match(email):
         return None
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in email):
+        return None  # invisible: an address that looks like another
     return email
 
 
+# Marks, embeddings, overrides and isolates: in data they can only reorder the words around
+# them, and the bot's own marks tell a right-to-left message (bot/bidi.py).
+_BIDI_CONTROLS = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+
+
 def esc(text: object) -> str:
-    """Anything from a user or the database, made safe inside an HTML message."""
-    return html.escape(str(text), quote=False)
+    """Anything from a user or the database, made safe inside an HTML message (and
+    without bidi controls)."""
+    return html.escape(str(text).translate(_BIDI_CONTROLS), quote=False)
 
 
 TELEGRAM_TEXT_LIMIT = 4096

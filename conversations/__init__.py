@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Update
-from telegram.error import BadRequest
+from telegram import Message, Update
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import BaseHandler, ContextTypes, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
@@ -18,6 +18,9 @@ from bot.portalbot import HeldCall, holding_replies
 
 log = logging.getLogger(__name__)
 Step = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[object]]
+# user_data key: flow name -> message id of the flow's open prompt, the last message it
+# showed with buttons (stored, so a restart does not forget it).
+PROMPTS = "prompts"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ def conversation(
     for state, handlers in guarded.items():
         if state != ConversationHandler.TIMEOUT:  # a timeout has no prompt to hold
             _store_before_replying(name, handlers)
+        else:
+            for handler in handlers:
+                handler.callback = _closing_prompt(name, handler.callback)
     _store_before_replying(name, kwargs.get("entry_points", []))
     _store_before_replying(name, kwargs.get("fallbacks", []))
     with warnings.catch_warnings():
@@ -105,7 +111,8 @@ def _stored_first(name: str, callback: Step) -> Step:
                 await persistence.store_step(
                     name, (chat.id, user.id), value, user.id, context.user_data
                 )
-        await _send_held(held)
+        shown = await _send_held(held)
+        await _close_answered_prompt(name, update, context, new_state, shown)
         return new_state
 
     step.stores_first = True  # type: ignore[attr-defined]
@@ -114,19 +121,75 @@ def _stored_first(name: str, callback: Step) -> Step:
     return step
 
 
-async def _send_held(held: list[HeldCall]) -> None:
+async def _send_held(held: list[HeldCall]) -> list[Message]:
     """Every held reply, in order; a failed one does not stop the ones after it (an answer
     to a tap that came too late must not keep the next question from being shown). The
-    answer to a tap only stops its spinner: its failure is no error."""
+    answer to a tap only stops its spinner: its failure is no error. The messages sent or
+    edited."""
+    shown: list[Message] = []
     failed: Exception | None = None
     for call in held:
         try:
-            await call()
+            result = await call()
         except BadRequest as exc:
             if "not modified" not in exc.message and not _answers_a_tap(call):
                 failed = failed or exc
+            continue
         except Exception as exc:
             if not _answers_a_tap(call):
                 failed = failed or exc
+            continue
+        if isinstance(result, Message):
+            shown.append(result)
     if failed is not None:
         raise failed
+    return shown
+
+
+async def _close_answered_prompt(
+    name: str,
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    new_state: object,
+    shown: list[Message],
+) -> None:
+    """A prompt's buttons answer it only while it is the flow's open question. Once the
+    step has moved on (a typed answer, the next question asked below, the flow over), the
+    previous prompt loses them, unless the step edited it to show what became of it."""
+    prompts: dict[str, int] = context.user_data.setdefault(PROMPTS, {})  # type: ignore[union-attr]
+    ended = new_state == ConversationHandler.END
+    if not shown and not ended:
+        return  # nothing new on screen (a repeated tap): the prompt is still the question
+    edited = {m.message_id for m in shown}
+    asking = [m.message_id for m in shown if m.reply_markup and m.reply_markup.inline_keyboard]
+    if not ended and not asking and new_state is None:
+        return  # a reminder ("answer the question above"): the prompt stays open
+    old = prompts.pop(name, None)
+    if not ended and asking:
+        prompts[name] = asking[-1]
+    if old is not None and old not in edited and update.effective_chat is not None:
+        await _remove_buttons(context, update.effective_chat.id, old)
+
+
+def _closing_prompt(name: str, callback: Step) -> Step:
+    """A flow's timeout, which also takes the buttons off its last prompt."""
+
+    async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
+        result = await callback(update, context)
+        old = context.user_data.get(PROMPTS, {}).pop(name, None) if context.user_data else None
+        if old is not None and update.effective_chat is not None:
+            await _remove_buttons(context, update.effective_chat.id, old)
+        return result
+
+    timed_out.__name__ = getattr(callback, "__name__", "timed_out")
+    timed_out.__doc__ = callback.__doc__
+    return timed_out
+
+
+async def _remove_buttons(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: int
+) -> None:
+    try:
+        await context.bot.edit_message_reply_markup(chat_id, message_id)
+    except TelegramError as exc:  # deleted, too old to edit, or no buttons left: all fine
+        log.info("the buttons of an answered prompt stay: %s", exc)

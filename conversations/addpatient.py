@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -34,7 +34,7 @@ from conversations import Flows, conversation
 from handlers.choices import level_question, role_question
 from handlers.guard import require_patient
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
-from handlers.send import edit_in_place
+from handlers.send import edit_in_place, keyboard
 
 (
     NAME,
@@ -77,7 +77,7 @@ async def _prompt(
     update: Update, text: str, rows: Sequence[Sequence[InlineKeyboardButton]]
 ) -> None:
     """Edit the prompt in place after a tap; reply below a typed answer."""
-    markup = InlineKeyboardMarkup(rows)
+    markup = keyboard(rows)
     query = update.callback_query
     if query is not None:
         await query.answer()

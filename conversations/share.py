@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, Update
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
@@ -23,7 +23,7 @@ from bot.runtime import caller, portal
 from bot.text import clean_email, esc
 from conversations import Flows, conversation
 from handlers.choices import level_question, role_question
-from handlers.send import edit_in_place
+from handlers.send import edit_in_place, keyboard
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
 DRAFT = "share"
@@ -39,7 +39,7 @@ def _cancel_row(_: Translator) -> list[InlineKeyboardButton]:
 
 
 async def _say(update: Update, text: str, rows: list[list[InlineKeyboardButton]]) -> None:
-    markup = InlineKeyboardMarkup(rows)
+    markup = keyboard(rows)
     query = update.callback_query
     if query is not None:
         await query.answer()

@@ -20,7 +20,7 @@ from bot.text import esc
 from bot.tokens import deep_link
 from handlers.guard import require_patient
 from handlers.menu import CB_HOME_ACCESS
-from handlers.send import answer_quietly, edit_in_place, send_long
+from handlers.send import answer_quietly, edit_in_place, keyboard, send_long
 from storage import Database
 from storage.models import Grant, Patient
 
@@ -41,7 +41,7 @@ def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
 
 async def _render(
     context: ContextTypes.DEFAULT_TYPE, _: Translator, me: int
-) -> tuple[str, InlineKeyboardMarkup]:
+) -> tuple[str, InlineKeyboardMarkup | None]:
     p = portal(context)
     tz = p.settings.tz
     o = await access.overview(p.db, me)
@@ -101,7 +101,7 @@ async def _render(
         while sum(len(r) for r in rows) > MAX_BUTTONS:
             rows.pop()
         lines += ["", _("Not everyone above has a button: there are too many for one message.")]
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
+    return "\n".join(lines), keyboard(rows)
 
 
 def _pending(

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
-from telegram import Bot, CallbackQuery, InlineKeyboardMarkup, Message
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, TelegramError
 
 from bot.text import split_text
 
 EDIT_LIMIT = 4000
 log = logging.getLogger(__name__)
+
+
+def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
+    """These rows of buttons as a message's markup; None when there are none, as a message
+    without buttons has no markup (an edit without one also takes the old buttons away)."""
+    kept = [list(row) for row in rows if row]
+    return InlineKeyboardMarkup(kept) if kept else None
 
 
 async def send_long(

@@ -4,6 +4,7 @@ that `python -m bot playground` can serve it too.  One implementation, two doors
 from __future__ import annotations
 
 from bot.playground.emulator import (
+    PARAMETERS,
     QUIET,
     ApiError,
     BotAPIServer,
@@ -16,6 +17,7 @@ from bot.playground.emulator import (
 )
 
 __all__ = [
+    "PARAMETERS",
     "QUIET",
     "ApiError",
     "BotAPIServer",

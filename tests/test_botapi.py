@@ -15,6 +15,7 @@ from telegram import (
     BotCommandScopeAllPrivateChats,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    ReplyKeyboardRemove,
     Update,
 )
 from telegram.error import BadRequest, Conflict, Forbidden
@@ -29,7 +30,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.botapi import BotAPIServer, SimUser
+from tests.botapi import PARAMETERS, BotAPIServer, SimUser
 
 TOKEN = "123456:TEST"
 Context = ContextTypes.DEFAULT_TYPE
@@ -542,3 +543,49 @@ async def test_updates_not_in_allowed_updates_are_dropped(server: BotAPIServer) 
         ann.type_text("/help")
         [update] = await bot.get_updates(timeout=0)
     assert update.message is not None and update.message.text == "/help"
+
+
+async def test_markup_without_buttons_and_unknown_parameters_are_refused(
+    server: BotAPIServer,
+    app: Application,  # type: ignore[type-arg]
+) -> None:
+    # Telegram lets both pass, but neither is what a bot means; refused and marked strict,
+    # every end-to-end test fails on them (tests/conftest.py).
+    gus = await started(server, 1040, "Gus")
+    bot = app.bot
+    with pytest.raises(BadRequest, match="without buttons"):
+        await bot.send_message(gus.id, "hi", reply_markup=InlineKeyboardMarkup([]))
+    sent = await bot.send_message(gus.id, "hi", reply_markup=keyboard("a"))
+    with pytest.raises(BadRequest, match="without buttons"):
+        await bot.edit_message_text(
+            "ho", chat_id=gus.id, message_id=sent.message_id, reply_markup=InlineKeyboardMarkup([])
+        )
+    # PTB shows the description capitalised: "Unknown parameter ... for editmessagereplymarkup"
+    with pytest.raises(BadRequest, match=r"(?i)parameter 'parse_mode' for editMessageReplyMarkup"):
+        await bot.edit_message_reply_markup(
+            chat_id=gus.id, message_id=sent.message_id, api_kwargs={"parse_mode": "HTML"}
+        )
+    async with aiohttp.ClientSession() as http:
+        body = {"chat_id": gus.id, "text": "hi", "reply_markup": {"inline_keyboard": []}}
+        async with http.post(f"{server.base_url}{TOKEN}/sendMessage", json=body) as resp:
+            assert resp.status == 400
+        body = {"offset": 0, "timeout": 0, "limt": 5}
+        async with http.post(f"{server.base_url}{TOKEN}/getUpdates", json=body) as resp:
+            assert (await resp.json())["description"] == (
+                "Bad Request: unknown parameter 'limt' for getUpdates"
+            )
+    assert (gus.last.text, gus.last.labels) == ("hi", ["b0"])  # nothing changed
+    assert [(e["method"], e["strict"]) for e in server.errors] == [
+        ("sendMessage", True),
+        ("editMessageText", True),
+        ("editMessageReplyMarkup", True),
+        ("sendMessage", True),
+        ("getUpdates", True),
+    ]
+    # What Telegram takes still goes through: no markup, or one that removes a keyboard.
+    await bot.send_message(gus.id, "plain", reply_markup=ReplyKeyboardRemove())
+    await bot.edit_message_reply_markup(chat_id=gus.id, message_id=sent.message_id)
+    assert gus.messages[-2].buttons == [] and len(server.errors) == 5
+    # Every method the emulator answers says which parameters it takes.
+    assert set(PARAMETERS) == {name for name, _ in server._methods.values()} | {"getUpdates"}
+    server.errors.clear()  # refused on purpose

@@ -104,7 +104,7 @@ async def playground(
     from bot.app import build_application, running
 
     server = BotAPIServer(token=TOKEN, bot_username=BOT_USERNAME)
-    page = PlaygroundPage(server, _phones())
+    page = PlaygroundPage(server, _phones(), settings.timezone)
     try:
         await server.start(port=port, setup=page.install)
     except OSError as exc:
@@ -124,7 +124,10 @@ async def playground(
             if key in page.phones and key in INVITED:
                 person = INVITED[key]
                 page.phones[key].hint = Hint(
-                    link, person.full_name, _typed_date(person.date_of_birth, bot_settings)
+                    link,
+                    person.full_name,
+                    _typed_date(person.date_of_birth, bot_settings),
+                    person.email,
                 )
         application = build_application(bot_settings)
         async with running(application, poll_timeout=poll_timeout) as app:

@@ -37,11 +37,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class Hint:
-    """Shown in a phone's empty chat: the demo invite link and what to type when asked."""
+    """Shown in a phone's empty chat and under its owner's name: the demo invite link,
+    the date of birth to type when asked, and the email others ask for access with."""
 
     link: str
     name: str
     dob: str
+    email: str | None = None
 
 
 @dataclass
@@ -111,9 +113,10 @@ def _image_type(data: bytes) -> str | None:
 class PlaygroundPage:
     """Routes for the page, its state (GET, server-sent events) and the people's actions."""
 
-    def __init__(self, server: BotAPIServer, phones: list[Phone]) -> None:
+    def __init__(self, server: BotAPIServer, phones: list[Phone], timezone: str = "UTC") -> None:
         self.server = server
         self.phones = {phone.key: phone for phone in phones}
+        self.timezone = timezone  # the practice's: message times as the bot tells them
         # Telegram shows "/start" for an opened link, not the secret payload the bot receives.
         self._opened_links: set[tuple[int, int]] = set()
         for phone in phones:
@@ -138,6 +141,7 @@ class PlaygroundPage:
         names = {p.user_id: p.owner for p in self.phones.values()}
         return {
             "bot": {"username": server.bot_username, "name": server.bot_name},
+            "timezone": self.timezone,
             "phones": [self._phone_json(p) for p in self.phones.values()],
             "violations": [
                 {
@@ -164,7 +168,12 @@ class PlaygroundPage:
             "role": phone.role,
             "hint": None
             if phone.hint is None
-            else {"link": phone.hint.link, "name": phone.hint.name, "dob": phone.hint.dob},
+            else {
+                "link": phone.hint.link,
+                "name": phone.hint.name,
+                "dob": phone.hint.dob,
+                "email": phone.hint.email,
+            },
             "commands": self.server.commands_for(user),
             "keyboard": user.keyboard,
             "alerts": [{"text": text, "show_alert": alert} for text, alert in user.alerts],

@@ -9,6 +9,7 @@
 
 const views = new Map(); // phone key -> view (DOM nodes and what they currently show)
 let bot = { username: "", name: "Bot" };
+let timezone = "UTC"; // the practice's: times as the bot itself tells them
 
 // --- small DOM helpers -------------------------------------------------------------------
 
@@ -26,7 +27,9 @@ function el(tag, props, ...children) {
 }
 
 function clock(seconds) {
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return new Date(seconds * 1000).toLocaleTimeString([], {
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: timezone,
+  });
 }
 
 function safeHref(url) {
@@ -135,7 +138,9 @@ const STYLE_TAGS = {
   pre: "pre",
 };
 // Addresses Telegram would underline, and /commands a tap on which sends them (bot only).
-const TOKENS = /(https?:\/\/[^\s<>"']+|tg:\/\/[^\s<>"']+)|(^|[\s(])(\/[A-Za-z0-9_]{1,32})(?=$|[\s.,;:!?)])/g;
+// Bidi marks and isolates (U+200E/F, U+2066-9) around them are not part of them (a mark
+// before a slash is a date's, as in "15\u200f/05\u200f/2026").
+const TOKENS = /(https?:\/\/[^\s<>"'\u200e\u200f\u2066-\u2069]+|tg:\/\/[^\s<>"'\u200e\u200f\u2066-\u2069]+)|(^|[\s(\u2066-\u2068])(\/[A-Za-z0-9_]{1,32})(?=$|[\s.,;:!?)\u2069])/g;
 
 function linkify(view, text, fromBot) {
   const out = document.createDocumentFragment();
@@ -205,7 +210,9 @@ function richText(view, text, entities, fromBot) {
 // --- one message -------------------------------------------------------------------------
 
 function messageNode(view, m) {
-  const bubble = el("div", { className: "bubble" });
+  // As in Telegram's apps, each bubble and each of its lines takes its direction from its
+  // own text (dir=auto here, unicode-bidi: plaintext in the CSS): Arabic reads right to left.
+  const bubble = el("div", { className: "bubble", dir: "auto" });
   if (m.photo) bubble.append(el("img", { src: m.photo, alt: "Photo from the bot" }));
   if (m.document) bubble.append(el("div", { className: "document" }, `📄 ${m.document}`));
   if (m.text) bubble.append(richText(view, m.text, m.entities, m.from_bot));
@@ -279,9 +286,14 @@ function buildPhone(p) {
   view.root = el("section", { className: "phone", dataset: { phone: p.key } },
     head, view.chat, view.error, view.menu, view.replyKeyboard, composer);
   const roleLabel = p.role === "practitioner" ? "practitioner" : `patient (${p.role})`;
-  document.getElementById("phones").append(el("div", { className: "device" },
+  // Kept in sight once the hint has gone: others ask for access with this email. (A blank
+  // line for the practitioner keeps the three phones level.)
+  const facts = el("div", { className: "device-facts" }, p.hint
+    ? [p.hint.email, p.hint.dob && `born ${p.hint.dob}`].filter(Boolean).join(" · ")
+    : "\u00a0");
+  document.getElementById("phones").append(el("div", { className: "device", dataset: { device: p.key } },
     el("div", { className: "device-label" }, `${p.owner} `, el("small", {}, roleLabel)),
-    view.root));
+    facts, view.root));
   views.set(p.key, view);
   return view;
 }
@@ -310,6 +322,8 @@ function drawHint(view, p) {
       el("button", { type: "button", onclick: () => openLink(view, p.hint.link) },
         "Tap to open your invite link"),
       el("p", {}, "When the bot asks, type the date of birth: ", el("b", {}, p.hint.dob)),
+      p.hint.email ? el("p", { className: "hint-email" }, "Portal email: ", el("b", {}, p.hint.email))
+        : null,
     );
   } else if (p.role === "practitioner") {
     view.hint.replaceChildren(
@@ -386,6 +400,7 @@ function drawViolations(list) {
 
 function draw(state) {
   bot = state.bot;
+  timezone = state.timezone || timezone;
   for (const p of state.phones) drawPhone(p);
   drawViolations(state.violations);
 }
