@@ -340,7 +340,13 @@ async def decide(
             subject = await patients.get(conn, grant.subject_id)
             told = subject.holder_id if subject and subject.holder_id else 0
         if told:
-            await outbox.enqueue(conn, Kind.DECISION, ref_id=grant_id, patient_id=told)
+            await outbox.enqueue(
+                conn,
+                Kind.DECISION,
+                ref_id=grant_id,
+                patient_id=told,
+                detail={"approved": approve},
+            )
         await _queue_card_outcomes(conn, grant_id, shown_on)
         return DecisionResult(DecisionOutcome.DECIDED, await grants.get(conn, grant_id))
 
@@ -422,29 +428,41 @@ async def _queue_card_outcomes(
     conn: Writes, grant_id: int, shown_on: tuple[int, int] | None = None
 ) -> None:
     """Every card that asked about this request shows what became of it."""
-    for chat_id, message_id in await outbox.sent_about(conn, Kind.REQUEST_CARD, grant_id):
+    for patient_id, chat_id, message_id in await outbox.sent_about(
+        conn, Kind.REQUEST_CARD, grant_id
+    ):
         if (chat_id, message_id) == shown_on:
             continue
         await outbox.enqueue(
             conn,
             Kind.CARD_OUTCOME,
             ref_id=grant_id,
+            patient_id=patient_id,  # edited only while the chat is still theirs
             chat_id=chat_id,
             detail={"message_id": message_id},
             keep=False,
         )
 
 
-async def queue_waiting_cards(db: Database, decider_id: int) -> None:
-    """Cards for the requests this patient now decides (for themself or a held dependent)
-    that were never queued for them: they just signed in, or became the decider."""
+async def queue_waiting_cards(db: Database, decider_id: int, chat_id: int) -> None:
+    """Cards for the requests this patient decides (for themself or a held dependent), for
+    the chat they just signed in from, unless one is on its way (queued, or held for their
+    sign-in) or already there. A card sent to a chat they have left (a lost phone, signed
+    out) does not count: they decide here now."""
     async with db.transaction() as conn:
         await grants.expire_stale(conn)
         subject_ids = await decides_for(conn, decider_id)
         entries = await grants.pending_for_subjects(conn, subject_ids)
         offers = await grants.offers_for(conn, decider_id)
         for entry in (*entries, *offers):
-            await queue_card(conn, entry.grant.id, decider_id)
+            if not await outbox.card_for(conn, entry.grant.id, decider_id, chat_id):
+                await outbox.enqueue(
+                    conn,
+                    Kind.REQUEST_CARD,
+                    ref_id=entry.grant.id,
+                    patient_id=decider_id,
+                    dedupe_key=f"card:{entry.grant.id}:{decider_id}:{chat_id}",
+                )
 
 
 async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) -> list[int]:
@@ -560,7 +578,7 @@ async def authorize(
     a moment ago, so it is judged as it stands rather than read a second time."""
     result = Permission(True) if viewing_now.own else judge(viewing_now.grant, area, act)
     if not viewing_now.own or not result.allowed:
-        async with db.statement() as conn:
+        async with db.statement(change=False) as conn:  # a record of a look, not a change
             await audit.record(
                 conn,
                 action,

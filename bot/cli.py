@@ -378,28 +378,9 @@ async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     print(
         f"{who}: Telegram account {done.login.telegram_user_id} signed out of the portal; "
-        + await _tell_signed_out(settings, done)
+        "the bot tells them in Telegram"
     )
     return 0
-
-
-async def _tell_signed_out(settings: Settings, done: invitations.SignedOut) -> str:
-    """How the patient heard of it, for the command's one line."""
-    try:
-        token = settings.require_token()
-    except SettingsError:
-        return "PORTAL_BOT_TOKEN is not set, so please tell them yourself"
-    from telegram import Bot
-    from telegram.error import TelegramError
-
-    from handlers.signout import tell_patient_signed_out
-
-    try:
-        async with Bot(token, base_url=settings.api_base_url) as bot:
-            told = await tell_patient_signed_out(bot, settings, done)
-    except TelegramError:  # e.g. a revoked token: the unlink stands all the same
-        told = False
-    return "they were told in Telegram" if told else "they could not be told in Telegram"
 
 
 async def playground_command(settings: Settings, args: argparse.Namespace) -> int:

@@ -188,6 +188,15 @@ def _apart(edge: str) -> bool:
     return not unicodedata.category(edge).startswith(("S", "Z"))
 
 
+def decimal_as_written(value: Decimal, locale: Locale) -> str:
+    """A measured value in the locale's digits and separators, with exactly the decimals it
+    has (bot/measures.py has already rounded it as the measurement is usually read)."""
+    exponent = value.as_tuple().exponent
+    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+    return numbers.format_decimal(value, format=pattern, locale=locale)
+
+
 @functools.cache
 def translator(language: str | None, default_locale: str = "en_AU") -> Translator:
     lang = match_language(language, default_locale)

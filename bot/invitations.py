@@ -303,6 +303,14 @@ async def burn_exposed(
             ref_id=invite.id,
             detail=chat_type,
         )
+        if invite.invited_by is not None:
+            await outbox.enqueue(
+                conn,
+                outbox.Kind.INVITE_BURNED,
+                ref_id=invite.id,
+                chat_id=invite.invited_by,
+                detail={"patient": patient.full_name},
+            )
         return Burned(invite, patient)
 
 
@@ -417,6 +425,14 @@ async def _remove(
         actor_telegram_id=actor_telegram_id if by is SignOutBy.PRACTICE else login.telegram_user_id,
         subject_patient_id=patient.id,
     )
+    if by is SignOutBy.PRACTICE:  # a patient who signed themself out knows already
+        await outbox.enqueue(
+            conn,
+            outbox.Kind.SIGNED_OUT,
+            ref_id=patient.id,
+            chat_id=login.telegram_user_id,
+            detail={"locale": login.locale},
+        )
     return SignedOut(patient, login)
 
 

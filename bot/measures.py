@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel import Locale, numbers
+from babel import Locale
+
+from bot.i18n import decimal_as_written
 
 UCUM = "http://unitsofmeasure.org"
 SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"  # LOINC
@@ -147,7 +149,4 @@ def render(stored: str | None, locale: Locale) -> str:
 
 def number(value: Decimal, locale: Locale) -> str:
     """A decimal in the locale's digits and separators, with exactly its own decimals."""
-    exponent = value.as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
-    return numbers.format_decimal(value, format=pattern, locale=locale)
+    return decimal_as_written(value, locale)

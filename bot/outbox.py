@@ -79,11 +79,11 @@ class Sender:
     async def release(self, *, patient_id: int | None = None, chat_id: int | None = None) -> None:
         """A recipient can be reached again: what was held for them goes out at the end
         of this update (storage/outbox.py release())."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(change=False) as conn:
             await outbox.release(conn, patient_id=patient_id, chat_id=chat_id)
 
     async def send_one(self, message_id: int) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(change=False) as conn:
             row = await outbox.claim(conn, message_id)
         if row is None:
             return  # sent, held or dropped already, or another sender holds it
@@ -104,7 +104,7 @@ class Sender:
             await self._settle(outbox.mark_dropped, row.id)
             return
         if isinstance(out, Unreachable):
-            await self._hold(row, None)
+            await self._hold_until_signed_in(row)
             return
         try:
             sent = await self._call(out)
@@ -130,7 +130,7 @@ class Sender:
             log.info("outbox row %s (%s) not sent yet: %s", row.id, row.kind, type(exc).__name__)
             await self._retry(row)
             return
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(change=False) as conn:
             await outbox.mark_sent(
                 conn, row.id, out.chat_id, sent.message_id if isinstance(sent, Message) else None
             )
@@ -149,23 +149,32 @@ class Sender:
             )
         return await self.bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
 
-    async def _hold(self, row: outbox.Message, chat_id: int | None) -> None:
+    async def _hold(self, row: outbox.Message, chat_id: int) -> None:
         if row.keep:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction(change=False) as conn:
                 await outbox.hold(conn, row.id, chat_id)
         else:  # time-bound: by the time they are back it would be stale
             await self._settle(outbox.mark_dropped, row.id)
 
+    async def _hold_until_signed_in(self, row: outbox.Message) -> None:
+        if not row.keep:
+            await self._settle(outbox.mark_dropped, row.id)
+            return
+        async with self.db.transaction(change=False) as conn:
+            held = await outbox.hold_until_signed_in(conn, row.id)
+        if not held:  # they signed in while it was being worded: word it again now
+            await self._retry(row, 0)
+
     async def _retry(self, row: outbox.Message, delay_s: int | None = None) -> None:
         delay = delay_s if delay_s is not None else min(MAX_BACKOFF_S, 2**row.attempts)
-        async with self.db.transaction() as conn:
-            await outbox.retry_later(conn, row.id, max(1, delay))
+        async with self.db.transaction(change=False) as conn:
+            await outbox.retry_later(conn, row.id, delay)
         self.wake()
 
     async def _settle(
         self, mark: Callable[[Writes, int], Awaitable[None]], message_id: int
     ) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(change=False) as conn:
             await mark(conn, message_id)
 
     # -- the background sender

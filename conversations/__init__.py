@@ -111,7 +111,13 @@ def _stored_first(name: str, callback: Step) -> Step:
                 await persistence.store_step(
                     name, (chat.id, user.id), value, user.id, context.user_data
                 )
-        shown = await _send_held(held)
+        try:
+            shown = await _send_held(held)
+        except Exception as exc:
+            # The step is stored, so PTB must take the new step too (raised, it would keep
+            # the old one in memory); the user still hears that something went wrong.
+            await context.application.process_error(update, exc)
+            shown = []
         await _close_answered_prompt(name, update, context, new_state, shown)
         return new_state
 

@@ -183,7 +183,7 @@ async def _finish(
         reply_markup=home_keyboard(_),
     )
     # Cards for requests that waited for this patient to sign in go out now.
-    await access.queue_waiting_cards(portal(context).db, result.patient.id)
+    await access.queue_waiting_cards(portal(context).db, result.patient.id, who.telegram_user_id)
     await portal(context).sender.release(patient_id=result.patient.id)
     return ConversationHandler.END
 

@@ -4,6 +4,7 @@ at all). One renderer per kind of row, chosen from one table."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
@@ -20,6 +21,7 @@ from storage.db import watch_commits
 from storage.outbox import Kind, Message
 
 Rendered = Outgoing | Unreachable | None
+log = logging.getLogger(__name__)
 
 
 async def outbox_first(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -31,10 +33,15 @@ async def outbox_first(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if user is None:
         return
     p = portal(context)
-    async with p.db.read() as conn:
-        waiting = await outbox.has_held(conn, user.id)
-    if waiting:
-        await p.sender.release(chat_id=user.id)
+    try:
+        async with p.db.read() as conn:
+            waiting = await outbox.has_held(conn, user.id)
+        if waiting:
+            await p.sender.release(chat_id=user.id)
+    except Exception:
+        # Raised here, the error handler would say "nothing was changed" and PTB would go
+        # on to handle the update all the same: what waits goes out on their next visit.
+        log.exception("could not release what waited for update %s", update.update_id)
 
 
 async def outbox_last(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -86,7 +93,11 @@ async def card_outcome(p: Portal, row: Message) -> Rendered:
     message_id = row.detail.get("message_id")
     if info is None or row.chat_id is None or not isinstance(message_id, int):
         return None
-    _ = await _chat_translator(p, row.chat_id)
+    async with p.db.read() as conn:
+        login = await logins.get(conn, row.chat_id)
+    if login is None or login.patient_id != row.patient_id:
+        return None  # that chat is no longer theirs (signed out, unlinked): it learns nothing
+    _ = translator(login.locale, p.settings.default_locale)
     return Outgoing(row.chat_id, outcome_text(_, info, p.settings.tz), None, message_id)
 
 
@@ -100,17 +111,19 @@ async def decision(p: Portal, row: Message) -> Rendered:
         return UNREACHABLE
     chat_id, _ = to
     grant = info.grant
+    # As it was decided (the access may have ended since, and that has a notice of its own).
+    approved = bool(row.detail.get("approved", grant.status == "active"))
     if grant.kind == "offer":
         text = (
             _("<b>{name}</b> accepted access to the portal of {subject}: {access}.")
-            if grant.status == "active"
+            if approved
             else _("<b>{name}</b> declined access to the portal of {subject}.")
         ).format(
             name=esc(info.requester.full_name),
             subject=esc(info.subject.full_name),
             access=labels.access_summary(_, grant.level, grant.role),
         )
-    elif grant.status == "active":
+    elif approved:
         text = _("<b>{name}</b> approved your request: {access}.").format(
             name=esc(info.subject.full_name),
             access=labels.access_summary(_, grant.level, grant.role),
@@ -187,6 +200,33 @@ async def invite_locked(p: Portal, row: Message) -> Rendered:
     )
 
 
+async def invite_burned(p: Portal, row: Message) -> Rendered:
+    """The practitioner who sent an invite that was posted in a group chat."""
+    if row.chat_id is None:
+        return None
+    _ = await _chat_translator(p, row.chat_id)
+    text = _(
+        "The invite link you sent for {name} was posted in a group chat, where others could "
+        "see it, so it no longer works. Please send {name} a new invite with /invite."
+    ).format(name=esc(str(row.detail.get("patient", ""))))
+    return Outgoing(row.chat_id, text)
+
+
+async def signed_out(p: Portal, row: Message) -> Rendered:
+    """A patient whose Telegram account the practice signed out (their login is gone, so
+    their language came with the row)."""
+    if row.chat_id is None:
+        return None
+    locale = row.detail.get("locale")
+    _ = translator(locale if isinstance(locale, str) else None, p.settings.default_locale)
+    text = _(
+        "Your practice has signed this Telegram account out of your patient portal at "
+        "{practice}. To sign in again, ask your practice for a new invite link. If you "
+        "didn't expect this, please contact them."
+    ).format(practice=esc(p.settings.practice_name))
+    return Outgoing(row.chat_id, text)
+
+
 _RENDERERS: dict[Kind, Callable[[Portal, Message], Awaitable[Rendered]]] = {
     Kind.REQUEST_CARD: request_card,
     Kind.CARD_OUTCOME: card_outcome,
@@ -195,4 +235,6 @@ _RENDERERS: dict[Kind, Callable[[Portal, Message], Awaitable[Rendered]]] = {
     Kind.ACCESS_LEFT: _about_grant(_left),
     Kind.ACCESS_CHANGED: _about_grant(_changed),
     Kind.INVITE_LOCKED: invite_locked,
+    Kind.INVITE_BURNED: invite_burned,
+    Kind.SIGNED_OUT: signed_out,
 }

@@ -18,9 +18,8 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot import invitations
 from bot.i18n import Translator
-from bot.runtime import caller, portal, recipient_language
-from bot.text import esc
-from storage.models import Patient
+from bot.runtime import caller, portal
+from storage import outbox
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +39,12 @@ async def private_chats_only(update: Update, context: ContextTypes.DEFAULT_TYPE)
         log.exception(
             "could not turn away update %s from a chat that is not private", update.update_id
         )
+    try:
+        # The update ends here, before the group that sends what it queued (a burned
+        # invite's notice to the practitioner): that goes now, or from the outbox later.
+        await portal(context).sender.deliver(outbox.collected())
+    except Exception:
+        log.exception("could not send what update %s queued", update.update_id)
     raise ApplicationHandlerStop
 
 
@@ -102,24 +107,8 @@ async def _burn_exposed_invites(
     sender = message.from_user.id if message.from_user else 0
     db = portal(context).db
     for payload in _exposed_payloads(message):
-        burned = await invitations.burn_exposed(db, payload, sender, message.chat.type)
-        if burned is not None and burned.invite.invited_by is not None:
-            await tell_practitioner_invite_burned(context, burned.invite.invited_by, burned.patient)
-
-
-async def tell_practitioner_invite_burned(
-    context: ContextTypes.DEFAULT_TYPE, practitioner_id: int, patient: Patient
-) -> None:
-    """The practitioner who sent an invite that was posted in a group, in their language."""
-    _ = await recipient_language(context, practitioner_id)
-    text = _(
-        "The invite link you sent for {name} was posted in a group chat, where others could "
-        "see it, so it no longer works. Please send {name} a new invite with /invite."
-    ).format(name=esc(patient.full_name))
-    try:
-        await context.bot.send_message(practitioner_id, text)
-    except TelegramError as exc:  # the link is burned either way
-        log.warning("could not tell practitioner about a burned invite: %s", type(exc).__name__)
+        # The practitioner's notice is queued with the burn (handlers/notices.py).
+        await invitations.burn_exposed(db, payload, sender, message.chat.type)
 
 
 async def _leave_when_added(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

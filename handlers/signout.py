@@ -7,15 +7,12 @@ from __future__ import annotations
 import logging
 import re
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import invitations
-from bot.i18n import Translator, translator
+from bot.i18n import Translator
 from bot.runtime import USER_LANGUAGE_KEY, caller, portal
-from bot.settings import Settings
 from bot.text import esc
 from handlers.guard import require_patient
 from handlers.send import edit_in_place
@@ -139,7 +136,6 @@ async def unlink_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
             "they need a new invite link: send /invite."
         ).format(name=esc(done.patient.full_name)),
     )
-    await tell_patient_signed_out(context.bot, p.settings, done)
 
 
 async def keep_linked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -149,25 +145,6 @@ async def keep_linked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     who = await caller(update, context)
     await query.answer()
     await edit_in_place(query, who._("Cancelled. Nothing changed."))
-
-
-async def tell_patient_signed_out(
-    bot: Bot, settings: Settings, signed_out: invitations.SignedOut
-) -> bool:
-    """The one message to a patient whose account a practitioner signed out (from chat or
-    the CLI), in their language; false when it could not be delivered."""
-    _ = translator(signed_out.login.locale, settings.default_locale)
-    text = _(
-        "Your practice has signed this Telegram account out of your patient portal at "
-        "{practice}. To sign in again, ask your practice for a new invite link. If you "
-        "didn't expect this, please contact them."
-    ).format(practice=esc(settings.practice_name))
-    try:
-        await bot.send_message(signed_out.login.telegram_user_id, text, parse_mode=ParseMode.HTML)
-    except TelegramError as exc:  # blocked, deleted: the unlink stands all the same
-        log.warning("could not tell a patient they were signed out: %s", type(exc).__name__)
-        return False
-    return True
 
 
 def forget_drafts(app: Application, telegram_user_id: int) -> None:  # type: ignore[type-arg]

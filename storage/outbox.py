@@ -50,6 +50,8 @@ class Kind(enum.StrEnum):
     ACCESS_LEFT = "access_left"  # the decider hears that someone stopped accessing
     ACCESS_CHANGED = "access_changed"  # the accessor hears their level or role changed
     INVITE_LOCKED = "invite_locked"  # a practitioner hears their invite link was locked
+    INVITE_BURNED = "invite_burned"  # a practitioner hears their invite was posted in a group
+    SIGNED_OUT = "signed_out"  # a patient hears the practice signed their Telegram out
 
 
 class Message(BaseModel):
@@ -126,7 +128,11 @@ async def due(conn: Reads, limit: int) -> list[Message]:
 
 
 async def next_due_at(conn: Reads) -> int | None:
-    row = await fetch_one(conn, "SELECT min(due_at) FROM outbox WHERE status = 'queued'")
+    # A row a dead sender had claimed is due again only when its lease runs out.
+    row = await fetch_one(
+        conn,
+        "SELECT min(max(due_at, coalesce(claimed_until, 0))) FROM outbox WHERE status = 'queued'",
+    )
     return row[0] if row and row[0] is not None else None
 
 
@@ -162,14 +168,25 @@ async def mark_dropped(conn: Writes, message_id: int) -> None:
     )
 
 
-async def hold(conn: Writes, message_id: int, chat_id: int | None) -> None:
-    """The recipient cannot be reached now (no login yet, or they blocked the bot): kept
-    for their next visit, when release() queues it again."""
+async def hold(conn: Writes, message_id: int, chat_id: int) -> None:
+    """The recipient blocked the bot (or never started it): kept for their next update,
+    when release() queues it again."""
     await conn.execute(
-        "UPDATE outbox SET status = 'held', claimed_until = NULL,"
-        " chat_id = coalesce(?, chat_id) WHERE id = ?",
+        "UPDATE outbox SET status = 'held', claimed_until = NULL, chat_id = ? WHERE id = ?",
         (chat_id, message_id),
     )
+
+
+async def hold_until_signed_in(conn: Writes, message_id: int) -> bool:
+    """The recipient patient has no login: kept for their sign-in, when release() queues
+    it again. False (nothing held) if they signed in meanwhile: send it now instead."""
+    cur = await conn.execute(
+        "UPDATE outbox SET status = 'held', claimed_until = NULL, chat_id = NULL"
+        " WHERE id = ? AND NOT EXISTS"
+        " (SELECT 1 FROM logins WHERE logins.patient_id = outbox.patient_id)",
+        (message_id,),
+    )
+    return cur.rowcount == 1
 
 
 async def retry_later(conn: Writes, message_id: int, delay_s: int) -> None:
@@ -207,15 +224,28 @@ async def has_held(conn: Reads, chat_id: int) -> bool:
     return row is not None
 
 
-async def sent_about(conn: Reads, kind: Kind, ref_id: int) -> list[tuple[int, int]]:
-    """(chat, message) of every message of this kind that went out about `ref_id`."""
+async def sent_about(conn: Reads, kind: Kind, ref_id: int) -> list[tuple[int | None, int, int]]:
+    """(recipient patient, chat, message) of every message of this kind that went out
+    about `ref_id`."""
     rows = await fetch_all(
         conn,
-        "SELECT sent_chat_id, sent_message_id FROM outbox WHERE ref_id = ? AND kind = ?"
-        " AND sent_message_id IS NOT NULL",
+        "SELECT patient_id, sent_chat_id, sent_message_id FROM outbox WHERE ref_id = ?"
+        " AND kind = ? AND sent_message_id IS NOT NULL",
         (ref_id, kind),
     )
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def card_for(conn: Reads, grant_id: int, patient_id: int, chat_id: int) -> bool:
+    """A request card for this patient is on its way (queued or held) or went to this chat."""
+    row = await fetch_one(
+        conn,
+        "SELECT 1 FROM outbox WHERE ref_id = ? AND kind = ? AND patient_id = ?"
+        " AND (status IN ('queued', 'held') OR (status = 'sent' AND sent_chat_id = ?))"
+        " LIMIT 1",
+        (grant_id, Kind.REQUEST_CARD, patient_id, chat_id),
+    )
+    return row is not None
 
 
 async def statuses(conn: Reads, ids: Iterable[int]) -> dict[int, str]:

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from telegram.ext import Application
 
-from bot import access
+from bot import access, invitations
 from bot.access import AccessRequest, Level, Relationship, Role
 from bot.runtime import portal
 from storage import Database, logins
@@ -148,3 +148,25 @@ async def test_a_lost_welcome_after_signing_in_says_the_change_was_saved(
     assert all(WENT_WRONG not in m.text for m in ann.bot_messages), ann.transcript()
     await ann.send("/details")
     assert "Ann Lee" in ann.last.text
+
+
+async def test_a_card_in_a_chat_signed_out_since_learns_nothing(
+    app: Application,  # type: ignore[type-arg]
+    server: BotAPIServer,
+    bot_db: Database,
+) -> None:
+    """Ann's old phone was signed out by the practice; she decides on her new one. The card
+    on the old phone keeps what it showed: whoever holds that phone learns no outcome."""
+    ann, bob, _grant = await _bob_asks_ann(app, server, bot_db)
+    old_card = await ann.wait_for("Bob Lee asks to access your patient portal")
+    ann_id = await _patient_id(bot_db, 700)
+    assert await invitations.unlink(bot_db, ann_id) is not None
+    new_phone = server.user(710, "Ann")
+    link = await make_invite(bot_db, "Ann Lee", email="ann@example.com")
+    await new_phone.open_link(link)
+    await new_phone.send("3/2/1985")
+    card = await new_phone.wait_for("Bob Lee asks to access your patient portal")
+    await new_phone.tap("❌ Deny", message=card)
+    await bob.wait_for("was declined")
+    assert "Declined" in card.text
+    assert old_card.buttons and "Declined" not in old_card.text, ann.transcript()

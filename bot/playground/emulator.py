@@ -1507,6 +1507,7 @@ class BotAPIServer:
         token: str = "123456:TEST",
         bot_username: str = "portal_test_bot",
         bot_id: int = 123456,
+        first_update_id: int = 100_001,
     ) -> None:
         self.token = token
         self.bot_username = bot_username
@@ -1537,7 +1538,7 @@ class BotAPIServer:
         self._pending: list[dict[str, Any]] = []
         self._update_owner: dict[int, _Chat] = {}
         self._fetch_marks: dict[int, int] = {}  # update_id -> len(owner._events) at fetch time
-        self._update_ids = itertools.count(100_001)
+        self._update_ids = itertools.count(first_update_id)
         self._last_enqueued = 0
         self._last_fetched = 0
         self._counter = itertools.count(1)

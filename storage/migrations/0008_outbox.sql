@@ -26,4 +26,4 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (due_at) WHERE status = 'queued';
 CREATE INDEX outbox_held_patient ON outbox (patient_id) WHERE status = 'held';
 CREATE INDEX outbox_held_chat ON outbox (chat_id) WHERE status = 'held';
-CREATE INDEX outbox_sent_about ON outbox (ref_id, kind) WHERE sent_message_id IS NOT NULL;
+CREATE INDEX outbox_about ON outbox (ref_id, kind);  -- the cards about a request
