@@ -570,7 +570,12 @@ async def find_typed_name(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     if time.time() - asked > portal(context).settings.conversation_timeout:
         return
-    await _show_switch(update, context, message.text)
+    try:
+        await _show_switch(update, context, message.text)
+    except Exception as exc:
+        # This text was the search: raised, PTB would report it and then hand the same
+        # text to the handlers after this one ("Sorry, I didn't understand").
+        await context.application.process_error(update, exc)
     raise ApplicationHandlerStop
 
 
