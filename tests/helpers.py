@@ -42,3 +42,15 @@ async def signed_in(
     await user.open_link(link)
     await user.send(dob.strftime("%d/%m/%Y").lstrip("0"))
     assert "You're now signed in" in user.last.text, user.transcript()
+
+
+async def add_child_up_to_confirm(user: SimUser, name: str = "Mia Lee") -> None:
+    """/addpatient for a child with a new account (Clinical, Edit), up to the summary whose
+    Confirm creates it."""
+    await user.send("/addpatient")
+    await user.send(name)
+    await user.tap("Child")
+    await user.tap("Clinical")
+    await user.tap("Edit")
+    await user.tap("No, create an account for them")
+    await user.send("1/2/2018")

@@ -13,7 +13,12 @@ from bot.access import AccessRequest, Level, Relationship, Role
 from bot.text import split_text
 from storage import Database, grants
 from tests.botapi import BotAPIServer, SimUser
-from tests.helpers import make_invite, make_practitioner, signed_in
+from tests.helpers import (
+    add_child_up_to_confirm,
+    make_invite,
+    make_practitioner,
+    signed_in,
+)
 
 WENT_WRONG = "Something went wrong; nothing was changed. Please try again."
 NASTY = [
@@ -48,13 +53,7 @@ async def test_a_full_disk_gets_the_error_message_and_writes_nothing(
 ) -> None:
     ann = server.user(700, "Ann")
     await signed_in(bot_db, ann, "Ann Lee")
-    await ann.send("/addpatient")
-    await ann.send("Mia Lee")
-    await ann.tap("Child")
-    await ann.tap("Clinical")
-    await ann.tap("Edit")
-    await ann.tap("No, create an account for them")
-    await ann.send("1/2/2018")
+    await add_child_up_to_confirm(ann)
     cur = await bot_db.conn.execute("PRAGMA page_count")
     pages = (await cur.fetchone())[0]
     await _limit_pages(bot_db, pages)

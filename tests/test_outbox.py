@@ -14,7 +14,7 @@ from bot.access import AccessRequest, Level, Relationship, Role
 from bot.runtime import portal
 from storage import Database, logins
 from tests.botapi import BotAPIServer, Fault, SimUser
-from tests.helpers import make_invite, signed_in
+from tests.helpers import add_child_up_to_confirm, make_invite, signed_in
 
 WENT_WRONG = "Something went wrong; nothing was changed. Please try again."
 TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
@@ -115,13 +115,7 @@ async def test_a_reply_lost_after_a_saved_change_never_says_nothing_was_changed(
     the account exists, so the user must not read that nothing was changed."""
     ann = server.user(700, "Ann")
     await signed_in(bot_db, ann, "Ann Lee")
-    await ann.send("/addpatient")
-    await ann.send("Mia Lee")
-    await ann.tap("Child")
-    await ann.tap("Clinical")
-    await ann.tap("Edit")
-    await ann.tap("No, create an account for them")
-    await ann.send("1/2/2018")
+    await add_child_up_to_confirm(ann)
     server.faults.append(Fault("sendMessage", 502, chat_id=700, deliver=True))
     server.faults.append(Fault("editMessageText", 502, chat_id=700, deliver=True))
     await ann.tap("✅ Confirm", expect=2)
