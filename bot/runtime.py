@@ -70,14 +70,6 @@ async def caller(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller:
     )
 
 
-async def recipient_translator(context: ContextTypes.DEFAULT_TYPE, patient_id: int) -> Translator:
-    """The language of someone we write to who is not the sender."""
-    p = portal(context)
-    async with p.db.read() as conn:
-        login = await logins.for_patient(conn, patient_id)
-    return translator(login.locale if login else None, p.settings.default_locale)
-
-
 async def set_language(context: ContextTypes.DEFAULT_TYPE, who: Caller, language: str) -> None:
     """Stored with the login, so messages others trigger reach this user in it too."""
     if context.user_data is not None:

@@ -12,7 +12,6 @@ import contextvars
 import enum
 import json
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel
@@ -246,15 +245,3 @@ async def card_for(conn: Reads, grant_id: int, patient_id: int, chat_id: int) ->
         (grant_id, Kind.REQUEST_CARD, patient_id, chat_id),
     )
     return row is not None
-
-
-async def statuses(conn: Reads, ids: Iterable[int]) -> dict[int, str]:
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    rows = await fetch_all(
-        conn,
-        f"SELECT id, status FROM outbox WHERE id IN ({', '.join('?' * len(wanted))})",
-        wanted,
-    )
-    return {row[0]: row[1] for row in rows}
