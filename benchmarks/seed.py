@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from storage import Database, logins, patients, portal
 from storage.db import Writes, now
+from storage.vocabulary import Level, Relationship, Role
 
 USER_BASE = 5_000_000  # Telegram ids of the parents who drive the load
 REQUESTER_BASE = 6_000_000  # Telegram ids of the patients whose requests they approve

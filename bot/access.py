@@ -11,32 +11,21 @@ import enum
 from dataclasses import dataclass
 
 from storage import Database, audit, completed, grants, logins, outbox, patients, portal
-from storage.audit import Action, Attempt
 from storage.db import Reads, Writes, now
 from storage.models import AccessEntry, Grant, LogEntry, LoginView, Patient
 from storage.outbox import Kind
+from storage.vocabulary import (
+    Action,
+    Attempt,
+    EndReason,
+    GrantKind,
+    GrantStatus,
+    Level,
+    Relationship,
+    Role,
+)
 
 DAY = 86400
-
-
-class Relationship(enum.StrEnum):
-    CHILD = "child"
-    DAUGHTER = "daughter"
-    SON = "son"
-    PARENT = "parent"
-    PARTNER = "partner"
-    CARER = "carer"
-    OTHER = "other"
-
-
-class Level(enum.StrEnum):
-    CLINICAL = "clinical"  # appointments, invoices and clinical records
-    ADMINISTRATIVE = "administrative"  # appointments and invoices only
-
-
-class Role(enum.StrEnum):
-    VIEW = "view"
-    EDIT = "edit"
 
 
 class Area(enum.StrEnum):
@@ -94,7 +83,7 @@ def judge(grant: Grant | None, area: Area, act: Act) -> Permission:
     """What an active grant (None: no grant at all) allows; the actor is not the subject."""
     if grant is None:
         return Permission(False)
-    allowed = level_allows(Level(grant.level), area) and role_allows(Role(grant.role), act)
+    allowed = level_allows(grant.level, area) and role_allows(grant.role, act)
     return Permission(allowed, grant)
 
 
@@ -112,7 +101,7 @@ async def _decider_of(conn: Reads, grant: Grant) -> int | None:
     accepted or declined by the patient it is offered to."""
     if grant.subject_id is None:
         return None
-    if grant.kind == "offer":
+    if grant.kind is GrantKind.OFFER:
         # The offer carries the holder's consent, which counts only while the holder decides
         # for the dependent. Once the dependent has a login of their own they decide, and an
         # offer still open lapses: accepting it would let in someone they never approved.
@@ -253,7 +242,7 @@ async def create_dependent(
         decided = await grants.decide(
             conn,
             grant.id,
-            status="active",
+            status=GrantStatus.ACTIVE,
             decided_by=creator_id,
             level=grant.level,
             role=grant.role,
@@ -311,16 +300,16 @@ async def decide(
         if await _decider_of(conn, grant) != decider_id:
             await _refused(conn, decider_id, grant.subject_id, grant_id, Attempt.NOT_DECIDER)
             return DecisionResult(DecisionOutcome.NOT_YOURS)
-        if grant.status != "pending":
+        if grant.status is not GrantStatus.PENDING:
             return DecisionResult(DecisionOutcome.ALREADY, grant)
         if grant.expires_at is not None and grant.expires_at <= now():
             await grants.expire_stale(conn)
             return DecisionResult(DecisionOutcome.EXPIRED, await grants.get(conn, grant_id))
-        new_level = level or Level(grant.level)
-        new_role = role or Role(grant.role)
-        if not not_more_than(new_level, new_role, Level(grant.level), Role(grant.role)):
+        new_level = level or grant.level
+        new_role = role or grant.role
+        if not not_more_than(new_level, new_role, grant.level, grant.role):
             return DecisionResult(DecisionOutcome.INVALID, grant)
-        status = "active" if approve else "denied"
+        status = GrantStatus.ACTIVE if approve else GrantStatus.DENIED
         if not await grants.decide(
             conn, grant_id, status=status, decided_by=decider_id, level=new_level, role=new_role
         ):
@@ -336,7 +325,7 @@ async def decide(
         )
         # The requester hears the outcome; for an offer, the holder who made it does.
         told = grant.accessor_id
-        if grant.kind == "offer":
+        if grant.kind is GrantKind.OFFER:
             subject = await patients.get(conn, grant.subject_id)
             told = subject.holder_id if subject and subject.holder_id else 0
         if told:
@@ -405,7 +394,7 @@ async def request_info(db: Database, grant_id: int) -> RequestInfo | None:
         decider = await _decider_of(conn, grant)
         offerer = (
             await patients.get(conn, subject.holder_id)
-            if grant.kind == "offer" and subject and subject.holder_id
+            if grant.kind is GrantKind.OFFER and subject and subject.holder_id
             else None
         )
     if requester is None or subject is None:
@@ -503,7 +492,7 @@ class Viewing:
     me: Patient
     subject: Patient
     grant: Grant | None
-    lost: str | None = None
+    lost: GrantStatus | None = None
     lost_subject: Patient | None = None
 
     @property
@@ -539,7 +528,9 @@ async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
             ref_id=last.id if last else None,
             detail=last.status if last else None,
         )
-    return Viewing(me, me, None, lost=last.status if last else "revoked", lost_subject=subject)
+    return Viewing(
+        me, me, None, lost=last.status if last else GrantStatus.REVOKED, lost_subject=subject
+    )
 
 
 async def switch_to(db: Database, telegram_user_id: int, subject_id: int) -> Viewing | None:
@@ -633,7 +624,7 @@ async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(
-            conn, grant_id, from_status="active", by=actor_id, reason="revoked"
+            conn, grant_id, from_status=GrantStatus.ACTIVE, by=actor_id, reason=EndReason.REVOKED
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         await outbox.enqueue(conn, Kind.ACCESS_ENDED, ref_id=grant_id, patient_id=grant.accessor_id)
@@ -649,7 +640,9 @@ async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
                 conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.LEAVE
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        if not await grants.end(conn, grant_id, from_status="active", by=actor_id, reason="left"):
+        if not await grants.end(
+            conn, grant_id, from_status=GrantStatus.ACTIVE, by=actor_id, reason=EndReason.LEFT
+        ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         decider = await decider_for(conn, grant.subject_id) if grant.subject_id else None
         if decider is not None:
@@ -661,13 +654,13 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
     """The requester withdraws a request that is still pending."""
     async with db.transaction() as conn:
         grant = await grants.get(conn, grant_id)
-        if grant is None or grant.accessor_id != actor_id or grant.kind != "request":
+        if grant is None or grant.accessor_id != actor_id or grant.kind is not GrantKind.REQUEST:
             await _refused(
                 conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.WITHDRAW
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
         if not await grants.end(
-            conn, grant_id, from_status="pending", by=actor_id, reason="withdrawn"
+            conn, grant_id, from_status=GrantStatus.PENDING, by=actor_id, reason=EndReason.WITHDRAWN
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         await _queue_card_outcomes(conn, grant_id)
@@ -689,7 +682,7 @@ async def change_access(
                 conn, actor_id, grant.subject_id if grant else None, grant_id, Attempt.CHANGE
             )
             return ChangeResult(ChangeOutcome.NOT_YOURS)
-        new_level, new_role = level or Level(grant.level), role or Role(grant.role)
+        new_level, new_role = level or grant.level, role or grant.role
         if not await grants.change(conn, grant_id, level=new_level, role=new_role, by=actor_id):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         detail = f"{grant.level}/{grant.role}>{new_level}/{new_role}"
@@ -873,7 +866,7 @@ async def offer_by_email(
             level=level,
             role=role,
             expires_at=now() + ttl_days * DAY,
-            kind="offer",
+            kind=GrantKind.OFFER,
         )
         await audit.record(
             conn,

@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from bot import access, invitations
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.tokens import deep_link
 from storage import Database, patients, portal, practitioners
 from storage.db import Writes
 from storage.models import Patient
+from storage.vocabulary import Level, Relationship, Role
 
 PRACTITIONER = "Dr Maya Okafor"
 DEFAULT_TZ = zoneinfo.ZoneInfo("Australia/Sydney")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 
-from bot.access import Level, Relationship, Role
 from bot.i18n import Translator
 from storage.models import Grant
+from storage.vocabulary import Level, Relationship, Role
 
 
 def relationship(_: Translator, value: str, other: str | None = None) -> str:
@@ -23,39 +23,39 @@ def relationship(_: Translator, value: str, other: str | None = None) -> str:
     }[Relationship(value)]
 
 
-def level(_: Translator, value: str) -> str:
+def level(_: Translator, value: Level) -> str:
     return {
         Level.CLINICAL: _.pgettext("access level", "Clinical"),
         Level.ADMINISTRATIVE: _.pgettext("access level", "Administrative"),
-    }[Level(value)]
+    }[value]
 
 
-def level_explained(_: Translator, value: str) -> str:
+def level_explained(_: Translator, value: Level) -> str:
     return {
         Level.CLINICAL: _("appointments, invoices and clinical records"),
         Level.ADMINISTRATIVE: _("appointments and invoices only, no clinical records"),
-    }[Level(value)]
+    }[value]
 
 
-def role(_: Translator, value: str) -> str:
+def role(_: Translator, value: Role) -> str:
     return {
         Role.VIEW: _.pgettext("access role", "View"),
         Role.EDIT: _.pgettext("access role", "Edit"),
-    }[Role(value)]
+    }[value]
 
 
-def role_explained(_: Translator, value: str) -> str:
+def role_explained(_: Translator, value: Role) -> str:
     return {
         Role.VIEW: _("look only"),
         Role.EDIT: _("look and act, e.g. cancel an appointment"),
-    }[Role(value)]
+    }[value]
 
 
 def grant_relationship(_: Translator, grant: Grant) -> str:
     return relationship(_, grant.relationship, grant.relationship_other)
 
 
-def access_summary(_: Translator, level_value: str, role_value: str) -> str:
+def access_summary(_: Translator, level_value: Level, role_value: Role) -> str:
     """'Clinical, Edit' — the compact form used in lists and notices."""
     return _("{level}, {role}").format(level=level(_, level_value), role=role(_, role_value))
 

@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 
 from bot import access, labels
-from bot.access import AccessRequest, Level, Relationship, RequestOutcome, Role
+from bot.access import AccessRequest, RequestOutcome
 from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
 from bot.runtime import caller, portal
@@ -35,6 +35,7 @@ from handlers.choices import level_question, role_question
 from handlers.guard import require_patient
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
 from handlers.send import edit_in_place, keyboard
+from storage.vocabulary import Level, Relationship, Role
 
 (
     NAME,

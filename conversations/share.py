@@ -17,13 +17,13 @@ from telegram.ext import (
 )
 
 from bot import access, labels
-from bot.access import Level, Role
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import clean_email, esc
 from conversations import Flows, conversation
 from handlers.choices import level_question, role_question
 from handlers.send import edit_in_place, keyboard
+from storage.vocabulary import Level, Role
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
 DRAFT = "share"

@@ -20,6 +20,7 @@ from handlers.send import edit_in_place
 from handlers.views import header, lost_notice
 from storage.audit import ABOUT_A_GRANT, Action, Attempt
 from storage.models import LogEntry
+from storage.vocabulary import Level, Role
 
 _DATA = re.compile(r"^log:(\d{1,18}):(\d{1,6})$")
 
@@ -39,7 +40,7 @@ def _access(_: Translator, code: str | None) -> str:
     """'Clinical, Edit' from a detail such as 'clinical/edit' or 'clinical/edit changed'."""
     level, _slash, role = (code or "").split(" ")[0].partition("/")
     try:
-        return labels.access_summary(_, level, role)
+        return labels.access_summary(_, Level(level), Role(role))
     except ValueError:  # not a level and role (an older or different detail)
         return ""
 

@@ -17,12 +17,13 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, ContextTypes
 
 from bot import access, labels
-from bot.access import DecisionOutcome, Level, Role
+from bot.access import DecisionOutcome
 from bot.i18n import Translator
 from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.send import answer_quietly, edit_in_place
 from storage.models import Grant
+from storage.vocabulary import EndReason, GrantKind, GrantStatus, Level, Role
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def _code(level: Level, role: Role) -> str:
 def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     grant = info.grant
     as_holder = info.decider_id is not None and info.decider_id != info.subject.id
-    if grant.kind == "offer":
+    if grant.kind is GrantKind.OFFER:
         head = _("<b>{holder}</b> offers you access to the portal of <b>{subject}</b>.").format(
             holder=esc(info.offerer.full_name if info.offerer else ""),
             subject=esc(info.subject.full_name),
@@ -73,8 +74,10 @@ def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     return "\n".join(lines)
 
 
-def card_buttons(_: Translator, grant_id: int, kind: str = "request") -> InlineKeyboardMarkup:
-    if kind == "offer":
+def card_buttons(
+    _: Translator, grant_id: int, kind: GrantKind = GrantKind.REQUEST
+) -> InlineKeyboardMarkup:
+    if kind is GrantKind.OFFER:
         return InlineKeyboardMarkup(
             [
                 [
@@ -132,12 +135,12 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     if verb in ("chg", "back"):
         await query.answer()
-        if info.grant.status != "pending":
+        if info.grant.status is not GrantStatus.PENDING:
             await _show_outcome(query, _, info, p.settings.tz)
             return
         markup = (
-            _lower_options(_, grant_id, Level(info.grant.level), Role(info.grant.role))
-            if verb == "chg" and info.grant.kind == "request"
+            _lower_options(_, grant_id, info.grant.level, info.grant.role)
+            if verb == "chg" and info.grant.kind is GrantKind.REQUEST
             else card_buttons(_, grant_id, info.grant.kind)
         )
         await edit_in_place(query, card_text(_, info, p.settings.tz), markup)
@@ -167,26 +170,31 @@ async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 def _outcome_line(_: Translator, grant: Grant) -> str:
     """Where the request stands now, in words for the person who decides it."""
-    if grant.status == "active":
+    if grant.status is GrantStatus.ACTIVE:
         access_now = labels.access_summary(_, grant.level, grant.role)
         return _("Approved: {access}.").format(access=access_now)
-    if grant.status == "denied":
+    if grant.status is GrantStatus.DENIED:
         return _("Declined.")
-    if grant.status == "expired":
+    if grant.status is GrantStatus.EXPIRED:
         return _("This request has expired.")
-    if grant.status == "revoked":
+    if grant.status is GrantStatus.REVOKED:
         # One status for three ends (storage/grants.py end()): the reason tells them apart.
-        if grant.end_reason == "withdrawn":
+        if grant.end_reason is EndReason.WITHDRAWN:
             return _("This request was withdrawn.")
-        if grant.end_reason == "left":
+        if grant.end_reason is EndReason.LEFT:
             return _("This access was approved and later given up.")
         return _("This access was approved and later revoked.")
     return _("This request is still waiting for a decision.")
 
 
+_STATUS_ICONS = {GrantStatus.ACTIVE: "✅", GrantStatus.DENIED: "❌", GrantStatus.REVOKED: "🚫"}
+
+
 def outcome_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     """The card as it reads once decided: what was asked, then what became of it."""
-    icon = {"active": "✅", "denied": "❌", "revoked": "🚫"}.get(info.grant.status, "⌛")
+    icon = {GrantStatus.ACTIVE: "✅", GrantStatus.DENIED: "❌", GrantStatus.REVOKED: "🚫"}.get(
+        info.grant.status, "⌛"
+    )
     return card_text(_, info, tz) + "\n\n" + icon + " " + _outcome_line(_, info.grant)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton
 
 from bot import labels
-from bot.access import Level, Role
 from bot.i18n import Translator
+from storage.vocabulary import Level, Role
 
 
 def level_question(

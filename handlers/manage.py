@@ -12,7 +12,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot import access, invitations, labels
-from bot.access import ChangeOutcome, Level, Role
+from bot.access import ChangeOutcome
 from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.runtime import caller, portal
@@ -23,6 +23,7 @@ from handlers.menu import CB_HOME_ACCESS
 from handlers.send import answer_quietly, edit_in_place, keyboard, send_long
 from storage import Database
 from storage.models import Grant, Patient
+from storage.vocabulary import GrantStatus, Level, Role
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ def _grant_view(
     grant, accessor, subject = parties
     grant_id = grant.id
     back = [InlineKeyboardButton(_("◀ Back"), callback_data="ac:home")]
-    if grant.status != "active":
+    if grant.status is not GrantStatus.ACTIVE:
         return None
     summary = labels.access_summary(_, grant.level, grant.role)
     if grant.accessor_id == me:

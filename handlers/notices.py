@@ -19,6 +19,7 @@ from handlers.approvals import card_buttons, card_text, outcome_text
 from storage import logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
+from storage.vocabulary import GrantKind, GrantStatus
 
 Rendered = Outgoing | Unreachable | None
 log = logging.getLogger(__name__)
@@ -77,7 +78,11 @@ async def _chat_translator(p: Portal, chat_id: int) -> Translator:
 async def request_card(p: Portal, row: Message) -> Rendered:
     """Approve / Deny for whoever decides, while the request is still theirs to decide."""
     info = await access.request_info(p.db, row.ref_id or 0)
-    if info is None or info.grant.status != "pending" or info.decider_id != row.patient_id:
+    if (
+        info is None
+        or info.grant.status is not GrantStatus.PENDING
+        or info.decider_id != row.patient_id
+    ):
         return None
     to = await _patient_chat(p, row.patient_id)
     if to is None:
@@ -112,8 +117,8 @@ async def decision(p: Portal, row: Message) -> Rendered:
     chat_id, _ = to
     grant = info.grant
     # As it was decided (the access may have ended since, and that has a notice of its own).
-    approved = bool(row.detail.get("approved", grant.status == "active"))
-    if grant.kind == "offer":
+    approved = bool(row.detail.get("approved", grant.status is GrantStatus.ACTIVE))
+    if grant.kind is GrantKind.OFFER:
         text = (
             _("<b>{name}</b> accepted access to the portal of {subject}: {access}.")
             if approved

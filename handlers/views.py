@@ -33,6 +33,7 @@ from handlers.paging import page_row
 from handlers.send import edit_in_place
 from storage.audit import Action
 from storage.models import AccessEntry, Appointment
+from storage.vocabulary import GrantStatus
 
 CB_SWITCH = "sw:"  # sw:<patient id>
 CB_SWITCH_PAGE = "swp:"  # swp:<page>:<part of a name, or nothing>
@@ -81,7 +82,7 @@ def lost_notice(_: Translator, view: Viewing) -> str | None:
     if view.lost is None:
         return None
     name = esc(view.lost_subject.full_name if view.lost_subject else "")
-    if view.lost == "expired":
+    if view.lost is GrantStatus.EXPIRED:
         return _(
             "Your access to {name}'s portal has expired, so you're back in your own portal."
         ).format(name=name)
@@ -132,9 +133,7 @@ def _other_views(_: Translator, view: Viewing, kind: str) -> list[list[InlineKey
         "d": _("👤 Details"),
     }
     shown = "u" if kind == "p" else kind
-    records_shared = view.grant is None or access.level_allows(
-        access.Level(view.grant.level), Area.RECORDS
-    )
+    records_shared = view.grant is None or access.level_allows(view.grant.level, Area.RECORDS)
     buttons = [
         InlineKeyboardButton(label, callback_data=f"pg:{k}:{subject}:0")
         for k, label in names.items()
@@ -161,7 +160,7 @@ async def render(
         page = await records.appointments(db, subject, past=kind == "p", number=number)
         title = _("<b>Past appointments</b>") if kind == "p" else _("<b>Upcoming appointments</b>")
         lines.append(title)
-        can_edit = view.grant is None or access.role_allows(access.Role(view.grant.role), Act.EDIT)
+        can_edit = view.grant is None or access.role_allows(view.grant.role, Act.EDIT)
         for a in page.items:
             lines += ["", _appointment_line(_, a, context)]
             if kind == "u" and can_edit and a.status != "cancelled":

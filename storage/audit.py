@@ -2,64 +2,11 @@
 
 from __future__ import annotations
 
-import enum
-
 from storage.db import Reads, Writes, fetch_all, now
 from storage.models import AuditEvent, LogEntry
+from storage.vocabulary import Action, Attempt
 
-
-class Action(enum.StrEnum):
-    """Every kind of event the log can hold. Each has its words in handlers/activity.py
-    (tests/test_activity_words.py checks every one, in every language)."""
-
-    # Access between patients (bot/access.py)
-    GRANT_REQUESTED = "grant.requested"
-    GRANT_APPROVED = "grant.approved"
-    GRANT_DENIED = "grant.denied"
-    GRANT_REVOKED = "grant.revoked"
-    GRANT_LEFT = "grant.left"
-    GRANT_WITHDRAWN = "grant.withdrawn"
-    GRANT_CHANGED = "grant.changed"
-    GRANT_OFFERED = "grant.offered"
-    GRANT_DECIDE = "grant.decide"  # refused only; the detail is an Attempt
-    DEPENDENT_CREATED = "patient.dependent_created"
-    # Looking and acting in a portal
-    VIEW_APPOINTMENTS = "view.appointments"
-    VIEW_INVOICES = "view.invoices"
-    VIEW_RECORDS = "view.records"
-    VIEW_DETAILS = "view.details"
-    APPOINTMENT_CANCELLED = "appointment.cancelled"
-    APPOINTMENT_CONFIRMED = "appointment.confirmed"
-    APPOINTMENT_CANCEL_ASKED = "appointment.cancel_asked"
-    SWITCH = "switch"
-    SWITCH_FALLBACK = "switch.fallback"
-    # Invites and signing in (bot/invitations.py)
-    INVITE_CREATED = "invite.created"
-    INVITE_OWN_LOGIN = "invite.own_login"
-    INVITE_LOCKED = "invite.locked"
-    INVITE_BURNED_IN_GROUP = "invite.burned_in_group"
-    SIGNIN_OK = "signin.ok"
-    SIGNIN_DOB_MISMATCH = "signin.dob_mismatch"
-    SIGNED_OUT = "signin.signed_out"
-    UNLINKED = "signin.unlinked"
-    # The practice's records (bot/fhir.py)
-    PATIENT_IMPORTED = "patient.imported"
-    FHIR_IMPORTED = "fhir.imported"
-
-
-class Attempt(enum.StrEnum):
-    """What a refused `grant.decide` event tried to do (its detail)."""
-
-    UNKNOWN = "unknown"  # decide a request that does not exist
-    NOT_DECIDER = "not_decider"  # decide someone else's request
-    REVOKE = "revoke"
-    CHANGE = "change"
-    LEAVE = "leave"
-    WITHDRAW = "withdraw"
-    VIEW = "view"  # open one access's settings in /access
-    OFFER = "offer"  # share a dependent they do not hold
-    HOLD = "hold"  # manage a dependent they do not hold
-    ACTIVITY = "activity"  # read an access log that is not theirs
+__all__ = ["ABOUT_A_GRANT", "Action", "Attempt", "record"]
 
 
 # The refused attempts whose ref_id names a grant (the others name the patient).

@@ -6,6 +6,7 @@ import sqlite3
 
 from storage.db import Reads, Writes, fetch_all, fetch_one, now
 from storage.models import AccessEntry, Grant
+from storage.vocabulary import EndReason, GrantKind, GrantStatus, Level, Relationship, Role
 
 _COLUMNS = (
     "g.id, g.accessor_id, g.subject_id, g.subject_email, g.subject_name, g.relationship,"
@@ -66,12 +67,12 @@ async def create(
     subject_id: int | None,
     subject_email: str | None,
     subject_name: str | None,
-    relationship: str,
+    relationship: Relationship,
     relationship_other: str | None,
-    level: str,
-    role: str,
+    level: Level,
+    role: Role,
     expires_at: int | None,
-    kind: str = "request",
+    kind: GrantKind = GrantKind.REQUEST,
 ) -> Grant:
     row = await fetch_one(
         conn,
@@ -102,10 +103,10 @@ async def decide(
     conn: Writes,
     grant_id: int,
     *,
-    status: str,
+    status: GrantStatus,
     decided_by: int,
-    level: str,
-    role: str,
+    level: Level,
+    role: Role,
 ) -> bool:
     """The one conditional write that decides a request: true for exactly one caller."""
     at = now()
@@ -182,10 +183,11 @@ async def latest_between(conn: Reads, accessor_id: int, subject_id: int) -> Gran
     return _grant(row)
 
 
-async def end(conn: Writes, grant_id: int, *, from_status: str, by: int, reason: str) -> bool:
+async def end(
+    conn: Writes, grant_id: int, *, from_status: GrantStatus, by: int, reason: EndReason
+) -> bool:
     """Revoke or leave an active grant, or withdraw a pending one: one conditional write.
-    The status becomes 'revoked' either way; `reason` ('revoked', 'left', 'withdrawn')
-    says which it was."""
+    The status becomes REVOKED either way; `reason` says which it was."""
     cur = await conn.execute(
         "UPDATE grants SET status = 'revoked', end_reason = ?, decided_by = ?, decided_at = ?"
         " WHERE id = ? AND status = ?",

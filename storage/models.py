@@ -6,6 +6,8 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict
 
+from storage.vocabulary import EndReason, GrantKind, GrantStatus, Level, Relationship, Role
+
 
 class Row(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -85,18 +87,18 @@ class Grant(Row):
     subject_id: int | None
     subject_email: str | None
     subject_name: str | None
-    relationship: str
+    relationship: Relationship
     relationship_other: str | None
-    level: str
-    role: str
-    status: str
+    level: Level
+    role: Role
+    status: GrantStatus
     requested_at: int
     expires_at: int | None
     decided_at: int | None
     decided_by: int | None
     notified_at: int | None
-    kind: str = "request"
-    end_reason: str | None = None  # when status is 'revoked': 'revoked', 'left' or 'withdrawn'
+    kind: GrantKind = GrantKind.REQUEST
+    end_reason: EndReason | None = None  # when status is REVOKED
 
 
 class AccessEntry(Row):

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot import access, invitations
-from bot.access import AccessRequest, Act, Area, DecisionOutcome, Level, Relationship, Role
+from bot.access import AccessRequest, Act, Area, DecisionOutcome
 from storage import Database, audit, grants, logins, patients
 from storage.models import Patient
+from storage.vocabulary import Level, Relationship, Role
 
 
 async def _patient(

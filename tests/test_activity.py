@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from bot import access, fhir
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.i18n import LANGUAGES, translator
 from handlers.activity import describe
 from storage import Database, audit
 from storage.audit import Action, Attempt
 from storage.models import AuditEvent, LogEntry
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer
 from tests.helpers import make_invite, make_practitioner, signed_in
 from tests.test_fhir import DATA

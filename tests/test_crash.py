@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from bot import access, invitations
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from storage import Database, logins
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
 
 ROOT = Path(__file__).resolve().parent.parent

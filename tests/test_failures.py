@@ -9,9 +9,10 @@ import sqlite3
 import pytest
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.text import split_text
 from storage import Database, grants
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import (
     add_child_up_to_confirm,

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from storage import Database, audit, grants, portal
 from storage.db import now
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimUser
 from tests.helpers import signed_in
 

@@ -10,9 +10,10 @@ import pytest
 from telegram.ext import Application
 
 from bot import access, invitations
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.runtime import portal
 from storage import Database, logins
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Fault, SimUser
 from tests.helpers import add_child_up_to_confirm, make_invite, signed_in
 

@@ -22,12 +22,13 @@ from telegram.ext import Application, BaseHandler, CallbackQueryHandler, Command
 from telegram.ext import ConversationHandler as Conversation
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.i18n import translator
 from conversations import addpatient, invite, share
 from handlers import language, menu
 from storage import Database, audit, invites, logins, portal
 from storage.db import now
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimGroup, SimUser
 from tests.helpers import BOT, make_invite, make_practitioner, signed_in
 

@@ -12,11 +12,12 @@ import pytest
 from telegram.ext import Application
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.app import build_application, running
 from bot.runtime import portal
 from bot.settings import load_settings
 from storage import Database, logins
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimUser
 from tests.helpers import make_practitioner, signed_in
 

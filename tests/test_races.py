@@ -21,13 +21,14 @@ from pathlib import Path
 import pytest
 
 from bot import access, invitations
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.app import build_application, running
 from bot.invitations import InviteRequest, InviteState
 from bot.runtime import portal as portal_of
 from bot.settings import Settings, load_settings
 from storage import Database, audit, grants, portal
 from storage.db import CHECKPOINT_EVERY, now
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimUser
 
 PRACTICE = "Harbour Family Practice"

@@ -10,9 +10,10 @@ import subprocess
 from telegram.ext import Application
 
 from bot import access, invitations
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.settings import Settings
 from storage import Database, audit, grants, logins, patients
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import make_invite, make_practitioner, signed_in
 from tests.test_cli import run_cli

@@ -7,11 +7,12 @@ import datetime as dt
 from telegram.ext import Application
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.app import build_application, running
 from bot.settings import Settings
 from storage import Database, audit, grants, portal
 from storage.db import now
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import signed_in
 

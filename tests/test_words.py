@@ -13,9 +13,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes
 
 from bot import access
-from bot.access import AccessRequest, Level, Relationship, Role
+from bot.access import AccessRequest
 from bot.i18n import translator
 from storage import Database, portal
+from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import signed_in
 from tests.test_cli import run_cli
