@@ -12,7 +12,6 @@ from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
@@ -23,6 +22,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
 from bot.outbox import Sender
 from bot.persistence import (
     PERSIST_EVERY_S,
@@ -34,7 +34,6 @@ from bot.persistence import (
 )
 from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
-from bot.runtime import PORTAL_KEY, Portal, portal
 from bot.settings import Settings
 from bot.transport import AiohttpRequest
 from bot.updates import Unreadable, ignore_unreadable
@@ -63,7 +62,7 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 
-async def _start(app: Application) -> None:  # type: ignore[type-arg]
+async def _start(app: PortalApp) -> None:
     db = portal(app).db
     await db.connect()
     await db.migrate()
@@ -89,11 +88,11 @@ async def _start(app: Application) -> None:  # type: ignore[type-arg]
     gc.freeze()
 
 
-async def _refresh_command_menus(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _refresh_command_menus(context: PortalContext) -> None:
     await set_command_menus(context.application)
 
 
-async def _stop(app: Application) -> None:  # type: ignore[type-arg]
+async def _stop(app: PortalApp) -> None:
     try:
         await portal(app).sender.stop()
         await portal(app).db.close()
@@ -103,7 +102,7 @@ async def _stop(app: Application) -> None:  # type: ignore[type-arg]
 
 def build_application(
     settings: Settings, *, rate_limit: bool = True, polling: bool = True
-) -> Application:  # type: ignore[type-arg]
+) -> PortalApp:
     """A ready Application for this token, Bot API server and database. Without
     `polling` it has no Updater: the webhook route (bot/webhook.py) feeds it instead."""
     # One TLS context for both HTTP clients (PTB's defaults otherwise: 256 connections,
@@ -131,6 +130,7 @@ def build_application(
         .post_init(_start)
         .post_shutdown(_stop)
         .persistence(SQLitePersistence(db, deadlines))
+        .context_types(ContextTypes(context=PortalContext, bot_data=BotData))
     )
     if not polling:  # the webhook route (bot/webhook.py) feeds the update queue
         builder = builder.updater(None)
@@ -138,19 +138,22 @@ def build_application(
     sender = Sender(db, app.bot)
     p = Portal(settings=settings, db=db, sender=sender)
     sender.render = renderer(p)
-    app.bot_data[PORTAL_KEY] = p
+    app.bot_data.portal = p
     add_handlers(app, Flows(settings.conversation_timeout, deadlines))
     return app
 
 
-def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-arg]
+def add_handlers(app: PortalApp, flows: Flows) -> None:
     # Before every handler, in this order (one handler runs per group; a raised
     # ApplicationHandlerStop ends the update, groups 98 and 99 included):
     # -5: what stands in for an update that could not be parsed (bot/updates.py) goes
     #     no further.
-    app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-5)
-    # -4: an update Telegram sent again after a crash, handled before, ends here.
-    app.add_handler(TypeHandler(Update, skip_redelivered), group=-4)
+    app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-6)
+    # -5: an update Telegram sent again after a crash, handled before, ends here.
+    app.add_handler(TypeHandler(Update, skip_redelivered), group=-5)
+    # -4: who is asking, read once for the whole update (bot/context.py): every later
+    #     handler finds it on `context.caller`.
+    app.add_handler(TypeHandler(Update, resolve_caller), group=-4)
     # -3: note what this update queues in the outbox, and send what waited for this user
     #     to come back (they had blocked the bot).
     app.add_handler(TypeHandler(Update, outbox_first), group=-3)
@@ -191,10 +194,10 @@ def add_handlers(app: Application, flows: Flows) -> None:  # type: ignore[type-a
 
 @asynccontextmanager
 async def running(
-    app: Application,  # type: ignore[type-arg]
+    app: PortalApp,
     *,
     poll_timeout: int = 10,
-) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+) -> AsyncIterator[PortalApp]:
     """Run polling inside an existing event loop, in the order `run_polling` uses
     (initialize, post_init, start polling, start; then the reverse), for tests, the
     playground and benchmarks."""

@@ -24,13 +24,12 @@ from typing import Any
 
 from telegram import Update
 from telegram.ext import (
-    Application,
     ApplicationHandlerStop,
     BasePersistence,
-    ContextTypes,
     PersistenceInput,
 )
 
+from bot.context import PortalApp, PortalContext
 from bot.processing import OneAtATimePerUser
 from storage import Database, state
 
@@ -241,7 +240,7 @@ SEEN_KEY = "seen_updates"
 SEEN_UPDATES = 8
 
 
-async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def skip_redelivered(update: Update, context: PortalContext) -> None:
     """Before any handler: an update this user's stored state says was handled is not
     handled again. Telegram sends an update again when the bot died before telling it the
     update had arrived; its step was stored and its reply shown, and a second go would
@@ -260,7 +259,7 @@ async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     del seen[:-SEEN_UPDATES]
 
 
-async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def flush_after_update(update: Update, context: PortalContext) -> None:
     """Write the step just taken now, not within the next interval: a crash right after a
     reply must not lose the answer the user saw acknowledged."""
     app = context.application
@@ -283,13 +282,13 @@ async def flush_after_update(update: Update, context: ContextTypes.DEFAULT_TYPE)
         log.exception("could not store conversation state after update %s", update.update_id)
 
 
-def busy_users(app: Application) -> Container[int]:  # type: ignore[type-arg]
+def busy_users(app: PortalApp) -> Container[int]:
     """Users with an update in flight (or waiting for its turn)."""
     processor = app.update_processor
     return processor.busy_users() if isinstance(processor, OneAtATimePerUser) else ()
 
 
-async def commit_periodically(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def commit_periodically(context: PortalContext) -> None:
     """A repeating job, next to PTB's own persistence job (which only hands over): writes
     what changes outside updates, such as a conversation timing out."""
     app = context.application

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import TYPE_CHECKING
 
 from telegram import Bot, Update
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop
 from telegram.warnings import PTBUserWarning
+
+if TYPE_CHECKING:  # bot.context imports the bot, which parses updates here
+    from bot.context import PortalContext
 
 log = logging.getLogger("portal.updates")
 
@@ -49,6 +53,6 @@ def parse_update(data: object, bot: Bot) -> Update | None:
         return Unreadable(update_id)
 
 
-async def ignore_unreadable(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def ignore_unreadable(update: Update, context: PortalContext) -> None:
     """First of all handlers: an Unreadable stand-in goes no further, and says nothing."""
     raise ApplicationHandlerStop

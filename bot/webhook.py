@@ -18,8 +18,8 @@ import signal
 from collections.abc import Sequence
 
 from aiohttp import web
-from telegram.ext import Application
 
+from bot.context import PortalApp
 from bot.updates import Unreadable, parse_update
 
 log = logging.getLogger("portal.webhook")
@@ -27,7 +27,7 @@ log = logging.getLogger("portal.webhook")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-def webhook_routes(application: Application, path: str, secret: str) -> web.Application:  # type: ignore[type-arg]
+def webhook_routes(application: PortalApp, path: str, secret: str) -> web.Application:
     """An aiohttp application taking updates on POST `path`."""
     expected = secret.encode()
 
@@ -51,7 +51,7 @@ def webhook_routes(application: Application, path: str, secret: str) -> web.Appl
 
 
 async def serve_webhook(
-    application: Application,  # type: ignore[type-arg]
+    application: PortalApp,
     *,
     url: str,
     path: str,

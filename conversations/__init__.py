@@ -10,14 +10,15 @@ from typing import Any
 
 from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
-from telegram.ext import BaseHandler, ContextTypes, ConversationHandler
+from telegram.ext import BaseHandler, ConversationHandler
 from telegram.warnings import PTBUserWarning
 
+from bot.context import PortalContext
 from bot.persistence import Deadlines, SQLitePersistence
 from bot.portalbot import HeldCall, holding_replies
 
 log = logging.getLogger(__name__)
-Step = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[object]]
+Step = Callable[[Update, PortalContext], Awaitable[object]]
 # user_data key: flow name -> message id of the flow's open prompt, the last message it
 # showed with buttons (stored, so a restart does not forget it).
 PROMPTS = "prompts"
@@ -32,7 +33,7 @@ class Flows:
     deadlines: Deadlines
 
 
-class RestoredTimeout(BaseHandler[Update, ContextTypes.DEFAULT_TYPE, int]):
+class RestoredTimeout(BaseHandler[Update, PortalContext, int]):
     """First in every state: a conversation restored after a restart whose deadline has
     passed ends with the flow's own timeout message, whatever the user sends."""
 
@@ -98,7 +99,7 @@ def _stored_first(name: str, callback: Step) -> Step:
     """The step, with its replies held until its new state and drafts are stored: after a
     crash the user's answer to the last prompt they saw is always the one expected."""
 
-    async def step(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
+    async def step(update: Update, context: PortalContext) -> object:
         with holding_replies() as held:
             new_state = await callback(update, context)
         persistence = context.application.persistence
@@ -155,7 +156,7 @@ async def _send_held(held: list[HeldCall]) -> list[Message]:
 async def _close_answered_prompt(
     name: str,
     update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
+    context: PortalContext,
     new_state: object,
     shown: list[Message],
 ) -> None:
@@ -180,7 +181,7 @@ async def _close_answered_prompt(
 def _closing_prompt(name: str, callback: Step) -> Step:
     """A flow's timeout, which also takes the buttons off its last prompt."""
 
-    async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> object:
+    async def timed_out(update: Update, context: PortalContext) -> object:
         result = await callback(update, context)
         old = context.user_data.get(PROMPTS, {}).pop(name, None) if context.user_data else None
         if old is not None and update.effective_chat is not None:
@@ -192,9 +193,7 @@ def _closing_prompt(name: str, callback: Step) -> Step:
     return timed_out
 
 
-async def _remove_buttons(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: int
-) -> None:
+async def _remove_buttons(context: PortalContext, chat_id: int, message_id: int) -> None:
     try:
         await context.bot.edit_message_reply_markup(chat_id, message_id)
     except TelegramError as exc:  # deleted, too old to edit, or no buttons left: all fine

@@ -17,7 +17,6 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     ConversationHandler,
     MessageHandler,
     TypeHandler,
@@ -26,9 +25,9 @@ from telegram.ext import (
 
 from bot import access, labels
 from bot.access import AccessRequest, RequestOutcome
+from bot.context import PortalContext
 from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
 from conversations import Flows, conversation
 from handlers.choices import level_question, role_question
@@ -62,10 +61,10 @@ CB_EDIT = "add:edit:"
 DRAFT = "addpatient"
 OTHER_MAX = 40
 
-Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[int]]
+Callback = Callable[[Update, PortalContext], Awaitable[int]]
 
 
-def _draft(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
+def _draft(context: PortalContext) -> dict[str, Any]:
     return context.user_data.setdefault(DRAFT, {})  # type: ignore[union-attr,no-any-return]
 
 
@@ -88,11 +87,11 @@ async def _prompt(
     await update.effective_message.reply_text(text, reply_markup=markup)
 
 
-async def _tr(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Translator:
-    return (await caller(update, context))._
+async def _tr(update: Update, context: PortalContext) -> Translator:
+    return (context.caller)._
 
 
-def _after(context: ContextTypes.DEFAULT_TYPE, next_step: Callback) -> Callback:
+def _after(context: PortalContext, next_step: Callback) -> Callback:
     """While changing one answer from the summary, go back to the summary instead."""
     return show_summary if _draft(context).get("editing") else next_step
 
@@ -100,7 +99,7 @@ def _after(context: ContextTypes.DEFAULT_TYPE, next_step: Callback) -> Callback:
 # --- Steps ----------------------------------------------------------------------------
 
 
-async def start_adding(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def start_adding(update: Update, context: PortalContext) -> int:
     """/addpatient or the home button: checks sign-in; asks the patient's name."""
     if await require_patient(update, context) is None:
         return ConversationHandler.END
@@ -109,7 +108,7 @@ async def start_adding(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return await ask_name(update, context)
 
 
-async def ask_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_name(update: Update, context: PortalContext) -> int:
     """Asks the full name of the patient to add."""
     _ = await _tr(update, context)
     await _prompt(
@@ -120,7 +119,7 @@ async def ask_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return NAME
 
 
-async def save_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_name(update: Update, context: PortalContext) -> int:
     """Stores the name; asks the relationship."""
     _ = await _tr(update, context)
     name = clean_name(update.effective_message.text if update.effective_message else None)
@@ -135,7 +134,7 @@ async def save_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await _after(context, ask_relationship)(update, context)
 
 
-async def ask_relationship(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_relationship(update: Update, context: PortalContext) -> int:
     """Asks how the patient is related to the user."""
     _ = await _tr(update, context)
     values = list(Relationship)
@@ -152,7 +151,7 @@ async def ask_relationship(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     return RELATIONSHIP
 
 
-async def save_relationship(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_relationship(update: Update, context: PortalContext) -> int:
     """Stores the relationship; asks a word for Other, else the access level."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -167,7 +166,7 @@ async def save_relationship(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     return await _after(context, ask_level)(update, context)
 
 
-async def ask_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_other(update: Update, context: PortalContext) -> int:
     """Asks for the relationship in the user's own word."""
     _ = await _tr(update, context)
     await _prompt(
@@ -180,7 +179,7 @@ async def ask_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return RELATIONSHIP_OTHER
 
 
-async def save_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_other(update: Update, context: PortalContext) -> int:
     """Stores the relationship word; asks the access level."""
     _ = await _tr(update, context)
     word = clean_name(update.effective_message.text if update.effective_message else None)
@@ -191,7 +190,7 @@ async def save_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await _after(context, ask_level)(update, context)
 
 
-async def ask_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_level(update: Update, context: PortalContext) -> int:
     """Asks the access level, explaining both."""
     _ = await _tr(update, context)
     text, choices = level_question(_, _("Which access do you need?"), CB_LEVEL)
@@ -199,7 +198,7 @@ async def ask_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return LEVEL
 
 
-async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_level(update: Update, context: PortalContext) -> int:
     """Stores the access level; asks the role."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -211,7 +210,7 @@ async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await _after(context, ask_role)(update, context)
 
 
-async def ask_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_role(update: Update, context: PortalContext) -> int:
     """Asks the role, explaining both."""
     _ = await _tr(update, context)
     text, choices = role_question(_, _("What may you do in their portal?"), CB_ROLE)
@@ -219,7 +218,7 @@ async def ask_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return ROLE
 
 
-async def save_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_role(update: Update, context: PortalContext) -> int:
     """Stores the role; asks whether the patient has their own login."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -230,7 +229,7 @@ async def save_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await _after(context, ask_own_login)(update, context)
 
 
-async def ask_own_login(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_own_login(update: Update, context: PortalContext) -> int:
     """Asks whether the patient already has a portal login of their own."""
     _ = await _tr(update, context)
     name = esc(_draft(context).get("name", ""))
@@ -251,7 +250,7 @@ async def ask_own_login(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return OWN_LOGIN
 
 
-async def save_own_login(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_own_login(update: Update, context: PortalContext) -> int:
     """Stores the answer; asks their portal email (yes) or date of birth (no)."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -263,7 +262,7 @@ async def save_own_login(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     return await (ask_email if draft["own"] else ask_dob)(update, context)
 
 
-async def ask_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_email(update: Update, context: PortalContext) -> int:
     """Asks the email of the patient's portal account."""
     _ = await _tr(update, context)
     await _prompt(
@@ -276,7 +275,7 @@ async def ask_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return EMAIL
 
 
-async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_email(update: Update, context: PortalContext) -> int:
     """Stores the email; shows the summary."""
     _ = await _tr(update, context)
     email = clean_email(update.effective_message.text if update.effective_message else None)
@@ -293,7 +292,7 @@ async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await show_summary(update, context)
 
 
-async def ask_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_dob(update: Update, context: PortalContext) -> int:
     """Asks the new dependent's date of birth."""
     _ = await _tr(update, context)
     await _prompt(
@@ -306,7 +305,7 @@ async def ask_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return DOB
 
 
-async def save_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_dob(update: Update, context: PortalContext) -> int:
     """Stores the date of birth; shows the summary."""
     _ = await _tr(update, context)
     text = update.effective_message.text if update.effective_message else ""
@@ -326,7 +325,7 @@ async def save_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await show_summary(update, context)
 
 
-async def show_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def show_summary(update: Update, context: PortalContext) -> int:
     """Shows every answer with Confirm / Change / Cancel; nothing is written yet."""
     _ = await _tr(update, context)
     draft = _draft(context)
@@ -379,7 +378,7 @@ async def show_summary(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return CONFIRM
 
 
-async def ask_what_to_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_what_to_change(update: Update, context: PortalContext) -> int:
     """Offers each answer to change; the summary comes back afterwards."""
     _ = await _tr(update, context)
     fields = [
@@ -395,7 +394,7 @@ async def ask_what_to_change(update: Update, context: ContextTypes.DEFAULT_TYPE)
     return CHANGE
 
 
-async def change_field(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def change_field(update: Update, context: PortalContext) -> int:
     """Asks the chosen step again, then returns to the summary."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -406,9 +405,9 @@ async def change_field(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return await step(update, context)
 
 
-async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def confirm(update: Update, context: PortalContext) -> int:
     """Writes it: sends the request, or creates the dependent with the user's access."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     draft = _draft(context)
     if who.patient is None or "own" not in draft:
@@ -420,7 +419,7 @@ async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         level=Level(draft["level"]),
         role=Role(draft["role"]),
     )
-    p = portal(context)
+    p = context.portal
     if not draft["own"]:
         dependent, grant = await access.create_dependent(
             p.db,
@@ -478,7 +477,7 @@ async def confirm(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return ConversationHandler.END
 
 
-async def cancel_adding(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def cancel_adding(update: Update, context: PortalContext) -> int:
     """/cancel or Cancel: drops the draft; nothing was sent or created."""
     _ = await _tr(update, context)
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
@@ -486,7 +485,7 @@ async def cancel_adding(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return ConversationHandler.END
 
 
-async def adding_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def adding_timed_out(update: Update, context: PortalContext) -> int:
     """Ten minutes without an answer: says the request was not sent."""
     _ = await _tr(update, context)
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
@@ -501,7 +500,7 @@ async def adding_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     return ConversationHandler.END
 
 
-async def command_mid_flow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def command_mid_flow(update: Update, context: PortalContext) -> None:
     """Another command while adding: says how to go on or stop."""
     _ = await _tr(update, context)
     assert update.effective_message is not None
@@ -511,7 +510,7 @@ async def command_mid_flow(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 
 def _choose_buttons(ask: Callback) -> Callback:
-    async def remind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    async def remind(update: Update, context: PortalContext) -> int:
         _ = await _tr(update, context)
         assert update.effective_message is not None
         await update.effective_message.reply_text(_("Please choose one of the buttons."))
@@ -524,7 +523,7 @@ def _choose_buttons(ask: Callback) -> Callback:
 def _back_from(state: int) -> Callback:
     """The Back button of one step."""
 
-    async def go_back(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    async def go_back(update: Update, context: PortalContext) -> int:
         draft = _draft(context)
         draft.pop("editing", None)
         previous: dict[int, Callback] = {

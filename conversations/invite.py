@@ -9,7 +9,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     ConversationHandler,
     MessageHandler,
     TypeHandler,
@@ -17,10 +16,10 @@ from telegram.ext import (
 )
 
 from bot import invitations
+from bot.context import PortalContext
 from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
 from bot.qr import qr_png
-from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
 from conversations import Flows, conversation
@@ -44,7 +43,7 @@ def _buttons(_: Translator, *, back: bool = True, skip: bool = False) -> InlineK
     return InlineKeyboardMarkup([row])
 
 
-def _draft(context: ContextTypes.DEFAULT_TYPE) -> dict[str, str]:
+def _draft(context: PortalContext) -> dict[str, str]:
     return context.user_data.setdefault(DATA_KEY, {})  # type: ignore[union-attr,no-any-return]
 
 
@@ -59,9 +58,9 @@ async def _say(update: Update, text: str, markup: InlineKeyboardMarkup | None = 
     await message.reply_text(text, reply_markup=markup)
 
 
-async def start_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def start_invite(update: Update, context: PortalContext) -> int:
     """Checks the sender is a practitioner; asks the patient's full name."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     if not who.is_practitioner:
         await _say(
@@ -82,9 +81,9 @@ async def start_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return NAME
 
 
-async def save_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_name(update: Update, context: PortalContext) -> int:
     """Stores the patient's name; asks their date of birth."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     name = clean_name(update.effective_message.text if update.effective_message else None)
     if name is None:
         await _say(
@@ -97,9 +96,9 @@ async def save_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await ask_dob(update, context)
 
 
-async def ask_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_dob(update: Update, context: PortalContext) -> int:
     """Asks the patient's date of birth (also where Back from the email step lands)."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     await _say(
         update,
         _(
@@ -111,16 +110,16 @@ async def ask_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return DOB
 
 
-async def back_to_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def back_to_name(update: Update, context: PortalContext) -> int:
     """Back from the date of birth: asks the name again."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     await _say(update, _("What is the patient's full name?"), _buttons(_, back=False))
     return NAME
 
 
-async def save_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_dob(update: Update, context: PortalContext) -> int:
     """Stores the date of birth; asks for an optional email."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     text = update.effective_message.text if update.effective_message else ""
     dob = parse_date(text or "", _.format_locale)
     if dob is None or not plausible_birth_date(dob, dt.date.today()):
@@ -136,9 +135,9 @@ async def save_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await ask_email(update, context)
 
 
-async def ask_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def ask_email(update: Update, context: PortalContext) -> int:
     """Asks the patient's email, which can be skipped."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     await _say(
         update,
         _(
@@ -150,9 +149,9 @@ async def ask_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return EMAIL
 
 
-async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_email(update: Update, context: PortalContext) -> int:
     """Stores the email; creates the invite and sends the link."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     text = update.effective_message.text if update.effective_message else None
     email = clean_email(text)
     if email is None:
@@ -166,18 +165,18 @@ async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return await send_invite(update, context)
 
 
-async def skip_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def skip_email(update: Update, context: PortalContext) -> int:
     """No email; creates the invite and sends the link."""
     _draft(context).pop("email", None)
     return await send_invite(update, context)
 
 
-async def send_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def send_invite(update: Update, context: PortalContext) -> int:
     """Creates the invite; sends the link, its QR code and a share button."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     draft = _draft(context)
-    p = portal(context)
+    p = context.portal
     try:
         new = await invitations.create_invite(
             p.db,
@@ -223,9 +222,9 @@ async def send_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     return ConversationHandler.END
 
 
-async def date_of_birth_differs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def date_of_birth_differs(update: Update, context: PortalContext) -> int:
     """The email's patient has another date of birth on record: asks it again."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     _draft(context).pop("dob", None)
     await _say(
         update,
@@ -240,26 +239,26 @@ async def date_of_birth_differs(update: Update, context: ContextTypes.DEFAULT_TY
     return DOB
 
 
-async def cancel_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def cancel_invite(update: Update, context: PortalContext) -> int:
     """/cancel or the Cancel button: drops the draft, nothing is created."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
     await _say(update, _("Invite cancelled. Nothing was created."))
     return ConversationHandler.END
 
 
-async def button_expected(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+async def button_expected(update: Update, context: PortalContext) -> int | None:
     """A command other than /cancel mid-flow: remind instead of silently ignoring it."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     await _say(
         update, _("You're in the middle of an invite. Answer the question above, or send /cancel.")
     )
     return None
 
 
-async def invite_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def invite_timed_out(update: Update, context: PortalContext) -> int:
     """Ten minutes without an answer: drops the draft and says so."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
     if update.effective_chat:
         await context.bot.send_message(

@@ -9,7 +9,6 @@ from telegram import InlineKeyboardButton, Update
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     ConversationHandler,
     MessageHandler,
     TypeHandler,
@@ -17,8 +16,8 @@ from telegram.ext import (
 )
 
 from bot import access, labels
+from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from bot.text import clean_email, esc
 from conversations import Flows, conversation
 from handlers.choices import level_question, role_question
@@ -30,7 +29,7 @@ DRAFT = "share"
 CB_CANCEL = "sh:cancel"
 
 
-def _draft(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
+def _draft(context: PortalContext) -> dict[str, Any]:
     return context.user_data.setdefault(DRAFT, {})  # type: ignore[union-attr,no-any-return]
 
 
@@ -49,17 +48,17 @@ async def _say(update: Update, text: str, rows: list[list[InlineKeyboardButton]]
     await update.effective_message.reply_text(text, reply_markup=markup)
 
 
-async def start_sharing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def start_sharing(update: Update, context: PortalContext) -> int:
     """'Share <name> with someone': checks you hold them; asks the other patient's email."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     dependent_id = (
         int(query.data.rsplit(":", 1)[1]) if query.data.rsplit(":", 1)[1].isdigit() else 0
     )
     dependent = (
-        await access.held_dependent(portal(context).db, who.patient.id, dependent_id)
+        await access.held_dependent(context.portal.db, who.patient.id, dependent_id)
         if who.patient
         else None
     )
@@ -77,9 +76,9 @@ async def start_sharing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return EMAIL
 
 
-async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_email(update: Update, context: PortalContext) -> int:
     """Stores the email; asks the access level."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     email = clean_email(update.effective_message.text if update.effective_message else None)
     if email is None:
         await _say(
@@ -94,9 +93,9 @@ async def save_email(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return LEVEL
 
 
-async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_level(update: Update, context: PortalContext) -> int:
     """Stores the level; asks the role."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     query = update.callback_query
     assert query is not None and query.data is not None
     _draft(context)["level"] = Level.CLINICAL if query.data.endswith(":c") else Level.ADMINISTRATIVE
@@ -105,9 +104,9 @@ async def save_level(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return ROLE
 
 
-async def save_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def save_role(update: Update, context: PortalContext) -> int:
     """Stores the role; shows the summary with Confirm."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     query = update.callback_query
     assert query is not None and query.data is not None
     draft = _draft(context)
@@ -122,12 +121,12 @@ async def save_role(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     return CONFIRM
 
 
-async def confirm_share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def confirm_share(update: Update, context: PortalContext) -> int:
     """Creates the offer (if that email has a portal) and tells the same either way."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     draft = context.user_data.pop(DRAFT, {})  # type: ignore[union-attr]
-    p = portal(context)
+    p = context.portal
     if who.patient is None or "role" not in draft:
         await _say(update, _("This button is no longer active."), [])
         return ConversationHandler.END
@@ -151,17 +150,17 @@ async def confirm_share(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return ConversationHandler.END
 
 
-async def cancel_sharing(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def cancel_sharing(update: Update, context: PortalContext) -> int:
     """/cancel or Cancel: nothing is offered."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     await _say(update, _("Cancelled. Nothing was sent."), [])
     return ConversationHandler.END
 
 
-async def sharing_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def sharing_timed_out(update: Update, context: PortalContext) -> int:
     """Ten minutes without an answer: nothing is offered."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
     if update.effective_chat:
         await context.bot.send_message(

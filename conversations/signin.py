@@ -8,7 +8,6 @@ import logging
 from telegram import Update
 from telegram.ext import (
     CommandHandler,
-    ContextTypes,
     ConversationHandler,
     MessageHandler,
     TypeHandler,
@@ -16,10 +15,10 @@ from telegram.ext import (
 )
 
 from bot import access, invitations
+from bot.context import Caller, PortalContext
 from bot.dates import parse_date
 from bot.i18n import Translator
 from bot.invitations import InviteState
-from bot.runtime import Caller, caller, portal
 from bot.text import esc
 from conversations import Flows, conversation
 from handlers.menu import home_keyboard
@@ -80,21 +79,21 @@ def _refusal(
     return ask
 
 
-async def open_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def open_invite(update: Update, context: PortalContext) -> int:
     """Checks the link from /start <token>; asks the date of birth."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     message = update.effective_message
     assert message is not None
     payload = (context.args or [""])[0]
-    check = await invitations.check_invite(portal(context).db, payload, who.telegram_user_id)
+    check = await invitations.check_invite(context.portal.db, payload, who.telegram_user_id)
     if check.state is InviteState.SIGNED_IN_ALREADY:
         await message.reply_text(
             _("You're already signed in. Here is your menu."), reply_markup=home_keyboard(_)
         )
         return ConversationHandler.END
     if check.state is not InviteState.VALID or check.invite is None or check.patient is None:
-        await message.reply_text(_refusal(_, check.state, check, portal(context).settings.tz))
+        await message.reply_text(_refusal(_, check.state, check, context.portal.settings.tz))
         return ConversationHandler.END
     # Always: a link must never sign anyone in without the date of birth it checks.
     context.user_data[INVITE_KEY] = check.invite.id  # type: ignore[index]
@@ -107,9 +106,9 @@ async def open_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     return ASK_DOB
 
 
-async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def check_dob(update: Update, context: PortalContext) -> int:
     """Compares the typed date of birth; signs in, re-asks, or ends on the third miss."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     message = update.effective_message
     assert message is not None and message.text is not None
@@ -125,14 +124,12 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         )
         return ASK_DOB
     result = await invitations.check_date_of_birth(
-        portal(context).db, invite_id, answer, who.telegram_user_id
+        context.portal.db, invite_id, answer, who.telegram_user_id
     )
     if result.burned:
         context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
         check = invitations.InviteCheck(InviteState.BURNED)
-        await message.reply_text(
-            _refusal(_, InviteState.BURNED, check, portal(context).settings.tz)
-        )
+        await message.reply_text(_refusal(_, InviteState.BURNED, check, context.portal.settings.tz))
         return ConversationHandler.END
     if result.matches:
         return await _finish(update, context, who, invite_id, answer)
@@ -157,7 +154,7 @@ async def check_dob(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 
 async def _finish(
     update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
+    context: PortalContext,
     who: Caller,
     invite_id: int,
     date_of_birth: dt.date,
@@ -167,30 +164,31 @@ async def _finish(
     assert message is not None
     context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
     result = await invitations.sign_in(
-        portal(context).db, invite_id, who.telegram_user_id, _.language, date_of_birth
+        context.portal.db, invite_id, who.telegram_user_id, _.language, date_of_birth
     )
     if result.state is not InviteState.VALID or result.patient is None:
         check = invitations.InviteCheck(result.state)
-        await message.reply_text(_refusal(_, result.state, check, portal(context).settings.tz))
+        await message.reply_text(_refusal(_, result.state, check, context.portal.settings.tz))
         return ConversationHandler.END
+    await context.refresh_caller(update)  # signed in now, for the rest of this update
     first = result.patient.full_name.split()[0]
     await message.reply_text(
         _("Welcome, {name}! You're now signed in to your patient portal at {practice}.").format(
-            name=esc(first), practice=esc(portal(context).settings.practice_name)
+            name=esc(first), practice=esc(context.portal.settings.practice_name)
         )
         + "\n\n"
         + _("Send /help at any time to see everything I can do."),
         reply_markup=home_keyboard(_),
     )
     # Cards for requests that waited for this patient to sign in go out now.
-    await access.queue_waiting_cards(portal(context).db, result.patient.id, who.telegram_user_id)
-    await portal(context).sender.release(patient_id=result.patient.id)
+    await access.queue_waiting_cards(context.portal.db, result.patient.id, who.telegram_user_id)
+    await context.portal.sender.release(patient_id=result.patient.id)
     return ConversationHandler.END
 
 
-async def cancel_signin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def cancel_signin(update: Update, context: PortalContext) -> int:
     """/cancel while signing in; the link stays usable."""
-    who = await caller(update, context)
+    who = context.caller
     context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
     if update.effective_message:
         await update.effective_message.reply_text(
@@ -199,9 +197,9 @@ async def cancel_signin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return ConversationHandler.END
 
 
-async def signin_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def signin_timed_out(update: Update, context: PortalContext) -> int:
     """No answer for ten minutes: say so, keep the link usable."""
-    who = await caller(update, context)
+    who = context.caller
     context.user_data.pop(INVITE_KEY, None)  # type: ignore[union-attr]
     if update.effective_chat:
         await context.bot.send_message(

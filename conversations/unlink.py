@@ -8,7 +8,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     ConversationHandler,
     MessageHandler,
     TypeHandler,
@@ -16,8 +15,8 @@ from telegram.ext import (
 )
 
 from bot import invitations
+from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from bot.text import clean_email, clean_name, esc
 from conversations import Flows, conversation
 from handlers.language import practitioner_menu
@@ -31,9 +30,9 @@ def _cancel_button(_: Translator) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(_("Cancel"), callback_data=CB_CANCEL)]])
 
 
-async def start_unlink(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def start_unlink(update: Update, context: PortalContext) -> int:
     """Checks the sender is a practitioner; asks whose account to sign out."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     assert update.effective_message is not None
     if not who.is_practitioner:
@@ -52,15 +51,15 @@ async def start_unlink(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return WHO
 
 
-async def find_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def find_patient(update: Update, context: PortalContext) -> int:
     """Looks the patient up; asks to confirm, or to type it again."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     message = update.effective_message
     assert message is not None
     email = clean_email(message.text)
     name = None if email else clean_name(message.text)
     found = (
-        await invitations.find_signed_in(portal(context).db, email=email, name=name)
+        await invitations.find_signed_in(context.portal.db, email=email, name=name)
         if email or name
         else []
     )
@@ -100,9 +99,9 @@ async def find_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> in
     return ConversationHandler.END
 
 
-async def cancel_unlink(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def cancel_unlink(update: Update, context: PortalContext) -> int:
     """/cancel or the Cancel button: nothing changes."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     if update.callback_query:
         await update.callback_query.answer()
         await update.callback_query.edit_message_reply_markup(None)
@@ -111,18 +110,18 @@ async def cancel_unlink(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return ConversationHandler.END
 
 
-async def command_mid_flow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def command_mid_flow(update: Update, context: PortalContext) -> None:
     """Another command while asked whom to sign out: says how to go on or stop."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     assert update.effective_message is not None
     await update.effective_message.reply_text(
         _("Type the patient's email or full name, or send /cancel to stop.")
     )
 
 
-async def unlink_timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def unlink_timed_out(update: Update, context: PortalContext) -> int:
     """Ten minutes without an answer: nothing changed."""
-    _ = (await caller(update, context))._
+    _ = (context.caller)._
     if update.effective_chat:
         await context.bot.send_message(
             update.effective_chat.id, _("Nobody was signed out: the question timed out.")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import access, labels
 from bot.access import Viewing
+from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.guard import require_patient, tell_to_sign_in
 from handlers.menu import CB_HOME_ACTIVITY
@@ -171,7 +171,7 @@ def describe(_: Translator, e: LogEntry, subject_name: str, own: bool) -> str:
 
 
 async def render(
-    context: ContextTypes.DEFAULT_TYPE,
+    context: PortalContext,
     _: Translator,
     view: Viewing,
     subject: int,
@@ -180,7 +180,7 @@ async def render(
 ) -> tuple[str, InlineKeyboardMarkup | None] | None:
     """A page of `subject`'s log under the view's header line; None when the reader may not
     read it (refused, and audited, by bot.access)."""
-    p = portal(context)
+    p = context.portal
     page = await access.access_log(p.db, view.me.id, subject, number)
     if page is None:
         return None
@@ -210,7 +210,7 @@ async def _tell_if_lost(update: Update, _: Translator, view: Viewing) -> None:
         await update.get_bot().send_message(update.effective_chat.id, notice)
 
 
-async def show_activity(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_activity(update: Update, context: PortalContext) -> None:
     """/activity: the log of the portal being viewed, where the viewer may read it (their
     own, or a dependent's they hold); otherwise their own, saying why."""
     who = await require_patient(update, context)
@@ -219,11 +219,11 @@ async def show_activity(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     _ = who._
     if update.callback_query:
         await update.callback_query.answer()
-    view = await access.viewing(portal(context).db, who.telegram_user_id)
+    view = await access.viewing(context.portal.db, who.telegram_user_id)
     assert view is not None  # signed in
     await _tell_if_lost(update, _, view)
     subject, explain = view.subject.id, None
-    if not view.own and not await access.may_read_log(portal(context).db, view.me.id, subject):
+    if not view.own and not await access.may_read_log(context.portal.db, view.me.id, subject):
         subject = view.me.id
         explain = _(
             "Only {name}, or the person who holds their account, can read {name}'s access "
@@ -237,17 +237,17 @@ async def show_activity(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     )
 
 
-async def turn_log_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def turn_log_page(update: Update, context: PortalContext) -> None:
     """◀ ▶ in a log, or opening a dependent's log: only the subject or holder may read it."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _DATA.match(query.data)
     if who.patient is None:
         await tell_to_sign_in(update, _)
         return
-    view = await access.viewing(portal(context).db, who.telegram_user_id)
+    view = await access.viewing(context.portal.db, who.telegram_user_id)
     rendered = (
         await render(context, _, view, int(match[1]), int(match[2])) if match and view else None
     )

@@ -14,12 +14,12 @@ import re
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, ContextTypes
+from telegram.ext import CallbackQueryHandler
 
 from bot import access, labels
 from bot.access import DecisionOutcome
+from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.send import answer_quietly, edit_in_place
 from storage.models import Grant
@@ -116,18 +116,18 @@ def _lower_options(_: Translator, grant_id: int, level: Level, role: Role) -> In
     return InlineKeyboardMarkup(rows)
 
 
-async def decide_request(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def decide_request(update: Update, context: PortalContext) -> None:
     """A tap on Approve, Deny, Approve with changes, a lowered option, or Back."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = PATTERN.match(query.data)
     if match is None or who.patient is None:
         await query.answer(_("This request isn't yours to decide."), show_alert=True)
         return
     verb, grant_id = match[1], int(match[2])
-    p = portal(context)
+    p = context.portal
     info = await access.request_info(p.db, grant_id)
     if info is None or info.decider_id != who.patient.id:
         await access.record_refusal(p.db, who.patient.id, grant_id)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
+from bot.context import PortalContext
 from bot.portalbot import answered_here
-from bot.runtime import caller
 from storage.db import committed_here
 
 log = logging.getLogger("portal.errors")
 
 
-async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def report_error(update: object, context: PortalContext) -> None:
     """Log the exception without user content; tell the user whether anything changed."""
     update_id = update.update_id if isinstance(update, Update) else None
     # Only the exception type and traceback: messages of our own exceptions never carry
@@ -23,7 +22,8 @@ async def report_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
     if not isinstance(update, Update):
         return
     try:
-        who = await caller(update, context)
+        # A new context: the one the handlers had is not passed to the error handler.
+        who = await context.refresh_caller(update)
         if committed_here():  # "nothing was changed" would be false
             text = who._(
                 "Something went wrong after your change was saved. "

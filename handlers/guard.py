@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
+from bot.context import Caller, PortalContext
 from bot.i18n import Translator
-from bot.runtime import Caller, caller
 
 
-async def require_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Caller | None:
+async def require_patient(update: Update, context: PortalContext) -> Caller | None:
     """The caller when signed in to a portal; otherwise they are told how to sign in."""
-    who = await caller(update, context)
+    who = context.caller
     if who.signed_in:
         return who
     await tell_to_sign_in(update, who._)

@@ -16,11 +16,11 @@ from telegram import (
     Update,
 )
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import i18n
+from bot.context import USER_LANGUAGE_KEY, Caller, PortalApp, PortalContext, portal, set_language
 from bot.i18n import LANGUAGES, Translator, translator
-from bot.runtime import USER_LANGUAGE_KEY, Caller, caller, portal, set_language
 from handlers.send import edit_in_place
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def commands(_: Translator, *, practitioner: bool = False) -> list[BotCommand]:
     return [BotCommand(name, description) for name, description in items]
 
 
-async def set_command_menus(app: Application) -> None:  # type: ignore[type-arg]
+async def set_command_menus(app: PortalApp) -> None:
     """The menu in every shipped language; practitioners also see /invite and /unlink in
     their chat.
     Sent side by side, once the bot is running (bot/app.py)."""
@@ -72,15 +72,10 @@ async def set_command_menus(app: Application) -> None:  # type: ignore[type-arg]
     )
 
 
-MENU_SET_KEY = "practitioner_menus"
-
-
-async def practitioner_menu(
-    context: ContextTypes.DEFAULT_TYPE, who: Caller, *, again: bool = False
-) -> None:
+async def practitioner_menu(context: PortalContext, who: Caller, *, again: bool = False) -> None:
     """Practitioners also see /invite and /unlink, in their chat only. Set once they have talked to
     the bot (Telegram refuses a chat scope before that), and again after /language."""
-    done: set[int] = context.bot_data.setdefault(MENU_SET_KEY, set())
+    done = context.bot_data.practitioner_menus
     if not who.is_practitioner or (who.telegram_user_id in done and not again):
         return
     try:
@@ -92,9 +87,9 @@ async def practitioner_menu(
         log.info("no practitioner menu for one chat: %s", type(exc).__name__)
 
 
-async def choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def choose_language(update: Update, context: PortalContext) -> None:
     """/language: one button per language, each in its own words."""
-    who = await caller(update, context)
+    who = context.caller
     rows = [
         [
             InlineKeyboardButton(
@@ -109,20 +104,19 @@ async def choose_language(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
 
 
-async def save_language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def save_language(update: Update, context: PortalContext) -> None:
     """A language button: stored with the login (or for this chat before sign-in)."""
     query = update.callback_query
     assert query is not None and query.data is not None
     match = _DATA.match(query.data)
     if match is None or match[1] not in LANGUAGES:
-        who = await caller(update, context)
+        who = context.caller
         await query.answer(who._("This button is no longer active."), show_alert=True)
         return
     language = match[1]
-    who = await caller(update, context)
-    await set_language(context, who, language)
-    _ = i18n.translator(language, portal(context).settings.default_locale)
-    await practitioner_menu(context, dataclasses.replace(who, _=_), again=True)
+    await set_language(context, update, language)
+    _ = i18n.translator(language, context.portal.settings.default_locale)
+    await practitioner_menu(context, dataclasses.replace(context.caller, _=_), again=True)
     await query.answer()
     await edit_in_place(
         query, _("Done: I'll speak {language} from now on.").format(language=LANGUAGES[language])

@@ -9,13 +9,13 @@ import re
 from urllib.parse import quote
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import access, invitations, labels
 from bot.access import ChangeOutcome
+from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.qr import qr_png
-from bot.runtime import caller, portal
 from bot.text import esc
 from bot.tokens import deep_link
 from handlers.guard import require_patient
@@ -41,9 +41,9 @@ def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
 
 
 async def _render(
-    context: ContextTypes.DEFAULT_TYPE, _: Translator, me: int
+    context: PortalContext, _: Translator, me: int
 ) -> tuple[str, InlineKeyboardMarkup | None]:
-    p = portal(context)
+    p = context.portal
     tz = p.settings.tz
     o = await access.overview(p.db, me)
     lines = [_("🔐 <b>Access</b>"), "", _("<b>Patients you access</b>")]
@@ -201,7 +201,7 @@ async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
     await edit_in_place(update.callback_query, text, markup)
 
 
-async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_access(update: Update, context: PortalContext) -> None:
     """/access: the whole picture in one message."""
     who = await require_patient(update, context)
     if who is None or who.patient is None:
@@ -213,11 +213,11 @@ async def show_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await send_long(context.bot, update.effective_chat.id, text, markup)
 
 
-async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def manage(update: Update, context: PortalContext) -> None:
     """Any /access button: re-checks who may do it, acts, tells both sides, re-renders."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _DATA.match(query.data)
     if who.patient is None or match is None:
@@ -225,7 +225,7 @@ async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     me = who.patient.id
     verb, ident, code = match[1], int(match[2] or 0), match[3]
-    db = portal(context).db
+    db = context.portal.db
     if verb == "home":
         await query.answer()
         await _edit(update, *await _render(context, _, me))
@@ -305,7 +305,7 @@ async def manage(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def _one_grant(
     update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
+    context: PortalContext,
     _: Translator,
     me: int,
     verb: str,
@@ -316,7 +316,7 @@ async def _one_grant(
     refused (and audited by bot.access); so is a grant that has ended since."""
     query = update.callback_query
     assert query is not None
-    parties = await access.grant_for_party(portal(context).db, me, grant_id)
+    parties = await access.grant_for_party(context.portal.db, me, grant_id)
     view = _grant_view(_, me, parties) if parties is not None else None
     if parties is None or view is None:
         await query.answer(
@@ -367,12 +367,12 @@ async def _decider(db: Database, subject_id: int) -> int | None:
 
 
 async def _give_own_login(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, me: int, dependent_id: int
+    update: Update, context: PortalContext, me: int, dependent_id: int
 ) -> None:
     query = update.callback_query
     assert query is not None
-    _ = (await caller(update, context))._
-    p = portal(context)
+    _ = (context.caller)._
+    p = context.portal
     new = await invitations.create_own_login_invite(
         p.db, me, dependent_id, p.settings.invite_ttl_days
     )

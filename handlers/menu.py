@@ -5,9 +5,9 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
+from bot.context import Caller
 from bot.i18n import Translator
 from bot.records import Page
-from bot.runtime import Caller
 from bot.text import esc
 from handlers.paging import page_row
 from storage.models import AccessEntry

@@ -8,12 +8,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import Update
-from telegram.ext import ContextTypes
 
 from bot import access, labels
+from bot.context import Portal, PortalContext
 from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Render, Unreachable
-from bot.runtime import Portal, portal
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
 from storage import logins, outbox
@@ -25,7 +24,7 @@ Rendered = Outgoing | Unreachable | None
 log = logging.getLogger(__name__)
 
 
-async def outbox_first(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def outbox_first(update: Update, context: PortalContext) -> None:
     """Before any handler: collect what this update queues; a user who had blocked the bot
     and is back gets what was held for them."""
     outbox.collect()
@@ -33,7 +32,7 @@ async def outbox_first(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = update.effective_user
     if user is None:
         return
-    p = portal(context)
+    p = context.portal
     try:
         async with p.db.read() as conn:
             waiting = await outbox.has_held(conn, user.id)
@@ -45,9 +44,9 @@ async def outbox_first(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         log.exception("could not release what waited for update %s", update.update_id)
 
 
-async def outbox_last(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def outbox_last(update: Update, context: PortalContext) -> None:
     """After every handler: what this update queued goes out now (replies went first)."""
-    await portal(context).sender.deliver(outbox.collected())
+    await context.portal.sender.deliver(outbox.collected())
 
 
 def renderer(p: Portal) -> Render:

@@ -14,11 +14,11 @@ import re
 from telegram import ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import TelegramError
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop
 
 from bot import invitations
+from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from storage import outbox
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ _START = re.compile(r"^/start(?:@\w+)?$", re.IGNORECASE)
 _LINK_PAYLOAD = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})")
 
 
-async def private_chats_only(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def private_chats_only(update: Update, context: PortalContext) -> None:
     """First for every update: one from a chat that is not private goes no further."""
     chat = update.effective_chat
     if chat is not None and chat.type == ChatType.PRIVATE:
@@ -42,7 +42,7 @@ async def private_chats_only(update: Update, context: ContextTypes.DEFAULT_TYPE)
     try:
         # The update ends here, before the group that sends what it queued (a burned
         # invite's notice to the practitioner): that goes now, or from the outbox later.
-        await portal(context).sender.deliver(outbox.collected())
+        await context.portal.sender.deliver(outbox.collected())
     except Exception:
         log.exception("could not send what update %s queued", update.update_id)
     raise ApplicationHandlerStop
@@ -58,12 +58,12 @@ def _direct_button(_: Translator, bot_username: str) -> InlineKeyboardMarkup:
     )
 
 
-async def _turn_away(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _turn_away(update: Update, context: PortalContext) -> None:
     if update.my_chat_member is not None:
         await _leave_when_added(update, context)
         return
     if update.callback_query is not None:
-        who = await caller(update, context)
+        who = context.caller
         await update.callback_query.answer(please_message_me(who._), show_alert=True)
         return
     message = update.message
@@ -71,7 +71,7 @@ async def _turn_away(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return  # a channel's post: nobody to answer
     await _burn_exposed_invites(update, context, message)
     if _command_for(message, context.bot.username):
-        who = await caller(update, context)
+        who = context.caller
         await message.reply_text(
             please_message_me(who._), reply_markup=_direct_button(who._, context.bot.username)
         )
@@ -99,19 +99,17 @@ def _exposed_payloads(message: Message) -> set[str]:
     return found
 
 
-async def _burn_exposed_invites(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, message: Message
-) -> None:
+async def _burn_exposed_invites(update: Update, context: PortalContext, message: Message) -> None:
     """An invite seen by others in a group is burned: nobody signs in with it, and the
     practitioner who sent it is asked for a new one."""
     sender = message.from_user.id if message.from_user else 0
-    db = portal(context).db
+    db = context.portal.db
     for payload in _exposed_payloads(message):
         # The practitioner's notice is queued with the burn (handlers/notices.py).
         await invitations.burn_exposed(db, payload, sender, message.chat.type)
 
 
-async def _leave_when_added(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _leave_when_added(update: Update, context: PortalContext) -> None:
     """Added to a group: say once why not, then leave. A channel is left without a word."""
     change = update.my_chat_member
     assert change is not None
@@ -119,7 +117,7 @@ async def _leave_when_added(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         return  # the bot left or was removed: nothing to do
     chat = change.chat
     if chat.type != ChatType.CHANNEL:
-        who = await caller(update, context)
+        who = context.caller
         _ = who._
         try:
             await context.bot.send_message(

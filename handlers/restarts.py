@@ -6,11 +6,10 @@ import logging
 import time
 
 from telegram.error import TelegramError
-from telegram.ext import Application, ContextTypes
 
+from bot.context import PortalApp, PortalContext, portal, recipient_language
 from bot.i18n import Translator
 from bot.persistence import ConversationKey, SQLitePersistence
-from bot.runtime import recipient_language
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +21,16 @@ def _message(_: Translator) -> str:
     )
 
 
-async def _tell(app: Application, key: ConversationKey) -> None:  # type: ignore[type-arg]
+async def _tell(app: PortalApp, key: ConversationKey) -> None:
     chat_id, user_id = int(key[0]), int(key[-1])
-    _ = await recipient_language(app, user_id)
+    _ = await recipient_language(portal(app), user_id)
     try:
         await app.bot.send_message(chat_id, _message(_))
     except TelegramError as exc:
         log.info("could not tell a user their flow timed out: %s", type(exc).__name__)
 
 
-async def settle_restored_conversations(app: Application) -> None:  # type: ignore[type-arg]
+async def settle_restored_conversations(app: PortalApp) -> None:
     """Expired before start-up: tell now. Still running: tell when the deadline passes."""
     persistence = app.persistence
     if not isinstance(persistence, SQLitePersistence):
@@ -47,7 +46,7 @@ async def settle_restored_conversations(app: Application) -> None:  # type: igno
         )
 
 
-async def _deadline_passed(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _deadline_passed(context: PortalContext) -> None:
     """The user did not come back in time: tell them, and forget the stored step. The
     conversation in memory ends through the flow's guard if they write again."""
     assert context.job is not None

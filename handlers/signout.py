@@ -8,11 +8,11 @@ import logging
 import re
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
+from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import invitations
+from bot.context import USER_LANGUAGE_KEY, PortalApp, PortalContext
 from bot.i18n import Translator
-from bot.runtime import USER_LANGUAGE_KEY, caller, portal
 from bot.text import esc
 from handlers.guard import require_patient
 from handlers.send import edit_in_place
@@ -41,7 +41,7 @@ def unlink_buttons(_: Translator, patient_id: int, telegram_user_id: int) -> Inl
     )
 
 
-async def ask_to_sign_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def ask_to_sign_out(update: Update, context: PortalContext) -> None:
     """/signout: says what signing out does and asks Yes or No."""
     who = await require_patient(update, context)
     if who is None or who.login is None:
@@ -67,17 +67,17 @@ async def ask_to_sign_out(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     )
 
 
-async def sign_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def sign_out(update: Update, context: PortalContext) -> None:
     """Yes under /signout: only the tapper's own current sign-in can be signed out."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _SIGN_OUT.match(query.data)
     done = None
     if match and who.login is not None:
         done = await invitations.sign_out(
-            portal(context).db, who.telegram_user_id, int(match[1]), int(match[2])
+            context.portal.db, who.telegram_user_id, int(match[1]), int(match[2])
         )
     if done is None:
         await query.answer(_("This button is no longer active."), show_alert=True)
@@ -93,11 +93,11 @@ async def sign_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def stay_signed_in(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stay_signed_in(update: Update, context: PortalContext) -> None:
     """No under /signout: nothing changes."""
     query = update.callback_query
     assert query is not None
-    who = await caller(update, context)
+    who = context.caller
     if not who.signed_in:
         await query.answer(who._("This button is no longer active."), show_alert=True)
         return
@@ -105,17 +105,17 @@ async def stay_signed_in(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await edit_in_place(query, who._("Nothing changed: you're still signed in."))
 
 
-async def unlink_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unlink_patient(update: Update, context: PortalContext) -> None:
     """Yes under a practitioner's /unlink: signs that patient's Telegram account out."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _UNLINK.match(query.data)
     if not who.is_practitioner or match is None:
         await query.answer(_("This button is no longer active."), show_alert=True)
         return
-    p = portal(context)
+    p = context.portal
     done = await invitations.unlink(
         p.db,
         int(match[1]),
@@ -138,16 +138,16 @@ async def unlink_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     )
 
 
-async def keep_linked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def keep_linked(update: Update, context: PortalContext) -> None:
     """No under a practitioner's /unlink: nothing changes."""
     query = update.callback_query
     assert query is not None
-    who = await caller(update, context)
+    who = context.caller
     await query.answer()
     await edit_in_place(query, who._("Cancelled. Nothing changed."))
 
 
-def forget_drafts(app: Application, telegram_user_id: int) -> None:  # type: ignore[type-arg]
+def forget_drafts(app: PortalApp, telegram_user_id: int) -> None:
     """Half-finished flows' answers go with the login; the language chosen stays."""
     data = app.user_data.get(telegram_user_id)
     if not data:

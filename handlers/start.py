@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
 
 from bot import access, records
-from bot.runtime import Caller, caller, portal
+from bot.context import Caller, PortalContext
 from bot.text import esc
 from handlers.guard import tell_to_sign_in
 from handlers.language import practitioner_menu
@@ -19,9 +18,9 @@ from handlers.views import header
 _HOME_PAGE = re.compile(r"^home:p:(\d{1,6})$")
 
 
-async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_home(update: Update, context: PortalContext) -> None:
     """/start: the home menu when signed in, otherwise how to get in."""
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     message = update.effective_message
     if message is None:
@@ -31,7 +30,7 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text, markup = await _home(context, who, 0)
         await message.reply_text(text, reply_markup=markup)
         return
-    practice = esc(portal(context).settings.practice_name)
+    practice = esc(context.portal.settings.practice_name)
     text = _(
         "Hello! I'm the patient assistant of {practice}. To sign in, open the invite link "
         "your practice sent you. No link yet? Ask the reception for one."
@@ -41,11 +40,11 @@ async def show_home(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(text)
 
 
-async def turn_home_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def turn_home_page(update: Update, context: PortalContext) -> None:
     """◀ ▶ under the patients on the home message: that page, in place."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     if who.patient is None:
         await tell_to_sign_in(update, who._)
         return
@@ -56,12 +55,12 @@ async def turn_home_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def _home(
-    context: ContextTypes.DEFAULT_TYPE, who: Caller, number: int
+    context: PortalContext, who: Caller, number: int
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The home message with page `number` of the patients this patient accesses."""
     assert who.patient is not None
     _ = who._
-    p = portal(context)
+    p = context.portal
     entries = await access.accessible(p.db, who.patient.id)
     view = await access.viewing(p.db, who.telegram_user_id)
     page = records.page_of(entries, number, HOME_PAGE_SIZE)
@@ -71,34 +70,34 @@ async def _home(
     return text, home_keyboard(_, page)
 
 
-async def show_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_help(update: Update, context: PortalContext) -> None:
     """/help: the commands this user can use."""
-    who = await caller(update, context)
+    who = context.caller
     if update.effective_message:
         await update.effective_message.reply_text(help_text(who))
 
 
-async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def nothing_to_cancel(update: Update, context: PortalContext) -> None:
     """/cancel outside a conversation."""
-    who = await caller(update, context)
+    who = context.caller
     if update.effective_message:
         await update.effective_message.reply_text(
             who._("There's nothing to cancel. Send /help to see what I can do.")
         )
 
 
-async def not_understood(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def not_understood(update: Update, context: PortalContext) -> None:
     """Text or an unknown command outside any conversation."""
-    who = await caller(update, context)
+    who = context.caller
     if update.effective_message:
         await update.effective_message.reply_text(
             who._("Sorry, I didn't understand that. Send /help to see what I can do.")
         )
 
 
-async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stale_button(update: Update, context: PortalContext) -> None:
     """A button no handler claims: old, from a finished conversation, or forged."""
-    who = await caller(update, context)
+    who = context.caller
     if update.callback_query:
         await answer_quietly(
             update.callback_query, who._("This button is no longer active."), alert=True

@@ -18,14 +18,13 @@ from telegram.ext import (
     ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     filters,
 )
 
 from bot import access, labels, measures, records
 from bot.access import Act, ActOutcome, Area, Viewing
+from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.runtime import caller, portal
 from bot.text import esc
 from handlers.guard import tell_to_sign_in
 from handlers.menu import CB_HOME_VIEW
@@ -109,8 +108,8 @@ def _record_kind(_: Translator, kind: str) -> str:
     }.get(kind, kind)
 
 
-def _appointment_line(_: Translator, a: Appointment, context: ContextTypes.DEFAULT_TYPE) -> str:
-    tz = portal(context).settings.tz
+def _appointment_line(_: Translator, a: Appointment, context: PortalContext) -> str:
+    tz = context.portal.settings.tz
     where = " · ".join(esc(x) for x in (a.practitioner, a.location) if x)
     mark = "❌ " if a.status == "cancelled" else ("✅ " if a.status == "confirmed" else "")
     return f"📅 <b>{_.when(a.starts_at, tz)}</b>\n{where}\n{mark}{_status(_, a.status)}"
@@ -147,10 +146,10 @@ def _other_views(_: Translator, view: Viewing, kind: str) -> list[list[InlineKey
 
 
 async def render(
-    context: ContextTypes.DEFAULT_TYPE, _: Translator, view: Viewing, kind: str, number: int
+    context: PortalContext, _: Translator, view: Viewing, kind: str, number: int
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The text and buttons of one page; the caller has already checked access."""
-    db = portal(context).db
+    db = context.portal.db
     subject = view.subject.id
     lines = [header(_, view), ""]
     rows: list[list[InlineKeyboardButton]] = []
@@ -164,7 +163,7 @@ async def render(
         for a in page.items:
             lines += ["", _appointment_line(_, a, context)]
             if kind == "u" and can_edit and a.status != "cancelled":
-                day = _.short_day(a.starts_at, portal(context).settings.tz)
+                day = _.short_day(a.starts_at, context.portal.settings.tz)
                 actions = [
                     InlineKeyboardButton(
                         _("Cancel {day}").format(day=day),
@@ -264,12 +263,10 @@ async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
     await edit_in_place(update.callback_query, text, markup)
 
 
-async def _current(
-    update: Update, context: ContextTypes.DEFAULT_TYPE
-) -> tuple[Translator, Viewing | None]:
-    who = await caller(update, context)
+async def _current(update: Update, context: PortalContext) -> tuple[Translator, Viewing | None]:
+    who = context.caller
     _ = who._
-    view = await access.viewing(portal(context).db, who.telegram_user_id)
+    view = await access.viewing(context.portal.db, who.telegram_user_id)
     if view is None:
         await tell_to_sign_in(update, _)
         return _, None
@@ -281,12 +278,12 @@ async def _current(
     return _, view
 
 
-async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -> None:
+async def _show(update: Update, context: PortalContext, kind: str) -> None:
     _, view = await _current(update, context)
     if view is None:
         return
     area = _AREA.get(kind, Area.DETAILS)
-    allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
+    allowed = await access.authorize(context.portal.db, view, area, Act.VIEW, action=_AUDIT[area])
     if not allowed.allowed:
         await _send(update, header(_, view) + "\n\n" + refusal(_, view, area))
         return
@@ -294,27 +291,27 @@ async def _show(update: Update, context: ContextTypes.DEFAULT_TYPE, kind: str) -
     await _send(update, text, markup)
 
 
-async def show_appointments(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_appointments(update: Update, context: PortalContext) -> None:
     """/appointments: upcoming appointments of the patient being viewed."""
     await _show(update, context, "u")
 
 
-async def show_invoices(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_invoices(update: Update, context: PortalContext) -> None:
     """/invoices: invoices of the patient being viewed."""
     await _show(update, context, "i")
 
 
-async def show_records(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_records(update: Update, context: PortalContext) -> None:
     """/records: clinical records, for Clinical access only."""
     await _show(update, context, "r")
 
 
-async def show_details(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_details(update: Update, context: PortalContext) -> None:
     """/details: name, date of birth and email of the patient being viewed."""
     await _show(update, context, "d")
 
 
-async def home_view(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def home_view(update: Update, context: PortalContext) -> None:
     """A home-menu button for a view or /switch."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -327,16 +324,16 @@ async def home_view(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer()
 
 
-async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def turn_page(update: Update, context: PortalContext) -> None:
     """◀ ▶ and the Past/Upcoming toggle: re-checks access, edits the page in place."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _PAGE.match(query.data)
     view = (
         await access.view_of(
-            portal(context).db,
+            context.portal.db,
             who.telegram_user_id,
             int(match[2]),
             action=_AUDIT[_AREA[match[1]]],
@@ -349,7 +346,7 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     kind, number = match[1], int(match[3])
     area = _AREA[kind]
-    allowed = await access.authorize(portal(context).db, view, area, Act.VIEW, action=_AUDIT[area])
+    allowed = await access.authorize(context.portal.db, view, area, Act.VIEW, action=_AUDIT[area])
     if not allowed.allowed:
         await query.answer(refusal(_, view, area, html=False)[:200], show_alert=True)
         return
@@ -361,14 +358,14 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # --- Appointment actions -------------------------------------------------------------------
 
 
-async def act_on_appointment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def act_on_appointment(update: Update, context: PortalContext) -> None:
     """Cancel (after a confirm step) or confirm attendance; Edit role only, checked per item."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _APPOINTMENT.match(query.data)
-    db = portal(context).db
+    db = context.portal.db
     view = (
         await access.view_of(db, who.telegram_user_id, int(match[2]), action=_ACTS[match[1]])
         if match
@@ -482,12 +479,12 @@ def _switch_keyboard(
 
 
 async def _switch_list(
-    context: ContextTypes.DEFAULT_TYPE, _: Translator, view: Viewing, part: str, number: int
+    context: PortalContext, _: Translator, view: Viewing, part: str, number: int
 ) -> tuple[str, InlineKeyboardMarkup, bool]:
     """Page `number` of the people this patient accesses (only those whose name has
     `part`, when given), and whether it asks to type part of a name: when everyone
     takes more than one page."""
-    entries = await access.accessible(portal(context).db, view.me.id)
+    entries = await access.accessible(context.portal.db, view.me.id)
     found = [e for e in entries if _folded(part) in _folded(e.other_name)] if part else entries
     page = records.page_of(found, number, SWITCH_PAGE_SIZE)
     lines = [header(_, view), "", _("Whose portal would you like to see?")]
@@ -513,7 +510,7 @@ async def _switch_list(
     return "\n".join(lines), _switch_keyboard(_, view, page, nav), many
 
 
-def _ask_for_a_name(context: ContextTypes.DEFAULT_TYPE, asked: bool) -> None:
+def _ask_for_a_name(context: PortalContext, asked: bool) -> None:
     """Whether text typed next is a name to find (see find_typed_name)."""
     if context.user_data is None:
         return
@@ -523,14 +520,14 @@ def _ask_for_a_name(context: ContextTypes.DEFAULT_TYPE, asked: bool) -> None:
         context.user_data.pop(SEARCH_KEY, None)
 
 
-async def show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def show_switch(update: Update, context: PortalContext) -> None:
     """/switch (or /switch and part of a name): whose portal to show — you, or anyone you
     have access to, a page at a time."""
     part = " ".join(context.args or [])
     await _show_switch(update, context, part)
 
 
-async def _show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE, typed: str) -> None:
+async def _show_switch(update: Update, context: PortalContext, typed: str) -> None:
     _, view = await _current(update, context)
     if view is None:
         return
@@ -540,7 +537,7 @@ async def _show_switch(update: Update, context: ContextTypes.DEFAULT_TYPE, typed
     _ask_for_a_name(context, asks)
 
 
-async def turn_switch_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def turn_switch_page(update: Update, context: PortalContext) -> None:
     """◀ ▶ in a /switch list: that page, in place, of the same people."""
     query = update.callback_query
     assert query is not None and query.data is not None
@@ -553,7 +550,7 @@ async def turn_switch_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     await _edit(update, text, markup)
 
 
-async def find_typed_name(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def find_typed_name(update: Update, context: PortalContext) -> None:
     """Before any other handler: text typed while a /switch list asks for part of a name
     finds the people with it. Anything else the user does (a command, another button)
     ends the question, so that later text means what it would have meant anyway."""
@@ -567,7 +564,7 @@ async def find_typed_name(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message = update.message
     if message is None or message.text is None or filters.COMMAND.check_update(update):
         return
-    if time.time() - asked > portal(context).settings.conversation_timeout:
+    if time.time() - asked > context.portal.settings.conversation_timeout:
         return
     try:
         await _show_switch(update, context, message.text)
@@ -578,15 +575,15 @@ async def find_typed_name(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     raise ApplicationHandlerStop
 
 
-async def switch_to(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def switch_to(update: Update, context: PortalContext) -> None:
     """A tap in /switch: re-checks the grant now, stores the choice, and shows that
     patient's upcoming appointments in place (the other views are one tap from there)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    who = await caller(update, context)
+    who = context.caller
     _ = who._
     match = _SWITCH.match(query.data)
-    db = portal(context).db
+    db = context.portal.db
     view = await access.switch_to(db, who.telegram_user_id, int(match[1])) if match else None
     if view is None:
         await query.answer(_("You don't have access to that portal."), show_alert=True)

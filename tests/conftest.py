@@ -11,7 +11,7 @@ import pytest
 from telegram.ext import Application
 
 from bot.app import build_application, running
-from bot.runtime import portal
+from bot.context import portal
 from bot.settings import Settings, load_settings
 from storage import Database
 from tests.botapi import BotAPIServer

@@ -11,7 +11,7 @@ from telegram.ext import Application
 
 from bot import access, invitations
 from bot.access import AccessRequest
-from bot.runtime import portal
+from bot.context import portal
 from storage import Database, logins
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Fault, SimUser

@@ -14,8 +14,8 @@ from telegram import Chat, Message, Update, User
 from telegram.ext import Application
 
 from bot.app import build_application, running
+from bot.context import portal
 from bot.processing import OneAtATimePerUser
-from bot.runtime import portal
 
 
 def _update(update_id: int, user_id: int) -> Update:

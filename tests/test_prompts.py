@@ -14,7 +14,7 @@ from telegram.ext import Application
 from bot import access
 from bot.access import AccessRequest
 from bot.app import build_application, running
-from bot.runtime import portal
+from bot.context import portal
 from bot.settings import load_settings
 from storage import Database, logins
 from storage.vocabulary import Level, Relationship, Role

@@ -23,8 +23,8 @@ import pytest
 from bot import access, invitations
 from bot.access import AccessRequest
 from bot.app import build_application, running
+from bot.context import portal as portal_of
 from bot.invitations import InviteRequest, InviteState
-from bot.runtime import portal as portal_of
 from bot.settings import Settings, load_settings
 from storage import Database, audit, grants, portal
 from storage.db import CHECKPOINT_EVERY, now

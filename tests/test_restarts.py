@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 from bot.app import build_application, running
+from bot.context import portal
 from bot.persistence import Deadlines, SQLitePersistence
 from bot.settings import Settings, load_settings
 from conversations import addpatient
@@ -37,7 +38,7 @@ async def test_addpatient_resumes_after_a_restart(server: BotAPIServer, db_path:
     settings = _settings(server, db_path)
     ann = server.user(700, "Ann")
     async with running(build_application(settings), poll_timeout=1) as app:
-        db: Database = app.bot_data["portal"].db
+        db: Database = portal(app).db
         await signed_in(db, ann, "Ann Lee")
         await ann.send("/addpatient")
         await ann.send("Mia Lee")
@@ -65,7 +66,7 @@ async def test_each_step_stores_its_draft_with_its_state(
     settings = _settings(server, db_path)
     ann = server.user(700, "Ann")
     async with running(build_application(settings), poll_timeout=1) as app:
-        await signed_in(app.bot_data["portal"].db, ann, "Ann Lee")
+        await signed_in(portal(app).db, ann, "Ann Lee")
         await ann.send("/addpatient")
         await ann.send("Mia Lee")
         for label in ("Daughter", "Clinical", "Edit", "No, create an account for them"):
@@ -74,7 +75,7 @@ async def test_each_step_stores_its_draft_with_its_state(
         await ann.send("3/5/2018")  # the first update after the start
         assert "Please check" in ann.last.text
         # Read before anything else could write: the next update, or the periodic flush.
-        async with app.bot_data["portal"].db.read() as conn:
+        async with portal(app).db.read() as conn:
             rows = await state.load(conn, "user_data")
             steps = await state.load(conn, "conversation", "addpatient")
         assert len(rows) == 1 and '"dob": "2018-05-03"' in rows[0][1], rows
@@ -90,7 +91,7 @@ async def test_two_users_steps_side_by_side_each_store_their_draft_with_their_st
     parents = [server.user(700, "Ann"), server.user(701, "Bob")]
     async with running(build_application(settings), poll_timeout=1) as app:
         for parent, name in zip(parents, ("Ann Lee", "Bob Lee"), strict=True):
-            await signed_in(app.bot_data["portal"].db, parent, name)
+            await signed_in(portal(app).db, parent, name)
             await parent.send("/addpatient")
             await parent.send("Mia Lee")
             for label in ("Daughter", "Clinical", "Edit", "No, create an account for them"):
@@ -98,7 +99,7 @@ async def test_two_users_steps_side_by_side_each_store_their_draft_with_their_st
     async with running(build_application(settings), poll_timeout=1) as app:
         await asyncio.gather(parents[0].send("3/5/2018"), parents[1].send("4/6/2019"))
         assert all("Please check" in parent.last.text for parent in parents)
-        async with app.bot_data["portal"].db.read() as conn:
+        async with portal(app).db.read() as conn:
             rows = await state.load(conn, "user_data")
             steps = await state.load(conn, "conversation", "addpatient")
         drafts = {key: value for key, value, _ in rows}
@@ -133,7 +134,7 @@ async def test_invite_resumes_after_a_restart(server: BotAPIServer, db_path: Pat
     settings = _settings(server, db_path)
     doctor = server.user(500, "Priya")
     async with running(build_application(settings), poll_timeout=1) as app:
-        await make_practitioner(app.bot_data["portal"].db, 500)
+        await make_practitioner(portal(app).db, 500)
         await doctor.send("/invite")
         await doctor.send("Bo Tran")
     async with running(build_application(settings), poll_timeout=1):
@@ -149,7 +150,7 @@ async def test_a_flow_abandoned_across_a_restart_times_out(
     settings = _settings(server, db_path, timeout=1)
     ann = server.user(700, "Ann")
     async with running(build_application(settings), poll_timeout=1) as app:
-        await signed_in(app.bot_data["portal"].db, ann, "Ann Lee", dt.date(1985, 2, 3))
+        await signed_in(portal(app).db, ann, "Ann Lee", dt.date(1985, 2, 3))
         await ann.send("/addpatient")
         await ann.send("Mia Lee")
     await asyncio.sleep(1.5)  # the bot is down longer than the timeout
@@ -163,7 +164,7 @@ async def test_a_restored_flow_still_times_out_later(server: BotAPIServer, db_pa
     settings = _settings(server, db_path, timeout=2)
     ann = server.user(700, "Ann")
     async with running(build_application(settings), poll_timeout=1) as app:
-        await signed_in(app.bot_data["portal"].db, ann, "Ann Lee", dt.date(1985, 2, 3))
+        await signed_in(portal(app).db, ann, "Ann Lee", dt.date(1985, 2, 3))
         await ann.send("/addpatient")
     async with running(build_application(settings), poll_timeout=1):
         await _wait_for(ann, "before I restarted, and it has timed out")

@@ -9,6 +9,7 @@ from telegram.ext import Application
 from bot import access
 from bot.access import AccessRequest
 from bot.app import build_application, running
+from bot.context import portal as portal_of
 from bot.settings import Settings
 from storage import Database, audit, grants, portal
 from storage.db import now
@@ -229,7 +230,7 @@ async def test_revoked_while_selected_falls_back_to_own_portal(
 
 async def test_the_choice_survives_a_restart(server: BotAPIServer, settings: Settings) -> None:
     async with running(build_application(settings), poll_timeout=1) as app:
-        db: Database = app.bot_data["portal"].db
+        db: Database = portal_of(app).db
         ann, *_ = await _family(db, server)
         await ann.send("/switch")
         await ann.tap("Mia Lee (Daughter) · Clinical")
