@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 
 from telegram import (
     BotCommand,
@@ -19,13 +18,13 @@ from telegram.error import TelegramError
 from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import i18n
+from bot.callbacks import ChooseLanguage
 from bot.context import USER_LANGUAGE_KEY, Caller, PortalApp, PortalContext, portal, set_language
 from bot.i18n import LANGUAGES, Translator, translator
 from handlers.send import edit_in_place
 
 log = logging.getLogger(__name__)
 
-_DATA = re.compile(r"^lang:([A-Za-z_]{2,10})$")
 # Telegram's language_code for setMyCommands is a two-letter ISO 639-1 code.
 _TELEGRAM_CODE = {"en": "en", "zh_Hans": "zh", "vi": "vi", "ar": "ar"}
 
@@ -93,7 +92,8 @@ async def choose_language(update: Update, context: PortalContext) -> None:
     rows = [
         [
             InlineKeyboardButton(
-                ("● " if code == who._.language else "") + name, callback_data=f"lang:{code}"
+                ("● " if code == who._.language else "") + name,
+                callback_data=ChooseLanguage(code).encode(),
             )
         ]
         for code, name in LANGUAGES.items()
@@ -108,12 +108,11 @@ async def save_language(update: Update, context: PortalContext) -> None:
     """A language button: stored with the login (or for this chat before sign-in)."""
     query = update.callback_query
     assert query is not None and query.data is not None
-    match = _DATA.match(query.data)
-    if match is None or match[1] not in LANGUAGES:
-        who = context.caller
-        await query.answer(who._("This button is no longer active."), show_alert=True)
+    tapped = ChooseLanguage.parse(query.data)
+    if tapped is None or tapped.code not in LANGUAGES:
+        await query.answer(context.caller._("This button is no longer active."), show_alert=True)
         return
-    language = match[1]
+    language = tapped.code
     await set_language(context, update, language)
     _ = i18n.translator(language, context.portal.settings.default_locale)
     await practitioner_menu(context, dataclasses.replace(context.caller, _=_), again=True)
@@ -127,5 +126,5 @@ def language_handlers() -> list[object]:
     assert USER_LANGUAGE_KEY
     return [
         CommandHandler("language", choose_language),
-        CallbackQueryHandler(save_language, pattern=r"^lang:"),
+        CallbackQueryHandler(save_language, pattern=ChooseLanguage.pattern()),
     ]
