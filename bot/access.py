@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from storage import Database, audit, completed, grants, logins, outbox, patients, portal
+from bot.events import (
+    AccessChanged,
+    AccessRequested,
+    DecisionsWaiting,
+    DependentOffered,
+    GrantLeft,
+    GrantRevoked,
+    RequestDecided,
+    RequestWithdrawn,
+)
+from bot.notifier import notify
+from storage import Database, audit, completed, grants, logins, patients, portal
 from storage.db import Reads, Writes, now
 from storage.models import AccessEntry, Grant, LogEntry, LoginView, Patient
-from storage.outbox import Kind
 from storage.vocabulary import (
     Action,
     Attempt,
@@ -161,30 +171,43 @@ async def request_by_email(
         # insert below fails on the one-pending-request-per-email index.
         if await grants.open_between(conn, requester_id, subject_id, email.strip()) is not None:
             return RequestResult(RequestOutcome.DUPLICATE)
-        grant = await grants.create(
-            conn,
-            accessor_id=requester_id,
-            subject_id=subject_id,
-            subject_email=email.strip(),
-            subject_name=request.subject_name,
-            relationship=request.relationship,
-            relationship_other=request.relationship_other,
-            level=request.level,
-            role=request.role,
-            expires_at=now() + ttl_days * DAY,
-        )
-        await audit.record(
-            conn,
-            Action.GRANT_REQUESTED,
-            actor_patient_id=requester_id,
-            subject_patient_id=subject_id,
-            ref_id=grant.id,
-            detail=f"{request.level}/{request.role}",
-        )
+        expires_at = now() + ttl_days * DAY
+        grant = await _ask(conn, requester_id, subject_id, email.strip(), request, expires_at)
         decider = await decider_for(conn, subject_id) if subject_id else None
-        if decider is not None:
-            await queue_card(conn, grant.id, decider)
+        await notify(conn, AccessRequested(grant, decider))
         return RequestResult(RequestOutcome.SENT, grant, subject, decider)
+
+
+async def _ask(
+    conn: Writes,
+    requester_id: int,
+    subject_id: int | None,
+    email: str | None,
+    request: AccessRequest,
+    expires_at: int | None,
+) -> Grant:
+    """A pending request, and its line in the access log."""
+    grant = await grants.create(
+        conn,
+        accessor_id=requester_id,
+        subject_id=subject_id,
+        subject_email=email,
+        subject_name=request.subject_name,
+        relationship=request.relationship,
+        relationship_other=request.relationship_other,
+        level=request.level,
+        role=request.role,
+        expires_at=expires_at,
+    )
+    await audit.record(
+        conn,
+        Action.GRANT_REQUESTED,
+        actor_patient_id=requester_id,
+        subject_patient_id=subject_id,
+        ref_id=grant.id,
+        detail=f"{request.level}/{request.role}",
+    )
+    return grant
 
 
 async def create_dependent(
@@ -201,66 +224,64 @@ async def create_dependent(
     With an idempotency key, confirming the same draft twice (a retry after a crash) returns
     the account the first confirmation created."""
     async with db.transaction() as conn:
-        done = await completed.get(conn, idempotency_key) if idempotency_key else None
-        if done is not None:
-            earlier = await patients.get(conn, done[0])
-            earlier_grant = await grants.get(conn, done[1]) if done[1] else None
-            assert earlier is not None and earlier_grant is not None
-            return earlier, earlier_grant
-        dependent = await patients.create(
-            conn,
-            full_name,
-            date_of_birth,
-            holder_id=creator_id,  # type: ignore[arg-type]
-        )
-        await audit.record(
-            conn,
-            Action.DEPENDENT_CREATED,
-            actor_patient_id=creator_id,
-            subject_patient_id=dependent.id,
-        )
-        grant = await grants.create(
-            conn,
-            accessor_id=creator_id,
-            subject_id=dependent.id,
-            subject_email=None,
-            subject_name=full_name,
-            relationship=request.relationship,
-            relationship_other=request.relationship_other,
-            level=request.level,
-            role=request.role,
-            expires_at=None,
-        )
-        await audit.record(
-            conn,
-            Action.GRANT_REQUESTED,
-            actor_patient_id=creator_id,
-            subject_patient_id=dependent.id,
-            ref_id=grant.id,
-            detail=f"{request.level}/{request.role}",
-        )
-        decided = await grants.decide(
-            conn,
-            grant.id,
-            status=GrantStatus.ACTIVE,
-            decided_by=creator_id,
-            level=grant.level,
-            role=grant.role,
-        )
-        assert decided
-        await audit.record(
-            conn,
-            Action.GRANT_APPROVED,
-            actor_patient_id=creator_id,
-            subject_patient_id=dependent.id,
-            ref_id=grant.id,
-            detail="as_holder",
-        )
-        final = await grants.get(conn, grant.id)
-        assert final is not None
+        earlier = await _created_before(conn, idempotency_key)
+        if earlier is not None:
+            return earlier
+        dependent = await _new_dependent(conn, creator_id, full_name, date_of_birth)
+        named = replace(request, subject_name=full_name)
+        grant = await _ask(conn, creator_id, dependent.id, None, named, expires_at=None)
+        grant = await _approve_as_holder(conn, grant, creator_id)
         if idempotency_key:
-            await completed.record(conn, idempotency_key, dependent.id, final.id)
-        return dependent, final
+            await completed.record(conn, idempotency_key, dependent.id, grant.id)
+        return dependent, grant
+
+
+async def _created_before(conn: Reads, idempotency_key: str | None) -> tuple[Patient, Grant] | None:
+    """What an earlier confirmation with this key created, if one did."""
+    done = await completed.get(conn, idempotency_key) if idempotency_key else None
+    if done is None:
+        return None
+    earlier = await patients.get(conn, done[0])
+    earlier_grant = await grants.get(conn, done[1]) if done[1] else None
+    assert earlier is not None and earlier_grant is not None
+    return earlier, earlier_grant
+
+
+async def _new_dependent(
+    conn: Writes, creator_id: int, full_name: str, date_of_birth: dt.date
+) -> Patient:
+    dependent = await patients.create(conn, full_name, date_of_birth, holder_id=creator_id)
+    await audit.record(
+        conn,
+        Action.DEPENDENT_CREATED,
+        actor_patient_id=creator_id,
+        subject_patient_id=dependent.id,
+    )
+    return dependent
+
+
+async def _approve_as_holder(conn: Writes, grant: Grant, holder_id: int) -> Grant:
+    """The holder approves, as asked, their own request for the dependent they created."""
+    decided = await grants.decide(
+        conn,
+        grant.id,
+        status=GrantStatus.ACTIVE,
+        decided_by=holder_id,
+        level=grant.level,
+        role=grant.role,
+    )
+    assert decided
+    await audit.record(
+        conn,
+        Action.GRANT_APPROVED,
+        actor_patient_id=holder_id,
+        subject_patient_id=grant.subject_id,
+        ref_id=grant.id,
+        detail="as_holder",
+    )
+    final = await grants.get(conn, grant.id)
+    assert final is not None
+    return final
 
 
 # --- Decisions ------------------------------------------------------------------------
@@ -297,16 +318,10 @@ async def decide(
         if grant is None or grant.subject_id is None:
             await _refused(conn, decider_id, None, grant_id, Attempt.UNKNOWN)
             return DecisionResult(DecisionOutcome.NOT_YOURS)
-        if await _decider_of(conn, grant) != decider_id:
-            await _refused(conn, decider_id, grant.subject_id, grant_id, Attempt.NOT_DECIDER)
-            return DecisionResult(DecisionOutcome.NOT_YOURS)
-        if grant.status is not GrantStatus.PENDING:
-            return DecisionResult(DecisionOutcome.ALREADY, grant)
-        if grant.expires_at is not None and grant.expires_at <= now():
-            await grants.expire_stale(conn)
-            return DecisionResult(DecisionOutcome.EXPIRED, await grants.get(conn, grant_id))
-        new_level = level or grant.level
-        new_role = role or grant.role
+        undecidable = await _undecidable(conn, grant, decider_id)
+        if undecidable is not None:
+            return undecidable
+        new_level, new_role = level or grant.level, role or grant.role
         if not not_more_than(new_level, new_role, grant.level, grant.role):
             return DecisionResult(DecisionOutcome.INVALID, grant)
         status = GrantStatus.ACTIVE if approve else GrantStatus.DENIED
@@ -314,30 +329,45 @@ async def decide(
             conn, grant_id, status=status, decided_by=decider_id, level=new_level, role=new_role
         ):
             return DecisionResult(DecisionOutcome.ALREADY, await grants.get(conn, grant_id))
-        changed = (new_level, new_role) != (grant.level, grant.role)
-        await audit.record(
-            conn,
-            Action.GRANT_APPROVED if approve else Action.GRANT_DENIED,
-            actor_patient_id=decider_id,
-            subject_patient_id=grant.subject_id,
-            ref_id=grant_id,
-            detail=f"{new_level}/{new_role}" + (" changed" if approve and changed else ""),
-        )
-        # The requester hears the outcome; for an offer, the holder who made it does.
-        told = grant.accessor_id
-        if grant.kind is GrantKind.OFFER:
-            subject = await patients.get(conn, grant.subject_id)
-            told = subject.holder_id if subject and subject.holder_id else 0
-        if told:
-            await outbox.enqueue(
-                conn,
-                Kind.DECISION,
-                ref_id=grant_id,
-                patient_id=told,
-                detail={"approved": approve},
-            )
-        await _queue_card_outcomes(conn, grant_id, shown_on)
+        await _audit_decision(conn, grant, decider_id, approve, new_level, new_role)
+        offered_by = await _offered_by(conn, grant)
+        await notify(conn, RequestDecided(grant, approve, offered_by, shown_on))
         return DecisionResult(DecisionOutcome.DECIDED, await grants.get(conn, grant_id))
+
+
+async def _undecidable(conn: Writes, grant: Grant, decider_id: int) -> DecisionResult | None:
+    """Why this patient cannot decide this request now (a refusal is audited); None: they can."""
+    if await _decider_of(conn, grant) != decider_id:
+        await _refused(conn, decider_id, grant.subject_id, grant.id, Attempt.NOT_DECIDER)
+        return DecisionResult(DecisionOutcome.NOT_YOURS)
+    if grant.status is not GrantStatus.PENDING:
+        return DecisionResult(DecisionOutcome.ALREADY, grant)
+    if grant.expires_at is not None and grant.expires_at <= now():
+        await grants.expire_stale(conn)
+        return DecisionResult(DecisionOutcome.EXPIRED, await grants.get(conn, grant.id))
+    return None
+
+
+async def _audit_decision(
+    conn: Writes, grant: Grant, decider_id: int, approve: bool, level: Level, role: Role
+) -> None:
+    changed = (level, role) != (grant.level, grant.role)
+    await audit.record(
+        conn,
+        Action.GRANT_APPROVED if approve else Action.GRANT_DENIED,
+        actor_patient_id=decider_id,
+        subject_patient_id=grant.subject_id,
+        ref_id=grant.id,
+        detail=f"{level}/{role}" + (" changed" if approve and changed else ""),
+    )
+
+
+async def _offered_by(conn: Reads, grant: Grant) -> int | None:
+    """For an offer, the holder who made it (while they still hold the dependent)."""
+    if grant.kind is not GrantKind.OFFER or grant.subject_id is None:
+        return None
+    subject = await patients.get(conn, grant.subject_id)
+    return subject.holder_id if subject else None
 
 
 async def record_refusal(db: Database, actor_id: int, grant_id: int) -> None:
@@ -402,37 +432,6 @@ async def request_info(db: Database, grant_id: int) -> RequestInfo | None:
     return RequestInfo(grant, requester, subject, decider, offerer)
 
 
-async def queue_card(conn: Writes, grant_id: int, decider_id: int) -> None:
-    """The Approve / Deny card for whoever decides, once per request and decider."""
-    await outbox.enqueue(
-        conn,
-        Kind.REQUEST_CARD,
-        ref_id=grant_id,
-        patient_id=decider_id,
-        dedupe_key=f"card:{grant_id}:{decider_id}",
-    )
-
-
-async def _queue_card_outcomes(
-    conn: Writes, grant_id: int, shown_on: tuple[int, int] | None = None
-) -> None:
-    """Every card that asked about this request shows what became of it."""
-    for patient_id, chat_id, message_id in await outbox.sent_about(
-        conn, Kind.REQUEST_CARD, grant_id
-    ):
-        if (chat_id, message_id) == shown_on:
-            continue
-        await outbox.enqueue(
-            conn,
-            Kind.CARD_OUTCOME,
-            ref_id=grant_id,
-            patient_id=patient_id,  # edited only while the chat is still theirs
-            chat_id=chat_id,
-            detail={"message_id": message_id},
-            keep=False,
-        )
-
-
 async def queue_waiting_cards(db: Database, decider_id: int, chat_id: int) -> None:
     """Cards for the requests this patient decides (for themself or a held dependent), for
     the chat they just signed in from, unless one is on its way (queued, or held for their
@@ -443,15 +442,8 @@ async def queue_waiting_cards(db: Database, decider_id: int, chat_id: int) -> No
         subject_ids = await decides_for(conn, decider_id)
         entries = await grants.pending_for_subjects(conn, subject_ids)
         offers = await grants.offers_for(conn, decider_id)
-        for entry in (*entries, *offers):
-            if not await outbox.card_for(conn, entry.grant.id, decider_id, chat_id):
-                await outbox.enqueue(
-                    conn,
-                    Kind.REQUEST_CARD,
-                    ref_id=entry.grant.id,
-                    patient_id=decider_id,
-                    dedupe_key=f"card:{entry.grant.id}:{decider_id}:{chat_id}",
-                )
+        waiting = tuple(entry.grant.id for entry in (*entries, *offers))
+        await notify(conn, DecisionsWaiting(decider_id, chat_id, waiting))
 
 
 async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) -> list[int]:
@@ -627,7 +619,7 @@ async def revoke(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             conn, grant_id, from_status=GrantStatus.ACTIVE, by=actor_id, reason=EndReason.REVOKED
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
-        await outbox.enqueue(conn, Kind.ACCESS_ENDED, ref_id=grant_id, patient_id=grant.accessor_id)
+        await notify(conn, GrantRevoked(grant))
         return await _changed(conn, actor_id, grant, Action.GRANT_REVOKED, None)
 
 
@@ -645,8 +637,7 @@ async def leave(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         decider = await decider_for(conn, grant.subject_id) if grant.subject_id else None
-        if decider is not None:
-            await outbox.enqueue(conn, Kind.ACCESS_LEFT, ref_id=grant_id, patient_id=decider)
+        await notify(conn, GrantLeft(grant, decider))
         return await _changed(conn, actor_id, grant, Action.GRANT_LEFT, None)
 
 
@@ -663,7 +654,7 @@ async def withdraw(db: Database, actor_id: int, grant_id: int) -> ChangeResult:
             conn, grant_id, from_status=GrantStatus.PENDING, by=actor_id, reason=EndReason.WITHDRAWN
         ):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
-        await _queue_card_outcomes(conn, grant_id)
+        await notify(conn, RequestWithdrawn(grant))
         return await _changed(conn, actor_id, grant, Action.GRANT_WITHDRAWN, None)
 
 
@@ -686,13 +677,7 @@ async def change_access(
         if not await grants.change(conn, grant_id, level=new_level, role=new_role, by=actor_id):
             return ChangeResult(ChangeOutcome.ALREADY, grant)
         detail = f"{grant.level}/{grant.role}>{new_level}/{new_role}"
-        await outbox.enqueue(
-            conn,
-            Kind.ACCESS_CHANGED,
-            ref_id=grant_id,
-            patient_id=grant.accessor_id,
-            detail={"level": str(new_level), "role": str(new_role)},
-        )
+        await notify(conn, AccessChanged(grant, new_level, new_role))
         return await _changed(conn, actor_id, grant, Action.GRANT_CHANGED, detail)
 
 
@@ -853,31 +838,46 @@ async def offer_by_email(
             return None
         if await grants.open_between(conn, other.id, dependent_id, None) is not None:
             return None
-        mine = await grants.active(conn, holder_id, dependent_id)
-        relationship = mine.relationship if mine else Relationship.CHILD
-        grant = await grants.create(
-            conn,
-            accessor_id=other.id,
-            subject_id=dependent_id,
-            subject_email=None,
-            subject_name=None,
-            relationship=relationship,
-            relationship_other=mine.relationship_other if mine else None,
-            level=level,
-            role=role,
-            expires_at=now() + ttl_days * DAY,
-            kind=GrantKind.OFFER,
-        )
-        await audit.record(
-            conn,
-            Action.GRANT_OFFERED,
-            actor_patient_id=holder_id,
-            subject_patient_id=dependent_id,
-            ref_id=grant.id,
-            detail=f"{level}/{role}",
-        )
-        await queue_card(conn, grant.id, other.id)
+        expires_at = now() + ttl_days * DAY
+        grant = await _offer(conn, holder_id, other.id, dependent_id, level, role, expires_at)
+        await notify(conn, DependentOffered(grant))
         return grant
+
+
+async def _offer(
+    conn: Writes,
+    holder_id: int,
+    accessor_id: int,
+    dependent_id: int,
+    level: Level,
+    role: Role,
+    expires_at: int,
+) -> Grant:
+    """A pending offer, and its line in the access log. The relationship is the holder's
+    own to the dependent (a child, when they have no access of their own)."""
+    mine = await grants.active(conn, holder_id, dependent_id)
+    grant = await grants.create(
+        conn,
+        accessor_id=accessor_id,
+        subject_id=dependent_id,
+        subject_email=None,
+        subject_name=None,
+        relationship=mine.relationship if mine else Relationship.CHILD,
+        relationship_other=mine.relationship_other if mine else None,
+        level=level,
+        role=role,
+        expires_at=expires_at,
+        kind=GrantKind.OFFER,
+    )
+    await audit.record(
+        conn,
+        Action.GRANT_OFFERED,
+        actor_patient_id=holder_id,
+        subject_patient_id=dependent_id,
+        ref_id=grant.id,
+        detail=f"{level}/{role}",
+    )
+    return grant
 
 
 async def held_dependent(db: Database, holder_id: int, dependent_id: int) -> Patient | None:

@@ -6,11 +6,13 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from bot.events import InviteBurned, InviteLocked, SignedOut, SignOutBy
+from bot.notifier import notify
 from bot.tokens import hash_token, is_start_payload, new_token
-from storage import Database, audit, grants, invites, logins, outbox, patients
-from storage.audit import Action
+from storage import Database, audit, grants, invites, logins, patients
 from storage.db import Writes, now
 from storage.models import Invite, Login, Patient
+from storage.vocabulary import Action
 
 DOB_TRIES = 3
 DAY = 86400
@@ -213,14 +215,8 @@ async def check_date_of_birth(
             subject_patient_id=patient.id,
             ref_id=invite_id,
         )
-        if locked and invite.invited_by is not None:
-            await outbox.enqueue(
-                conn,
-                outbox.Kind.INVITE_LOCKED,
-                ref_id=invite_id,
-                chat_id=invite.invited_by,
-                detail={"patient": patient.full_name},
-            )
+        if locked:
+            await notify(conn, InviteLocked(invite, patient))
         return DobCheck(
             False, max(0, DOB_TRIES - invite.failed_dob_tries), locked, invite.invited_by
         )
@@ -303,14 +299,7 @@ async def burn_exposed(
             ref_id=invite.id,
             detail=chat_type,
         )
-        if invite.invited_by is not None:
-            await outbox.enqueue(
-                conn,
-                outbox.Kind.INVITE_BURNED,
-                ref_id=invite.id,
-                chat_id=invite.invited_by,
-                detail={"patient": patient.full_name},
-            )
+        await notify(conn, InviteBurned(invite, patient))
         return Burned(invite, patient)
 
 
@@ -355,19 +344,6 @@ async def create_own_login_invite(
 
 
 # --- Signing out ---------------------------------------------------------------------------
-
-
-class SignOutBy(enum.StrEnum):
-    """Who removed a login, as the access log records it."""
-
-    PATIENT = Action.SIGNED_OUT.value  # the patient's own /signout
-    PRACTICE = Action.UNLINKED.value  # a practitioner, in chat or with `python -m bot unlink`
-
-
-@dataclass(frozen=True)
-class SignedOut:
-    patient: Patient
-    login: Login  # as it was: whom to tell, and in which language
 
 
 async def sign_out(
@@ -425,15 +401,9 @@ async def _remove(
         actor_telegram_id=actor_telegram_id if by is SignOutBy.PRACTICE else login.telegram_user_id,
         subject_patient_id=patient.id,
     )
-    if by is SignOutBy.PRACTICE:  # a patient who signed themself out knows already
-        await outbox.enqueue(
-            conn,
-            outbox.Kind.SIGNED_OUT,
-            ref_id=patient.id,
-            chat_id=login.telegram_user_id,
-            detail={"locale": login.locale},
-        )
-    return SignedOut(patient, login)
+    signed_out = SignedOut(patient, login, by)
+    await notify(conn, signed_out)
+    return signed_out
 
 
 async def find_signed_in(

@@ -1,0 +1,126 @@
+"""What happened: the changes that owe someone a message, as the domain reports them.
+
+bot/access.py and bot/invitations.py emit one of these inside the transaction that made the
+change; bot/notifier.py decides who is told what. Each carries the people a rule chose (the
+decider, the holder who offered), so the notifier needs no rules of its own.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from storage.models import Grant, Invite, Login, Patient
+from storage.vocabulary import Action, Level, Role
+
+
+@dataclass(frozen=True)
+class AccessRequested:
+    """A patient asked for access to another's portal."""
+
+    grant: Grant
+    decider_id: int | None  # who decides it now; None: nobody yet (an unknown email, ...)
+
+
+@dataclass(frozen=True)
+class DependentOffered:
+    """A holder offered access to a dependent; the patient offered (the accessor) decides."""
+
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class RequestDecided:
+    """A request or offer was approved or declined."""
+
+    grant: Grant  # as it was asked for
+    approved: bool
+    offered_by: int | None  # for an offer: the holder who made it, when there still is one
+    shown_on: tuple[int, int] | None  # (chat, message) of the card tapped: it shows it already
+
+
+@dataclass(frozen=True)
+class RequestWithdrawn:
+    """The requester withdrew a request before it was decided."""
+
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class GrantRevoked:
+    """Whoever decides for the subject ended someone's access."""
+
+    grant: Grant
+
+
+@dataclass(frozen=True)
+class GrantLeft:
+    """The accessor gave up their access."""
+
+    grant: Grant
+    decider_id: int | None  # who decides for the subject now
+
+
+@dataclass(frozen=True)
+class AccessChanged:
+    """Whoever decides for the subject changed the level or role of someone's access."""
+
+    grant: Grant  # as it was before the change
+    level: Level
+    role: Role
+
+
+@dataclass(frozen=True)
+class DecisionsWaiting:
+    """A patient who decides signed in from a new chat, and these requests wait for them."""
+
+    decider_id: int
+    chat_id: int
+    grant_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class InviteLocked:
+    """An invite link was locked after too many wrong dates of birth."""
+
+    invite: Invite
+    patient: Patient
+
+
+@dataclass(frozen=True)
+class InviteBurned:
+    """An invite link was posted in a group chat, where others saw it; it no longer works."""
+
+    invite: Invite
+    patient: Patient
+
+
+class SignOutBy(enum.StrEnum):
+    """Who removed a login, as the access log records it."""
+
+    PATIENT = Action.SIGNED_OUT.value  # the patient's own /signout
+    PRACTICE = Action.UNLINKED.value  # a practitioner, in chat or with `python -m bot unlink`
+
+
+@dataclass(frozen=True)
+class SignedOut:
+    """A Telegram account no longer holds a patient's portal."""
+
+    patient: Patient
+    login: Login  # as it was: whom to tell, and in which language
+    by: SignOutBy
+
+
+Event = (
+    AccessRequested
+    | DependentOffered
+    | RequestDecided
+    | RequestWithdrawn
+    | GrantRevoked
+    | GrantLeft
+    | AccessChanged
+    | DecisionsWaiting
+    | InviteLocked
+    | InviteBurned
+    | SignedOut
+)

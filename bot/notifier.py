@@ -1,0 +1,141 @@
+"""Who is told what after a change: the one place that turns what happened (bot/events.py)
+into the messages it owes, one outbox row per recipient (storage/outbox.py).
+
+notify() runs inside the transaction that made the change, so the change and its messages
+commit together or not at all. The words are made when a row is sent, in the recipient's
+language and from the state at that moment: handlers/notices.py, one renderer per Kind.
+Dedupe keys make a card go once per request and decider (and once per chat they sign in
+from), however often it is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, assert_never
+
+from bot.events import (
+    AccessChanged,
+    AccessRequested,
+    DecisionsWaiting,
+    DependentOffered,
+    Event,
+    GrantLeft,
+    GrantRevoked,
+    InviteBurned,
+    InviteLocked,
+    RequestDecided,
+    RequestWithdrawn,
+    SignedOut,
+    SignOutBy,
+)
+from storage import outbox
+from storage.db import Writes
+from storage.outbox import Kind
+from storage.vocabulary import GrantKind
+
+
+async def notify(conn: Writes, event: Event) -> None:
+    """Queue what `event` owes, for each person it owes it to."""
+    match event:
+        case AccessRequested(grant, decider_id):  # whoever decides: Approve / Deny
+            await _card(conn, grant.id, decider_id)
+        case DependentOffered(grant):  # the patient offered: Accept / Decline
+            await _card(conn, grant.id, grant.accessor_id)
+        case RequestDecided(grant, approved, offered_by, shown_on):
+            # The requester hears the outcome (for an offer, the holder who made it); every
+            # other card that asked shows it.
+            told = offered_by if grant.kind is GrantKind.OFFER else grant.accessor_id
+            await _tell(conn, Kind.DECISION, grant.id, told, {"approved": approved})
+            await _card_outcomes(conn, grant.id, shown_on)
+        case RequestWithdrawn(grant):  # every card that asked shows it was withdrawn
+            await _card_outcomes(conn, grant.id, None)
+        case GrantRevoked(grant):  # the accessor
+            await _tell(conn, Kind.ACCESS_ENDED, grant.id, grant.accessor_id)
+        case GrantLeft(grant, decider_id):  # whoever decides for the subject
+            await _tell(conn, Kind.ACCESS_LEFT, grant.id, decider_id)
+        case AccessChanged(grant, level, role):  # the accessor, with the access as changed
+            detail = {"level": str(level), "role": str(role)}
+            await _tell(conn, Kind.ACCESS_CHANGED, grant.id, grant.accessor_id, detail)
+        case DecisionsWaiting(decider_id, chat_id, grant_ids):  # a card each, in the new chat
+            await _cards_in_chat(conn, grant_ids, decider_id, chat_id)
+        case InviteLocked(invite, patient):  # the practitioner who sent the invite
+            name = {"patient": patient.full_name}
+            await _tell_chat(conn, Kind.INVITE_LOCKED, invite.id, invite.invited_by, name)
+        case InviteBurned(invite, patient):  # the practitioner who sent the invite
+            name = {"patient": patient.full_name}
+            await _tell_chat(conn, Kind.INVITE_BURNED, invite.id, invite.invited_by, name)
+        case SignedOut(patient, login, by):  # signed out by the practice: that Telegram account
+            if by is SignOutBy.PRACTICE:  # a patient who signed themself out knows already
+                locale = {"locale": login.locale}  # their login is gone: its language goes along
+                await _tell_chat(conn, Kind.SIGNED_OUT, patient.id, login.telegram_user_id, locale)
+        case _:
+            assert_never(event)
+
+
+async def _tell(
+    conn: Writes,
+    kind: Kind,
+    grant_id: int,
+    patient_id: int | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """A message to a patient (sent to whichever chat they are signed in from, when they are);
+    nothing when there is nobody to tell."""
+    if patient_id is not None:
+        await outbox.enqueue(conn, kind, ref_id=grant_id, patient_id=patient_id, detail=detail)
+
+
+async def _tell_chat(
+    conn: Writes, kind: Kind, ref_id: int, chat_id: int | None, detail: dict[str, Any]
+) -> None:
+    """A message to a Telegram chat that may have no patient behind it (a practitioner, a
+    login that is gone); nothing when there is no chat."""
+    if chat_id is not None:
+        await outbox.enqueue(conn, kind, ref_id=ref_id, chat_id=chat_id, detail=detail)
+
+
+async def _card(conn: Writes, grant_id: int, decider_id: int | None) -> None:
+    """The Approve / Deny card for whoever decides, once per request and decider."""
+    if decider_id is None:
+        return
+    await outbox.enqueue(
+        conn,
+        Kind.REQUEST_CARD,
+        ref_id=grant_id,
+        patient_id=decider_id,
+        dedupe_key=f"card:{grant_id}:{decider_id}",
+    )
+
+
+async def _cards_in_chat(
+    conn: Writes, grant_ids: tuple[int, ...], decider_id: int, chat_id: int
+) -> None:
+    """A card for each request, for the chat the decider just signed in from, unless one is
+    on its way (queued, or held for their sign-in) or already there."""
+    for grant_id in grant_ids:
+        if not await outbox.card_for(conn, grant_id, decider_id, chat_id):
+            await outbox.enqueue(
+                conn,
+                Kind.REQUEST_CARD,
+                ref_id=grant_id,
+                patient_id=decider_id,
+                dedupe_key=f"card:{grant_id}:{decider_id}:{chat_id}",
+            )
+
+
+async def _card_outcomes(conn: Writes, grant_id: int, shown_on: tuple[int, int] | None) -> None:
+    """Every card that asked about this request shows what became of it (but the one the
+    decider tapped, which shows it already)."""
+    for patient_id, chat_id, message_id in await outbox.sent_about(
+        conn, Kind.REQUEST_CARD, grant_id
+    ):
+        if (chat_id, message_id) == shown_on:
+            continue
+        await outbox.enqueue(
+            conn,
+            Kind.CARD_OUTCOME,
+            ref_id=grant_id,
+            patient_id=patient_id,  # edited only while the chat is still theirs
+            chat_id=chat_id,
+            detail={"message_id": message_id},
+            keep=False,
+        )
