@@ -708,15 +708,8 @@ async def act_on_appointment(
         mine = appointment is not None and appointment.patient_id == subject_id
         upcoming = appointment is not None and appointment.starts_at >= now()
         if not allowed.allowed or not mine:
-            await audit.record(
-                conn,
-                event,
-                outcome="refused",
-                actor_patient_id=actor_id,
-                subject_patient_id=await _known(conn, subject_id),  # forged ids exist too
-                ref_id=appointment_id,
-                detail="no_edit_role" if not allowed.allowed else "not_this_patient",
-            )
+            why = "no_edit_role" if not allowed.allowed else "not_this_patient"
+            await _appointment_refused(conn, event, actor_id, subject_id, appointment_id, why)
             return ActOutcome.REFUSED
         if not upcoming or not await portal.set_appointment_status(
             conn, appointment_id, subject_id, from_statuses, to_status
@@ -730,6 +723,20 @@ async def act_on_appointment(
             ref_id=appointment_id,
         )
         return ActOutcome.DONE
+
+
+async def _appointment_refused(
+    conn: Writes, event: Action, actor_id: int, subject_id: int, appointment_id: int, why: str
+) -> None:
+    await audit.record(
+        conn,
+        event,
+        outcome="refused",
+        actor_patient_id=actor_id,
+        subject_patient_id=await _known(conn, subject_id),  # forged ids exist too
+        ref_id=appointment_id,
+        detail=why,
+    )
 
 
 async def view_of(

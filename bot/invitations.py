@@ -10,7 +10,7 @@ from bot.events import InviteBurned, InviteLocked, SignedOut, SignOutBy
 from bot.notifier import notify
 from bot.tokens import hash_token, is_start_payload, new_token
 from storage import Database, audit, grants, invites, logins, patients
-from storage.db import Writes, now
+from storage.db import Reads, Writes, now
 from storage.models import Invite, Login, Patient
 from storage.vocabulary import Action
 
@@ -239,36 +239,55 @@ async def sign_in(
     only with the date of birth it checks (check_date_of_birth counts the wrong ones)."""
     async with db.transaction() as conn:
         invite = await invites.get(conn, invite_id)
-        if invite is None:
+        patient = await patients.get(conn, invite.patient_id) if invite else None
+        if invite is None or patient is None:
             return SignIn(InviteState.UNKNOWN)
-        mine = await logins.get(conn, telegram_user_id)
-        holder = await logins.for_patient(conn, invite.patient_id)
-        state = _state(invite, mine, holder, telegram_user_id)
-        patient = await patients.get(conn, invite.patient_id)
-        if patient is None:
-            return SignIn(InviteState.UNKNOWN)
-        expected = expected_date_of_birth(patient, invite)
-        if state is InviteState.VALID and expected is None:
-            return SignIn(InviteState.NO_DATE_OF_BIRTH, patient)
-        if state is InviteState.VALID and expected != date_of_birth:
-            return SignIn(InviteState.UNKNOWN, patient)  # never asked, or asked and missed
-        if state is not InviteState.VALID or not await invites.mark_used(
-            conn, invite_id, telegram_user_id
-        ):
-            return SignIn(state if state is not InviteState.VALID else InviteState.USED, patient)
-        if patient.date_of_birth is None:
-            await patients.fill_date_of_birth(conn, patient.id, date_of_birth)
-            patient = patient.model_copy(update={"date_of_birth": date_of_birth})
-        await logins.create(conn, telegram_user_id, invite.patient_id, language)
-        await audit.record(
-            conn,
-            Action.SIGNIN_OK,
-            actor_patient_id=invite.patient_id,
-            actor_telegram_id=telegram_user_id,
-            subject_patient_id=invite.patient_id,
-            ref_id=invite_id,
-        )
+        state = await _sign_in_state(conn, invite, patient, telegram_user_id, date_of_birth)
+        if state is not InviteState.VALID:
+            return SignIn(state, patient)
+        if not await invites.mark_used(conn, invite_id, telegram_user_id):
+            return SignIn(InviteState.USED, patient)
+        patient = await _connect(conn, invite, patient, telegram_user_id, language, date_of_birth)
         return SignIn(InviteState.VALID, patient)
+
+
+async def _sign_in_state(
+    conn: Reads, invite: Invite, patient: Patient, telegram_user_id: int, date_of_birth: dt.date
+) -> InviteState:
+    """VALID when this user may sign in with this invite and this date of birth now."""
+    mine = await logins.get(conn, telegram_user_id)
+    holder = await logins.for_patient(conn, invite.patient_id)
+    state = _state(invite, mine, holder, telegram_user_id)
+    expected = expected_date_of_birth(patient, invite)
+    if state is InviteState.VALID and expected is None:
+        return InviteState.NO_DATE_OF_BIRTH
+    if state is InviteState.VALID and expected != date_of_birth:
+        return InviteState.UNKNOWN  # never asked, or asked and missed
+    return state
+
+
+async def _connect(
+    conn: Writes,
+    invite: Invite,
+    patient: Patient,
+    telegram_user_id: int,
+    language: str | None,
+    date_of_birth: dt.date,
+) -> Patient:
+    """The login, once the invite is used; the patient as they are now."""
+    if patient.date_of_birth is None:
+        await patients.fill_date_of_birth(conn, patient.id, date_of_birth)
+        patient = patient.model_copy(update={"date_of_birth": date_of_birth})
+    await logins.create(conn, telegram_user_id, invite.patient_id, language)
+    await audit.record(
+        conn,
+        Action.SIGNIN_OK,
+        actor_patient_id=invite.patient_id,
+        actor_telegram_id=telegram_user_id,
+        subject_patient_id=invite.patient_id,
+        ref_id=invite.id,
+    )
+    return patient
 
 
 @dataclass(frozen=True)
