@@ -18,9 +18,10 @@ from handlers.approvals import card_buttons, card_text, outcome_text
 from storage import logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
-from storage.vocabulary import GrantKind, GrantStatus
+from storage.vocabulary import GrantKind, GrantStatus, Level, Role
 
 Rendered = Outgoing | Unreachable | None
+Renderer = Callable[[Portal, Message], Awaitable[Rendered]]
 log = logging.getLogger(__name__)
 
 
@@ -108,41 +109,52 @@ async def card_outcome(p: Portal, row: Message) -> Rendered:
 async def decision(p: Portal, row: Message) -> Rendered:
     """The requester hears the outcome; for an offer, the holder who made it does."""
     info = await access.request_info(p.db, row.ref_id or 0)
-    to = await _patient_chat(p, row.patient_id)
     if info is None:
         return None
+    to = await _patient_chat(p, row.patient_id)
     if to is None:
         return UNREACHABLE
     chat_id, _ = to
-    grant = info.grant
     # As it was decided (the access may have ended since, and that has a notice of its own).
-    approved = bool(row.detail.get("approved", grant.status is GrantStatus.ACTIVE))
-    if grant.kind is GrantKind.OFFER:
-        text = (
-            _("<b>{name}</b> accepted access to the portal of {subject}: {access}.")
-            if approved
-            else _("<b>{name}</b> declined access to the portal of {subject}.")
-        ).format(
-            name=esc(info.requester.full_name),
-            subject=esc(info.subject.full_name),
-            access=labels.access_summary(_, grant.level, grant.role),
+    approved = bool(row.detail.get("approved", info.grant.status is GrantStatus.ACTIVE))
+    words = _offer_decided if info.grant.kind is GrantKind.OFFER else _request_decided
+    return Outgoing(chat_id, words(_, info, approved))
+
+
+def _offer_decided(_: Translator, info: access.RequestInfo, approved: bool) -> str:
+    """The holder who offered: the patient offered accepted or declined."""
+    name, subject = esc(info.requester.full_name), esc(info.subject.full_name)
+    if not approved:
+        return _("<b>{name}</b> declined access to the portal of {subject}.").format(
+            name=name, subject=subject
         )
-    elif approved:
-        text = _("<b>{name}</b> approved your request: {access}.").format(
+    return _("<b>{name}</b> accepted access to the portal of {subject}: {access}.").format(
+        name=name,
+        subject=subject,
+        access=labels.access_summary(_, info.grant.level, info.grant.role),
+    )
+
+
+def _request_decided(_: Translator, info: access.RequestInfo, approved: bool) -> str:
+    """The requester: their request was approved (perhaps for less) or declined."""
+    grant = info.grant
+    if not approved:
+        return _("Your request to access the portal of <b>{name}</b> was declined.").format(
+            name=esc(grant.subject_name or info.subject.full_name)
+        )
+    return (
+        _("<b>{name}</b> approved your request: {access}.").format(
             name=esc(info.subject.full_name),
             access=labels.access_summary(_, grant.level, grant.role),
         )
-        text += "\n" + _("Send /start to see the patients you access.")
-    else:
-        text = _("Your request to access the portal of <b>{name}</b> was declined.").format(
-            name=esc(grant.subject_name or info.subject.full_name)
-        )
-    return Outgoing(chat_id, text)
+        + "\n"
+        + _("Send /start to see the patients you access.")
+    )
 
 
-def _about_grant(
-    words: Callable[[Translator, access.GrantParties, Message], str],
-) -> Callable[[Portal, Message], Awaitable[Rendered]]:
+def _about_grant(words: Callable[[Translator, access.GrantParties, Message], str]) -> Renderer:
+    """A renderer for a notice to a patient about a grant and its two sides."""
+
     async def render(p: Portal, row: Message) -> Rendered:
         parties = await access.grant_parties(p.db, row.ref_id or 0)
         if parties is None:
@@ -174,46 +186,47 @@ def _left(_: Translator, parties: access.GrantParties, row: Message) -> str:
 def _changed(_: Translator, parties: access.GrantParties, row: Message) -> str:
     """The accessor: their level or role changed (as it was changed, not as it is now)."""
     grant = parties[0]
-    level = str(row.detail.get("level", grant.level))
-    role = str(row.detail.get("role", grant.role))
+    level = Level(row.detail.get("level", grant.level))
+    role = Role(row.detail.get("role", grant.role))
     return _("Your access to <b>{name}</b>'s portal changed: {access}.").format(
         name=esc(parties[2].full_name), access=labels.access_summary(_, level, role)
     )
 
 
-async def invite_locked(p: Portal, row: Message) -> Rendered:
+def _to_chat(words: Callable[[Translator, Message], str]) -> Renderer:
+    """A renderer for a notice to a Telegram chat, not a patient (a practitioner): in the
+    language of that chat's own login, where it has one."""
+
+    async def render(p: Portal, row: Message) -> Rendered:
+        if row.chat_id is None:
+            return None
+        _ = await _chat_translator(p, row.chat_id)
+        return Outgoing(row.chat_id, words(_, row))
+
+    render.__doc__ = words.__doc__
+    return render
+
+
+def _invite_locked(_: Translator, row: Message) -> str:
     """The practitioner who sent an invite: it was locked after wrong dates of birth."""
-    if row.chat_id is None:
-        return None
-    _ = await _chat_translator(p, row.chat_id)  # their own language, where they have a login
     patient = row.detail.get("patient")
     if not isinstance(patient, str) or not patient:
-        return Outgoing(
-            row.chat_id,
-            _(
-                "An invite link you sent was locked after three wrong dates of birth. "
-                "If the patient still needs access, send them a new invite with /invite."
-            ),
+        return _(
+            "An invite link you sent was locked after three wrong dates of birth. "
+            "If the patient still needs access, send them a new invite with /invite."
         )
-    return Outgoing(
-        row.chat_id,
-        _(
-            "The invite link you sent to <b>{name}</b> was locked after three wrong dates of "
-            "birth. If {name} still needs access, send them a new invite with /invite."
-        ).format(name=esc(patient)),
-    )
+    return _(
+        "The invite link you sent to <b>{name}</b> was locked after three wrong dates of "
+        "birth. If {name} still needs access, send them a new invite with /invite."
+    ).format(name=esc(patient))
 
 
-async def invite_burned(p: Portal, row: Message) -> Rendered:
+def _invite_burned(_: Translator, row: Message) -> str:
     """The practitioner who sent an invite that was posted in a group chat."""
-    if row.chat_id is None:
-        return None
-    _ = await _chat_translator(p, row.chat_id)
-    text = _(
+    return _(
         "The invite link you sent for {name} was posted in a group chat, where others could "
         "see it, so it no longer works. Please send {name} a new invite with /invite."
     ).format(name=esc(str(row.detail.get("patient", ""))))
-    return Outgoing(row.chat_id, text)
 
 
 async def signed_out(p: Portal, row: Message) -> Rendered:
@@ -231,14 +244,14 @@ async def signed_out(p: Portal, row: Message) -> Rendered:
     return Outgoing(row.chat_id, text)
 
 
-_RENDERERS: dict[Kind, Callable[[Portal, Message], Awaitable[Rendered]]] = {
+_RENDERERS: dict[Kind, Renderer] = {
     Kind.REQUEST_CARD: request_card,
     Kind.CARD_OUTCOME: card_outcome,
     Kind.DECISION: decision,
     Kind.ACCESS_ENDED: _about_grant(_revoked),
     Kind.ACCESS_LEFT: _about_grant(_left),
     Kind.ACCESS_CHANGED: _about_grant(_changed),
-    Kind.INVITE_LOCKED: invite_locked,
-    Kind.INVITE_BURNED: invite_burned,
+    Kind.INVITE_LOCKED: _to_chat(_invite_locked),
+    Kind.INVITE_BURNED: _to_chat(_invite_burned),
     Kind.SIGNED_OUT: signed_out,
 }
