@@ -42,6 +42,9 @@ def collected() -> list[int]:
 
 
 class Kind(enum.StrEnum):
+    """What a row says; which change queues which, for whom: bot/notifier.py. Its words:
+    handlers/notices.py, one renderer per kind."""
+
     REQUEST_CARD = "request_card"  # Approve / Deny for whoever decides a request or offer
     CARD_OUTCOME = "card_outcome"  # the decision written onto every card that asked for it
     DECISION = "decision"  # the requester (or the holder who offered) hears the outcome
