@@ -63,6 +63,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
+from playground.emulator.errors import BLOCKED, CONFLICT, NOT_MODIFIED, QUERY_INVALID, ApiError, bad
+from playground.emulator.markup import Button, Markup, parse_markup
+from playground.emulator.params import (
+    JSON_FIELDS,
+    PARAMETERS,
+    chat_id_of,
+    get_bool,
+    get_int,
+    get_str,
+    loggable,
+    refuse_unknown_parameters,
+)
+from playground.emulator.text import Entity, format_text
+
 __all__ = [
     "PARAMETERS",
     "ApiError",
@@ -76,795 +90,8 @@ __all__ = [
 
 QUIET = 0.05
 _HTML_ESCAPE = re.compile(r"&(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);")
-NOT_MODIFIED = (
-    "message is not modified: specified new message content and reply markup are exactly "
-    "the same as a current content and reply markup of the message"
-)
-QUERY_INVALID = "query is too old and response timeout expired or query ID is invalid"
-CONFLICT = (
-    "Conflict: terminated by other getUpdates request; "
-    "make sure that only one bot instance is running"
-)
-BLOCKED = "Forbidden: bot was blocked by the user"
 # Sent only to a bot that lists them in allowed_updates.
 _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
-_JSON_FIELDS = (
-    "reply_markup",
-    "entities",
-    "caption_entities",
-    "commands",
-    "scope",
-    "allowed_updates",
-    "link_preview_options",
-    "reply_parameters",
-    "menu_button",
-    "message_ids",
-)
-# What each emulated method takes, from the Bot API's documentation (the deprecated
-# reply_to_message_id, allow_sending_without_reply and disable_web_page_preview included:
-# the server still reads them).
-_SEND = (
-    "business_connection_id",
-    "chat_id",
-    "message_thread_id",
-    "direct_messages_topic_id",
-    "disable_notification",
-    "protect_content",
-    "allow_paid_broadcast",
-    "message_effect_id",
-    "suggested_post_parameters",
-    "reply_parameters",
-    "reply_markup",
-    "reply_to_message_id",
-    "allow_sending_without_reply",
-)
-_CAPTIONED = ("caption", "parse_mode", "caption_entities", "show_caption_above_media")
-_EDIT = ("business_connection_id", "chat_id", "message_id", "inline_message_id", "reply_markup")
-_LANG = ("language_code",)
-PARAMETERS: dict[str, frozenset[str]] = {
-    name: frozenset(params)
-    for name, params in {
-        "getUpdates": ("offset", "limit", "timeout", "allowed_updates"),
-        "getMe": (),
-        "logOut": (),
-        "close": (),
-        "deleteWebhook": ("drop_pending_updates",),
-        "setWebhook": (
-            "url",
-            "certificate",
-            "ip_address",
-            "max_connections",
-            "allowed_updates",
-            "drop_pending_updates",
-            "secret_token",
-        ),
-        "getWebhookInfo": (),
-        "sendMessage": (
-            *_SEND,
-            "text",
-            "parse_mode",
-            "entities",
-            "link_preview_options",
-            "disable_web_page_preview",
-        ),
-        "sendPhoto": (*_SEND, *_CAPTIONED, "photo", "has_spoiler"),
-        "sendDocument": (
-            *_SEND,
-            *_CAPTIONED[:3],
-            "document",
-            "thumbnail",
-            "disable_content_type_detection",
-        ),
-        "editMessageText": (
-            *_EDIT,
-            "text",
-            "parse_mode",
-            "entities",
-            "link_preview_options",
-            "disable_web_page_preview",
-        ),
-        "editMessageCaption": (*_EDIT, *_CAPTIONED),
-        "editMessageReplyMarkup": _EDIT,
-        "deleteMessage": ("chat_id", "message_id"),
-        "deleteMessages": ("chat_id", "message_ids"),
-        "answerCallbackQuery": ("callback_query_id", "text", "show_alert", "url", "cache_time"),
-        "setMyCommands": ("commands", "scope", *_LANG),
-        "getMyCommands": ("scope", *_LANG),
-        "deleteMyCommands": ("scope", *_LANG),
-        "sendChatAction": ("business_connection_id", "chat_id", "message_thread_id", "action"),
-        "setChatMenuButton": ("chat_id", "menu_button"),
-        "getChatMenuButton": ("chat_id",),
-        "setMyName": ("name", *_LANG),
-        "getMyName": _LANG,
-        "setMyDescription": ("description", *_LANG),
-        "getMyDescription": _LANG,
-        "setMyShortDescription": ("short_description", *_LANG),
-        "getMyShortDescription": _LANG,
-        "getFile": ("file_id",),
-        "leaveChat": ("chat_id",),
-    }.items()
-}
-
-
-class ApiError(Exception):
-    """A refusal, worded exactly as the Bot API words it (``strict``: one the emulator
-    adds, see the module's docstring)."""
-
-    def __init__(
-        self, code: int, description: str, *, record: bool = True, strict: bool = False
-    ) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
-        self.record = record
-        self.strict = strict
-
-
-def _unknown_parameters(method: str, params: dict[str, Any]) -> None:
-    """Refuse a parameter the method does not take (uploads named by attach:// aside)."""
-    attached = {
-        v.removeprefix("attach://")
-        for v in params.values()
-        if isinstance(v, str) and v.startswith("attach://")
-    }
-    unknown = sorted(set(params) - PARAMETERS[method] - attached)
-    if unknown:
-        raise ApiError(
-            400,
-            f"Bad Request: unknown parameter {', '.join(map(repr, unknown))} for {method}",
-            strict=True,
-        )
-
-
-def _bad(text: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {text}")
-
-
-# --------------------------------------------------------------------------- text parsing
-
-
-class _ParseError(Exception):
-    """Becomes "Bad Request: can't parse entities: <message>"."""
-
-
-Entity = dict[str, Any]
-_SPACE = " \t\r\n\v\0"  # tdlib's is_space(); "\0" also stands for "end of the string"
-_HTML_TAGS = frozenset(
-    {
-        "a",
-        "b",
-        "strong",
-        "i",
-        "em",
-        "s",
-        "strike",
-        "del",
-        "u",
-        "ins",
-        "tg-spoiler",
-        "tg-emoji",
-        "tg-time",
-        "span",
-        "pre",
-        "code",
-        "blockquote",
-    }
-)
-_HTML_SIMPLE = {
-    "b": "bold",
-    "strong": "bold",
-    "i": "italic",
-    "em": "italic",
-    "u": "underline",
-    "ins": "underline",
-    "s": "strikethrough",
-    "strike": "strikethrough",
-    "del": "strikethrough",
-    "tg-spoiler": "spoiler",
-    "span": "spoiler",
-}
-_TD_NAMES = {
-    "bold": "Bold",
-    "italic": "Italic",
-    "underline": "Underline",
-    "strikethrough": "Strikethrough",
-    "spoiler": "Spoiler",
-    "code": "Code",
-    "pre": "Pre",
-    "text_link": "TextUrl",
-    "custom_emoji": "CustomEmoji",
-    "blockquote": "BlockQuote",
-}
-
-
-def _w16(ch: str) -> int:
-    return 2 if ord(ch) > 0xFFFF else 1
-
-
-def _u16len(s: str) -> int:
-    return sum(_w16(ch) for ch in s)
-
-
-def _byte_at(s: str, i: int) -> int:
-    return len(s[:i].encode("utf-8", "surrogatepass"))
-
-
-def _entity(kind: str, offset: int, length: int, arg: str = "") -> Entity:
-    e: Entity = {"type": kind, "offset": offset, "length": length}
-    if kind == "text_link":
-        e["url"] = arg
-    elif kind == "pre" and arg:
-        e["language"] = arg
-    elif kind == "custom_emoji":
-        e["custom_emoji_id"] = arg
-    return e
-
-
-def _checked_link(url: str) -> str:
-    """Rough LinkManager::get_checked_link: invalid links silently lose their entity."""
-    url = url.strip()
-    if re.fullmatch(r"(?i)(https?|tg|ton)://\S+", url):
-        return url
-    if re.fullmatch(r"(?i)[a-z0-9.-]+\.[a-z]{2,}(?:[/?#]\S*)?", url):
-        return "http://" + url
-    return ""
-
-
-def _html_entity(s: str, pos: int) -> tuple[str, int] | None:
-    """Decode the character reference at s[pos] == '&'; None means "keep the '&' literally"."""
-    n, end = len(s), pos + 1
-    if end < n and s[end] == "#":
-        end += 1
-        digits = "0123456789"
-        if end < n and s[end] == "x":
-            end += 1
-            digits += "abcdefABCDEF"
-        start = end
-        while end < n and s[end] in digits:
-            end += 1
-        base = 16 if "a" in digits else 10
-        code = int(s[start:end], base) if end > start else 0
-        if code == 0 or code >= 0x10FFFF or end - pos >= 10:
-            return None
-        char = chr(code)
-    else:
-        start = end
-        while end < n and s[end].isascii() and s[end].isalpha():
-            end += 1
-        found = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(s[start:end])
-        if found is None:
-            return None
-        char = found
-    if end < n and s[end] == ";":
-        end += 1
-    return char, end
-
-
-def _parse_html(s: str) -> tuple[str, list[Entity]]:
-    """Port of tdlib's parse_html(): same accepted tags, same error messages."""
-    n = len(s)
-
-    def at(k: int) -> str:
-        return s[k] if k < n else "\0"
-
-    out: list[str] = []
-    u16 = 0
-    entities: list[Entity] = []
-    stack: list[tuple[str, str, int, int]] = []  # tag, argument, utf-16 offset, index in out
-    i = 0
-    while i < n:
-        c = s[i]
-        if c == "&" and (decoded := _html_entity(s, i)) is not None:
-            out.append(decoded[0])
-            u16 += _w16(decoded[0])
-            i = decoded[1]
-            continue
-        if c != "<":
-            out.append(c)
-            u16 += _w16(c)
-            i += 1
-            continue
-        begin = i
-        i += 1
-        if at(i) != "/":
-            while at(i) not in _SPACE and at(i) != ">":
-                i += 1
-            if i >= n:
-                raise _ParseError(f"Unclosed start tag at byte offset {_byte_at(s, begin)}")
-            tag = s[begin + 1 : i].lower()
-            if tag not in _HTML_TAGS:
-                raise _ParseError(
-                    f'Unsupported start tag "{tag}" at byte offset {_byte_at(s, begin)}'
-                )
-            arg = ""
-            while at(i) != ">":
-                while i < n and s[i] in _SPACE:
-                    i += 1
-                if at(i) == ">":
-                    break
-                attr_begin = i
-                while at(i) not in _SPACE and at(i) not in "=>/\"'":
-                    i += 1
-                attr = s[attr_begin:i]
-                if not attr:
-                    raise _ParseError(
-                        f'Empty attribute name in the tag "{tag}" at byte offset '
-                        f"{_byte_at(s, begin)}"
-                    )
-                while i < n and s[i] in _SPACE:
-                    i += 1
-                if at(i) != "=":
-                    if i >= n:
-                        raise _ParseError(
-                            f'Unclosed start tag "{tag}" at byte offset {_byte_at(s, begin)}'
-                        )
-                    if tag == "blockquote" and attr == "expandable":
-                        arg = "1"
-                    continue
-                i += 1
-                while i < n and s[i] in _SPACE:
-                    i += 1
-                if i >= n:
-                    raise _ParseError(
-                        f'Unclosed start tag "{tag}" at byte offset {_byte_at(s, begin)}'
-                    )
-                if at(i) not in "'\"":
-                    token_begin = i
-                    while at(i).isascii() and (at(i).isalnum() or at(i) in ".-"):
-                        i += 1
-                    value = s[token_begin:i].lower()
-                    if at(i) not in _SPACE and at(i) != ">":
-                        raise _ParseError(
-                            "Unexpected end of name token at byte offset "
-                            f"{_byte_at(s, token_begin)}"
-                        )
-                else:
-                    quote = s[i]
-                    i += 1
-                    chars: list[str] = []
-                    while i < n and s[i] != quote:
-                        if s[i] == "&" and (decoded := _html_entity(s, i)) is not None:
-                            chars.append(decoded[0])
-                            i = decoded[1]
-                            continue
-                        chars.append(s[i])
-                        i += 1
-                    i += 1 if i < n else 0
-                    value = "".join(chars)
-                if i >= n:
-                    raise _ParseError(f"Unclosed start tag at byte offset {_byte_at(s, begin)}")
-                if (tag, attr) in {("a", "href"), ("tg-emoji", "emoji-id")}:
-                    arg = value
-                elif tag == "code" and attr == "class" and value.startswith("language-"):
-                    arg = value[9:]
-                elif tag == "span" and attr == "class" and value.startswith("tg-"):
-                    arg = value[3:]
-                elif tag == "blockquote" and attr == "expandable":
-                    arg = "1"
-            if tag == "span" and arg != "spoiler":
-                raise _ParseError(
-                    f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_at(s, begin)}'
-                )
-            stack.append((tag, arg, u16, len(out)))
-            i += 1
-            continue
-        if not stack:
-            raise _ParseError(f"Unexpected end tag at byte offset {_byte_at(s, begin)}")
-        while at(i) not in _SPACE and at(i) != ">":
-            i += 1
-        end_tag = s[begin + 2 : i].lower()
-        while i < n and s[i] in _SPACE:
-            i += 1
-        if at(i) != ">":
-            raise _ParseError(f"Unclosed end tag at byte offset {_byte_at(s, begin)}")
-        tag, arg, offset, out_at = stack.pop()
-        if end_tag and end_tag != tag:
-            raise _ParseError(
-                f"Unmatched end tag at byte offset {_byte_at(s, begin)}, expected "
-                f'"</{tag}>", found "</{end_tag}>"'
-            )
-        i += 1
-        length = u16 - offset
-        if length <= 0:
-            continue
-        last = entities[-1] if entities else None
-        same = last is not None and (last["offset"], last["length"]) == (offset, length)
-        if tag in _HTML_SIMPLE:
-            entities.append(_entity(_HTML_SIMPLE[tag], offset, length))
-        elif tag == "tg-emoji":
-            if not arg.isdigit() or int(arg) == 0:
-                raise _ParseError("Invalid custom emoji identifier specified")
-            entities.append(_entity("custom_emoji", offset, length, arg))
-        elif tag == "a":
-            url = _checked_link(arg or "".join(out[out_at:]))
-            if url:
-                entities.append(_entity("text_link", offset, length, url))
-        elif tag == "pre":
-            if same and last is not None and last["type"] == "code" and last.get("_lang"):
-                entities[-1] = _entity("pre", offset, length, last["_lang"])
-            else:
-                entities.append(_entity("pre", offset, length))
-        elif tag == "code":
-            if same and last is not None and last["type"] == "pre" and arg:
-                last["language"] = arg
-            else:
-                entities.append(_entity("code", offset, length) | ({"_lang": arg} if arg else {}))
-        elif tag == "blockquote":
-            entities.append(
-                _entity("expandable_blockquote" if arg else "blockquote", offset, length)
-            )
-        # tg-time is accepted but produces no entity here
-    if stack:
-        raise _ParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
-    text = "".join(out)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _ParseError(
-            "Text contains invalid Unicode characters after decoding HTML "
-            "entities, check for unmatched surrogate code units"
-        ) from None
-    for e in entities:
-        e.pop("_lang", None)
-    return text, sorted(entities, key=lambda e: (e["offset"], -e["length"]))
-
-
-def _reserved(c: str) -> _ParseError:
-    return _ParseError(f"Character '{c}' is reserved and must be escaped with the preceding '\\'")
-
-
-def _read_url(s: str, i: int) -> tuple[str, int]:
-    """Read a MarkdownV2 "(url)" body starting after "(", honouring backslash escapes."""
-    chars: list[str] = []
-    begin = i
-    while i < len(s) and s[i] != ")":
-        if s[i] == "\\" and i + 1 < len(s) and 0 < ord(s[i + 1]) <= 126:
-            chars.append(s[i + 1])
-            i += 2
-            continue
-        chars.append(s[i])
-        i += 1
-    if i >= len(s):
-        raise _ParseError(f"Can't find end of a URL at byte offset {_byte_at(s, begin)}")
-    return "".join(chars), i
-
-
-def _parse_markdown_v2(s: str) -> tuple[str, list[Entity]]:
-    """Port of tdlib's parse_markdown_v2() (reserved characters, nesting, quotes)."""
-    n = len(s)
-
-    def at(k: int) -> str:
-        return s[k] if k < n else "\0"
-
-    out: list[str] = []
-    u16 = 0
-    entities: list[Entity] = []
-    stack: list[list[Any]] = []  # [type, argument, utf-16 offset, source index, index in out]
-    have_quote, can_start_quote = False, True
-    i = 0
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n and 0 < ord(s[i + 1]) <= 126:
-            out.append(s[i + 1])
-            u16 += 1
-            if s[i + 1] != "\r":
-                can_start_quote = s[i + 1] == "\n"
-            i += 2
-            continue
-        top = stack[-1][0] if stack else None
-        reserved = "`" if top in ("code", "pre") else "_*[]()~`>#+-=|{}.!\n"
-        if c not in reserved:
-            out.append(c)
-            u16 += _w16(c)
-            if c != "\r":
-                can_start_quote = False
-            i += 1
-            continue
-        if top is None:
-            is_end = False
-        elif have_quote and c == "\n" and at(i + 1) != ">":
-            is_end = True
-        else:
-            is_end = {
-                "bold": c == "*",
-                "italic": c == "_" and at(i + 1) != "_",
-                "code": c == "`",
-                "pre": c == "`" and at(i + 1) == "`" and at(i + 2) == "`",
-                "text_link": c == "]",
-                "custom_emoji": c == "]",
-                "strikethrough": c == "~",
-                "underline": c == "_" and at(i + 1) == "_",
-                "spoiler": c == "|" and at(i + 1) == "|",
-                "blockquote": False,
-            }[top]
-        if not is_end:
-            kind: str | None = None
-            arg, source_at = "", i
-            if c == "_":
-                kind = "underline" if at(i + 1) == "_" else "italic"
-                i += kind == "underline"
-            elif c in "*~[":
-                kind = {"*": "bold", "~": "strikethrough", "[": "text_link"}[c]
-            elif c == "|" and at(i + 1) == "|":
-                kind, i = "spoiler", i + 1
-            elif c == "!" and at(i + 1) == "[":
-                kind, i = "custom_emoji", i + 1
-            elif c == "`" and at(i + 1) == "`" and at(i + 2) == "`":
-                kind, i = "pre", i + 3
-                lang_end = i
-                while at(lang_end) not in _SPACE and at(lang_end) != "`":
-                    lang_end += 1
-                if i != lang_end and lang_end < n and s[lang_end] != "`":
-                    arg, i = s[i:lang_end], lang_end
-                if at(i) in "\r\n":
-                    i += 2 if at(i + 1) in "\r\n" and at(i) != at(i + 1) else 1
-                i -= 1
-            elif c == "`":
-                kind = "code"
-            elif c == "\n":
-                out.append("\n")
-                u16 += 1
-                can_start_quote = True
-            elif c == ">" and can_start_quote:
-                if not have_quote:
-                    kind, have_quote = "blockquote", True
-            else:
-                raise _reserved(c)
-            if kind is not None:
-                stack.append([kind, arg, u16, source_at, len(out)])
-            i += 1
-            continue
-        kind, arg, offset, source_at, out_at = stack[-1]
-        if c == "\n" and kind != "blockquote":
-            expandable = kind == "spoiler" and (
-                source_at == i - 2 or (source_at == i - 3 and out and out[-1] == "\r")
-            )
-            if not expandable or stack[-2][0] != "blockquote":
-                bad = stack[-1] if not expandable else stack[-2]
-                raise _ParseError(
-                    f"Can't find end of {_TD_NAMES[bad[0]]} entity at byte offset "
-                    f"{_byte_at(s, bad[3])}"
-                )
-            stack.pop()
-            kind, arg, offset, source_at, out_at = stack[-1]
-            kind = "expandable_blockquote"
-        skip = u16 == offset
-        if kind in ("underline", "spoiler"):
-            i += 1
-        elif kind == "pre":
-            i += 2
-        elif kind == "text_link":
-            if at(i + 1) == "(":
-                url, i = _read_url(s, i + 2)
-            else:
-                url = "".join(out[out_at:])
-            arg = _checked_link(url)
-            skip = skip or not arg
-        elif kind == "custom_emoji":
-            if at(i + 1) != "(":
-                raise _ParseError("The entity must contain a tg://emoji or tg://time URL")
-            url, i = _read_url(s, i + 2)
-            match = re.fullmatch(r"tg://emoji\?id=(\d+)", url)
-            if match is None:
-                raise _ParseError("Invalid tg://emoji or tg://time URL specified")
-            arg = match.group(1)
-        elif kind in ("blockquote", "expandable_blockquote"):
-            have_quote, can_start_quote, skip = False, True, False
-            out.append(c)
-            u16 += 1
-        if not skip:
-            entities.append(_entity(kind, offset, u16 - offset, arg))
-        stack.pop()
-        i += 1
-    if have_quote:
-        kind = "blockquote"
-        if stack[-1][0] == "spoiler" and stack[-1][3] == n - 2:
-            stack.pop()
-            kind = "expandable_blockquote"
-        if stack[-1][0] == "blockquote":
-            if u16 > stack[-1][2]:
-                entities.append(_entity(kind, stack[-1][2], u16 - stack[-1][2]))
-            stack.pop()
-    if stack:
-        raise _ParseError(
-            f"Can't find end of {_TD_NAMES[stack[-1][0]]} entity at byte offset "
-            f"{_byte_at(s, stack[-1][3])}"
-        )
-    return "".join(out), sorted(entities, key=lambda e: (e["offset"], -e["length"]))
-
-
-def _parse_markdown(s: str) -> tuple[str, list[Entity]]:
-    """Port of tdlib's legacy parse_markdown() (parse_mode "Markdown")."""
-    n = len(s)
-    out: list[str] = []
-    u16 = 0
-    entities: list[Entity] = []
-    i = 0
-    while i < n:
-        c = s[i]
-        if c == "\\" and i + 1 < n and s[i + 1] in "_*`[":
-            out.append(s[i + 1])
-            u16 += 1
-            i += 2
-            continue
-        if c not in "_*`[":
-            out.append(c)
-            u16 += _w16(c)
-            i += 1
-            continue
-        begin, end_char, is_pre, lang = i, "]" if c == "[" else c, False, ""
-        i += 1
-        if c == "`" and s[i : i + 2] == "``":
-            i, is_pre = i + 2, True
-            lang_end = i
-            while lang_end < n and s[lang_end] not in _SPACE and s[lang_end] != "`":
-                lang_end += 1
-            if i != lang_end and lang_end < n and s[lang_end] != "`":
-                lang, i = s[i:lang_end], lang_end
-            if i < n and s[i] in "\r\n":
-                i += 2 if s[i + 1 : i + 2] in ("\r", "\n") and s[i + 1] != s[i] else 1
-        offset, out_at = u16, len(out)
-        while i < n and (s[i] != end_char or (is_pre and s[i + 1 : i + 3] != "``")):
-            out.append(s[i])
-            u16 += _w16(s[i])
-            i += 1
-        if i >= n:
-            raise _ParseError(
-                f"Can't find end of the entity starting at byte offset {_byte_at(s, begin)}"
-            )
-        if u16 > offset:
-            if c == "[":
-                url = "".join(out[out_at:])
-                if s[i + 1 : i + 2] == "(":
-                    close = s.find(")", i + 2)
-                    close = n if close < 0 else close
-                    url, i = s[i + 2 : close], close
-                if url := _checked_link(url):
-                    entities.append(_entity("text_link", offset, u16 - offset, url))
-            else:
-                kind = {"_": "italic", "*": "bold"}.get(c, "pre" if is_pre else "code")
-                entities.append(_entity(kind, offset, u16 - offset, lang))
-        i += 3 if is_pre else 1
-    return "".join(out), entities
-
-
-def _trim(text: str, entities: list[Entity]) -> tuple[str, list[Entity]]:
-    """Telegram drops trailing whitespace and leading spaces/newlines outside entities."""
-    text = text.rstrip()
-    end16 = _u16len(text)
-    kept: list[Entity] = []
-    for e in entities:
-        length = min(e["length"], end16 - e["offset"])
-        if length > 0:
-            kept.append({**e, "length": length})
-    first = min((e["offset"] for e in kept), default=end16)
-    cut = 0
-    while cut < len(text) and cut < first and text[cut] in " \n":
-        cut += 1
-    return text[cut:], [{**e, "offset": e["offset"] - cut} for e in kept]
-
-
-# --------------------------------------------------------------------------- markup
-
-
-@dataclass(frozen=True)
-class Button:
-    """An inline keyboard button as the user sees it."""
-
-    text: str
-    callback_data: str | None = None
-    url: str | None = None
-    kind: str = "callback_data"  # the field that defines what a tap does
-
-
-@dataclass
-class _Markup:
-    inline: list[list[Button]] = field(default_factory=list)
-    inline_json: list[list[dict[str, Any]]] | None = None
-    keyboard: list[list[str]] | None = None
-    remove_keyboard: bool = False
-
-
-_INLINE_KINDS = (
-    "callback_game",
-    "pay",
-    "switch_inline_query",
-    "switch_inline_query_chosen_chat",
-    "switch_inline_query_current_chat",
-    "login_url",
-    "web_app",
-    "copy_text",
-)
-
-
-def _button_url_ok(url: str) -> bool:
-    parts = urlsplit(url if "://" in url else "https://" + url)
-    if parts.scheme.lower() == "tg":
-        return bool(parts.netloc or parts.path)
-    host = parts.hostname or ""
-    return parts.scheme.lower() in ("http", "https") and "." in host.strip(".")
-
-
-def _parse_markup(raw: Any) -> _Markup:
-    """Validate reply_markup like the Bot API server (local checks) and Telegram (server checks)."""
-    if raw is None or raw == "":
-        return _Markup()
-    if not isinstance(raw, dict):
-        raise _bad("object expected as reply markup")
-    shown = ("keyboard", "inline_keyboard", "remove_keyboard", "hide_keyboard", "force_reply")
-    if not any(raw.get(k) for k in shown):
-        raise ApiError(
-            400,
-            "Bad Request: reply markup without buttons: send no reply_markup instead",
-            strict=True,
-        )
-    result = _Markup()
-    if isinstance(raw.get("keyboard"), list) and raw["keyboard"]:
-        rows: list[list[str]] = []
-        for row in raw["keyboard"]:
-            if not isinstance(row, list):
-                raise _bad('field "keyboard" must be an Array of Arrays')
-            labels: list[str] = []
-            for b in row:
-                label = b if isinstance(b, str) else b.get("text") if isinstance(b, dict) else None
-                if not isinstance(label, str):
-                    raise _bad(
-                        "can't parse keyboard button: KeyboardButton must be a String or an Object"
-                    )
-                if not label:
-                    raise _bad("BUTTON_TEXT_INVALID")
-                labels.append(label)
-            rows.append(labels)
-        result.keyboard = rows
-        return result
-    inline = raw.get("inline_keyboard")
-    if isinstance(inline, list) and inline:
-        count = 0
-        for row in inline:
-            if not isinstance(row, list):
-                raise _bad(
-                    'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
-                )
-            buttons: list[Button] = []
-            echo: list[dict[str, Any]] = []
-            for b in row:
-                count += 1
-                if not isinstance(b, dict):
-                    raise _bad(
-                        "can't parse inline keyboard button: InlineKeyboardButton must be an Object"
-                    )
-                if not isinstance(b.get("text"), str):
-                    raise _bad("can't parse inline keyboard button: Can't find field \"text\"")
-                text = b["text"]
-                # The Bot API server takes the first non-empty kind in this order.
-                if b.get("url"):
-                    button, extra = Button(text, url=str(b["url"]), kind="url"), {"url": b["url"]}
-                elif b.get("callback_data"):
-                    data = str(b["callback_data"])
-                    button, extra = Button(text, callback_data=data), {"callback_data": data}
-                else:
-                    kind = next((k for k in _INLINE_KINDS if k in b), None)
-                    if kind is None:
-                        raise _bad(
-                            "can't parse inline keyboard button: Text buttons are "
-                            "unallowed in the inline keyboard"
-                        )
-                    button, extra = Button(text, kind=kind), {kind: b[kind]}
-                if not text.strip():
-                    raise _bad("BUTTON_TEXT_INVALID")
-                if button.callback_data is not None and len(button.callback_data.encode()) > 64:
-                    raise _bad("BUTTON_DATA_INVALID")
-                if button.url is not None and not _button_url_ok(button.url):
-                    raise _bad("BUTTON_URL_INVALID")
-                buttons.append(button)
-                echo.append({"text": text, **extra})
-            if buttons:
-                result.inline.append(buttons)
-                result.inline_json = [*(result.inline_json or []), echo]
-        if count > 100:
-            raise _bad("reply markup is too long")
-    result.remove_keyboard = bool(raw.get("remove_keyboard") or raw.get("hide_keyboard"))
-    return result
 
 
 # --------------------------------------------------------------------------- chat model
@@ -1212,7 +439,7 @@ class SimUser(_Chat):
 
     def _reachable(self) -> None:
         if not self.started:
-            raise _bad("chat not found")
+            raise bad("chat not found")
 
     def _writable(self) -> None:
         if self.blocked:
@@ -1322,7 +549,7 @@ class SimGroup(_Chat):
 
     def _reachable(self) -> None:
         if self.bot_status is None:
-            raise _bad("chat not found")
+            raise bad("chat not found")
         if not self.bot_is_member:
             raise ApiError(403, f"Forbidden: bot is not a member of the {self.kind} chat")
 
@@ -1429,47 +656,6 @@ class SimGroup(_Chat):
         self._needs_bot(f"{user.first_name}: tap({data!r})")
 
 
-# --------------------------------------------------------------------------- params
-
-
-def _str(p: dict[str, Any], key: str) -> str | None:
-    value = p.get(key)
-    return None if value is None else str(value)
-
-
-def _int(p: dict[str, Any], key: str) -> int | None:
-    value = p.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        return int(float(value)) if isinstance(value, str) and "." in value else int(value)
-    except (TypeError, ValueError):
-        raise _bad(f"{key} must be a valid Integer") from None
-
-
-def _bool(p: dict[str, Any], key: str) -> bool:
-    value = p.get(key)
-    return value is True or str(value).lower() in ("true", "1")
-
-
-def _chat_id(p: dict[str, Any]) -> int | None:
-    """The chat a refused request was about, when it names one (for the playground's warning)."""
-    raw = p.get("chat_id")
-    if raw is None and isinstance(p.get("scope"), dict):
-        raw = p["scope"].get("chat_id")
-    try:
-        return int(raw) if raw not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _clean(p: dict[str, Any]) -> dict[str, Any]:
-    """Parameters as recorded in ``calls``/``errors``: uploaded files summarised."""
-    return {
-        k: f"<file {v.filename!r}>" if isinstance(v, web.FileField) else v for k, v in p.items()
-    }
-
-
 # --------------------------------------------------------------------------- the server
 
 
@@ -1494,7 +680,7 @@ class Fault:
     def matches(self, method: str, params: dict[str, Any]) -> bool:
         if self.fired >= self.times or method.lower() != self.method.lower():
             return False
-        if self.chat_id is not None and _chat_id(params) != self.chat_id:
+        if self.chat_id is not None and chat_id_of(params) != self.chat_id:
             return False
         return self.text is None or self.text in str(params.get("text", ""))
 
@@ -1925,15 +1111,15 @@ class BotAPIServer:
             params = await self._read_params(request)
             if polling:
                 method_name = "getUpdates"
-                self.calls.append((method_name, _clean(params)))
-                _unknown_parameters(method_name, params)
+                self.calls.append((method_name, loggable(params)))
+                refuse_unknown_parameters(method_name, params)
                 result: Any = await self._get_updates(params, request)
             else:
                 if method_name.lower() not in self._methods:
                     raise ApiError(404, "Not Found: method not found")
                 method_name, fn = self._methods[method_name.lower()]
-                self.calls.append((method_name, _clean(params)))
-                _unknown_parameters(method_name, params)
+                self.calls.append((method_name, loggable(params)))
+                refuse_unknown_parameters(method_name, params)
                 fault = next((f for f in self.faults if f.matches(method_name, params)), None)
                 if fault is not None:
                     fault.fired += 1
@@ -1954,8 +1140,8 @@ class BotAPIServer:
                         "method": method_name,
                         "error_code": exc.code,
                         "description": exc.description,
-                        "params": _clean(params),
-                        "chat_id": _chat_id(params),
+                        "params": loggable(params),
+                        "chat_id": chat_id_of(params),
                         "time": time.time(),
                         "strict": exc.strict,
                     }
@@ -1981,20 +1167,20 @@ class BotAPIServer:
                 try:
                     body = await request.json()
                 except ValueError:
-                    raise _bad("can't parse JSON encoded request body") from None
+                    raise bad("can't parse JSON encoded request body") from None
                 if isinstance(body, dict):
                     params.update(body)
             else:
                 form = await request.post()
                 params.update({k: form[k] for k in form})
-        for key in _JSON_FIELDS:
+        for key in JSON_FIELDS:
             value = params.get(key)
             if isinstance(value, str):
                 try:
                     params[key] = json.loads(value) if value else None
                 except ValueError:
                     what = "reply keyboard markup" if key == "reply_markup" else key
-                    raise _bad(f"can't parse {what} JSON object") from None
+                    raise bad(f"can't parse {what} JSON object") from None
         return params
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -2013,12 +1199,12 @@ class BotAPIServer:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
-        offset = _int(p, "offset") or 0
-        limit = min(max(_int(p, "limit") or 100, 1), 100)
+        offset = get_int(p, "offset") or 0
+        limit = min(max(get_int(p, "limit") or 100, 1), 100)
         try:
             timeout = max(float(p.get("timeout") or 0), 0.0)
         except ValueError:
-            raise _bad("timeout must be a Number") from None
+            raise bad("timeout must be a Number") from None
         self._set_allowed_updates(p)
         if offset > 0:
             self._pending = [u for u in self._pending if u["update_id"] >= offset]
@@ -2061,7 +1247,7 @@ class BotAPIServer:
         if allowed is None:
             return
         if not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed):
-            raise _bad("can't parse allowed updates JSON object")
+            raise bad("can't parse allowed updates JSON object")
         self.allowed_updates = list(allowed) or None
 
     def _drop_unwanted(self) -> None:
@@ -2122,14 +1308,14 @@ class BotAPIServer:
     def _chat(self, p: dict[str, Any]) -> _Chat:
         raw = p.get("chat_id")
         if raw is None or raw == "":
-            raise _bad("chat_id is empty")
+            raise bad("chat_id is empty")
         try:
             chat_id = int(raw)
         except (TypeError, ValueError):
             chat_id = 0  # "@username": no emulated chat has one
         chat: _Chat | None = self._users.get(chat_id) if chat_id > 0 else self._groups.get(chat_id)
         if chat is None:
-            raise _bad("chat not found")
+            raise bad("chat not found")
         chat._reachable()
         return chat
 
@@ -2142,53 +1328,31 @@ class BotAPIServer:
         if reply.get("message_id") is not None and not any(
             m.message_id == reply["message_id"] and not m.deleted for m in chat._all
         ):
-            raise _bad("message to be replied not found")
-
-    @staticmethod
-    def _format(raw: str, parse_mode: Any, entities: Any) -> tuple[str, list[Entity]]:
-        if len(raw.encode("utf-8", "surrogatepass")) > 32768:
-            raise _bad("text is too long")
-        mode = str(parse_mode or "").lower()
-        try:
-            if mode == "html":
-                text, ents = _parse_html(raw)
-            elif mode == "markdownv2":
-                text, ents = _parse_markdown_v2(raw)
-            elif mode == "markdown":
-                text, ents = _parse_markdown(raw)
-            elif mode in ("", "none"):
-                text, ents = raw, [dict(e) for e in entities or [] if isinstance(e, dict)]
-            else:
-                raise _bad("unsupported parse_mode")
-        except _ParseError as exc:
-            raise _bad(f"can't parse entities: {exc}") from None
-        return _trim(text, ents)
+            raise bad("message to be replied not found")
 
     def _message_text(self, p: dict[str, Any]) -> tuple[str, list[Entity]]:
-        raw = _str(p, "text")
+        raw = get_str(p, "text")
         if not raw:
-            raise _bad("message text is empty")
-        text, ents = self._format(raw, p.get("parse_mode"), p.get("entities"))
+            raise bad("message text is empty")
+        text, ents = format_text(raw, p.get("parse_mode"), p.get("entities"))
         if not text.strip():
-            raise _bad("text must be non-empty")
+            raise bad("text must be non-empty")
         return text, ents
 
     def _caption(self, p: dict[str, Any]) -> tuple[str, list[Entity]]:
-        raw = _str(p, "caption") or ""
-        return (
-            self._format(raw, p.get("parse_mode"), p.get("caption_entities")) if raw else ("", [])
-        )
+        raw = get_str(p, "caption") or ""
+        return format_text(raw, p.get("parse_mode"), p.get("caption_entities")) if raw else ("", [])
 
     def _find(self, chat: _Chat, p: dict[str, Any], action: str) -> Msg:
         if p.get("inline_message_id"):
-            raise _bad("inline messages are not emulated")
-        message_id = _int(p, "message_id")
+            raise bad("inline messages are not emulated")
+        message_id = get_int(p, "message_id")
         if message_id is None:
-            raise _bad("message identifier is not specified")
+            raise bad("message identifier is not specified")
         for m in chat._all:
             if m.message_id == message_id and not m.deleted:
                 return m
-        raise _bad(f"message to {action} not found")
+        raise bad(f"message to {action} not found")
 
     def _record(self, chat: _Chat, msg: Msg | None) -> None:
         chat._events.append(msg)
@@ -2209,9 +1373,9 @@ class BotAPIServer:
         if isinstance(value, web.FileField):
             data = value.file.read()
             if not data:
-                raise _bad("file must be non-empty")
+                raise bad("file must be non-empty")
             if photo and _image_size(data) is None:
-                raise _bad("IMAGE_PROCESS_FAILED")
+                raise bad("IMAGE_PROCESS_FAILED")
             if len(data) > (10 if photo else 50) * 1024 * 1024:
                 raise ApiError(413, "Request Entity Too Large")
             return self._store_file(data, value.filename or key, value.content_type, photo)
@@ -2225,8 +1389,8 @@ class BotAPIServer:
                     "image/jpeg" if photo else "application/octet-stream",
                     photo,
                 )
-            raise _bad("wrong file identifier/HTTP URL specified")
-        raise _bad(f"there is no {key} in the request")
+            raise bad("wrong file identifier/HTTP URL specified")
+        raise bad(f"there is no {key} in the request")
 
     def _photo_json(self, f: _File) -> list[dict[str, Any]]:
         full = {
@@ -2249,7 +1413,7 @@ class BotAPIServer:
         self._files.setdefault(thumb["file_id"], f)  # resending the thumbnail's id resends f
         return [thumb, full]
 
-    def _new_bot_msg(self, chat: _Chat, markup: _Markup, **fields: Any) -> Msg:
+    def _new_bot_msg(self, chat: _Chat, markup: Markup, **fields: Any) -> Msg:
         msg = Msg(
             chat._new_id(),
             from_bot=True,
@@ -2284,13 +1448,13 @@ class BotAPIServer:
 
     def _delete_webhook(self, p: dict[str, Any]) -> bool:
         self.webhook_url = ""
-        if _bool(p, "drop_pending_updates"):
+        if get_bool(p, "drop_pending_updates"):
             self._pending.clear()
         return True
 
     def _set_webhook(self, p: dict[str, Any]) -> bool:
         self._set_allowed_updates(p)
-        self.webhook_url = _str(p, "url") or ""
+        self.webhook_url = get_str(p, "url") or ""
         if self._poll is not None:
             self._poll.poke()
         return True
@@ -2304,19 +1468,19 @@ class BotAPIServer:
 
     def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
         text, ents = self._message_text(p)
-        markup = _parse_markup(p.get("reply_markup"))
+        markup = parse_markup(p.get("reply_markup"))
         chat = self._chat(p)
         self._check_reply(chat, p)
         if len(text) > 4096:
-            raise _bad("message is too long")
+            raise bad("message is too long")
         chat._writable()
         msg = self._new_bot_msg(
             chat,
             markup,
             text=text,
             entities=ents,
-            html=_str(p, "text"),
-            parse_mode=_str(p, "parse_mode"),
+            html=get_str(p, "text"),
+            parse_mode=get_str(p, "parse_mode"),
         )
         return self._msg_json(chat, msg)
 
@@ -2324,11 +1488,11 @@ class BotAPIServer:
         photo = key == "photo"
         f = self._input_file(p, key, photo)
         caption, ents = self._caption(p)
-        markup = _parse_markup(p.get("reply_markup"))
+        markup = parse_markup(p.get("reply_markup"))
         chat = self._chat(p)
         self._check_reply(chat, p)
         if len(caption) > 1024:
-            raise _bad("message caption is too long")
+            raise bad("message caption is too long")
         chat._writable()
         if photo:
             media: dict[str, Any] = {"photo": self._photo_json(f)}
@@ -2350,8 +1514,8 @@ class BotAPIServer:
             media=media,
             caption=caption or None,
             entities=ents,
-            html=_str(p, "caption"),
-            parse_mode=_str(p, "parse_mode"),
+            html=get_str(p, "caption"),
+            parse_mode=get_str(p, "parse_mode"),
             photo=f.data if photo else None,
             document=None if photo else f.data,
             document_name=None if photo else f.name,
@@ -2364,7 +1528,7 @@ class BotAPIServer:
     def _send_document(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._send_media(p, "document")
 
-    def _edited(self, chat: _Chat, msg: Msg, markup: _Markup) -> dict[str, Any]:
+    def _edited(self, chat: _Chat, msg: Msg, markup: Markup) -> dict[str, Any]:
         msg.buttons, msg.markup_json = markup.inline, markup.inline_json
         msg.edited += 1
         msg.edit_date = int(time.time())
@@ -2375,46 +1539,46 @@ class BotAPIServer:
         chat = self._chat(p)
         msg = self._find(chat, p, "edit")
         if not msg.from_bot:
-            raise _bad("message can't be edited")
+            raise bad("message can't be edited")
         return chat, msg
 
     def _edit_text(self, p: dict[str, Any]) -> dict[str, Any]:
         text, ents = self._message_text(p)
-        markup = _parse_markup(p.get("reply_markup"))
+        markup = parse_markup(p.get("reply_markup"))
         chat, msg = self._edit_target(p)
         if msg.kind != "text":
-            raise _bad("there is no text in the message to edit")
+            raise bad("there is no text in the message to edit")
         if len(text) > 4096:
-            raise _bad("message is too long")
+            raise bad("message is too long")
         chat._writable()
         if (text, ents, markup.inline_json) == (msg.text, msg.entities, msg.markup_json):
-            raise _bad(NOT_MODIFIED)
-        msg.text, msg.entities, msg.html = text, ents, _str(p, "text")
-        msg.parse_mode = _str(p, "parse_mode")
+            raise bad(NOT_MODIFIED)
+        msg.text, msg.entities, msg.html = text, ents, get_str(p, "text")
+        msg.parse_mode = get_str(p, "parse_mode")
         return self._edited(chat, msg, markup)
 
     def _edit_caption(self, p: dict[str, Any]) -> dict[str, Any]:
         caption, ents = self._caption(p)
-        markup = _parse_markup(p.get("reply_markup"))
+        markup = parse_markup(p.get("reply_markup"))
         chat, msg = self._edit_target(p)
         if msg.kind == "text":
-            raise _bad("there is no caption in the message to edit")
+            raise bad("there is no caption in the message to edit")
         if len(caption) > 1024:
-            raise _bad("message caption is too long")
+            raise bad("message caption is too long")
         chat._writable()
         old = (msg.caption or "", msg.entities, msg.markup_json)
         if (caption, ents, markup.inline_json) == old:
-            raise _bad(NOT_MODIFIED)
-        msg.caption, msg.entities, msg.html = caption or None, ents, _str(p, "caption")
-        msg.parse_mode = _str(p, "parse_mode")
+            raise bad(NOT_MODIFIED)
+        msg.caption, msg.entities, msg.html = caption or None, ents, get_str(p, "caption")
+        msg.parse_mode = get_str(p, "parse_mode")
         return self._edited(chat, msg, markup)
 
     def _edit_markup(self, p: dict[str, Any]) -> dict[str, Any]:
-        markup = _parse_markup(p.get("reply_markup"))
+        markup = parse_markup(p.get("reply_markup"))
         chat, msg = self._edit_target(p)
         chat._writable()
         if markup.inline_json == msg.markup_json:
-            raise _bad(NOT_MODIFIED)
+            raise bad(NOT_MODIFIED)
         return self._edited(chat, msg, markup)
 
     def _delete(self, p: dict[str, Any]) -> bool:
@@ -2428,7 +1592,7 @@ class BotAPIServer:
         chat = self._chat(p)
         ids = p.get("message_ids")
         if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
-            raise _bad("message_ids must be a non-empty Array of at most 100 Integers")
+            raise bad("message_ids must be a non-empty Array of at most 100 Integers")
         for m in chat._all:
             if m.message_id in ids and not m.deleted:
                 m.deleted = True
@@ -2438,33 +1602,33 @@ class BotAPIServer:
     def _leave_chat(self, p: dict[str, Any]) -> bool:
         chat = self._chat(p)
         if not isinstance(chat, SimGroup):
-            raise _bad("Can't leave private chats")
+            raise bad("Can't leave private chats")
         self._record(chat, None)
         self._bot_status(chat, "left", None)  # Telegram tells the bot that it left, too
         return True
 
     def _answer(self, p: dict[str, Any]) -> bool:
-        query = self._queries.get(_str(p, "callback_query_id") or "")
+        query = self._queries.get(get_str(p, "callback_query_id") or "")
         if query is None or query.answered:
-            raise _bad(QUERY_INVALID)
-        text = _str(p, "text") or None
+            raise bad(QUERY_INVALID)
+        text = get_str(p, "text") or None
         if text is not None and len(text) > 200:
-            raise _bad("MESSAGE_TOO_LONG")
+            raise bad("MESSAGE_TOO_LONG")
         query.answered = True
         if text is not None and _HTML_ESCAPE.search(text):
             self.garbled.append({"method": "answerCallbackQuery", "text": text})
-        query.user.alerts.append((text, _bool(p, "show_alert")))
+        query.user.alerts.append((text, get_bool(p, "show_alert")))
         self._record(query.chat, None)
         return True
 
     def _scope_key(self, p: dict[str, Any]) -> tuple[str, str]:
-        lang = _str(p, "language_code") or ""
+        lang = get_str(p, "language_code") or ""
         scope = p.get("scope")
         if scope is None or scope == {"type": "default"}:
             key = "default"
         else:
             if not isinstance(scope, dict):
-                raise _bad("botCommandScope must be an Object")
+                raise bad("botCommandScope must be an Object")
             kind = scope.get("type")
             if kind not in (
                 "all_private_chats",
@@ -2474,42 +1638,42 @@ class BotAPIServer:
                 "chat_administrators",
                 "chat_member",
             ):
-                raise _bad("unsupported type specified")
+                raise bad("unsupported type specified")
             scope = dict(scope)
             if kind.startswith("chat"):
                 scope["chat_id"] = self._chat(scope).id
             key = json.dumps(scope, sort_keys=True, separators=(",", ":"))
         if lang and not re.fullmatch(r"[a-z]{2}", lang):
-            raise _bad("invalid language code specified")
+            raise bad("invalid language code specified")
         return key, lang
 
     def _set_commands(self, p: dict[str, Any]) -> bool:
         raw = p.get("commands") or []
         if not isinstance(raw, list):
-            raise _bad("expected an Array of BotCommand")
+            raise bad("expected an Array of BotCommand")
         commands: list[dict[str, str]] = []
         for item in raw:
             if not isinstance(item, dict):
-                raise _bad("can't parse BotCommand: expected an Object")
+                raise bad("can't parse BotCommand: expected an Object")
             for name in ("command", "description"):
                 if not isinstance(item.get(name), str):
-                    raise _bad(f"can't parse BotCommand: Can't find field \"{name}\"")
+                    raise bad(f"can't parse BotCommand: Can't find field \"{name}\"")
             command = item["command"].strip().removeprefix("/")
             description = item["description"].strip()
             if not command:
-                raise _bad("command must be non-empty")
+                raise bad("command must be non-empty")
             if len(command) > 32:
-                raise _bad("command length must not exceed 32")
+                raise bad("command length must not exceed 32")
             if not description:
-                raise _bad("command description must be non-empty")
+                raise bad("command description must be non-empty")
             if len(description) > 256:
-                raise _bad("command description length must not exceed 256")
+                raise bad("command description length must not exceed 256")
             commands.append({"command": command, "description": description})
         key = self._scope_key(p)
         if len(commands) > 100:
-            raise _bad("BOT_COMMANDS_TOO_MUCH")
+            raise bad("BOT_COMMANDS_TOO_MUCH")
         if any(not re.fullmatch(r"[a-z0-9_]+", c["command"]) for c in commands):
-            raise _bad("BOT_COMMAND_INVALID")
+            raise bad("BOT_COMMAND_INVALID")
         if commands:
             self.commands[key] = commands
         else:
@@ -2525,8 +1689,8 @@ class BotAPIServer:
 
     def _chat_action(self, p: dict[str, Any]) -> bool:
         chat = self._chat(p)
-        if not _str(p, "action"):
-            raise _bad("action is empty")
+        if not get_str(p, "action"):
+            raise bad("action is empty")
         chat._writable()
         return True
 
@@ -2542,8 +1706,8 @@ class BotAPIServer:
 
     def _set_text(self, key: str, store: dict[str, str]) -> Callable[[dict[str, Any]], bool]:
         def setter(p: dict[str, Any]) -> bool:
-            lang = _str(p, "language_code") or ""
-            value = _str(p, key) or ""
+            lang = get_str(p, "language_code") or ""
+            value = get_str(p, key) or ""
             if value:
                 store[lang] = value
             else:
@@ -2557,14 +1721,14 @@ class BotAPIServer:
     @staticmethod
     def _get_text(key: str, store: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, str]]:
         def getter(p: dict[str, Any]) -> dict[str, str]:
-            return {key: store.get(_str(p, "language_code") or "", store.get("", ""))}
+            return {key: store.get(get_str(p, "language_code") or "", store.get("", ""))}
 
         return getter
 
     def _get_file(self, p: dict[str, Any]) -> dict[str, Any]:
-        f = self._files.get(_str(p, "file_id") or "")
+        f = self._files.get(get_str(p, "file_id") or "")
         if f is None or f.data is None:
-            raise _bad("invalid file_id")
+            raise bad("invalid file_id")
         return {
             "file_id": f.file_id,
             "file_unique_id": f.unique_id,
