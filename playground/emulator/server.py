@@ -54,16 +54,18 @@ import asyncio
 import itertools
 import json
 import re
-import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
-from playground.emulator.errors import BLOCKED, CONFLICT, NOT_MODIFIED, QUERY_INVALID, ApiError, bad
+from playground.emulator.chats import Chat, Msg
+from playground.emulator.errors import CONFLICT, NOT_MODIFIED, QUERY_INVALID, ApiError, bad
+from playground.emulator.faults import Fault
+from playground.emulator.files import StoredFile, image_size
+from playground.emulator.groups import SimGroup
 from playground.emulator.markup import Button, Markup, parse_markup
 from playground.emulator.params import (
     JSON_FIELDS,
@@ -76,6 +78,7 @@ from playground.emulator.params import (
     refuse_unknown_parameters,
 )
 from playground.emulator.text import Entity, format_text
+from playground.emulator.users import SimUser, start_command
 
 __all__ = [
     "PARAMETERS",
@@ -97,66 +100,14 @@ _OPT_IN_UPDATES = frozenset({"chat_member", "message_reaction", "message_reactio
 # --------------------------------------------------------------------------- chat model
 
 
-@dataclass(eq=False)
-class Msg:
-    """One message of a chat, as its members see it (edited in place, Telegram-style)."""
-
-    message_id: int
-    from_bot: bool
-    text: str = ""  # plain text: tags stripped, entities unescaped ("" for media messages)
-    html: str | None = None  # raw text / caption exactly as the bot sent it
-    parse_mode: str | None = None
-    photo: bytes | None = None
-    caption: str | None = None
-    buttons: list[list[Button]] = field(default_factory=list)
-    reply_keyboard: list[list[str]] | None = None
-    edited: int = 0
-    deleted: bool = False
-    kind: str = "text"  # "text", "photo" or "document"
-    document: bytes | None = None
-    document_name: str | None = None
-    entities: list[Entity] = field(default_factory=list)  # of the text, or of the caption
-    date: int = 0
-    edit_date: int | None = None
-    media: dict[str, Any] | None = None  # the "photo"/"document" JSON Telegram returns
-    markup_json: list[list[dict[str, Any]]] | None = None
-    # Who wrote it (None: the bot, or a channel's own post).
-    sender: SimUser | None = field(default=None, repr=False)
-
-    @property
-    def labels(self) -> list[str]:
-        """Texts of all inline buttons, row by row."""
-        return [b.text for row in self.buttons for b in row]
-
-    @property
-    def content(self) -> str:
-        """What the user reads: the text, or the caption of a media message."""
-        return self.text if self.kind == "text" else self.caption or ""
-
-
 @dataclass
-class _File:
-    file_id: str
-    unique_id: str
-    data: bytes | None
-    name: str
-    mime: str
-    width: int = 0
-    height: int = 0
-
-    @property
-    def path(self) -> str:
-        return f"files/{self.unique_id}_{re.sub(r'[^A-Za-z0-9._-]', '_', self.name)}"
-
-
-@dataclass
-class _Query:
+class Query:
     user: SimUser  # who tapped: the answer (an alert) is theirs
-    chat: _Chat  # where the tapped message is: answering counts as the bot's action there
+    chat: Chat  # where the tapped message is: answering counts as the bot's action there
     answered: bool = False
 
 
-class _Poll:
+class Poll:
     """One waiting getUpdates request; woken by a new update, a newer poll or stop()."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, request: web.Request) -> None:
@@ -169,520 +120,7 @@ class _Poll:
             self.wake.set_result(None)
 
 
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height of a PNG, GIF or JPEG; None if it does not look like an image."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        w, h = struct.unpack(">II", data[16:24])
-        return int(w), int(h)
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        w, h = struct.unpack("<HH", data[6:10])
-        return int(w), int(h)
-    if data.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-                return int(w), int(h)
-            i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
-        return None
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return 512, 512
-    return None
-
-
-def start_command(url: str, bot_username: str) -> str:
-    """What a Telegram client sends when a deep link to the bot is opened: "/start <payload>",
-    or a bare "/start" when the payload is not one Telegram accepts.  ValueError for a link
-    that is not to this bot."""
-    parts = urlsplit(url if "://" in url else "https://" + url)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    if parts.scheme == "tg" and parts.netloc == "resolve":
-        target = query.get("domain", [""])[0]
-    elif parts.scheme in ("http", "https") and parts.netloc in ("t.me", "telegram.me"):
-        target = parts.path.strip("/").split("/")[0]
-    else:
-        raise ValueError(f"not a Telegram link: {url}")
-    if target.lower() != bot_username.lower():
-        raise ValueError(f"{url} opens @{target}, not @{bot_username}")
-    payload = query.get("start", [""])[0]
-    valid = re.fullmatch(r"[A-Za-z0-9_-]{1,64}", payload) is not None
-    return f"/start {payload}" if valid else "/start"
-
-
-def _command_entities(text: str) -> list[Entity]:
-    """The bot_command entity a Telegram client marks on a message that starts with one."""
-    command = re.match(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])", text)
-    if not command:
-        return []
-    return [{"type": "bot_command", "offset": 0, "length": len(command.group())}]
-
-
-class _Chat:
-    """One chat as its members see it: its messages (edited in place), its reply keyboard,
-    and the bot's actions in it, which the waiting helpers count."""
-
-    id: int
-
-    def __init__(self, server: BotAPIServer) -> None:
-        self.keyboard: list[list[str]] | None = None  # reply keyboard currently shown
-        self._server = server
-        self._all: list[Msg] = []
-        # The bot's actions in this chat: a message sent, edited or deleted; None for an
-        # answered callback query or the bot leaving the chat.
-        self._events: list[Msg | None] = []
-        self._next_id = itertools.count(1)
-
-    # -- what differs between a private chat and a group
-    def chat_json(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _name(self) -> str:
-        """How messages and transcripts name this chat."""
-        raise NotImplementedError
-
-    def _author(self, m: Msg) -> str:
-        """Who wrote a message that is not the bot's."""
-        return m.sender.first_name if m.sender else self._name()
-
-    def _reachable(self) -> None:
-        """Raise the Bot API's refusal if the bot cannot address this chat at all."""
-
-    def _writable(self) -> None:
-        """Raise the Bot API's refusal if the bot may not post in this chat now."""
-
-    def _check_tap(self, user: SimUser, data: str) -> None:
-        """Fail the test if ``user`` could not tap a button here now."""
-
-    # -- views
-    @property
-    def messages(self) -> list[Msg]:
-        return [m for m in self._all if not m.deleted]
-
-    @property
-    def bot_messages(self) -> list[Msg]:
-        return [m for m in self._all if m.from_bot and not m.deleted]
-
-    @property
-    def last(self) -> Msg:
-        mine = self.bot_messages
-        if not mine:
-            raise AssertionError(f"the bot has sent nothing to {self._name()}\n{self.transcript()}")
-        return max(mine, key=lambda m: m.message_id)
-
-    async def wait_for(
-        self,
-        text: str,
-        *,
-        after: int = 0,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> Msg:
-        """Wait for a bot message containing ``text`` in this chat, newer than message id
-        ``after``: one the bot sends on its own (a notice, a request card), not in reply to
-        anything the user just did."""
-        server = self._server
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        revision = server.revision
-        while True:
-            for m in sorted(self.bot_messages, key=lambda m: m.message_id, reverse=True):
-                if m.message_id > after and text in m.content:
-                    return m
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"no message with {text!r} after {timeout}s\n{self.transcript()}"
-                )
-            revision = await server.wait_change(revision, remaining)
-
-    def message(self, message_id: int) -> Msg | None:
-        """The message with this id if it is still in the chat."""
-        return next((m for m in self._all if m.message_id == message_id and not m.deleted), None)
-
-    def _add(self, msg: Msg) -> Msg:
-        self._all.append(msg)
-        self._server._changed()
-        return msg
-
-    def _new_id(self) -> int:
-        return next(self._next_id)
-
-    async def reaction(
-        self,
-        update_id: int,
-        *,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Wait for the bot's reaction to an update queued with type_text() or press(), as
-        send() and tap() do; several can be queued first, to arrive in one batch."""
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"reaction to update {update_id}"
-        )
-
-    def _typed(self, sender: SimUser | None, text: str) -> Msg:
-        """A message a member (or, for None, the channel itself) writes in this chat."""
-        if not text:
-            raise AssertionError("Telegram does not send empty messages")
-        return self._add(
-            Msg(
-                self._new_id(),
-                from_bot=False,
-                text=text,
-                entities=_command_entities(text),
-                date=int(time.time()),
-                sender=sender,
-            )
-        )
-
-    def _find_button(self, label: str, message: Msg | None) -> tuple[Msg, Button]:
-        if message is not None and message.deleted:
-            raise AssertionError(f"message #{message.message_id} was deleted\n{self.transcript()}")
-        candidates = (
-            [message]
-            if message is not None
-            else sorted(self.bot_messages, key=lambda m: m.message_id, reverse=True)
-        )
-        for exact in (True, False):
-            for m in candidates:
-                hits = [
-                    b
-                    for row in m.buttons
-                    for b in row
-                    if (b.text == label if exact else label in b.text)
-                ]
-                if len(hits) > 1:
-                    raise AssertionError(
-                        f"{label!r} is ambiguous on message #{m.message_id}: "
-                        f"{[b.text for b in hits]}\n{self.transcript()}"
-                    )
-                if hits:
-                    return m, hits[0]
-        visible = {m.message_id: m.labels for m in candidates if m.buttons}
-        raise AssertionError(
-            f"no button {label!r}; visible buttons: {visible}\n{self.transcript()}"
-        )
-
-    def _header(self) -> str:
-        return f"--- {self._name()} (id {self.id}) ---"
-
-    def transcript(self) -> str:
-        """The chat as text: one line per message, inline buttons in [brackets]."""
-        lines = [self._header()]
-        for m in self._all:
-            flags = ([f"edited x{m.edited}"] if m.edited else []) + (
-                ["deleted"] if m.deleted else []
-            )
-            who = ("bot" if m.from_bot else self._author(m)) + (
-                f" ({', '.join(flags)})" if flags else ""
-            )
-            if m.kind == "text":
-                body = m.text
-            else:
-                size = (
-                    f"{len(m.photo or m.document or b'')} bytes"
-                    if (m.photo or m.document)
-                    else "by URL/file_id"
-                )
-                body = f"<{m.kind} {m.document_name or ''} {size}> {m.caption or ''}"
-            lines.append(f"#{m.message_id} {who}: " + body.replace("\n", "\n    "))
-            lines.extend("    " + " ".join(f"[{b.text}]" for b in row) for row in m.buttons)
-            if m.reply_keyboard:
-                lines.append(
-                    "    keyboard: "
-                    + " | ".join(
-                        " ".join(f"[{label}]" for label in row) for row in m.reply_keyboard
-                    )
-                )
-        return "\n".join(lines)
-
-
-class SimUser(_Chat):
-    """A Telegram user chatting privately with the bot (private chat id == user id)."""
-
-    def __init__(
-        self,
-        server: BotAPIServer,
-        user_id: int,
-        first_name: str,
-        language_code: str | None,
-        username: str | None,
-    ) -> None:
-        super().__init__(server)
-        self.id = user_id
-        self.first_name = first_name
-        self.language_code = language_code
-        self.username = username
-        self.alerts: list[tuple[str | None, bool]] = []  # callback answers, in any chat
-        self.started = False  # the bot may write only after the user wrote first
-        self.blocked = False
-
-    def user_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
-        if self.username:
-            d["username"] = self.username
-        if self.language_code:
-            d["language_code"] = self.language_code
-        return d
-
-    def chat_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "type": "private", "first_name": self.first_name}
-        if self.username:
-            d["username"] = self.username
-        return d
-
-    def _name(self) -> str:
-        return self.first_name
-
-    def _reachable(self) -> None:
-        if not self.started:
-            raise bad("chat not found")
-
-    def _writable(self) -> None:
-        if self.blocked:
-            raise ApiError(403, BLOCKED)
-
-    def _header(self) -> str:
-        state = " [blocked]" if self.blocked else ""
-        return f"--- chat with {self.first_name} (id {self.id}){state} ---"
-
-    def transcript(self) -> str:
-        text = super().transcript()
-        return text + (f"\ncallback answers: {self.alerts}" if self.alerts else "")
-
-    # -- actions
-    async def send(
-        self,
-        text: str,
-        *,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Type a message; wait for the bot's reaction (see module docs); return its messages."""
-        update_id = self.type_text(text)
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"send({text!r})"
-        )
-
-    def type_text(self, text: str) -> int:
-        """Type a message without waiting for the bot (the playground's Send); the update id."""
-        if self.blocked:
-            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
-        msg = self._typed(self, text)
-        self.started = True
-        return self._server._enqueue(self, {"message": self._server._msg_json(self, msg)})
-
-    async def open_link(
-        self,
-        url: str,
-        *,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Open a t.me deep link to the bot; the client sends "/start <payload>" like Telegram."""
-        try:
-            text = start_command(url, self._server.bot_username)
-        except ValueError as exc:
-            raise AssertionError(str(exc)) from None
-        return await self.send(text, expect=expect, timeout=timeout)
-
-    async def tap(
-        self,
-        label: str,
-        *,
-        message: Msg | None = None,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Tap the inline button labelled ``label`` (exact text, else a unique substring)."""
-        return await self._server._tap(self, self, label, message, expect, timeout)
-
-    async def tap_data(
-        self,
-        data: str,
-        *,
-        message: Msg | None = None,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """Send a forged callback query with raw ``data`` from ``message`` (default: last)."""
-        msg = message or self.last
-        update_id = self.press(msg, data)
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"tap_data({data!r})"
-        )
-
-    def press(self, msg: Msg, data: str) -> int:
-        """Send the callback query of a button without waiting (the playground's tap)."""
-        return self._server._press(self, self, msg, data)
-
-    def _check_tap(self, user: SimUser, data: str) -> None:
-        if self.blocked:
-            raise AssertionError(f"{self.first_name} has blocked the bot; unblock() first")
-
-
-class SimGroup(_Chat):
-    """A group, supergroup or channel.  SimUsers write and tap buttons in it; the bot gets
-    every message, as an administrator (or a bot with privacy mode off) does: the stricter
-    case for a bot that must not answer chatter.  The bot is in it only after add_bot();
-    once it has left (leaveChat), its requests about the chat fail with 403, as Telegram's."""
-
-    def __init__(self, server: BotAPIServer, chat_id: int, title: str, kind: str) -> None:
-        super().__init__(server)
-        self.id = chat_id
-        self.title = title
-        self.kind = kind
-        self.bot_status: str | None = None  # "member", "administrator", "left"; None: never in it
-
-    @property
-    def bot_is_member(self) -> bool:
-        return self.bot_status in ("member", "administrator")
-
-    def chat_json(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.kind, "title": self.title}
-
-    def _name(self) -> str:
-        return f"{self.kind} {self.title!r}"
-
-    def _reachable(self) -> None:
-        if self.bot_status is None:
-            raise bad("chat not found")
-        if not self.bot_is_member:
-            raise ApiError(403, f"Forbidden: bot is not a member of the {self.kind} chat")
-
-    def _header(self) -> str:
-        return f"--- {self._name()} (id {self.id}) [bot: {self.bot_status or 'never added'}] ---"
-
-    def _needs_bot(self, action: str) -> None:
-        if not self.bot_is_member:
-            raise AssertionError(f"{action}: the bot is not in {self._name()}; add_bot() first")
-
-    # -- actions
-    async def add_bot(
-        self,
-        by: SimUser,
-        *,
-        admin: bool = False,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """``by`` adds the bot (as an administrator if ``admin``); Telegram tells the bot
-        with a my_chat_member update.  Waits for ``expect`` bot events in this chat."""
-        if self.bot_is_member:
-            raise AssertionError(f"the bot is already in {self._name()}")
-        if self.kind == "channel" and not admin:
-            raise AssertionError("bots join a channel only as administrators")
-        update_id = self._server._bot_status(self, "administrator" if admin else "member", by)
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"add_bot(by {by.first_name})"
-        )
-
-    async def send(
-        self,
-        user: SimUser,
-        text: str,
-        *,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """``user`` writes in the group; wait for the bot's reaction here, as SimUser.send."""
-        update_id = self.type_text(user, text)
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"{user.first_name}: send({text!r})"
-        )
-
-    def type_text(self, user: SimUser, text: str) -> int:
-        if self.kind == "channel":
-            raise AssertionError("members do not write in a channel; post() there instead")
-        self._needs_bot(f"send({text!r})")
-        msg = self._typed(user, text)
-        return self._server._enqueue(self, {"message": self._server._msg_json(self, msg)})
-
-    async def post(
-        self,
-        text: str,
-        *,
-        expect: int = 0,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """A post in a channel (signed by the channel, without a "from"): a channel_post."""
-        if self.kind != "channel":
-            raise AssertionError(f"{self._name()} is not a channel")
-        self._needs_bot(f"post({text!r})")
-        msg = self._typed(None, text)
-        update_id = self._server._enqueue(self, {"channel_post": self._server._msg_json(self, msg)})
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"post({text!r})"
-        )
-
-    async def tap(
-        self,
-        user: SimUser,
-        label: str,
-        *,
-        message: Msg | None = None,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """``user`` taps a button on a bot message in this group; a t.me URL button opens
-        the bot in the user's private chat (and waits there)."""
-        return await self._server._tap(user, self, label, message, expect, timeout)
-
-    async def tap_data(
-        self,
-        user: SimUser,
-        data: str,
-        *,
-        message: Msg | None = None,
-        expect: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - part of the tests' API
-    ) -> list[Msg]:
-        """``user`` sends a forged callback query with raw ``data`` from ``message`` (default:
-        the bot's last message here); waits for the bot's reaction in this group."""
-        msg = message or self.last
-        update_id = self.press(user, msg, data)
-        return await self._server._await_reaction(
-            self, update_id, expect, timeout, f"{user.first_name}: tap_data({data!r})"
-        )
-
-    def press(self, user: SimUser, msg: Msg, data: str) -> int:
-        """``user``'s callback query from a button here, without waiting."""
-        return self._server._press(user, self, msg, data)
-
-    def _check_tap(self, user: SimUser, data: str) -> None:
-        self._needs_bot(f"{user.first_name}: tap({data!r})")
-
-
 # --------------------------------------------------------------------------- the server
-
-
-@dataclass
-class Fault:
-    """A Bot API call that goes wrong on purpose (tests): the next `times` calls of `method`
-    (to `chat_id`, with `text` in the message, when given) fail with `code`. With
-    `deliver`, the call takes effect first and only its answer is lost, as when Telegram
-    accepted a message and the connection then broke. `then`, if given, runs when the
-    fault fires (a test kills the bot there)."""
-
-    method: str
-    code: int = 502
-    description: str = "Bad Gateway"
-    chat_id: int | None = None
-    text: str | None = None
-    deliver: bool = False
-    times: int = 1
-    then: Callable[[], object] | None = None
-    fired: int = 0
-
-    def matches(self, method: str, params: dict[str, Any]) -> bool:
-        if self.fired >= self.times or method.lower() != self.method.lower():
-            return False
-        if self.chat_id is not None and chat_id_of(params) != self.chat_id:
-            return False
-        return self.text is None or self.text in str(params.get("text", ""))
 
 
 class BotAPIServer:
@@ -719,16 +157,16 @@ class BotAPIServer:
         # As the bot last asked with getUpdates or setWebhook; None: Telegram's default.
         self.allowed_updates: list[str] | None = None
         self._dropped: dict[int, str] = {}  # update_id -> its kind, not in allowed_updates
-        self._files: dict[str, _File] = {}
-        self._queries: dict[str, _Query] = {}
+        self._files: dict[str, StoredFile] = {}
+        self._queries: dict[str, Query] = {}
         self._pending: list[dict[str, Any]] = []
-        self._update_owner: dict[int, _Chat] = {}
+        self._update_owner: dict[int, Chat] = {}
         self._fetch_marks: dict[int, int] = {}  # update_id -> len(owner._events) at fetch time
         self._update_ids = itertools.count(first_update_id)
         self._last_enqueued = 0
         self._last_fetched = 0
         self._counter = itertools.count(1)
-        self._poll: _Poll | None = None
+        self._poll: Poll | None = None
         self._inflight = 0
         self._last_activity = 0.0
         self._tick: asyncio.Future[None] | None = None
@@ -1008,7 +446,7 @@ class BotAPIServer:
             )
 
     async def _await_reaction(
-        self, chat: _Chat, update_id: int, expect: int, wait_s: float, action: str
+        self, chat: Chat, update_id: int, expect: int, wait_s: float, action: str
     ) -> list[Msg]:
         errors_before = len(self.errors)
 
@@ -1044,7 +482,7 @@ class BotAPIServer:
         Bot API); its update_id. Nobody's chat waits for a reaction to it."""
         return self._enqueue(None, payload)
 
-    def _enqueue(self, chat: _Chat | None, payload: dict[str, Any]) -> int:
+    def _enqueue(self, chat: Chat | None, payload: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
         self._pending.append({"update_id": update_id, **payload})
         if chat is not None:
@@ -1055,12 +493,12 @@ class BotAPIServer:
         self._touch()
         return update_id
 
-    def _new_query(self, user: SimUser, chat: _Chat) -> str:
+    def _new_query(self, user: SimUser, chat: Chat) -> str:
         query_id = str(4_000_000_000_000_000_000 + next(self._counter) * 7_919 + user.id)
-        self._queries[query_id] = _Query(user, chat)
+        self._queries[query_id] = Query(user, chat)
         return query_id
 
-    def _press(self, user: SimUser, chat: _Chat, msg: Msg, data: str) -> int:
+    def _press(self, user: SimUser, chat: Chat, msg: Msg, data: str) -> int:
         """``user`` taps a button with ``data`` on ``msg`` in ``chat``: a callback query."""
         chat._check_tap(user, data)
         if msg.deleted or not msg.from_bot:
@@ -1081,7 +519,7 @@ class BotAPIServer:
     async def _tap(
         self,
         user: SimUser,
-        chat: _Chat,
+        chat: Chat,
         label: str,
         message: Msg | None,
         expect: int,
@@ -1211,7 +649,7 @@ class BotAPIServer:
         elif offset < 0:
             self._pending = self._pending[offset:]
         loop = asyncio.get_running_loop()
-        poll, old = _Poll(loop, request), self._poll
+        poll, old = Poll(loop, request), self._poll
         self._poll = poll
         if old is not None:  # Telegram answers the *older* request with the conflict
             old.superseded = True
@@ -1279,7 +717,7 @@ class BotAPIServer:
             "username": self.bot_username,
         }
 
-    def _msg_json(self, chat: _Chat, m: Msg) -> dict[str, Any]:
+    def _msg_json(self, chat: Chat, m: Msg) -> dict[str, Any]:
         d: dict[str, Any] = {"message_id": m.message_id}
         if m.from_bot:
             d["from"] = self._bot_json()
@@ -1305,7 +743,7 @@ class BotAPIServer:
         return d
 
     # -- shared checks
-    def _chat(self, p: dict[str, Any]) -> _Chat:
+    def _chat(self, p: dict[str, Any]) -> Chat:
         raw = p.get("chat_id")
         if raw is None or raw == "":
             raise bad("chat_id is empty")
@@ -1313,14 +751,14 @@ class BotAPIServer:
             chat_id = int(raw)
         except (TypeError, ValueError):
             chat_id = 0  # "@username": no emulated chat has one
-        chat: _Chat | None = self._users.get(chat_id) if chat_id > 0 else self._groups.get(chat_id)
+        chat: Chat | None = self._users.get(chat_id) if chat_id > 0 else self._groups.get(chat_id)
         if chat is None:
             raise bad("chat not found")
         chat._reachable()
         return chat
 
     @staticmethod
-    def _check_reply(chat: _Chat, p: dict[str, Any]) -> None:
+    def _check_reply(chat: Chat, p: dict[str, Any]) -> None:
         """Quoting a message that is not in the chat fails unless the bot allowed that."""
         reply = p.get("reply_parameters")
         if not isinstance(reply, dict) or reply.get("allow_sending_without_reply"):
@@ -1343,7 +781,7 @@ class BotAPIServer:
         raw = get_str(p, "caption") or ""
         return format_text(raw, p.get("parse_mode"), p.get("caption_entities")) if raw else ("", [])
 
-    def _find(self, chat: _Chat, p: dict[str, Any], action: str) -> Msg:
+    def _find(self, chat: Chat, p: dict[str, Any], action: str) -> Msg:
         if p.get("inline_message_id"):
             raise bad("inline messages are not emulated")
         message_id = get_int(p, "message_id")
@@ -1354,19 +792,19 @@ class BotAPIServer:
                 return m
         raise bad(f"message to {action} not found")
 
-    def _record(self, chat: _Chat, msg: Msg | None) -> None:
+    def _record(self, chat: Chat, msg: Msg | None) -> None:
         chat._events.append(msg)
 
-    def _store_file(self, data: bytes | None, name: str, mime: str, photo: bool) -> _File:
+    def _store_file(self, data: bytes | None, name: str, mime: str, photo: bool) -> StoredFile:
         n = next(self._counter)
         prefix = "AgACAgIAAxkDAA" if photo else "BQACAgIAAxkDAA"
-        f = _File(f"{prefix}{n:08d}", f"AQAD{n:08d}", data, name, mime)
+        f = StoredFile(f"{prefix}{n:08d}", f"AQAD{n:08d}", data, name, mime)
         if photo:
-            f.width, f.height = (_image_size(data) if data else None) or (800, 800)
+            f.width, f.height = (image_size(data) if data else None) or (800, 800)
         self._files[f.file_id] = f
         return f
 
-    def _input_file(self, p: dict[str, Any], key: str, photo: bool) -> _File:
+    def _input_file(self, p: dict[str, Any], key: str, photo: bool) -> StoredFile:
         value = p.get(key)
         if isinstance(value, str) and value.startswith("attach://"):
             value = p.get(value[len("attach://") :])
@@ -1374,7 +812,7 @@ class BotAPIServer:
             data = value.file.read()
             if not data:
                 raise bad("file must be non-empty")
-            if photo and _image_size(data) is None:
+            if photo and image_size(data) is None:
                 raise bad("IMAGE_PROCESS_FAILED")
             if len(data) > (10 if photo else 50) * 1024 * 1024:
                 raise ApiError(413, "Request Entity Too Large")
@@ -1392,7 +830,7 @@ class BotAPIServer:
             raise bad("wrong file identifier/HTTP URL specified")
         raise bad(f"there is no {key} in the request")
 
-    def _photo_json(self, f: _File) -> list[dict[str, Any]]:
+    def _photo_json(self, f: StoredFile) -> list[dict[str, Any]]:
         full = {
             "file_id": f.file_id,
             "file_unique_id": f.unique_id,
@@ -1413,7 +851,7 @@ class BotAPIServer:
         self._files.setdefault(thumb["file_id"], f)  # resending the thumbnail's id resends f
         return [thumb, full]
 
-    def _new_bot_msg(self, chat: _Chat, markup: Markup, **fields: Any) -> Msg:
+    def _new_bot_msg(self, chat: Chat, markup: Markup, **fields: Any) -> Msg:
         msg = Msg(
             chat._new_id(),
             from_bot=True,
@@ -1528,14 +966,14 @@ class BotAPIServer:
     def _send_document(self, p: dict[str, Any]) -> dict[str, Any]:
         return self._send_media(p, "document")
 
-    def _edited(self, chat: _Chat, msg: Msg, markup: Markup) -> dict[str, Any]:
+    def _edited(self, chat: Chat, msg: Msg, markup: Markup) -> dict[str, Any]:
         msg.buttons, msg.markup_json = markup.inline, markup.inline_json
         msg.edited += 1
         msg.edit_date = int(time.time())
         self._record(chat, msg)
         return self._msg_json(chat, msg)
 
-    def _edit_target(self, p: dict[str, Any]) -> tuple[_Chat, Msg]:
+    def _edit_target(self, p: dict[str, Any]) -> tuple[Chat, Msg]:
         chat = self._chat(p)
         msg = self._find(chat, p, "edit")
         if not msg.from_bot:
