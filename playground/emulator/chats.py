@@ -214,28 +214,29 @@ class Chat:
         """The chat as text: one line per message, inline buttons in [brackets]."""
         lines = [self._header()]
         for m in self._all:
-            flags = ([f"edited x{m.edited}"] if m.edited else []) + (
-                ["deleted"] if m.deleted else []
-            )
-            who = ("bot" if m.from_bot else self._author(m)) + (
-                f" ({', '.join(flags)})" if flags else ""
-            )
-            if m.kind == "text":
-                body = m.text
-            else:
-                size = (
-                    f"{len(m.photo or m.document or b'')} bytes"
-                    if (m.photo or m.document)
-                    else "by URL/file_id"
-                )
-                body = f"<{m.kind} {m.document_name or ''} {size}> {m.caption or ''}"
-            lines.append(f"#{m.message_id} {who}: " + body.replace("\n", "\n    "))
-            lines.extend("    " + " ".join(f"[{b.text}]" for b in row) for row in m.buttons)
-            if m.reply_keyboard:
-                lines.append(
-                    "    keyboard: "
-                    + " | ".join(
-                        " ".join(f"[{label}]" for label in row) for row in m.reply_keyboard
-                    )
-                )
+            lines.extend(self._transcript_lines(m))
         return "\n".join(lines)
+
+    def _transcript_lines(self, m: Msg) -> list[str]:
+        """A message's line, then its inline buttons' rows and its reply keyboard."""
+        flags = ([f"edited x{m.edited}"] if m.edited else []) + (["deleted"] if m.deleted else [])
+        who = ("bot" if m.from_bot else self._author(m)) + (
+            f" ({', '.join(flags)})" if flags else ""
+        )
+        if m.kind == "text":
+            body = m.text
+        else:
+            size = (
+                f"{len(m.photo or m.document or b'')} bytes"
+                if (m.photo or m.document)
+                else "by URL/file_id"
+            )
+            body = f"<{m.kind} {m.document_name or ''} {size}> {m.caption or ''}"
+        lines = [f"#{m.message_id} {who}: " + body.replace("\n", "\n    ")]
+        lines.extend("    " + " ".join(f"[{b.text}]" for b in row) for row in m.buttons)
+        if m.reply_keyboard:
+            lines.append(
+                "    keyboard: "
+                + " | ".join(" ".join(f"[{label}]" for label in row) for row in m.reply_keyboard)
+            )
+        return lines

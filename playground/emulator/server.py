@@ -178,41 +178,16 @@ class BotAPIServer(MessageMethods, CallbackMethods, MemberMethods, ProfileMethod
             params = await self._read_params(request)
             if polling:
                 method_name = "getUpdates"
-                self.calls.append((method_name, loggable(params)))
-                refuse_unknown_parameters(method_name, params)
+                self._accept(method_name, params)
                 result: Any = await self._get_updates(params, request)
             else:
-                if method_name.lower() not in self._methods:
-                    raise ApiError(404, "Not Found: method not found")
-                method_name, fn = self._methods[method_name.lower()]
-                self.calls.append((method_name, loggable(params)))
-                refuse_unknown_parameters(method_name, params)
-                fault = next((f for f in self.faults if f.matches(method_name, params)), None)
-                if fault is not None:
-                    fault.fired += 1
-                    if fault.deliver:
-                        fn(params)
-                    if fault.then is not None:
-                        fault.then()
-                    # Injected by the test, not a request Telegram would refuse.
-                    raise ApiError(fault.code, fault.description, record=False)
-                result = fn(params)
-                if self.after_call is not None:
-                    self.after_call(method_name, params)
+                method_name, fn = self._method(method_name)
+                self._accept(method_name, params)
+                result = self._call(method_name, fn, params)
             return web.json_response({"ok": True, "result": result})
         except ApiError as exc:
             if exc.record:
-                self.errors.append(
-                    {
-                        "method": method_name,
-                        "error_code": exc.code,
-                        "description": exc.description,
-                        "params": loggable(params),
-                        "chat_id": chat_id_of(params),
-                        "time": time.time(),
-                        "strict": exc.strict,
-                    }
-                )
+                self._refused(method_name, params, exc)
             return web.json_response(
                 {"ok": False, "error_code": exc.code, "description": exc.description},
                 status=exc.code,
@@ -225,6 +200,48 @@ class BotAPIServer(MessageMethods, CallbackMethods, MemberMethods, ProfileMethod
             self._touch()
             if not polling:  # a send, an edit, a refusal, a new command list...
                 self._changed()
+
+    def _method(self, name: str) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        """The method's own spelling and what runs it (Telegram ignores the name's case)."""
+        if name.lower() not in self._methods:
+            raise ApiError(404, "Not Found: method not found")
+        return self._methods[name.lower()]
+
+    def _accept(self, method_name: str, params: dict[str, Any]) -> None:
+        """Record the call; refuse it if it has a parameter the method does not take."""
+        self.calls.append((method_name, loggable(params)))
+        refuse_unknown_parameters(method_name, params)
+
+    def _call(
+        self, method_name: str, fn: Callable[[dict[str, Any]], Any], params: dict[str, Any]
+    ) -> Any:
+        """Run the method, unless a test planted a fault for this call."""
+        fault = next((f for f in self.faults if f.matches(method_name, params)), None)
+        if fault is not None:
+            fault.fired += 1
+            if fault.deliver:
+                fn(params)
+            if fault.then is not None:
+                fault.then()
+            # Injected by the test, not a request Telegram would refuse.
+            raise ApiError(fault.code, fault.description, record=False)
+        result = fn(params)
+        if self.after_call is not None:
+            self.after_call(method_name, params)
+        return result
+
+    def _refused(self, method_name: str, params: dict[str, Any], exc: ApiError) -> None:
+        self.errors.append(
+            {
+                "method": method_name,
+                "error_code": exc.code,
+                "description": exc.description,
+                "params": loggable(params),
+                "chat_id": chat_id_of(params),
+                "time": time.time(),
+                "strict": exc.strict,
+            }
+        )
 
     async def _read_params(self, request: web.Request) -> dict[str, Any]:
         """Query string + JSON, urlencoded or multipart body; JSON-valued fields decoded."""

@@ -64,40 +64,58 @@ class UpdateQueue(ServerState):
         except ValueError:
             raise bad("timeout must be a Number") from None
         self._set_allowed_updates(p)
-        if offset > 0:
-            self._pending = [u for u in self._pending if u["update_id"] >= offset]
-        elif offset < 0:
-            self._pending = self._pending[offset:]
-        loop = asyncio.get_running_loop()
-        poll, old = Poll(loop, request), self._poll
-        self._poll = poll
-        if old is not None:  # Telegram answers the *older* request with the conflict
-            old.superseded = True
-            old.poke()
-        deadline = loop.time() + timeout
+        self._forget_confirmed(offset)
+        poll = self._take_over_polling(request)
         try:
-            while True:
-                if poll.superseded:
-                    transport = request.transport
-                    alive = transport is not None and not transport.is_closing()
-                    raise ApiError(409, CONFLICT, record=alive)
-                self._drop_unwanted()
-                batch = self._pending[:limit]
-                remaining = deadline - loop.time()
-                if batch or self._stopping or remaining <= 0:
-                    break
-                if poll.wake.done():
-                    poll.wake = loop.create_future()
-                await asyncio.wait({poll.wake}, timeout=remaining)
+            batch = await self._next_batch(poll, limit, timeout)
         finally:
             if self._poll is poll:
                 self._poll = None
         for update in batch:
-            update_id = update["update_id"]
-            owner = self._update_owner.get(update_id)
-            self._fetch_marks.setdefault(update_id, len(owner._events) if owner else 0)
-            self._last_fetched = max(self._last_fetched, update_id)
+            self._mark_fetched(update["update_id"])
         return batch
+
+    def _forget_confirmed(self, offset: int) -> None:
+        """A positive offset confirms every update before it; a negative one keeps only
+        the last -offset updates."""
+        if offset > 0:
+            self._pending = [u for u in self._pending if u["update_id"] >= offset]
+        elif offset < 0:
+            self._pending = self._pending[offset:]
+
+    def _take_over_polling(self, request: web.Request) -> Poll:
+        """This request becomes the one waiting; Telegram answers the *older* request with
+        the conflict."""
+        poll, old = Poll(asyncio.get_running_loop(), request), self._poll
+        self._poll = poll
+        if old is not None:
+            old.superseded = True
+            old.poke()
+        return poll
+
+    async def _next_batch(self, poll: Poll, limit: int, wait_s: float) -> list[Any]:
+        """Up to ``limit`` updates as soon as there are any; none after ``wait_s``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            if poll.superseded:
+                transport = poll.request.transport
+                alive = transport is not None and not transport.is_closing()
+                raise ApiError(409, CONFLICT, record=alive)
+            self._drop_unwanted()
+            batch = self._pending[:limit]
+            remaining = deadline - loop.time()
+            if batch or self._stopping or remaining <= 0:
+                return batch
+            if poll.wake.done():
+                poll.wake = loop.create_future()
+            await asyncio.wait({poll.wake}, timeout=remaining)
+
+    def _mark_fetched(self, update_id: int) -> None:
+        """The bot has the update (or Telegram dropped it): its reaction counts from here."""
+        owner = self._update_owner.get(update_id)
+        self._fetch_marks.setdefault(update_id, len(owner._events) if owner else 0)
+        self._last_fetched = max(self._last_fetched, update_id)
 
     def _set_allowed_updates(self, p: dict[str, Any]) -> None:
         """Kept until the bot asks again; an empty list means Telegram's default."""
@@ -121,11 +139,8 @@ class UpdateQueue(ServerState):
             if wanted:
                 kept.append(update)
             else:  # gone for good: a wait for nothing from the bot is over
-                update_id = update["update_id"]
-                self._dropped[update_id] = kind
-                owner = self._update_owner.get(update_id)
-                self._fetch_marks.setdefault(update_id, len(owner._events) if owner else 0)
-                self._last_fetched = max(self._last_fetched, update_id)
+                self._dropped[update["update_id"]] = kind
+                self._mark_fetched(update["update_id"])
         self._pending = kept
 
     def _delete_webhook(self, p: dict[str, Any]) -> bool:

@@ -56,21 +56,29 @@ class Waiting(UpdateQueue):
             return mark is not None and len(chat._events) - mark >= expect
 
         if not await self._settle(ready, QUIET, wait_s):
-            mark = self._fetch_marks.get(update_id)
-            if update_id in self._dropped:
-                got = (
-                    f"Telegram dropped the update: {self._dropped[update_id]!r} is not in the "
-                    f"bot's allowed_updates {self.allowed_updates}"
-                )
-            elif mark is None:
-                got = "the bot never fetched the update"
-            else:
-                got = f"got {len(chat._events) - mark}"
+            got = self._what_came(chat, update_id)
             raise AssertionError(
                 f"{action} timed out after {wait_s}s waiting for {expect} bot events ({got}); "
                 f"refused requests meanwhile: {self.errors[errors_before:]}; transcript:\n"
                 f"{chat.transcript()}"
             )
+        return self._reaction(chat, update_id)
+
+    def _what_came(self, chat: Chat, update_id: int) -> str:
+        """Why a wait for the bot's reaction ran out, for its failure message."""
+        mark = self._fetch_marks.get(update_id)
+        if update_id in self._dropped:
+            return (
+                f"Telegram dropped the update: {self._dropped[update_id]!r} is not in the "
+                f"bot's allowed_updates {self.allowed_updates}"
+            )
+        if mark is None:
+            return "the bot never fetched the update"
+        return f"got {len(chat._events) - mark}"
+
+    def _reaction(self, chat: Chat, update_id: int) -> list[Msg]:
+        """The bot's messages sent or edited in ``chat`` since it fetched the update (each
+        once, as it is now), deleted ones left out."""
         seen: dict[int, Msg] = {}
         for m in chat._events[self._fetch_marks[update_id] :]:
             if m is not None and not m.deleted:

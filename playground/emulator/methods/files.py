@@ -64,7 +64,7 @@ class FileMethods(ServerState):
         scale = 90 / max(f.width, f.height, 1)
         if scale >= 1:
             return [full]
-        thumb = {
+        thumb: dict[str, Any] = {
             "file_id": f.file_id + "_s",
             "file_unique_id": f.unique_id + "s",
             "width": max(1, round(f.width * scale)),

@@ -45,7 +45,7 @@ class MemberMethods(UpdateQueue):
     def _bot_status(self, group: SimGroup, status: str, by: SimUser | None) -> int:
         """The bot's membership in a group changes; Telegram tells it (my_chat_member),
         naming who changed it (``None``: the bot itself, leaving)."""
-        old = group.bot_status if group.bot_is_member else "left"
+        old = (group.bot_status if group.bot_is_member else None) or "left"
         group.bot_status = status
         return self._enqueue(
             group,

@@ -7,10 +7,23 @@ from typing import Any
 
 from playground.emulator.chats import Chat, Msg
 from playground.emulator.errors import NOT_MODIFIED, bad
+from playground.emulator.files import StoredFile
 from playground.emulator.markup import Markup, parse_markup
 from playground.emulator.methods.files import FileMethods
 from playground.emulator.params import get_int, get_str
 from playground.emulator.text import Entity, format_text
+
+
+def _document_json(f: StoredFile) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "file_id": f.file_id,
+        "file_unique_id": f.unique_id,
+        "file_name": f.name,
+        "mime_type": f.mime,
+    }
+    if f.data is not None:
+        document["file_size"] = len(f.data)
+    return {"document": document}
 
 
 class MessageMethods(FileMethods):
@@ -97,24 +110,11 @@ class MessageMethods(FileMethods):
         if len(caption) > 1024:
             raise bad("message caption is too long")
         chat._writable()
-        if photo:
-            media: dict[str, Any] = {"photo": self._photo_json(f)}
-        else:
-            media = {
-                "document": {
-                    "file_id": f.file_id,
-                    "file_unique_id": f.unique_id,
-                    "file_name": f.name,
-                    "mime_type": f.mime,
-                }
-            }
-            if f.data is not None:
-                media["document"]["file_size"] = len(f.data)
         msg = self._new_bot_msg(
             chat,
             markup,
             kind=key,
-            media=media,
+            media={"photo": self._photo_json(f)} if photo else _document_json(f),
             caption=caption or None,
             entities=ents,
             html=get_str(p, "caption"),

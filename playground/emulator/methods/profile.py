@@ -14,6 +14,26 @@ from playground.emulator.state import ServerState
 from playground.emulator.users import SimUser
 
 
+def _bot_command(item: Any) -> dict[str, str]:
+    """One BotCommand of setMyCommands, trimmed, with the Bot API server's own checks."""
+    if not isinstance(item, dict):
+        raise bad("can't parse BotCommand: expected an Object")
+    for name in ("command", "description"):
+        if not isinstance(item.get(name), str):
+            raise bad(f"can't parse BotCommand: Can't find field \"{name}\"")
+    command = item["command"].strip().removeprefix("/")
+    description = item["description"].strip()
+    if not command:
+        raise bad("command must be non-empty")
+    if len(command) > 32:
+        raise bad("command length must not exceed 32")
+    if not description:
+        raise bad("command description must be non-empty")
+    if len(description) > 256:
+        raise bad("command description length must not exceed 256")
+    return {"command": command, "description": description}
+
+
 class ProfileMethods(ServerState):
     """getMe, the command menus, the menu button, the bot's name and descriptions."""
 
@@ -74,24 +94,7 @@ class ProfileMethods(ServerState):
         raw = p.get("commands") or []
         if not isinstance(raw, list):
             raise bad("expected an Array of BotCommand")
-        commands: list[dict[str, str]] = []
-        for item in raw:
-            if not isinstance(item, dict):
-                raise bad("can't parse BotCommand: expected an Object")
-            for name in ("command", "description"):
-                if not isinstance(item.get(name), str):
-                    raise bad(f"can't parse BotCommand: Can't find field \"{name}\"")
-            command = item["command"].strip().removeprefix("/")
-            description = item["description"].strip()
-            if not command:
-                raise bad("command must be non-empty")
-            if len(command) > 32:
-                raise bad("command length must not exceed 32")
-            if not description:
-                raise bad("command description must be non-empty")
-            if len(description) > 256:
-                raise bad("command description length must not exceed 256")
-            commands.append({"command": command, "description": description})
+        commands = [_bot_command(item) for item in raw]
         key = self._scope_key(p)
         if len(commands) > 100:
             raise bad("BOT_COMMANDS_TOO_MUCH")

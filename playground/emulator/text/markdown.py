@@ -270,14 +270,8 @@ def parse_markdown(s: str) -> tuple[str, list[Entity]]:
         begin, end_char, is_pre, lang = i, "]" if c == "[" else c, False, ""
         i += 1
         if c == "`" and s[i : i + 2] == "``":
-            i, is_pre = i + 2, True
-            lang_end = i
-            while lang_end < n and s[lang_end] not in SPACE and s[lang_end] != "`":
-                lang_end += 1
-            if i != lang_end and lang_end < n and s[lang_end] != "`":
-                lang, i = s[i:lang_end], lang_end
-            if i < n and s[i] in "\r\n":
-                i += 2 if s[i + 1 : i + 2] in ("\r", "\n") and s[i + 1] != s[i] else 1
+            is_pre = True
+            i, lang = _pre_header(s, i + 2)
         offset, out_at = u16, len(out)
         while i < n and (s[i] != end_char or (is_pre and s[i + 1 : i + 3] != "``")):
             out.append(s[i])
@@ -301,3 +295,16 @@ def parse_markdown(s: str) -> tuple[str, list[Entity]]:
                 entities.append(entity(kind, offset, u16 - offset, lang))
         i += 3 if is_pre else 1
     return "".join(out), entities
+
+
+def _pre_header(s: str, i: int) -> tuple[int, str]:
+    """After a legacy "```": where the code starts, and the language if one is named."""
+    n, lang = len(s), ""
+    lang_end = i
+    while lang_end < n and s[lang_end] not in SPACE and s[lang_end] != "`":
+        lang_end += 1
+    if i != lang_end and lang_end < n and s[lang_end] != "`":
+        lang, i = s[i:lang_end], lang_end
+    if i < n and s[i] in "\r\n":
+        i += 2 if s[i + 1 : i + 2] in ("\r", "\n") and s[i + 1] != s[i] else 1
+    return i, lang
