@@ -384,7 +384,7 @@ async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def playground_command(settings: Settings, args: argparse.Namespace) -> int:
-    from playground import PlaygroundError, serve
+    from playground.runner import PlaygroundError, serve
 
     try:
         return await serve(settings, port=args.port, db=args.db)

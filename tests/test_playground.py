@@ -27,8 +27,8 @@ from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import BadRequest
 
 from bot.settings import load_settings
-from playground import PARENT_ID, Playground, playground
 from playground.page import is_loopback_host, is_loopback_ip
+from playground.runner import PARENT_ID, Playground, playground
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
