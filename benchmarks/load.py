@@ -29,7 +29,7 @@ from benchmarks.loopback import (
 from benchmarks.loopback import tap as tap_
 from benchmarks.loopback import text as text_
 from benchmarks.seed import REQUESTER_BASE, LoadUser, fresh, seed_load
-from bot.playground.emulator import SimUser
+from playground.emulator import SimUser
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3  # rounds of the mix per user: saturation, latency at --rate, at half capacity

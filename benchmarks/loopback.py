@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.playground.emulator import BotAPIServer, Msg, SimUser
+from playground.emulator import BotAPIServer, Msg, SimUser
 
 REPLY_TIMEOUT = 30.0  # seconds; an update without a reply by then counts as lost
 

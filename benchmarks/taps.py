@@ -11,9 +11,9 @@ from benchmarks.seed import fresh
 from bot import access, invitations
 from bot.app import build_application, running
 from bot.context import portal
-from bot.playground.emulator import BotAPIServer, Msg, SimUser
 from bot.settings import load_settings
 from bot.tokens import deep_link
+from playground.emulator import BotAPIServer, Msg, SimUser
 from storage import Database, logins
 from storage import portal as portal_data
 from storage.db import now

@@ -83,7 +83,7 @@ async def _start(app: PortalApp) -> None:
     )
     # What start-up built lives as long as the process (modules, handlers, PTB's objects):
     # kept out of the collector's sight, a full collection walks only what updates leave
-    # behind: ~20 ms with every user's update waiting, not 60-75 ms (benchmarks/README).
+    # behind, a far shorter pause with every user's update waiting (benchmarks/README.md).
     gc.collect()  # start-up's own garbage first: frozen, a cycle would never be freed
     gc.freeze()
 
@@ -106,8 +106,8 @@ def build_application(
     """A ready Application for this token, Bot API server and database. Without
     `polling` it has no Updater: the webhook route (bot/webhook.py) feeds it instead."""
     # One TLS context for both HTTP clients (PTB's defaults otherwise: 256 connections,
-    # and 1 for getUpdates): each client would load the CA bundle itself, ~50 ms apiece
-    # between launch and the first poll.
+    # and 1 for getUpdates): each client would load the CA bundle itself, between launch
+    # and the first poll (benchmarks/README.md).
     tls = httpx.create_ssl_context()
     bot = PortalBot(  # bot/portalbot.py: replies held in a step, updates parsed one by one
         settings.require_token(),

@@ -384,7 +384,7 @@ async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def playground_command(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.playground import PlaygroundError, serve
+    from playground.runner import PlaygroundError, serve
 
     try:
         return await serve(settings, port=args.port, db=args.db)
@@ -421,7 +421,7 @@ def _list_skipped(skipped: Sequence[Skipped]) -> None:
 
 
 async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import demo
+    from playground import demo
 
     staff_id = args.practitioner_telegram_id
     if staff_id is not None and staff_id <= 0:

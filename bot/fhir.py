@@ -18,9 +18,9 @@ summary says what was new, what changed and what was already so. A resource the 
 withdrawn (entered in error, a cancelled invoice) is not imported, and an earlier copy is
 removed.
 
-Reading a 14 MB Synthea-shaped bundle took 8 s and 240 MB (benchmarks/README.md): the
-whole file as Python objects, then every entry validated with BundleEntry, types the portal
-never reads included (an ExplanationOfBenefit took 4 ms). Now the file's text is decoded
+Reading a large Synthea-shaped bundle was slow and held much memory (benchmarks/README.md):
+the whole file as Python objects, then every entry validated with BundleEntry, types the
+portal never reads included, some costly to validate. Now the file's text is decoded
 one entry at a time (`_Text`), resource types the portal does not read are counted and
 not validated, and each other entry is validated with the model of its own type on the
 fields the portal reads: a field it never looks at (or one an older FHIR version had)

@@ -78,8 +78,9 @@ def _catalog(language: str) -> gettext.NullTranslations:
 
 
 def _keep_compiled(mo: Path, data: bytes) -> None:
-    """Parsing a .po takes ~15 ms and every start needs all of them for the command menus;
-    a .mo loads in ~1.5 ms. Older versions go; a read-only install just compiles each time."""
+    """Parsing a .po is slow and every start needs all of them for the command menus; a .mo
+    loads in a fraction of the time (benchmarks/README.md). Older versions go; a read-only
+    install just compiles each time."""
     partial = mo.with_name(f".{mo.name}.{os.getpid()}.mo")  # ignored by git like any .mo
     try:
         partial.write_bytes(data)

@@ -2,7 +2,7 @@
 
 A handler spends most of an update waiting for Telegram (each Bot API call is a round
 trip), so handling every update in turn caps the whole practice at about 1 / (calls per
-update x round trip): ~10 updates/s at 50 ms. ConversationHandler, on the other hand,
+update x round trip): a few updates a second (benchmarks/README.md). ConversationHandler, though,
 needs one user's updates one by one and in order (PTB warns against concurrent updates for
 it). So updates of different users run concurrently, and each user's wait for the one
 before, in the order Telegram sent them. What several users change together (a grant, a
@@ -18,9 +18,9 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-# Enough for Telegram's round trips (32 updates in flight cover ~100 updates/s at 200 ms),
-# few enough not to cost CPU: with 200 users at once on loopback, a cap of 256 took the
-# echo bot from ~4.5 to 9.9 ms of CPU per update, 32 to 6.7, 8 to 3.6; ours 11.4 / 9.0 / 8.8.
+# Enough for Telegram's round trips, few enough not to cost CPU: with many users at once,
+# PTB's default of 256 made every update dearer, the echo bot's most of all
+# (benchmarks/README.md).
 MAX_CONCURRENT_UPDATES = 32
 
 

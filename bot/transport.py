@@ -1,8 +1,8 @@
 """How the bot talks to the Bot API: PTB's BaseRequest on aiohttp.
 
-PTB's HTTPXRequest costs the bot 3.4-4.1 ms of CPU per Bot API call when calls overlap:
-for every request httpcore's pool walks its connections and asks each whether it has
-expired (httpx issue #3215). This one costs 0.8 ms (benchmarks/README). PTB's own aiohttp
+PTB's HTTPXRequest costs the bot several times this one's CPU per Bot API call when calls
+overlap: for every request httpcore's pool walks its connections and asks each whether it
+has expired (httpx issue #3215; benchmarks/README.md). PTB's own aiohttp
 request lives in ptbcontrib, which is not on PyPI; httpx-aiohttp's transport was tried
 and turned connection failures into timeouts (PTB's poller then retries at once, in a
 tight loop), dropped the write timeout and ignored proxy variables.
@@ -70,7 +70,8 @@ class AiohttpRequest(BaseRequest):
                 connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._tls)
             )
             # HTTP(S)_PROXY and NO_PROXY, read once as httpx does: aiohttp's trust_env reads
-            # them, and ~/.netrc, again for every request (~1 ms of CPU per call here).
+            # them, and ~/.netrc, again for every request, at a cost to every call
+            # (benchmarks/README.md).
             self._env_proxies = urllib.request.getproxies()
             self._proxies = {}
 
@@ -149,8 +150,8 @@ def _sum(*parts: float | None) -> float | None:
 
 def _body(request_data: RequestData | None) -> aiohttp.FormData | bytes | None:
     """A call without files is one JSON document, encoded once (a form, as HTTPXRequest
-    sends, JSON-encodes each field and then percent-encodes it byte by byte: 5-10% of an
-    update's CPU, benchmarks/README). With files, multipart as HTTPXRequest sends it."""
+    sends, JSON-encodes each field and then percent-encodes it byte by byte, a cost to
+    every update: benchmarks/README.md). With files, multipart as HTTPXRequest sends it."""
     if request_data is None:
         return None
     if not request_data.contains_files:

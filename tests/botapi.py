@@ -1,9 +1,9 @@
-"""The tests' name for the Bot API emulator, which lives in bot/playground/emulator.py so
-that `python -m bot playground` can serve it too.  One implementation, two doors."""
+"""The tests' name for the Bot API emulator, which lives in playground/emulator/ so that
+`python -m bot playground` can serve it too.  One implementation, two doors."""
 
 from __future__ import annotations
 
-from bot.playground.emulator import (
+from playground.emulator import (
     PARAMETERS,
     QUIET,
     ApiError,

@@ -1,5 +1,5 @@
 """Shared fixtures: a real SQLite file per test, and (for end-to-end tests) the real bot
-running against the Bot API emulator (bot/playground/emulator.py)."""
+running against the Bot API emulator (playground/emulator/)."""
 
 from __future__ import annotations
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import demo, invitations
+from bot import invitations
 from bot.invitations import InviteState
+from playground import demo
 from storage import Database, patients, portal
 from tests.test_cli import run_cli
 

@@ -26,9 +26,9 @@ from playwright.async_api import Locator, Page, async_playwright, expect
 from telegram import BotCommand, BotCommandScopeChat
 from telegram.error import BadRequest
 
-from bot.playground import PARENT_ID, Playground, playground
-from bot.playground.page import is_loopback_host, is_loopback_ip
 from bot.settings import load_settings
+from playground.page import is_loopback_host, is_loopback_ip
+from playground.runner import PARENT_ID, Playground, playground
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot import bidi, demo
+from bot import bidi
 from bot.i18n import translator
 from bot.text import clean_email, esc
+from playground import demo
 from storage import Database
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import BOT

@@ -21,11 +21,11 @@ from pathlib import Path
 from pydantic import SecretStr
 from telegram.ext import Application
 
-from bot.demo import ALEX, INVITED, PRACTITIONER, SAM, seed_demo
 from bot.i18n import translator
-from bot.playground.emulator import BotAPIServer
-from bot.playground.page import Hint, Phone, PlaygroundPage
 from bot.settings import Settings
+from playground.demo import ALEX, INVITED, PRACTITIONER, SAM, seed_demo
+from playground.emulator import BotAPIServer
+from playground.page import Hint, Phone, PlaygroundPage
 from storage import Database
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.playground.emulator import BotAPIServer, Msg, SimUser, start_command
+from playground.emulator import BotAPIServer, Msg, SimUser, start_command
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 HEARTBEAT_S = 15.0

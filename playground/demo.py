@@ -119,8 +119,10 @@ class _Savepoints(Database):
     async def close(self) -> None:
         pass  # the connection belongs to the outer Database
 
+    # `change` (whether users see the commit as a change) is the outer transaction's to
+    # tell; taken here so that every caller of Database can lend this one.
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Writes]:
+    async def transaction(self, *, change: bool = True) -> AsyncIterator[Writes]:
         conn = self._outer
         await conn.execute("SAVEPOINT demo_step")
         try:
@@ -133,7 +135,7 @@ class _Savepoints(Database):
             await conn.execute("RELEASE demo_step")
 
     @asynccontextmanager
-    async def statement(self) -> AsyncIterator[Writes]:
+    async def statement(self, *, change: bool = True) -> AsyncIterator[Writes]:
         yield self._outer
 
     @asynccontextmanager

@@ -1,0 +1,1 @@
+"""The Bot API methods the emulator answers, by what they act on."""
