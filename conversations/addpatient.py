@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
@@ -37,6 +37,7 @@ from bot.text import clean_email, clean_name, esc
 from conversations import (
     END,
     TYPED,
+    Draft,
     Flow,
     Flows,
     Handler,
@@ -66,7 +67,7 @@ from storage.vocabulary import Level, Relationship, Role
 OTHER_MAX = 40
 
 
-class AddingDraft(BaseModel):
+class AddingDraft(Draft):
     """The answers so far: nothing is written before Confirm."""
 
     # Identifies this draft's confirmation, so a retried Confirm cannot create twice.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
-from pydantic import BaseModel
 from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
@@ -17,13 +16,13 @@ from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
-from conversations import END, TYPED, Flow, Flows, typed
+from conversations import END, TYPED, Draft, Flow, Flows, typed
 from handlers.language import practitioner_menu
 
 NAME, DOB, EMAIL = range(3)
 
 
-class InviteDraft(BaseModel):
+class InviteDraft(Draft):
     """The invite so far: nothing is created before the last answer."""
 
     name: str | None = None

@@ -3,7 +3,6 @@ They get Accept / Decline; the reply to you is the same whatever the email."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from telegram import InlineKeyboardButton, Update
 from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
 
@@ -11,14 +10,14 @@ from bot import access, labels
 from bot.callbacks import ConfirmSharing, FlowName, OfferLevel, OfferRole, ShareDependent
 from bot.context import PortalContext
 from bot.text import clean_email, esc
-from conversations import END, TYPED, Flow, Flows, signed_in_patient, tapped, typed
+from conversations import END, TYPED, Draft, Flow, Flows, signed_in_patient, tapped, typed
 from handlers.choices import level_question, role_question
 from storage.vocabulary import Level, Role
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
 
 
-class SharingDraft(BaseModel):
+class SharingDraft(Draft):
     """The offer so far: nothing is sent before Confirm."""
 
     dependent: int  # the patient shared, whom the caller holds

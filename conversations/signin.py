@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from pydantic import BaseModel, model_validator
+from pydantic import model_validator
 from telegram import Update
 from telegram.ext import CommandHandler, ConversationHandler, MessageHandler
 
@@ -16,7 +16,7 @@ from bot.dates import parse_date
 from bot.i18n import Translator
 from bot.invitations import InviteCheck, InviteState
 from bot.text import esc
-from conversations import END, TYPED, Flow, Flows, Handler, typed
+from conversations import END, TYPED, Draft, Flow, Flows, Handler, typed
 from handlers.menu import home_keyboard
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 ASK_DOB = 0
 
 
-class SigningIn(BaseModel):
+class SigningIn(Draft):
     """The invite whose date of birth is being asked."""
 
     invite_id: int
