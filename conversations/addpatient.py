@@ -345,6 +345,7 @@ def _summary(_: Translator, draft: AddingDraft) -> list[str]:
 
 
 def _what_confirm_does(_: Translator, draft: AddingDraft, name: str) -> list[str]:
+    """Whose login is asked, or whose account is created."""
     if draft.own:
         return [
             _("Their login: {email}").format(email=esc(draft.email or "")),
