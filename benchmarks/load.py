@@ -29,7 +29,9 @@ from benchmarks.loopback import (
 from benchmarks.loopback import tap as tap_
 from benchmarks.loopback import text as text_
 from benchmarks.seed import REQUESTER_BASE, LoadUser, fresh, seed_load
+from bot.callbacks import AnswerOwnLogin, AskForLevel, AskForRole, ChooseRelationship, ConfirmAdding
 from playground.emulator import SimUser
+from storage.vocabulary import Level, Relationship, Role
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3  # rounds of the mix per user: saturation, latency at --rate, at half capacity
@@ -84,12 +86,12 @@ def cycle(user: LoadUser, k: int) -> list[Step]:
     steps += [
         text_("/addpatient"),
         text_("Ruby Lee"),
-        tap_("add:rel:daughter"),
-        tap_("add:lvl:c"),
-        tap_("add:role:v"),
-        tap_("add:own:n"),
+        tap_(ChooseRelationship(Relationship.DAUGHTER).encode()),
+        tap_(AskForLevel(Level.CLINICAL).encode()),
+        tap_(AskForRole(Role.VIEW).encode()),
+        tap_(AnswerOwnLogin(False).encode()),
         text_("3/5/2018"),
-        tap_("add:ok"),
+        tap_(ConfirmAdding().encode()),
     ]
     return steps
 

@@ -20,6 +20,8 @@ import typing
 from functools import cache
 from typing import Any, ClassVar, Self
 
+from storage.vocabulary import Level, Relationship, Role
+
 MAX_BYTES = 64  # Telegram's limit for callback_data
 _INT = r"\d{1,18}"
 _WORD = r"[A-Za-z0-9_-]{1,32}"
@@ -125,3 +127,139 @@ class ChooseLanguage(Callback):
 
     prefix = "lang"
     code: str
+
+
+# Conversations (conversations/)
+class FlowName(enum.StrEnum):
+    """The flow a ◀ Back or Cancel belongs to: a user can be in two flows at once, and a
+    button answers only its own."""
+
+    ADD_PATIENT = "add"
+    INVITE = "inv"
+    SHARE = "sh"
+    UNLINK = "unl"
+
+
+class AddingAnswer(enum.StrEnum):
+    """An answer of /addpatient that its summary offers to change."""
+
+    NAME = "name"
+    RELATIONSHIP = "relationship"
+    LEVEL = "level"
+    ROLE = "role"
+    OWN_LOGIN = "own"
+
+
+@dataclasses.dataclass(frozen=True)
+class GoBack(Callback):
+    """◀ Back in a flow → the step before (Flow.conversation's `back`)"""
+
+    prefix = "back"
+    flow: FlowName
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelFlow(Callback):
+    """Cancel in a flow → Flow.cancel"""
+
+    prefix = "cancel"
+    flow: FlowName
+
+
+@dataclasses.dataclass(frozen=True)
+class AddPatient(Callback):
+    """➕ Add a patient you access, on the home menu → addpatient.start_adding"""
+
+    prefix = "home:add"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChooseRelationship(Callback):
+    """→ addpatient.save_relationship"""
+
+    prefix = "add:rel"
+    relationship: Relationship
+
+
+@dataclasses.dataclass(frozen=True)
+class AskForLevel(Callback):
+    """The access level asked for → addpatient.save_level"""
+
+    prefix = "add:lvl"
+    level: Level
+
+
+@dataclasses.dataclass(frozen=True)
+class AskForRole(Callback):
+    """The role asked for → addpatient.save_role"""
+
+    prefix = "add:role"
+    role: Role
+
+
+@dataclasses.dataclass(frozen=True)
+class AnswerOwnLogin(Callback):
+    """Whether the patient has their own login → addpatient.save_own_login"""
+
+    prefix = "add:own"
+    own: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeAnswers(Callback):
+    """✏️ Change, under the summary → addpatient.ask_what_to_change"""
+
+    prefix = "add:chg"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeAnswer(Callback):
+    """One answer to change → addpatient.change_answer"""
+
+    prefix = "add:edit"
+    answer: AddingAnswer
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmAdding(Callback):
+    """✅ Confirm, under the summary → addpatient.confirm"""
+
+    prefix = "add:ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShareDependent(Callback):
+    """Share <name> with someone, in /access → share.start_sharing"""
+
+    prefix = "sh:start"
+    dependent: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OfferLevel(Callback):
+    """The access level offered → share.save_level"""
+
+    prefix = "sh:lvl"
+    level: Level
+
+
+@dataclasses.dataclass(frozen=True)
+class OfferRole(Callback):
+    """The role offered → share.save_role"""
+
+    prefix = "sh:role"
+    role: Role
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmSharing(Callback):
+    """✅ Confirm, under the offer → share.confirm_share"""
+
+    prefix = "sh:ok"
+
+
+@dataclasses.dataclass(frozen=True)
+class SkipEmail(Callback):
+    """Skip, when /invite asks for the patient's email → invite.skip_email"""
+
+    prefix = "inv:skip"

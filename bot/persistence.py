@@ -22,6 +22,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
 from telegram import Update
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -152,7 +153,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
 
     async def update_user_data(self, user_id: int, data: dict[Any, Any]) -> None:
         key = (USER_DATA, "", str(user_id))
-        value = json.dumps(data) if data else None
+        value = json.dumps(data, default=_draft_json) if data else None
         if key not in self._pending and value == self._stored.get(user_id):
             return
         self._pending[key] = (user_id, value)
@@ -232,6 +233,15 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
         """PTB's last call at shutdown, after handing over everything (no update is in
         flight any more)."""
         await self.commit()
+
+
+def _draft_json(value: object) -> object:
+    """A flow's draft (a pydantic model, conversations/) as JSON. It comes back from the
+    database as a plain dict, which the flow reads back into its model when it next needs
+    it: so drafts stored before a flow's model changed are read the same way."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} cannot be stored with a user's drafts")
 
 
 # The ids of a user's last updates, kept with their drafts (and so stored with each step):

@@ -5,57 +5,47 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import (
-    CallbackQueryHandler,
-    CommandHandler,
-    ConversationHandler,
-    MessageHandler,
-    TypeHandler,
-    filters,
-)
+from telegram import InlineKeyboardButton, Update
+from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
 
 from bot import invitations
+from bot.callbacks import FlowName, SkipEmail
 from bot.context import PortalContext
 from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
-from conversations import Flows, conversation
+from conversations import END, TYPED, Draft, Flow, Flows, typed
 from handlers.language import practitioner_menu
 
 NAME, DOB, EMAIL = range(3)
 
-CB_BACK = "inv:back"
-CB_SKIP = "inv:skip"
-CB_CANCEL = "inv:cancel"
-DATA_KEY = "invite_draft"
+
+class InviteDraft(Draft):
+    """The invite so far: nothing is created before the last answer."""
+
+    name: str | None = None
+    dob: dt.date | None = None
+    email: str | None = None
 
 
-def _buttons(_: Translator, *, back: bool = True, skip: bool = False) -> InlineKeyboardMarkup:
-    row = []
-    if back:
-        row.append(InlineKeyboardButton(_("◀ Back"), callback_data=CB_BACK))
-    if skip:
-        row.append(InlineKeyboardButton(_("Skip"), callback_data=CB_SKIP))
-    row.append(InlineKeyboardButton(_("Cancel"), callback_data=CB_CANCEL))
-    return InlineKeyboardMarkup([row])
+INVITING = Flow(
+    "invite",
+    InviteDraft,
+    said_on_cancel=lambda _: _("Invite cancelled. Nothing was created."),
+    said_on_timeout=lambda _: _("The invite timed out and was not created."),
+    said_mid_flow=lambda _: _(
+        "You're in the middle of an invite. Answer the question above, or send /cancel."
+    ),
+    buttons=FlowName.INVITE,
+    in_place=False,
+    draft_key="invite_draft",
+)
 
 
-def _draft(context: PortalContext) -> dict[str, str]:
-    return context.user_data.setdefault(DATA_KEY, {})  # type: ignore[union-attr,no-any-return]
-
-
-async def _say(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Reply to a typed answer, or below the prompt whose button was tapped."""
-    if update.callback_query:
-        await update.callback_query.answer()
-        # The tapped prompt has been answered: its buttons should not linger.
-        await update.callback_query.edit_message_reply_markup(None)
-    message = update.effective_message
-    assert message is not None
-    await message.reply_text(text, reply_markup=markup)
+def _draft(context: PortalContext) -> InviteDraft:
+    return INVITING.draft(context) or INVITING.begin(context, InviteDraft())
 
 
 async def start_invite(update: Update, context: PortalContext) -> int:
@@ -63,234 +53,175 @@ async def start_invite(update: Update, context: PortalContext) -> int:
     who = context.caller
     _ = who._
     if not who.is_practitioner:
-        await _say(
-            update,
-            _(
-                "Sorry, only practitioners of the practice can send invites. If you need an "
-                "invite yourself, please ask the reception."
-            ),
+        text = _(
+            "Sorry, only practitioners of the practice can send invites. If you need an "
+            "invite yourself, please ask the reception."
         )
-        return ConversationHandler.END
-    context.user_data[DATA_KEY] = {}  # type: ignore[index]
+        await INVITING.prompt(update, text)
+        return END
+    INVITING.begin(context, InviteDraft())
     await practitioner_menu(context, who)
-    await _say(
-        update,
-        _("Let's invite a patient. What is the patient's full name?"),
-        _buttons(_, back=False),
-    )
+    text = _("Let's invite a patient. What is the patient's full name?")
+    await INVITING.prompt(update, text, [INVITING.nav(_, back=False)])
     return NAME
 
 
 async def save_name(update: Update, context: PortalContext) -> int:
     """Stores the patient's name; asks their date of birth."""
-    _ = (context.caller)._
-    name = clean_name(update.effective_message.text if update.effective_message else None)
+    _ = context.caller._
+    name = clean_name(typed(update))
     if name is None:
-        await _say(
-            update,
-            _("Please type the patient's full name (up to 100 characters)."),
-            _buttons(_, back=False),
-        )
+        text = _("Please type the patient's full name (up to 100 characters).")
+        await INVITING.prompt(update, text, [INVITING.nav(_, back=False)])
         return NAME
-    _draft(context)["name"] = name
+    _draft(context).name = name
     return await ask_dob(update, context)
 
 
 async def ask_dob(update: Update, context: PortalContext) -> int:
     """Asks the patient's date of birth (also where Back from the email step lands)."""
-    _ = (context.caller)._
-    await _say(
-        update,
-        _(
-            "What is {name}'s date of birth? For example {example}. "
-            "The patient will be asked for it when they open the link."
-        ).format(name=esc(_draft(context).get("name", "")), example=_.date_example()),
-        _buttons(_),
-    )
+    _ = context.caller._
+    text = _(
+        "What is {name}'s date of birth? For example {example}. "
+        "The patient will be asked for it when they open the link."
+    ).format(name=esc(_draft(context).name or ""), example=_.date_example())
+    await INVITING.prompt(update, text, [INVITING.nav(_)])
     return DOB
 
 
 async def back_to_name(update: Update, context: PortalContext) -> int:
     """Back from the date of birth: asks the name again."""
-    _ = (context.caller)._
-    await _say(update, _("What is the patient's full name?"), _buttons(_, back=False))
+    _ = context.caller._
+    await INVITING.prompt(
+        update, _("What is the patient's full name?"), [INVITING.nav(_, back=False)]
+    )
     return NAME
 
 
 async def save_dob(update: Update, context: PortalContext) -> int:
     """Stores the date of birth; asks for an optional email."""
-    _ = (context.caller)._
-    text = update.effective_message.text if update.effective_message else ""
-    dob = parse_date(text or "", _.format_locale)
+    _ = context.caller._
+    dob = parse_date(typed(update) or "", _.format_locale)
     if dob is None or not plausible_birth_date(dob, dt.date.today()):
-        await _say(
-            update,
-            _("I couldn't read that as a date of birth. Please type it like {example}.").format(
-                example=_.date_example()
-            ),
-            _buttons(_),
-        )
+        text = _("I couldn't read that as a date of birth. Please type it like {example}.")
+        await INVITING.prompt(update, text.format(example=_.date_example()), [INVITING.nav(_)])
         return DOB
-    _draft(context)["dob"] = dob.isoformat()
+    _draft(context).dob = dob
     return await ask_email(update, context)
+
+
+def _skip(_: Translator) -> InlineKeyboardButton:
+    return InlineKeyboardButton(_("Skip"), callback_data=SkipEmail().encode())
 
 
 async def ask_email(update: Update, context: PortalContext) -> int:
     """Asks the patient's email, which can be skipped."""
-    _ = (context.caller)._
-    await _say(
-        update,
-        _(
-            "What is the patient's email address? It links this invite to their existing "
-            "record if they have one. Tap Skip if you don't have it."
-        ),
-        _buttons(_, skip=True),
+    _ = context.caller._
+    text = _(
+        "What is the patient's email address? It links this invite to their existing "
+        "record if they have one. Tap Skip if you don't have it."
     )
+    await INVITING.prompt(update, text, [INVITING.nav(_, extra=[_skip(_)])])
     return EMAIL
 
 
 async def save_email(update: Update, context: PortalContext) -> int:
     """Stores the email; creates the invite and sends the link."""
-    _ = (context.caller)._
-    text = update.effective_message.text if update.effective_message else None
-    email = clean_email(text)
+    _ = context.caller._
+    email = clean_email(typed(update))
     if email is None:
-        await _say(
-            update,
-            _("That doesn't look like an email address. Please check it, or tap Skip."),
-            _buttons(_, skip=True),
-        )
+        text = _("That doesn't look like an email address. Please check it, or tap Skip.")
+        await INVITING.prompt(update, text, [INVITING.nav(_, extra=[_skip(_)])])
         return EMAIL
-    _draft(context)["email"] = email
+    _draft(context).email = email
     return await send_invite(update, context)
 
 
 async def skip_email(update: Update, context: PortalContext) -> int:
     """No email; creates the invite and sends the link."""
-    _draft(context).pop("email", None)
+    _draft(context).email = None
     return await send_invite(update, context)
 
 
 async def send_invite(update: Update, context: PortalContext) -> int:
     """Creates the invite; sends the link, its QR code and a share button."""
-    who = context.caller
-    _ = who._
-    draft = _draft(context)
+    _ = context.caller._
+    draft = INVITING.draft(context)
+    if draft is None or draft.name is None or draft.dob is None:
+        return await INVITING.lost(update, context)
+    request = invitations.InviteRequest(draft.name, draft.dob, draft.email)
     p = context.portal
     try:
         new = await invitations.create_invite(
             p.db,
-            invitations.InviteRequest(
-                full_name=draft["name"],
-                date_of_birth=dt.date.fromisoformat(draft["dob"]),
-                email=draft.get("email"),
-            ),
+            request,
             ttl_days=p.settings.invite_ttl_days,
-            invited_by=who.telegram_user_id,
+            invited_by=context.caller.telegram_user_id,
         )
     except invitations.InviteRefused:
         # Only a differing date can be refused here: this flow always asks for one.
         return await date_of_birth_differs(update, context)
-    context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
+    INVITING.drop(context)
     link = deep_link(context.bot.username, new.token)
-    share = (
-        "https://t.me/share/url?url="
-        + quote(link, safe="")
-        + "&text="
-        + quote(_("Your invite to the patient portal"), safe="")
-    )
+    share = InlineKeyboardButton(_("Share the link"), url=_share_url(_, link))
+    await INVITING.prompt(update, _ready(_, new, context) + "\n\n" + link, [[share]])
+    await _send_qr(update, context, link, new.patient.full_name)
+    return END
+
+
+def _ready(_: Translator, new: invitations.NewInvite, context: PortalContext) -> str:
+    """The invite is ready: for whom, until when, and whether it signs in to a known record."""
+    until = _.day_of(new.invite.expires_at, context.portal.settings.tz)
     text = _(
         "Invite for <b>{name}</b> is ready. Send them this link; it works once and until {date}:"
-    ).format(name=esc(new.patient.full_name), date=_.day_of(new.invite.expires_at, p.settings.tz))
+    ).format(name=esc(new.patient.full_name), date=until)
     if new.reused_patient:
         text += "\n" + _(
             "This email already belongs to a patient, so the link signs in to that record."
         )
-    await _say(
-        update,
-        text + "\n\n" + link,
-        InlineKeyboardMarkup([[InlineKeyboardButton(_("Share the link"), url=share)]]),
-    )
+    return text
+
+
+def _share_url(_: Translator, link: str) -> str:
+    """Telegram's share page for the link, with a line of text to go with it."""
+    text = quote(_("Your invite to the patient portal"), safe="")
+    return f"https://t.me/share/url?url={quote(link, safe='')}&text={text}"
+
+
+async def _send_qr(update: Update, context: PortalContext, link: str, name: str) -> None:
+    """The link as a QR code, for a patient at the desk."""
     assert update.effective_chat is not None
+    caption = context.caller._("Or let {name} scan this code with their phone's camera.")
     await context.bot.send_photo(
-        update.effective_chat.id,
-        photo=qr_png(link),
-        caption=_("Or let {name} scan this code with their phone's camera.").format(
-            name=esc(new.patient.full_name)
-        ),
+        update.effective_chat.id, photo=qr_png(link), caption=caption.format(name=esc(name))
     )
-    return ConversationHandler.END
 
 
 async def date_of_birth_differs(update: Update, context: PortalContext) -> int:
     """The email's patient has another date of birth on record: asks it again."""
-    _ = (context.caller)._
-    _draft(context).pop("dob", None)
-    await _say(
-        update,
-        _(
-            "The patient with this email has a different date of birth on record, so I "
-            "haven't created the invite. Please check the date of birth with the patient and "
-            "type it again (for example {example}); I'll ask for the email again after it. "
-            "Or tap Cancel."
-        ).format(example=_.date_example()),
-        _buttons(_),
-    )
+    _ = context.caller._
+    _draft(context).dob = None
+    text = _(
+        "The patient with this email has a different date of birth on record, so I "
+        "haven't created the invite. Please check the date of birth with the patient and "
+        "type it again (for example {example}); I'll ask for the email again after it. "
+        "Or tap Cancel."
+    ).format(example=_.date_example())
+    await INVITING.prompt(update, text, [INVITING.nav(_)])
     return DOB
 
 
-async def cancel_invite(update: Update, context: PortalContext) -> int:
-    """/cancel or the Cancel button: drops the draft, nothing is created."""
-    _ = (context.caller)._
-    context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
-    await _say(update, _("Invite cancelled. Nothing was created."))
-    return ConversationHandler.END
-
-
-async def button_expected(update: Update, context: PortalContext) -> int | None:
-    """A command other than /cancel mid-flow: remind instead of silently ignoring it."""
-    _ = (context.caller)._
-    await _say(
-        update, _("You're in the middle of an invite. Answer the question above, or send /cancel.")
-    )
-    return None
-
-
-async def invite_timed_out(update: Update, context: PortalContext) -> int:
-    """Ten minutes without an answer: drops the draft and says so."""
-    _ = (context.caller)._
-    context.user_data.pop(DATA_KEY, None)  # type: ignore[union-attr]
-    if update.effective_chat:
-        await context.bot.send_message(
-            update.effective_chat.id, _("The invite timed out and was not created.")
-        )
-    return ConversationHandler.END
-
-
-def invite_conversation(flows: Flows) -> ConversationHandler:  # type: ignore[type-arg]
-    typed = filters.TEXT & ~filters.COMMAND
-    cancel_button = CallbackQueryHandler(cancel_invite, pattern=f"^{CB_CANCEL}$")
-    return conversation(
+def invite_conversation(flows: Flows) -> ConversationHandler[PortalContext]:
+    return INVITING.conversation(
         flows,
-        name="invite",
         entry_points=[CommandHandler("invite", start_invite)],
         states={
-            NAME: [MessageHandler(typed, save_name)],
-            DOB: [
-                MessageHandler(typed, save_dob),
-                CallbackQueryHandler(back_to_name, pattern=f"^{CB_BACK}$"),
-            ],
+            NAME: [MessageHandler(TYPED, save_name)],
+            DOB: [MessageHandler(TYPED, save_dob)],
             EMAIL: [
-                MessageHandler(typed, save_email),
-                CallbackQueryHandler(skip_email, pattern=f"^{CB_SKIP}$"),
-                CallbackQueryHandler(ask_dob, pattern=f"^{CB_BACK}$"),
+                MessageHandler(TYPED, save_email),
+                CallbackQueryHandler(skip_email, pattern=SkipEmail.pattern()),
             ],
-            ConversationHandler.TIMEOUT: [TypeHandler(Update, invite_timed_out)],
         },
-        fallbacks=[
-            CommandHandler("cancel", cancel_invite),
-            cancel_button,
-            MessageHandler(filters.COMMAND, button_expected),
-        ],
-        allow_reentry=True,
+        back={DOB: back_to_name, EMAIL: ask_dob},
     )
