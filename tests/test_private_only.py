@@ -22,7 +22,43 @@ from telegram.ext import Application, BaseHandler, CallbackQueryHandler, Command
 from telegram.ext import ConversationHandler as Conversation
 
 from bot import access
-from bot.access import AccessRequest
+from bot.access import AccessRequest, Area
+from bot.callbacks import (
+    ApproveAs,
+    ApproveRequest,
+    ApproveWithChanges,
+    AskToCancel,
+    AskToLeave,
+    AskToRevoke,
+    BackToAccess,
+    BackToRequest,
+    CancelAppointment,
+    ChangeLevel,
+    ChangeRole,
+    ConfirmAppointment,
+    DenyRequest,
+    GiveOwnLogin,
+    KeepAppointment,
+    KeepLinked,
+    OpenAccess,
+    OpenActivity,
+    OpenArea,
+    OpenDependent,
+    OpenGrant,
+    OpenSwitch,
+    RevokeAccess,
+    SignOut,
+    StaySignedIn,
+    StopAccessing,
+    SwitchTo,
+    TurnFoundPage,
+    TurnHomePage,
+    TurnLogPage,
+    TurnPage,
+    TurnSwitchPage,
+    UnlinkAccount,
+    WithdrawRequest,
+)
 from bot.i18n import translator
 from conversations import addpatient, invite, share
 from handlers import language, menu
@@ -230,29 +266,35 @@ async def test_every_button_pressed_in_a_group_gets_only_an_alert(
     mia, g, apt = w.mia_id, w.mia_grant, w.appointment
     pressed = {
         w.ann: [
-            *(menu.CB_HOME_VIEW + k for k in "uirds"),
+            *(OpenArea(area).encode() for area in Area),
+            OpenSwitch().encode(),
             menu.CB_ADD_PATIENT,
-            menu.CB_HOME_ACCESS,
-            menu.CB_HOME_ACTIVITY,
-            f"sw:{mia}",
-            f"sw:{w.ann_id}",
-            f"pg:u:{mia}:0",
-            f"pg:r:{mia}:0",
-            f"pg:i:{mia}:1",
-            f"apt:ask:{mia}:{apt}:0",
-            f"apt:yes:{mia}:{apt}:0",
-            f"apt:ok:{mia}:{apt}:0",
-            f"apt:keep:{mia}:{apt}:0",
-            f"log:{w.ann_id}:0",
-            f"log:{mia}:0",
-            "ac:home",
-            f"ac:g:{g}",
-            f"ac:dep:{mia}",
-            f"ac:own:{mia}",
-            f"ac:rv:{g}",
-            f"ac:lf:{g}",
-            f"ac:lv:{g}:a",
-            f"ac:rl:{g}:v",
+            OpenAccess().encode(),
+            OpenActivity().encode(),
+            SwitchTo(mia).encode(),
+            SwitchTo(w.ann_id).encode(),
+            TurnPage(Area.APPOINTMENTS, mia, 0).encode(),
+            TurnPage(Area.APPOINTMENTS, mia, 0, past=True).encode(),
+            TurnPage(Area.RECORDS, mia, 0).encode(),
+            TurnPage(Area.INVOICES, mia, 1).encode(),
+            TurnPage(Area.DETAILS, mia, 0).encode(),
+            AskToCancel(mia, apt, 0).encode(),
+            CancelAppointment(mia, apt, 0).encode(),
+            ConfirmAppointment(mia, apt, 0).encode(),
+            KeepAppointment(mia, apt, 0).encode(),
+            TurnLogPage(w.ann_id, 0).encode(),
+            TurnLogPage(mia, 0).encode(),
+            BackToAccess().encode(),
+            OpenGrant(g).encode(),
+            OpenDependent(mia).encode(),
+            GiveOwnLogin(mia).encode(),
+            AskToRevoke(g).encode(),
+            RevokeAccess(g).encode(),
+            AskToLeave(g).encode(),
+            StopAccessing(g).encode(),
+            WithdrawRequest(g).encode(),
+            ChangeLevel(g, Level.ADMINISTRATIVE).encode(),
+            ChangeRole(g, Role.VIEW).encode(),
             f"sh:start:{mia}",
             "sh:lvl:c",
             "sh:role:v",
@@ -271,22 +313,23 @@ async def test_every_button_pressed_in_a_group_gets_only_an_alert(
             invite.CB_BACK,
             invite.CB_SKIP,
             invite.CB_CANCEL,
-            "swp:1",
-            "home:p:1",
-            f"so:y:{w.ann_id}:0",
-            "so:n",
-            f"unl:y:{w.ann_id}:700",
-            "unl:n",
+            TurnSwitchPage(1).encode(),
+            TurnFoundPage.of(1, "Mia").encode(),
+            TurnHomePage(1).encode(),
+            SignOut(w.ann_id, 0).encode(),
+            StaySignedIn().encode(),
+            UnlinkAccount(w.ann_id, 700).encode(),
+            KeepLinked().encode(),
             "unl:cancel",
             "no-such-button",
         ],
         # The real decider of Ann's pending request, forging its buttons in the group.
         w.bob: [
-            f"ap:ok:{w.pending}",
-            f"ap:ok:{w.pending}:cv",
-            f"ap:chg:{w.pending}",
-            f"ap:no:{w.pending}",
-            f"ap:back:{w.pending}",
+            ApproveRequest(w.pending).encode(),
+            ApproveAs(w.pending, Level.CLINICAL, Role.VIEW).encode(),
+            ApproveWithChanges(w.pending).encode(),
+            DenyRequest(w.pending).encode(),
+            BackToRequest(w.pending).encode(),
         ],
     }
     every = [data for datas in pressed.values() for data in datas]
@@ -468,7 +511,7 @@ async def test_the_group_is_answered_in_the_senders_language(
     ar = translator("ar")
     [reply] = await group.send(ann, "/records")
     assert _is_please(reply, ar(PLEASE), ar(OPEN))
-    await group.tap_data(ann, "home:v:r", message=reply)
+    await group.tap_data(ann, OpenArea(Area.RECORDS).encode(), message=reply)
     assert ann.alerts[-1] == (ar(PLEASE), True)
     mei = server.user(705, "Mei", language_code="zh-hans")
     other = server.group(-4646, "家庭")
