@@ -33,7 +33,7 @@ from bot.callbacks import (
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.text import esc
-from handlers.guard import require_viewing, tapped
+from handlers.guard import patient_tap, require_viewing, tapped
 from handlers.paging import Paged, page_row
 from handlers.send import answer_quietly, edit_in_place, send_to_chat
 from storage.models import AccessEntry, Appointment
@@ -308,10 +308,12 @@ async def open_area(update: Update, context: PortalContext) -> None:
 async def turn_page(update: Update, context: PortalContext) -> None:
     """◀ ▶, Past/Upcoming and the other views under a view: re-checks access, edits the
     page in place."""
-    query, at = tapped(update, TurnPage)
-    _ = context._
-    db, who = context.portal.db, context.caller
-    view = await access.view_of(db, who.telegram_user_id, at.subject, action=SEEN_AS[at.area])
+    tap = await patient_tap(update, context, TurnPage)
+    if tap is None:
+        return
+    query, at, _ = tap.query, tap.data, context._
+    tg = context.caller.telegram_user_id
+    view = await access.view_of(context.portal.db, tg, at.subject, action=SEEN_AS[at.area])
     if view is None:
         await query.answer(_("You no longer have access to this portal."), show_alert=True)
         return
@@ -369,7 +371,10 @@ def _cancel_question(
 
 async def ask_to_cancel(update: Update, context: PortalContext) -> None:
     """Cancel <day>: asks Yes or No, for one who may act on this patient's appointment."""
-    query, data = tapped(update, AskToCancel)
+    tap = await patient_tap(update, context, AskToCancel)
+    if tap is None:
+        return
+    query, data = tap.query, tap.data
     view = await _appointment_view(query, context, data, Action.APPOINTMENT_CANCEL_ASKED)
     if view is None:
         return
@@ -383,7 +388,10 @@ async def ask_to_cancel(update: Update, context: PortalContext) -> None:
 
 async def keep_appointment(update: Update, context: PortalContext) -> None:
     """No, keep it: the appointments page again, nothing changed."""
-    query, data = tapped(update, KeepAppointment)
+    tap = await patient_tap(update, context, KeepAppointment)
+    if tap is None:
+        return
+    query, data = tap.query, tap.data
     view = await _appointment_view(query, context, data, Action.VIEW_APPOINTMENTS)
     if view is None:
         return
@@ -393,14 +401,16 @@ async def keep_appointment(update: Update, context: PortalContext) -> None:
 
 async def cancel_appointment(update: Update, context: PortalContext) -> None:
     """Yes, cancel it: bot.access checks the role and whose appointment it is."""
-    query, data = tapped(update, CancelAppointment)
-    await _act(query, context, data, context._("Appointment cancelled."))
+    tap = await patient_tap(update, context, CancelAppointment)
+    if tap is not None:
+        await _act(tap.query, context, tap.data, context._("Appointment cancelled."))
 
 
 async def confirm_appointment(update: Update, context: PortalContext) -> None:
     """Confirm <day>: bot.access checks the role and whose appointment it is."""
-    query, data = tapped(update, ConfirmAppointment)
-    await _act(query, context, data, context._("Attendance confirmed."))
+    tap = await patient_tap(update, context, ConfirmAppointment)
+    if tap is not None:
+        await _act(tap.query, context, tap.data, context._("Attendance confirmed."))
 
 
 # What bot.access is asked to do for each act, and what it is recorded as.
@@ -598,10 +608,12 @@ async def find_typed_name(update: Update, context: PortalContext) -> None:
 async def switch_to(update: Update, context: PortalContext) -> None:
     """A tap in /switch: re-checks the grant now, stores the choice, and shows that
     patient's upcoming appointments in place (the other views are one tap from there)."""
-    query, data = tapped(update, SwitchTo)
-    _ = context._
+    tap = await patient_tap(update, context, SwitchTo)
+    if tap is None:
+        return
+    query, _ = tap.query, context._
     tg = context.caller.telegram_user_id
-    view = await access.switch_to(context.portal.db, tg, data.patient)
+    view = await access.switch_to(context.portal.db, tg, tap.data.patient)
     if view is None:
         await query.answer(_("You don't have access to that portal."), show_alert=True)
         return
