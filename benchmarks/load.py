@@ -29,7 +29,17 @@ from benchmarks.loopback import (
 from benchmarks.loopback import tap as tap_
 from benchmarks.loopback import text as text_
 from benchmarks.seed import REQUESTER_BASE, LoadUser, fresh, seed_load
-from bot.callbacks import AnswerOwnLogin, AskForLevel, AskForRole, ChooseRelationship, ConfirmAdding
+from bot.access import Area
+from bot.callbacks import (
+    AnswerOwnLogin,
+    ApproveRequest,
+    AskForLevel,
+    AskForRole,
+    ChooseRelationship,
+    ConfirmAdding,
+    SwitchTo,
+    TurnPage,
+)
 from playground.emulator import SimUser
 from storage.vocabulary import Level, Relationship, Role
 
@@ -71,18 +81,18 @@ def cycle(user: LoadUser, k: int) -> list[Step]:
     me, child = user.patient_id, user.children[k % len(user.children)]
     steps = [
         text_("/appointments"),
-        tap_(f"pg:u:{me}:1"),
-        tap_(f"pg:u:{me}:0"),
+        tap_(TurnPage(Area.APPOINTMENTS, me, 1).encode()),
+        tap_(TurnPage(Area.APPOINTMENTS, me, 0).encode()),
         text_("/switch"),
-        tap_(f"sw:{child}"),
+        tap_(SwitchTo(child).encode()),
         text_("/appointments"),
-        tap_(f"pg:u:{child}:1"),
-        tap_(f"pg:p:{child}:0"),
+        tap_(TurnPage(Area.APPOINTMENTS, child, 1).encode()),
+        tap_(TurnPage(Area.APPOINTMENTS, child, 0, past=True).encode()),
         text_("/switch"),
-        tap_(f"sw:{me}"),
+        tap_(SwitchTo(me).encode()),
     ]
     if k < len(user.pending):
-        steps.append(tap_(f"ap:ok:{user.pending[k]}"))
+        steps.append(tap_(ApproveRequest(user.pending[k]).encode()))
     steps += [
         text_("/addpatient"),
         text_("Ruby Lee"),
@@ -227,7 +237,7 @@ async def _cards_arrived(server: BenchServer, sims: Sequence[SimUser], cards: in
 
     def has_all(user: SimUser) -> bool:
         found = sum(
-            any(b.callback_data and b.callback_data.startswith("ap:ok:") for b in row)
+            any(ApproveRequest.parse(b.callback_data) is not None for b in row)
             for m in user.bot_messages
             for row in m.buttons[:1]
         )

@@ -10,6 +10,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, replace
 
+from bot import records
 from bot.events import (
     AccessChanged,
     AccessRequested,
@@ -23,7 +24,16 @@ from bot.events import (
 from bot.notifier import notify
 from storage import Database, audit, completed, grants, logins, patients, portal
 from storage.db import Reads, Writes, now
-from storage.models import AccessEntry, Grant, LogEntry, LoginView, Patient
+from storage.models import (
+    AccessEntry,
+    Appointment,
+    ClinicalRecord,
+    Grant,
+    Invoice,
+    LogEntry,
+    LoginView,
+    Patient,
+)
 from storage.vocabulary import (
     Action,
     Attempt,
@@ -928,3 +938,143 @@ async def access_log(db: Database, reader_id: int, subject_id: int, number: int)
             conn, subject_id, LOG_PAGE_SIZE + 1, number * LOG_PAGE_SIZE
         )
     return LogPage(subject, rows[:LOG_PAGE_SIZE], number, len(rows) > LOG_PAGE_SIZE)
+
+
+# ---------------------------------------------------------------------------------------
+# Guarded reads for the chat (handlers/)
+# ---------------------------------------------------------------------------------------
+# Each returns what the chat may show, or a Refusal saying why not (recorded in the audit
+# where a refusal is worth recording). The handlers decide nothing: they show one or the
+# other, so every allow or deny behind a button can be read here.
+
+
+class Refusal(enum.StrEnum):
+    NOT_YOURS = "not_yours"  # not theirs to open or act on (or no such thing)
+    ENDED = "ended"  # it was theirs, but is no longer active
+    NOT_SHARED = "not_shared"  # the access level or role leaves this out
+
+
+@dataclass(frozen=True)
+class ManagedGrant:
+    """An active grant as one of its two sides sees it in /access."""
+
+    grant: Grant
+    accessor: Patient
+    subject: Patient
+    as_accessor: bool  # the reader is the accessor (else they decide for the subject)
+
+
+async def grant_for_manager(db: Database, actor_id: int, grant_id: int) -> ManagedGrant | Refusal:
+    """A grant's actions, for its accessor or whoever decides for its subject; anyone else
+    (or an id that names no grant) is refused and audited. Only an active grant has any."""
+    parties = await grant_for_party(db, actor_id, grant_id)
+    if parties is None:
+        return Refusal.NOT_YOURS
+    grant, accessor, subject = parties
+    if grant.status is not GrantStatus.ACTIVE:
+        return Refusal.ENDED
+    return ManagedGrant(grant, accessor, subject, as_accessor=grant.accessor_id == actor_id)
+
+
+async def request_for_decider(db: Database, actor_id: int, grant_id: int) -> RequestInfo | Refusal:
+    """A request (or offer) with its people, for the one who decides it; anyone else is
+    refused and audited. decide() checks again when the decision is written."""
+    info = await request_info(db, grant_id)
+    if info is None or info.decider_id != actor_id:
+        await record_refusal(db, actor_id, grant_id)
+        return Refusal.NOT_YOURS
+    return info
+
+
+# What a look at each part of a portal is recorded as.
+SEEN_AS = {
+    Area.APPOINTMENTS: Action.VIEW_APPOINTMENTS,
+    Area.INVOICES: Action.VIEW_INVOICES,
+    Area.RECORDS: Action.VIEW_RECORDS,
+    Area.DETAILS: Action.VIEW_DETAILS,
+}
+
+
+def shows(view: Viewing, area: Area) -> bool:
+    """Whether this view's access includes `area`: which views to offer a button for.
+    Reading one is checked again (read_*)."""
+    return view.grant is None or level_allows(view.grant.level, area)
+
+
+async def _may_see(db: Database, view: Viewing, area: Area, recorded: bool) -> bool:
+    if recorded:
+        return (await authorize(db, view, area, Act.VIEW, action=SEEN_AS[area])).allowed
+    # The page an act of this update (recorded as that act) has just changed.
+    return view.own or judge(view.grant, area, Act.VIEW).allowed
+
+
+@dataclass(frozen=True)
+class Appointments:
+    page: records.Page[Appointment]
+    editable: bool  # the viewer may cancel and confirm them (their own, or an Edit role)
+
+
+async def read_appointments(
+    db: Database, view: Viewing, *, past: bool, page: int, recorded: bool = True
+) -> Appointments | Refusal:
+    """A page of the viewed patient's appointments. `recorded=False` only to show again
+    the page an act in this same update changed (the act is recorded already)."""
+    if not await _may_see(db, view, Area.APPOINTMENTS, recorded):
+        return Refusal.NOT_SHARED
+    found = await records.appointments(db, view.subject.id, past=past, number=page)
+    editable = view.own or judge(view.grant, Area.APPOINTMENTS, Act.EDIT).allowed
+    return Appointments(found, editable)
+
+
+async def read_invoices(
+    db: Database, view: Viewing, *, page: int
+) -> records.Page[Invoice] | Refusal:
+    if not await _may_see(db, view, Area.INVOICES, recorded=True):
+        return Refusal.NOT_SHARED
+    return await records.invoices(db, view.subject.id, number=page)
+
+
+async def read_records(
+    db: Database, view: Viewing, *, page: int
+) -> records.Page[ClinicalRecord] | Refusal:
+    if not await _may_see(db, view, Area.RECORDS, recorded=True):
+        return Refusal.NOT_SHARED
+    return await records.clinical_records(db, view.subject.id, number=page)
+
+
+async def read_details(db: Database, view: Viewing) -> Patient | Refusal:
+    if not await _may_see(db, view, Area.DETAILS, recorded=True):
+        return Refusal.NOT_SHARED
+    return view.subject
+
+
+async def appointment_to_cancel(
+    db: Database, view: Viewing, appointment_id: int
+) -> Appointment | Refusal:
+    """One of the viewed patient's appointments, for the question before cancelling it:
+    with an Edit role only (recorded as asked), and only that patient's own."""
+    permitted = await authorize(
+        db, view, Area.APPOINTMENTS, Act.EDIT, action=Action.APPOINTMENT_CANCEL_ASKED
+    )
+    appointment = await records.appointment(db, appointment_id)
+    if not permitted.allowed or appointment is None or appointment.patient_id != view.subject.id:
+        return Refusal.NOT_YOURS
+    return appointment
+
+
+@dataclass(frozen=True)
+class LogToShow:
+    page: LogPage
+    instead_of: Patient | None  # the patient viewed, whose log this reader may not read
+
+
+async def log_for_view(db: Database, view: Viewing) -> LogToShow:
+    """The access log of the portal being viewed where the reader may read it (their own,
+    or a dependent's they hold); otherwise their own, saying whose they could not."""
+    if not view.own and await may_read_log(db, view.me.id, view.subject.id):
+        page = await access_log(db, view.me.id, view.subject.id, 0)
+        if page is not None:  # else they stopped holding the account a moment ago
+            return LogToShow(page, None)
+    own = await access_log(db, view.me.id, view.me.id, 0)
+    assert own is not None  # one's own log is always one's own to read
+    return LogToShow(own, None if view.own else view.subject)

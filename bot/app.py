@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import httpx
 from telegram import LinkPreviewOptions, Update
@@ -13,6 +14,7 @@ from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
+    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -22,6 +24,8 @@ from telegram.ext import (
     filters,
 )
 
+from bot import callbacks as cb
+from bot.callbacks import Callback
 from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
 from bot.outbox import Sender
 from bot.persistence import (
@@ -43,20 +47,18 @@ from conversations.invite import invite_conversation
 from conversations.share import share_conversation
 from conversations.signin import signin_conversation
 from conversations.unlink import unlink_conversation
-from handlers import start
-from handlers.activity import activity_handlers
-from handlers.approvals import approval_handler
+from handlers import activity, approvals, language, manage, signout, start, views
 from handlers.errors import report_error
-from handlers.language import language_handlers, set_command_menus
-from handlers.manage import manage_handlers
+from handlers.language import set_command_menus
 from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
 from handlers.restarts import settle_restored_conversations
-from handlers.signout import signout_handlers
-from handlers.views import find_typed_name, view_handlers
+from handlers.views import find_typed_name
 from storage import Database
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, PortalContext], Coroutine[Any, Any, None]]
 
 # my_chat_member: being added to a group, which the bot then leaves (handlers/private_only.py).
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
@@ -89,7 +91,8 @@ async def _start(app: PortalApp) -> None:
 
 
 async def _refresh_command_menus(context: PortalContext) -> None:
-    await set_command_menus(context.application)
+    # CallbackContext types its application by a type variable of its own: it is this one.
+    await set_command_menus(cast("PortalApp", context.application))
 
 
 async def _stop(app: PortalApp) -> None:
@@ -134,7 +137,9 @@ def build_application(
     )
     if not polling:  # the webhook route (bot/webhook.py) feeds the update queue
         builder = builder.updater(None)
-    app = builder.build()
+    # The builder types the job queue by PTB's default context and the bot as PortalBot;
+    # PortalApp (bot/context.py) names the same Application as handlers see it.
+    app = cast("PortalApp", builder.build())
     sender = Sender(db, app.bot)
     p = Portal(settings=settings, db=db, sender=sender)
     sender.render = renderer(p)
@@ -146,7 +151,7 @@ def build_application(
 def add_handlers(app: PortalApp, flows: Flows) -> None:
     # Before every handler, in this order (one handler runs per group; a raised
     # ApplicationHandlerStop ends the update, groups 98 and 99 included):
-    # -5: what stands in for an update that could not be parsed (bot/updates.py) goes
+    # -6: what stands in for an update that could not be parsed (bot/updates.py) goes
     #     no further.
     app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-6)
     # -5: an update Telegram sent again after a crash, handled before, ends here.
@@ -164,32 +169,94 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
     app.add_handler(TypeHandler(Update, private_chats_only), group=-2)
     # -1: text typed as a name to find in /switch (any other update ends that question).
     app.add_handler(TypeHandler(Update, find_typed_name), group=-1)
-    # Conversations first: inside a flow, their states decide what a message means.
-    app.add_handler(signin_conversation(flows))
-    app.add_handler(invite_conversation(flows))
-    app.add_handler(addpatient_conversation(flows))
-    app.add_handler(share_conversation(flows))
-    app.add_handler(unlink_conversation(flows))
-    app.add_handler(approval_handler())
-    for handler in (
-        *view_handlers(),
-        *manage_handlers(),
-        *activity_handlers(),
-        *language_handlers(),
-        *signout_handlers(),
+    # Group 0: the first handler (in this order) that matches an update takes it.
+    # Conversations first: inside a flow, their states decide what a message means, and
+    # their own /cancel and buttons come before the ones below.
+    for conversation in (
+        signin_conversation(flows),
+        invite_conversation(flows),
+        addpatient_conversation(flows),  # its entry point: ➕ Add a patient on the home menu
+        share_conversation(flows),  # its entry point: Share <name> with someone, in /access
+        unlink_conversation(flows),
     ):
-        app.add_handler(handler)
-    app.add_handler(CommandHandler("start", start.show_home))
-    app.add_handler(CallbackQueryHandler(start.turn_home_page, pattern=r"^home:p:"))
-    app.add_handler(CommandHandler("help", start.show_help))
-    app.add_handler(CommandHandler("cancel", start.nothing_to_cancel))
+        app.add_handler(conversation)
+    app.add_handlers(commands_and_buttons())
+    # Last: what nothing above took.
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))
-    app.add_handler(CallbackQueryHandler(start.stale_button))
+    app.add_handler(CallbackQueryHandler(start.stale_button))  # old, or forged
     app.add_error_handler(report_error)
     # After every handler: send what the update queued (notices to others), then write
     # the conversation step and drafts just taken.
     app.add_handler(TypeHandler(Update, outbox_last), group=98)
     app.add_handler(TypeHandler(Update, flush_after_update), group=99)
+
+
+def _button(kind: type[Callback], callback: Handler) -> CallbackQueryHandler[PortalContext, None]:
+    """A button's handler, on its kind's anchored pattern: data and handler cannot drift."""
+    return CallbackQueryHandler(callback, pattern=kind.pattern())
+
+
+def commands_and_buttons() -> list[BaseHandler[Update, PortalContext, None]]:
+    """Every command and button outside the conversations, by area: a command, or a
+    button's kind (bot/callbacks.py), and the handler it reaches. Commands differ by name
+    and kinds by pattern, so no two here match the same update: their order does not
+    matter."""
+    return [
+        # Home and help (handlers/start.py)
+        CommandHandler("start", start.show_home),
+        CommandHandler("help", start.show_help),
+        CommandHandler("cancel", start.nothing_to_cancel),  # outside a flow; a flow has its own
+        _button(cb.TurnHomePage, start.turn_home_page),
+        # The portal views and /switch (handlers/views.py)
+        CommandHandler("appointments", views.show_appointments),
+        CommandHandler("invoices", views.show_invoices),
+        CommandHandler("records", views.show_records),
+        CommandHandler("details", views.show_details),
+        CommandHandler("switch", views.show_switch),
+        _button(cb.OpenArea, views.open_area),
+        _button(cb.OpenSwitch, views.open_switch),
+        _button(cb.TurnPage, views.turn_page),
+        _button(cb.SwitchTo, views.switch_to),
+        _button(cb.TurnSwitchPage, views.turn_switch_page),
+        _button(cb.TurnFoundPage, views.turn_found_page),
+        _button(cb.AskToCancel, views.ask_to_cancel),
+        _button(cb.KeepAppointment, views.keep_appointment),
+        _button(cb.CancelAppointment, views.cancel_appointment),
+        _button(cb.ConfirmAppointment, views.confirm_appointment),
+        # /access (handlers/manage.py)
+        CommandHandler("access", manage.show_access),
+        _button(cb.OpenAccess, manage.show_access),
+        _button(cb.BackToAccess, manage.back_to_access),
+        _button(cb.OpenGrant, manage.open_grant),
+        _button(cb.ChangeLevel, manage.change_level),
+        _button(cb.ChangeRole, manage.change_role),
+        _button(cb.AskToRevoke, manage.ask_to_revoke),
+        _button(cb.RevokeAccess, manage.revoke_access),
+        _button(cb.AskToLeave, manage.ask_to_leave),
+        _button(cb.StopAccessing, manage.stop_accessing),
+        _button(cb.WithdrawRequest, manage.withdraw_request),
+        _button(cb.OpenDependent, manage.open_dependent),
+        _button(cb.GiveOwnLogin, manage.give_own_login),
+        # Requests and offers, on their cards and in /access (handlers/approvals.py)
+        _button(cb.ApproveRequest, approvals.approve_request),
+        _button(cb.ApproveWithChanges, approvals.show_lower_options),
+        _button(cb.ApproveAs, approvals.approve_as),
+        _button(cb.BackToRequest, approvals.back_to_request),
+        _button(cb.DenyRequest, approvals.deny_request),
+        # /activity (handlers/activity.py)
+        CommandHandler("activity", activity.show_activity),
+        _button(cb.OpenActivity, activity.show_activity),
+        _button(cb.TurnLogPage, activity.turn_log_page),
+        # /language (handlers/language.py)
+        CommandHandler("language", language.choose_language),
+        _button(cb.ChooseLanguage, language.save_language),
+        # Signing out (handlers/signout.py); /unlink asks in conversations/unlink.py
+        CommandHandler("signout", signout.ask_to_sign_out),
+        _button(cb.SignOut, signout.sign_out),
+        _button(cb.StaySignedIn, signout.stay_signed_in),
+        _button(cb.UnlinkAccount, signout.unlink_account),
+        _button(cb.KeepLinked, signout.keep_linked),
+    ]
 
 
 @asynccontextmanager

@@ -13,6 +13,7 @@ the handler asks bot/access.py, with the caller from the update, whether that is
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import re
@@ -20,6 +21,7 @@ import typing
 from functools import cache
 from typing import Any, ClassVar, Self
 
+from bot.access import Area
 from storage.vocabulary import Level, Relationship, Role
 
 MAX_BYTES = 64  # Telegram's limit for callback_data
@@ -127,6 +129,320 @@ class ChooseLanguage(Callback):
 
     prefix = "lang"
     code: str
+
+
+# The home menu (handlers/start.py, handlers/menu.py). "➕ Add a patient" is /addpatient's
+# entry point: AddPatient, with the flows below.
+@dataclasses.dataclass(frozen=True)
+class OpenArea(Callback):
+    """📅 Appointments, 🧾 Invoices, 📋 Records or 👤 Details on the home menu → open_area"""
+
+    prefix = "home:v"
+    area: Area
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenSwitch(Callback):
+    """🔄 Switch patient, on the home menu and under every view → open_switch"""
+
+    prefix = "home:s"
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenAccess(Callback):
+    """🔐 Access on the home menu → show_access"""
+
+    prefix = "home:access"
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenActivity(Callback):
+    """📜 Activity on the home menu → show_activity"""
+
+    prefix = "home:activity"
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnHomePage(Callback):
+    """◀ ▶ under the patients listed on the home message → turn_home_page"""
+
+    prefix = "home:p"
+    page: int
+
+
+# The portal views and /switch (handlers/views.py)
+@dataclasses.dataclass(frozen=True)
+class TurnPage(Callback):
+    """◀ ▶ and Past/Upcoming under a view, and the other views below it → turn_page"""
+
+    prefix = "pg"
+    area: Area
+    subject: int
+    page: int
+    past: bool = False  # past appointments rather than upcoming ones
+
+
+@dataclasses.dataclass(frozen=True)
+class SwitchTo(Callback):
+    """A person (or Me) in a /switch list → switch_to"""
+
+    prefix = "sw"
+    patient: int
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnSwitchPage(Callback):
+    """◀ ▶ in a /switch list of everyone → turn_switch_page"""
+
+    prefix = "swp"
+    page: int
+
+
+_FOUND_BYTES = 24  # of the part of a name; packed, 32 characters
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnFoundPage(Callback):
+    """◀ ▶ in a /switch list of those found with part of a name → turn_found_page
+
+    The part travels packed (base64url, as button data is made of words), cut to 24 bytes
+    first: a shorter part finds more people, never fewer. Build it with `of`."""
+
+    prefix = "swf"
+    page: int
+    packed: str
+
+    @classmethod
+    def of(cls, page: int, part: str) -> TurnFoundPage:
+        cut = part.encode()[:_FOUND_BYTES].decode(errors="ignore").encode()
+        return cls(page, base64.urlsafe_b64encode(cut).decode().rstrip("="))
+
+    @property
+    def part(self) -> str:
+        """The part of a name; empty when the packed text is not one (forged)."""
+        try:
+            padded = self.packed + "=" * (-len(self.packed) % 4)
+            return base64.urlsafe_b64decode(padded).decode()
+        except ValueError:  # binascii.Error and UnicodeDecodeError both are
+            return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AskToCancel(Callback):
+    """Cancel <day> under an upcoming appointment → ask_to_cancel"""
+
+    prefix = "apt:ask"
+    subject: int
+    appointment: int
+    page: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelAppointment(Callback):
+    """Yes, cancel it → cancel_appointment"""
+
+    prefix = "apt:yes"
+    subject: int
+    appointment: int
+    page: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepAppointment(Callback):
+    """No, keep it → keep_appointment"""
+
+    prefix = "apt:no"
+    subject: int
+    appointment: int
+    page: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmAppointment(Callback):
+    """Confirm <day> under a booked appointment → confirm_appointment"""
+
+    prefix = "apt:ok"
+    subject: int
+    appointment: int
+    page: int
+
+
+# /access (handlers/manage.py). "Share <name> with someone" is the share flow's entry
+# point: ShareDependent, with the flows below.
+@dataclasses.dataclass(frozen=True)
+class BackToAccess(Callback):
+    """◀ Back to the whole picture → back_to_access"""
+
+    prefix = "ac:home"
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenGrant(Callback):
+    """<name> › on a grant, and No under a question about it → open_grant"""
+
+    prefix = "ac:g"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeLevel(Callback):
+    """Make it Clinical / Make it Administrative → change_level"""
+
+    prefix = "ac:lv"
+    grant: int
+    level: Level
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeRole(Callback):
+    """Make it View / Make it Edit → change_role"""
+
+    prefix = "ac:rl"
+    grant: int
+    role: Role
+
+
+@dataclasses.dataclass(frozen=True)
+class AskToRevoke(Callback):
+    """Revoke access → ask_to_revoke"""
+
+    prefix = "ac:rv"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RevokeAccess(Callback):
+    """Yes under "Revoke …'s access?" → revoke_access"""
+
+    prefix = "ac:rvy"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AskToLeave(Callback):
+    """Stop accessing → ask_to_leave"""
+
+    prefix = "ac:lf"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StopAccessing(Callback):
+    """Yes under "Stop accessing …'s portal?" → stop_accessing"""
+
+    prefix = "ac:lfy"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class WithdrawRequest(Callback):
+    """Withdraw request for <name> → withdraw_request"""
+
+    prefix = "ac:wd"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenDependent(Callback):
+    """<name>'s account › → open_dependent"""
+
+    prefix = "ac:dep"
+    patient: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GiveOwnLogin(Callback):
+    """Give <name> their own login → give_own_login"""
+
+    prefix = "ac:own"
+    patient: int
+
+
+# Access requests and offers (handlers/approvals.py)
+@dataclasses.dataclass(frozen=True)
+class ApproveRequest(Callback):
+    """✅ Approve / ✅ Accept, on a card or under Pending in /access → approve_request"""
+
+    prefix = "ap:ok"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ApproveAs(Callback):
+    """Approve as <less than was asked> → approve_as"""
+
+    prefix = "ap:as"
+    grant: int
+    level: Level
+    role: Role
+
+
+@dataclasses.dataclass(frozen=True)
+class DenyRequest(Callback):
+    """❌ Deny / ❌ Decline → deny_request"""
+
+    prefix = "ap:no"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ApproveWithChanges(Callback):
+    """Approve with changes… → show_lower_options"""
+
+    prefix = "ap:chg"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BackToRequest(Callback):
+    """◀ Back under the lower options → back_to_request"""
+
+    prefix = "ap:back"
+    grant: int
+
+
+# /activity (handlers/activity.py)
+@dataclasses.dataclass(frozen=True)
+class TurnLogPage(Callback):
+    """◀ ▶ in an access log, and 📜 <name>'s access log in /access → turn_log_page"""
+
+    prefix = "log"
+    subject: int
+    page: int
+
+
+# Signing out (handlers/signout.py); /unlink's Cancel is conversations/unlink.py's.
+@dataclasses.dataclass(frozen=True)
+class SignOut(Callback):
+    """Yes, sign me out: for the one sign-in made at `since` → sign_out"""
+
+    prefix = "so:y"
+    patient: int
+    since: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StaySignedIn(Callback):
+    """No under /signout → stay_signed_in"""
+
+    prefix = "so:n"
+
+
+@dataclasses.dataclass(frozen=True)
+class UnlinkAccount(Callback):
+    """Yes, sign them out, under a practitioner's /unlink: only while that Telegram account
+    still holds the portal → unlink_account"""
+
+    prefix = "unl:y"
+    patient: int
+    telegram_user: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepLinked(Callback):
+    """No under a practitioner's /unlink → keep_linked"""
+
+    prefix = "unl:n"
 
 
 # Conversations (conversations/)

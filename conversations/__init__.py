@@ -35,9 +35,7 @@ from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.persistence import Deadlines, SQLitePersistence
 from bot.portalbot import HeldCall, holding_replies
-from handlers.guard import require_patient
 from handlers.send import edit_in_place, keyboard, send_long
-from storage.models import Patient
 
 log = logging.getLogger(__name__)
 
@@ -250,12 +248,6 @@ def tapped(update: Update, kind: type[K]) -> K | None:
 def typed(update: Update) -> str | None:
     """The text of a typed answer."""
     return update.effective_message.text if update.effective_message else None
-
-
-async def signed_in_patient(update: Update, context: PortalContext) -> Patient | None:
-    """The caller's patient record; None, once told how to sign in, when there is none."""
-    who = await require_patient(update, context)
-    return who.patient if who is not None else None
 
 
 def _user_data(context: PortalContext) -> dict[Any, Any]:

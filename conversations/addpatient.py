@@ -42,11 +42,11 @@ from conversations import (
     Flows,
     Handler,
     Step,
-    signed_in_patient,
     tapped,
     typed,
 )
 from handlers.choices import level_question, role_question
+from handlers.guard import require_patient
 from handlers.menu import home_keyboard
 from storage.models import Patient
 from storage.vocabulary import Level, Relationship, Role
@@ -134,7 +134,7 @@ def _button(label: str, data: Callback) -> InlineKeyboardButton:
 
 async def start_adding(update: Update, context: PortalContext) -> int:
     """/addpatient or the home button: checks sign-in; asks the patient's name."""
-    if await signed_in_patient(update, context) is None:
+    if await require_patient(update, context) is None:
         return END
     ADDING.begin(context, AddingDraft())
     return await ask_name(update, context)
@@ -400,7 +400,7 @@ _ASK_AGAIN: dict[AddingAnswer, Step] = {
 
 async def confirm(update: Update, context: PortalContext) -> int:
     """✅ Confirm: creates the account, or asks the owner of that login to approve."""
-    patient = await signed_in_patient(update, context)
+    patient = await require_patient(update, context)
     if patient is None:
         return END
     draft = _draft(context)

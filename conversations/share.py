@@ -10,8 +10,9 @@ from bot import access, labels
 from bot.callbacks import ConfirmSharing, FlowName, OfferLevel, OfferRole, ShareDependent
 from bot.context import PortalContext
 from bot.text import clean_email, esc
-from conversations import END, TYPED, Draft, Flow, Flows, signed_in_patient, tapped, typed
+from conversations import END, TYPED, Draft, Flow, Flows, tapped, typed
 from handlers.choices import level_question, role_question
+from handlers.guard import require_patient
 from storage.vocabulary import Level, Role
 
 EMAIL, LEVEL, ROLE, CONFIRM = range(4)
@@ -41,7 +42,7 @@ SHARING = Flow(
 
 async def start_sharing(update: Update, context: PortalContext) -> int:
     """'Share <name> with someone': checks you hold them; asks the other patient's email."""
-    patient = await signed_in_patient(update, context)
+    patient = await require_patient(update, context)
     choice = tapped(update, ShareDependent)
     if patient is None or choice is None or update.callback_query is None:
         return END
@@ -135,7 +136,7 @@ async def confirm_share(update: Update, context: PortalContext) -> int:
     _ = context.caller._
     draft = SHARING.draft(context)
     SHARING.drop(context)
-    patient = await signed_in_patient(update, context)
+    patient = await require_patient(update, context)
     if patient is None:
         return END
     if draft is None or draft.email is None or draft.level is None or draft.role is None:

@@ -3,26 +3,21 @@ hold), newest first, in words: who did what, and to whose access."""
 
 from __future__ import annotations
 
-import re
-
 from telegram import InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import access, labels
-from bot.access import Viewing
+from bot.access import LogPage, Viewing
+from bot.callbacks import TurnLogPage
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.text import esc
-from handlers.guard import require_patient, tell_to_sign_in
-from handlers.menu import CB_HOME_ACTIVITY
+from handlers.guard import require_viewing, tapped
 from handlers.paging import page_row
-from handlers.send import edit_in_place
+from handlers.send import answer_quietly, edit_in_place, send_to_chat
 from handlers.views import header, lost_notice
 from storage.audit import ABOUT_A_GRANT, Action, Attempt
 from storage.models import LogEntry
 from storage.vocabulary import Level, Role
-
-_DATA = re.compile(r"^log:(\d{1,18}):(\d{1,6})$")
 
 # Done by the practice (staff in the bot, or its command line and imports).
 _BY_PRACTICE = frozenset(
@@ -170,25 +165,17 @@ def describe(_: Translator, e: LogEntry, subject_name: str, own: bool) -> str:
     return f"<b>{who}</b> {what}"
 
 
-async def render(
-    context: PortalContext,
-    _: Translator,
-    view: Viewing,
-    subject: int,
-    number: int,
-    explain: str | None = None,
-) -> tuple[str, InlineKeyboardMarkup | None] | None:
-    """A page of `subject`'s log under the view's header line; None when the reader may not
-    read it (refused, and audited, by bot.access)."""
-    p = context.portal
-    page = await access.access_log(p.db, view.me.id, subject, number)
-    if page is None:
-        return None
-    own = subject == view.me.id
+def render(
+    context: PortalContext, view: Viewing, page: LogPage, explain: str | None = None
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """A page of a log (already read through bot.access) under the view's header line."""
+    _ = context._
+    subject = page.subject
+    own = subject.id == view.me.id
     title = (
         _("📜 <b>Your access log</b>")
         if own
-        else _("📜 <b>{name}'s access log</b>").format(name=esc(page.subject.full_name))
+        else _("📜 <b>{name}'s access log</b>").format(name=esc(subject.full_name))
     )
     lines = [header(_, view), ""]
     if explain:
@@ -196,75 +183,57 @@ async def render(
     lines.append(title)
     if not page.events:
         lines.append(_("Nothing yet."))
+    tz = context.portal.settings.tz
     for entry in page.events:
-        stamp = _.when(entry.event.at, p.settings.tz)
-        lines.append(f"• {stamp} — {describe(_, entry, page.subject.full_name, own)}")
-    nav = page_row(_, page, lambda n: f"log:{subject}:{n}")
+        stamp = _.when(entry.event.at, tz)
+        lines.append(f"• {stamp} — {describe(_, entry, subject.full_name, own)}")
+    nav = page_row(_, page, lambda n: TurnLogPage(subject.id, n).encode())
     return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
 
 
 async def _tell_if_lost(update: Update, _: Translator, view: Viewing) -> None:
     """Access to the portal being viewed has just ended: said as every view says it."""
     notice = lost_notice(_, view)
-    if notice and update.effective_chat is not None:
-        await update.get_bot().send_message(update.effective_chat.id, notice)
+    if notice:
+        await send_to_chat(update, notice)
 
 
 async def show_activity(update: Update, context: PortalContext) -> None:
-    """/activity: the log of the portal being viewed, where the viewer may read it (their
-    own, or a dependent's they hold); otherwise their own, saying why."""
-    who = await require_patient(update, context)
-    if who is None or who.patient is None:
+    """/activity, or 📜 Activity on the home menu: the log of the portal being viewed,
+    where the viewer may read it (their own, or a dependent's they hold); otherwise their
+    own, saying why."""
+    view = await require_viewing(update, context)
+    if view is None:
         return
-    _ = who._
+    _ = context._
     if update.callback_query:
-        await update.callback_query.answer()
-    view = await access.viewing(context.portal.db, who.telegram_user_id)
-    assert view is not None  # signed in
+        await answer_quietly(update.callback_query)
     await _tell_if_lost(update, _, view)
-    subject, explain = view.subject.id, None
-    if not view.own and not await access.may_read_log(context.portal.db, view.me.id, subject):
-        subject = view.me.id
+    shown = await access.log_for_view(context.portal.db, view)
+    explain = None
+    if shown.instead_of is not None:
         explain = _(
             "Only {name}, or the person who holds their account, can read {name}'s access "
             "log. Here is yours."
-        ).format(name=esc(view.subject.full_name))
-    rendered = await render(context, _, view, subject, 0, explain)
-    assert rendered is not None  # one's own log, or one just found readable
-    assert update.effective_chat is not None
-    await update.get_bot().send_message(
-        update.effective_chat.id, rendered[0], reply_markup=rendered[1]
-    )
+        ).format(name=esc(shown.instead_of.full_name))
+    await send_to_chat(update, *render(context, view, shown.page, explain))
 
 
 async def turn_log_page(update: Update, context: PortalContext) -> None:
-    """◀ ▶ in a log, or opening a dependent's log: only the subject or holder may read it."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = _DATA.match(query.data)
-    if who.patient is None:
-        await tell_to_sign_in(update, _)
+    """◀ ▶ in a log, or 📜 <name>'s access log in /access: only the subject or the holder
+    of their account may read it."""
+    query, data = tapped(update, TurnLogPage)
+    view = await require_viewing(update, context)
+    if view is None:
         return
-    view = await access.viewing(context.portal.db, who.telegram_user_id)
-    rendered = (
-        await render(context, _, view, int(match[1]), int(match[2])) if match and view else None
-    )
-    if rendered is None or view is None:
+    _ = context._
+    page = await access.access_log(context.portal.db, view.me.id, data.subject, data.page)
+    if page is None:
         await query.answer(
             _("Only the patient, or the holder of their account, can read this log."),
             show_alert=True,
         )
         return
-    await query.answer()
+    await answer_quietly(query)
     await _tell_if_lost(update, _, view)
-    await edit_in_place(query, rendered[0], rendered[1])
-
-
-def activity_handlers() -> list[object]:
-    return [
-        CommandHandler("activity", show_activity),
-        CallbackQueryHandler(show_activity, pattern=f"^{CB_HOME_ACTIVITY}$"),
-        CallbackQueryHandler(turn_log_page, pattern=r"^log:"),
-    ]
+    await edit_in_place(query, *render(context, view, page))

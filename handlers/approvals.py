@@ -10,33 +10,28 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import re
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler
 
 from bot import access, labels
-from bot.access import DecisionOutcome
+from bot.access import DecisionOutcome, Refusal
+from bot.callbacks import (
+    ApproveAs,
+    ApproveRequest,
+    ApproveWithChanges,
+    BackToRequest,
+    DenyRequest,
+)
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.text import esc
+from handlers.guard import K, Tap, patient_tap
 from handlers.send import answer_quietly, edit_in_place
 from storage.models import Grant
 from storage.vocabulary import EndReason, GrantKind, GrantStatus, Level, Role
 
 log = logging.getLogger(__name__)
-
-CB_PREFIX = "ap"
-# ap:ok:<id> approve · ap:no:<id> deny · ap:chg:<id> show lower options ·
-# ap:ok:<id>:<level><role> approve lowered (e.g. av = administrative, view) · ap:back:<id>
-PATTERN = re.compile(r"^ap:(ok|no|chg|back):(\d{1,18})(?::([ac])([ve]))?$")
-_LEVEL_CODE = {"a": Level.ADMINISTRATIVE, "c": Level.CLINICAL}
-_ROLE_CODE = {"v": Role.VIEW, "e": Role.EDIT}
-
-
-def _code(level: Level, role: Role) -> str:
-    return level.value[0] + role.value[0]
 
 
 def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
@@ -77,95 +72,136 @@ def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
 def card_buttons(
     _: Translator, grant_id: int, kind: GrantKind = GrantKind.REQUEST
 ) -> InlineKeyboardMarkup:
+    approve, deny = ApproveRequest(grant_id).encode(), DenyRequest(grant_id).encode()
     if kind is GrantKind.OFFER:
         return InlineKeyboardMarkup(
             [
                 [
-                    InlineKeyboardButton(_("✅ Accept"), callback_data=f"ap:ok:{grant_id}"),
-                    InlineKeyboardButton(_("❌ Decline"), callback_data=f"ap:no:{grant_id}"),
+                    InlineKeyboardButton(_("✅ Accept"), callback_data=approve),
+                    InlineKeyboardButton(_("❌ Decline"), callback_data=deny),
                 ]
             ]
         )
     return InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(_("✅ Approve"), callback_data=f"ap:ok:{grant_id}"),
-                InlineKeyboardButton(_("❌ Deny"), callback_data=f"ap:no:{grant_id}"),
+                InlineKeyboardButton(_("✅ Approve"), callback_data=approve),
+                InlineKeyboardButton(_("❌ Deny"), callback_data=deny),
             ],
-            [InlineKeyboardButton(_("Approve with changes…"), callback_data=f"ap:chg:{grant_id}")],
+            [
+                InlineKeyboardButton(
+                    _("Approve with changes…"),
+                    callback_data=ApproveWithChanges(grant_id).encode(),
+                )
+            ],
         ]
     )
 
 
-def _lower_options(_: Translator, grant_id: int, level: Level, role: Role) -> InlineKeyboardMarkup:
-    rows = []
-    for lv in (Level.CLINICAL, Level.ADMINISTRATIVE):
-        for rl in (Role.EDIT, Role.VIEW):
-            if (lv, rl) != (level, role) and access.not_more_than(lv, rl, level, role):
-                rows.append(
-                    [
-                        InlineKeyboardButton(
-                            _("Approve as {access}").format(
-                                access=labels.access_summary(_, lv, rl)
-                            ),
-                            callback_data=f"ap:ok:{grant_id}:{_code(lv, rl)}",
-                        )
-                    ]
-                )
-    rows.append([InlineKeyboardButton(_("◀ Back"), callback_data=f"ap:back:{grant_id}")])
+def _lower_options(_: Translator, grant: Grant) -> InlineKeyboardMarkup:
+    """Approve as each level and role below what was asked, then ◀ Back."""
+    rows = [
+        [
+            InlineKeyboardButton(
+                _("Approve as {access}").format(access=labels.access_summary(_, lv, rl)),
+                callback_data=ApproveAs(grant.id, lv, rl).encode(),
+            )
+        ]
+        for lv in (Level.CLINICAL, Level.ADMINISTRATIVE)
+        for rl in (Role.EDIT, Role.VIEW)
+        if (lv, rl) != (grant.level, grant.role)
+        and access.not_more_than(lv, rl, grant.level, grant.role)
+    ]
+    rows.append([InlineKeyboardButton(_("◀ Back"), callback_data=BackToRequest(grant.id).encode())])
     return InlineKeyboardMarkup(rows)
 
 
-async def decide_request(update: Update, context: PortalContext) -> None:
-    """A tap on Approve, Deny, Approve with changes, a lowered option, or Back."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = PATTERN.match(query.data)
-    if match is None or who.patient is None:
-        await query.answer(_("This request isn't yours to decide."), show_alert=True)
+async def approve_request(update: Update, context: PortalContext) -> None:
+    """✅ Approve (or ✅ Accept an offer): as asked."""
+    tap = await patient_tap(update, context, ApproveRequest)
+    if tap is not None:
+        await _decide(tap, context, tap.data.grant, approve=True)
+
+
+async def approve_as(update: Update, context: PortalContext) -> None:
+    """Approve as a lower level or role than was asked."""
+    tap = await patient_tap(update, context, ApproveAs)
+    if tap is not None:
+        await _decide(tap, context, tap.data.grant, True, tap.data.level, tap.data.role)
+
+
+async def deny_request(update: Update, context: PortalContext) -> None:
+    """❌ Deny (or ❌ Decline an offer)."""
+    tap = await patient_tap(update, context, DenyRequest)
+    if tap is not None:
+        await _decide(tap, context, tap.data.grant, approve=False)
+
+
+async def show_lower_options(update: Update, context: PortalContext) -> None:
+    """Approve with changes…: the lower options in place of the card's buttons."""
+    tap = await patient_tap(update, context, ApproveWithChanges)
+    if tap is not None:
+        await _show_card(tap, context, tap.data.grant, lower=True)
+
+
+async def back_to_request(update: Update, context: PortalContext) -> None:
+    """◀ Back from the lower options: the card's own buttons again."""
+    tap = await patient_tap(update, context, BackToRequest)
+    if tap is not None:
+        await _show_card(tap, context, tap.data.grant, lower=False)
+
+
+async def _show_card(tap: Tap[K], context: PortalContext, grant_id: int, *, lower: bool) -> None:
+    """The card with its buttons (or the lower options), while the request is pending;
+    once decided, what became of it."""
+    _ = context._
+    tz = context.portal.settings.tz
+    info = await access.request_for_decider(context.portal.db, tap.me.id, grant_id)
+    if isinstance(info, Refusal):
+        await tap.query.answer(_("This request isn't yours to decide."), show_alert=True)
         return
-    verb, grant_id = match[1], int(match[2])
-    p = context.portal
-    info = await access.request_info(p.db, grant_id)
-    if info is None or info.decider_id != who.patient.id:
-        await access.record_refusal(p.db, who.patient.id, grant_id)
-        await query.answer(_("This request isn't yours to decide."), show_alert=True)
+    await answer_quietly(tap.query)
+    grant = info.grant
+    if grant.status is not GrantStatus.PENDING:
+        await _show_outcome(tap.query, _, info, tz)
         return
-    if verb in ("chg", "back"):
-        await query.answer()
-        if info.grant.status is not GrantStatus.PENDING:
-            await _show_outcome(query, _, info, p.settings.tz)
-            return
-        markup = (
-            _lower_options(_, grant_id, info.grant.level, info.grant.role)
-            if verb == "chg" and info.grant.kind is GrantKind.REQUEST
-            else card_buttons(_, grant_id, info.grant.kind)
-        )
-        await edit_in_place(query, card_text(_, info, p.settings.tz), markup)
-        return
-    level = _LEVEL_CODE[match[3]] if match[3] else None
-    role = _ROLE_CODE[match[4]] if match[4] else None
-    tapped = query.message
-    shown_on = (tapped.chat.id, tapped.message_id) if tapped is not None else None
-    result = await access.decide(
-        p.db, grant_id, who.patient.id, verb == "ok", level, role, shown_on=shown_on
+    markup = (
+        _lower_options(_, grant)
+        if lower and grant.kind is GrantKind.REQUEST
+        else card_buttons(_, grant.id, grant.kind)
     )
-    if result.outcome is DecisionOutcome.DECIDED and result.grant is not None:
+    await edit_in_place(tap.query, card_text(_, info, tz), markup)
+
+
+async def _decide(
+    tap: Tap[K],
+    context: PortalContext,
+    grant_id: int,
+    approve: bool,
+    level: Level | None = None,
+    role: Role | None = None,
+) -> None:
+    """Approve or deny for the one who decides, then show the card as it now stands."""
+    _ = context._
+    p = context.portal
+    info = await access.request_for_decider(p.db, tap.me.id, grant_id)
+    if isinstance(info, Refusal):
+        await tap.query.answer(_("This request isn't yours to decide."), show_alert=True)
+        return
+    tapped = tap.query.message
+    shown_on = (tapped.chat.id, tapped.message_id) if tapped is not None else None
+    result = await access.decide(p.db, grant_id, tap.me.id, approve, level, role, shown_on=shown_on)
+    if result.outcome is DecisionOutcome.INVALID:
+        await tap.query.answer(_("You can only lower what was asked for."), show_alert=True)
+        return
+    shown = dataclasses.replace(info, grant=result.grant or info.grant)
+    if result.outcome is DecisionOutcome.DECIDED:
         # Saved, and the requester's notice queued with it (the outbox sends it, and writes
         # the outcome onto every card that asked): nothing below may undo or hide that.
-        await answer_quietly(query, _("Done."))
-        decided = dataclasses.replace(info, grant=result.grant)
-        await _show_outcome(query, _, decided, p.settings.tz)
-        return
-    current = result.grant or info.grant
-    shown = dataclasses.replace(info, grant=current)
-    if result.outcome is DecisionOutcome.INVALID:
-        await query.answer(_("You can only lower what was asked for."), show_alert=True)
-        return
-    await query.answer(_outcome_line(_, current), show_alert=True)
-    await _show_outcome(query, _, shown, p.settings.tz)
+        await answer_quietly(tap.query, _("Done."))
+    else:
+        await answer_quietly(tap.query, _outcome_line(_, shown.grant), alert=True)
+    await _show_outcome(tap.query, _, shown, p.settings.tz)
 
 
 def _outcome_line(_: Translator, grant: Grant) -> str:
@@ -192,9 +228,7 @@ _STATUS_ICONS = {GrantStatus.ACTIVE: "✅", GrantStatus.DENIED: "❌", GrantStat
 
 def outcome_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     """The card as it reads once decided: what was asked, then what became of it."""
-    icon = {GrantStatus.ACTIVE: "✅", GrantStatus.DENIED: "❌", GrantStatus.REVOKED: "🚫"}.get(
-        info.grant.status, "⌛"
-    )
+    icon = _STATUS_ICONS.get(info.grant.status, "⌛")
     return card_text(_, info, tz) + "\n\n" + icon + " " + _outcome_line(_, info.grant)
 
 
@@ -207,7 +241,3 @@ async def _show_outcome(
         await edit_in_place(query, outcome_text(_, info, tz), None)
     except TelegramError as exc:
         log.info("could not show the outcome on the tapped card: %s", type(exc).__name__)
-
-
-def approval_handler() -> CallbackQueryHandler:  # type: ignore[type-arg]
-    return CallbackQueryHandler(decide_request, pattern=r"^ap:")

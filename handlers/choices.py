@@ -1,5 +1,11 @@
 """The access level and role questions, asked the same way wherever access is granted
-(adding a patient, sharing a dependent): both options explained, one button each."""
+(adding a patient, sharing a dependent): both options explained, one button each.
+
+Each flow says what a button's data is with a function of the level (or role), normally a
+kind's encode (bot/callbacks.py), so the level travels as the enum's value and is decoded
+by the kind. A flow may still pass a prefix string: its buttons then end in the old one-letter
+code (c/a, v/e), until conversations/ build theirs with kinds (issue #22).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,9 @@ from bot import labels
 from bot.callbacks import Callback
 from bot.i18n import Translator
 from storage.vocabulary import Level, Role
+
+LEVELS = (Level.CLINICAL, Level.ADMINISTRATIVE)
+ROLES = (Role.VIEW, Role.EDIT)
 
 
 def level_question(

@@ -15,11 +15,10 @@ from telegram import (
     Update,
 )
 from telegram.error import TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import i18n
 from bot.callbacks import ChooseLanguage
-from bot.context import USER_LANGUAGE_KEY, Caller, PortalApp, PortalContext, portal, set_language
+from bot.context import Caller, PortalApp, PortalContext, portal, set_language
 from bot.i18n import LANGUAGES, Translator, translator
 from handlers.send import edit_in_place
 
@@ -120,11 +119,3 @@ async def save_language(update: Update, context: PortalContext) -> None:
     await edit_in_place(
         query, _("Done: I'll speak {language} from now on.").format(language=LANGUAGES[language])
     )
-
-
-def language_handlers() -> list[object]:
-    assert USER_LANGUAGE_KEY
-    return [
-        CommandHandler("language", choose_language),
-        CallbackQueryHandler(save_language, pattern=ChooseLanguage.pattern()),
-    ]

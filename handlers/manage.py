@@ -5,33 +5,52 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from urllib.parse import quote
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
 
 from bot import access, invitations, labels
-from bot.access import ChangeOutcome
+from bot.access import ChangeOutcome, ChangeResult, ManagedGrant, Refusal
+from bot.callbacks import (
+    ApproveRequest,
+    AskToLeave,
+    AskToRevoke,
+    BackToAccess,
+    ChangeLevel,
+    ChangeRole,
+    DenyRequest,
+    GiveOwnLogin,
+    OpenDependent,
+    OpenGrant,
+    RevokeAccess,
+    ShareDependent,
+    StopAccessing,
+    SwitchTo,
+    TurnLogPage,
+    WithdrawRequest,
+)
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.text import esc
 from bot.tokens import deep_link
-from handlers.guard import require_patient
-from handlers.menu import CB_HOME_ACCESS
-from handlers.send import answer_quietly, edit_in_place, keyboard, send_long
-from storage import Database
-from storage.models import Grant, Patient
-from storage.vocabulary import GrantStatus, Level, Role
+from handlers.guard import K, Tap, patient_tap, require_patient
+from handlers.send import answer_quietly, edit_in_place, keyboard, send_to_chat
+from storage.models import AccessEntry, Patient
+from storage.vocabulary import Level, Role
 
 log = logging.getLogger(__name__)
 
-# ac:home · ac:g:<grant> (one grant's actions) · ac:lv:<grant>:<c|a> · ac:rl:<grant>:<v|e>
-# ac:rv|rvy:<grant> revoke (ask, yes) · ac:lf|lfy:<grant> leave · ac:wd:<grant> withdraw
-# ac:dep:<patient> a held dependent · ac:own:<patient> give them their own login
 MAX_BUTTONS = 90
-_DATA = re.compile(r"^ac:(home|g|lv|rl|rv|rvy|lf|lfy|wd|dep|own)(?::(\d{1,18}))?(?::([caev]))?$")
+
+Screen = tuple[str, InlineKeyboardMarkup | None]
+
+
+def _button(label: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(label, callback_data=data)
+
+
+# --- The whole picture ------------------------------------------------------------------------
 
 
 def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
@@ -40,24 +59,47 @@ def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
     return _("since {date}").format(date=_.day_of(timestamp, tz))
 
 
-async def _render(
-    context: PortalContext, _: Translator, me: int
-) -> tuple[str, InlineKeyboardMarkup | None]:
-    p = context.portal
-    tz = p.settings.tz
-    o = await access.overview(p.db, me)
-    lines = [_("🔐 <b>Access</b>"), "", _("<b>Patients you access</b>")]
+async def _overview(context: PortalContext, me: int) -> Screen:
+    """Everyone this patient accesses, who accesses them and their dependents, the
+    accounts they hold and what is pending, with a button for each."""
+    _ = context._
+    o = await access.overview(context.portal.db, me)
+    lines = [_("🔐 <b>Access</b>"), ""]
     rows: list[list[InlineKeyboardButton]] = []
+    for part_lines, part_rows in (
+        _accessing(_, o, context.portal.settings.tz),
+        _accessors(_, o, me),
+        _held(_, o),
+        _pending(_, o),
+    ):
+        lines += part_lines
+        rows += part_rows
+    if sum(len(r) for r in rows) > MAX_BUTTONS:  # Telegram refuses more than 100 per message
+        while sum(len(r) for r in rows) > MAX_BUTTONS:
+            rows.pop()
+        lines += ["", _("Not everyone above has a button: there are too many for one message.")]
+    return "\n".join(lines), keyboard(rows)
+
+
+Part = tuple[list[str], list[list[InlineKeyboardButton]]]
+
+
+def _accessing(_: Translator, o: access.Overview, tz: dt.tzinfo) -> Part:
+    lines = [_("<b>Patients you access</b>")]
     if not o.accessing:
         lines.append(_("Nobody yet. Send /addpatient to add someone."))
+    rows = []
     for e in o.accessing:
-        lines.append(
-            "• "
-            + labels.patient_line(_, e.other_name, e.grant)
-            + " — "
-            + _since(_, e.grant.decided_at, tz)
-        )
-        rows.append([InlineKeyboardButton(e.other_name + " ›", callback_data=f"ac:g:{e.grant.id}")])
+        since = _since(_, e.grant.decided_at, tz)
+        lines.append("• " + labels.patient_line(_, e.other_name, e.grant) + " — " + since)
+        rows.append([_button(e.other_name + " ›", OpenGrant(e.grant.id).encode())])
+    return lines, rows
+
+
+def _accessors(_: Translator, o: access.Overview, me: int) -> Part:
+    """Who accesses me, and each dependent I hold."""
+    lines: list[str] = []
+    rows = []
     held_names = {d.id: d.full_name for d in o.held}
     for subject_id, everyone in o.accessors.items():
         mine = subject_id == me
@@ -69,10 +111,8 @@ async def _render(
         if mine:
             lines += ["", _("<b>People who access you</b>")]
         else:
-            lines += [
-                "",
-                _("<b>People who access {name}</b>").format(name=esc(held_names[subject_id])),
-            ]
+            whom = esc(held_names[subject_id])
+            lines += ["", _("<b>People who access {name}</b>").format(name=whom)]
         if not entries:
             lines.append(_("Nobody."))
         for e in entries:
@@ -87,86 +127,93 @@ async def _render(
                     name=e.other_name, whom=held_names[subject_id]
                 )
             )
-            rows.append([InlineKeyboardButton(label, callback_data=f"ac:g:{e.grant.id}")])
-    if o.held:
-        lines += ["", _("<b>Accounts you hold</b>")]
-        for d in o.held:
-            lines.append("• " + esc(d.full_name))
-            label = _("{name}'s account ›").format(name=d.full_name)
-            rows.append([InlineKeyboardButton(label, callback_data=f"ac:dep:{d.id}")])
-    pending_lines, pending_rows = _pending(_, o)
-    if pending_lines:
-        lines += ["", _("<b>Pending</b>"), *pending_lines]
-        rows += pending_rows
-    if sum(len(r) for r in rows) > MAX_BUTTONS:  # Telegram refuses more than 100 per message
-        while sum(len(r) for r in rows) > MAX_BUTTONS:
-            rows.pop()
-        lines += ["", _("Not everyone above has a button: there are too many for one message.")]
-    return "\n".join(lines), keyboard(rows)
-
-
-def _pending(
-    _: Translator, o: access.Overview
-) -> tuple[list[str], list[list[InlineKeyboardButton]]]:
-    """Requests to decide, offers to answer and one's own requests to withdraw: a line and
-    a row of buttons each."""
-    kinds = (
-        (
-            o.incoming,
-            _("{name} asks for access: {access}"),
-            ((_("✅ Approve {name}"), "ap:ok:"), (_("❌ Deny"), "ap:no:")),
-        ),
-        (
-            o.offers,
-            _("You're offered access to {name}: {access}"),
-            ((_("✅ Accept {name}"), "ap:ok:"), (_("❌ Decline"), "ap:no:")),
-        ),
-        (
-            o.outgoing,
-            _("Your request for {name} is waiting: {access}"),
-            ((_("Withdraw request for {name}"), "ac:wd:"),),
-        ),
-    )
-    lines: list[str] = []
-    rows: list[list[InlineKeyboardButton]] = []
-    for entries, line, buttons in kinds:
-        for e in entries:
-            summary = labels.access_summary(_, e.grant.level, e.grant.role)
-            lines.append("• " + line.format(name=esc(e.other_name), access=summary))
-            rows.append(
-                [
-                    InlineKeyboardButton(
-                        label.format(name=e.other_name), callback_data=f"{prefix}{e.grant.id}"
-                    )
-                    for label, prefix in buttons
-                ]
-            )
+            rows.append([_button(label, OpenGrant(e.grant.id).encode())])
     return lines, rows
 
 
-def _grant_view(
-    _: Translator, me: int, parties: tuple[Grant, Patient, Patient]
-) -> tuple[str, InlineKeyboardMarkup] | None:
-    """One active grant's actions, for its accessor or its subject's decider; None once
-    it has ended."""
-    grant, accessor, subject = parties
-    grant_id = grant.id
-    back = [InlineKeyboardButton(_("◀ Back"), callback_data="ac:home")]
-    if grant.status is not GrantStatus.ACTIVE:
-        return None
+def _held(_: Translator, o: access.Overview) -> Part:
+    if not o.held:
+        return [], []
+    lines = ["", _("<b>Accounts you hold</b>")]
+    rows = []
+    for d in o.held:
+        lines.append("• " + esc(d.full_name))
+        label = _("{name}'s account ›").format(name=d.full_name)
+        rows.append([_button(label, OpenDependent(d.id).encode())])
+    return lines, rows
+
+
+def _pending(_: Translator, o: access.Overview) -> Part:
+    """Requests to decide, offers to answer and one's own requests to withdraw: a line and
+    a row of buttons each."""
+    lines: list[str] = []
+    rows: list[list[InlineKeyboardButton]] = []
+
+    def add(e: AccessEntry, line: str, buttons: list[tuple[str, str]]) -> None:
+        summary = labels.access_summary(_, e.grant.level, e.grant.role)
+        lines.append("• " + line.format(name=esc(e.other_name), access=summary))
+        rows.append([_button(label.format(name=e.other_name), data) for label, data in buttons])
+
+    for e in o.incoming:
+        decide = [
+            (_("✅ Approve {name}"), ApproveRequest(e.grant.id).encode()),
+            (_("❌ Deny"), DenyRequest(e.grant.id).encode()),
+        ]
+        add(e, _("{name} asks for access: {access}"), decide)
+    for e in o.offers:
+        answer = [
+            (_("✅ Accept {name}"), ApproveRequest(e.grant.id).encode()),
+            (_("❌ Decline"), DenyRequest(e.grant.id).encode()),
+        ]
+        add(e, _("You're offered access to {name}: {access}"), answer)
+    for e in o.outgoing:
+        withdraw = [(_("Withdraw request for {name}"), WithdrawRequest(e.grant.id).encode())]
+        add(e, _("Your request for {name} is waiting: {access}"), withdraw)
+    return (["", _("<b>Pending</b>"), *lines], rows) if lines else ([], [])
+
+
+async def show_access(update: Update, context: PortalContext) -> None:
+    """/access, or 🔐 Access on the home menu: the whole picture in a new message."""
+    me = await require_patient(update, context)
+    if me is None:
+        return
+    if update.callback_query:
+        await answer_quietly(update.callback_query)
+    await send_to_chat(update, *await _overview(context, me.id))
+
+
+async def back_to_access(update: Update, context: PortalContext) -> None:
+    """◀ Back: the whole picture again, in place."""
+    tap = await patient_tap(update, context, BackToAccess)
+    if tap is None:
+        return
+    await answer_quietly(tap.query)
+    await edit_in_place(tap.query, *await _overview(context, tap.me.id))
+
+
+async def _refresh(tap: Tap[K], context: PortalContext, alert: str) -> None:
+    """Say why the tap did nothing, and show the picture as it is now."""
+    await answer_quietly(tap.query, alert, alert=True)
+    await edit_in_place(tap.query, *await _overview(context, tap.me.id))
+
+
+# --- One grant ---------------------------------------------------------------------------------
+
+
+def _grant_screen(_: Translator, found: ManagedGrant, me: int) -> Screen:
+    """One active grant's actions: to switch to or leave, for its accessor; to change or
+    revoke, for whoever decides for its subject."""
+    grant, accessor, subject = found.grant, found.accessor, found.subject
     summary = labels.access_summary(_, grant.level, grant.role)
-    if grant.accessor_id == me:
+    back = [_button(_("◀ Back"), BackToAccess().encode())]
+    if found.as_accessor:
         text = _("You access <b>{name}</b>'s portal: {access}.").format(
             name=esc(subject.full_name), access=summary
         )
+        switch = _("🔄 Switch to {name}").format(name=subject.full_name)
         rows = [
-            [
-                InlineKeyboardButton(
-                    _("🔄 Switch to {name}").format(name=subject.full_name),
-                    callback_data=f"sw:{subject.id}",
-                )
-            ],
-            [InlineKeyboardButton(_("Stop accessing"), callback_data=f"ac:lf:{grant_id}")],
+            [_button(switch, SwitchTo(subject.id).encode())],
+            [_button(_("Stop accessing"), AskToLeave(grant.id).encode())],
             back,
         ]
         return text, InlineKeyboardMarkup(rows)
@@ -177,237 +224,217 @@ def _grant_view(
         whose=_("your portal") if subject.id == me else esc(subject.full_name),
         access=summary,
     )
+    level = _("Make it {level}").format(level=labels.level(_, other_level))
+    role = _("Make it {role}").format(role=labels.role(_, other_role))
     rows = [
-        [
-            InlineKeyboardButton(
-                _("Make it {level}").format(level=labels.level(_, other_level)),
-                callback_data=f"ac:lv:{grant_id}:{other_level.value[0]}",
-            )
-        ],
-        [
-            InlineKeyboardButton(
-                _("Make it {role}").format(role=labels.role(_, other_role)),
-                callback_data=f"ac:rl:{grant_id}:{other_role.value[0]}",
-            )
-        ],
-        [InlineKeyboardButton(_("Revoke access"), callback_data=f"ac:rv:{grant_id}")],
+        [_button(level, ChangeLevel(grant.id, other_level).encode())],
+        [_button(role, ChangeRole(grant.id, other_role).encode())],
+        [_button(_("Revoke access"), AskToRevoke(grant.id).encode())],
         back,
     ]
     return text, InlineKeyboardMarkup(rows)
 
 
-async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    assert update.callback_query is not None
-    await edit_in_place(update.callback_query, text, markup)
-
-
-async def show_access(update: Update, context: PortalContext) -> None:
-    """/access: the whole picture in one message."""
-    who = await require_patient(update, context)
-    if who is None or who.patient is None:
-        return
-    if update.callback_query:
-        await update.callback_query.answer()
-    text, markup = await _render(context, who._, who.patient.id)
-    assert update.effective_chat is not None
-    await send_long(context.bot, update.effective_chat.id, text, markup)
-
-
-async def manage(update: Update, context: PortalContext) -> None:
-    """Any /access button: re-checks who may do it, acts, tells both sides, re-renders."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = _DATA.match(query.data)
-    if who.patient is None or match is None:
-        await query.answer(_("This button is no longer active."), show_alert=True)
-        return
-    me = who.patient.id
-    verb, ident, code = match[1], int(match[2] or 0), match[3]
-    db = context.portal.db
-    if verb == "home":
-        await query.answer()
-        await _edit(update, *await _render(context, _, me))
-        return
-    if verb in ("g", "rv", "lf"):
-        await _one_grant(update, context, _, me, verb, ident)
-        return
-    if verb == "dep":
-        dependent = await access.held_dependent(db, me, ident)
-        if dependent is None:
-            await query.answer(_("You no longer hold this account."), show_alert=True)
-            await _edit(update, *await _render(context, _, me))
-            return
-        await query.answer()
-        name = esc(dependent.full_name)
-        text = _("You hold <b>{name}</b>'s account: you decide who may see their records.").format(
-            name=name
-        )
-        markup = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        _("Give {name} their own login").format(name=dependent.full_name),
-                        callback_data=f"ac:own:{ident}",
-                    )
-                ],
-                [
-                    InlineKeyboardButton(
-                        _("Share {name} with someone").format(name=dependent.full_name),
-                        callback_data=f"sh:start:{ident}",
-                    )
-                ],
-                [
-                    InlineKeyboardButton(
-                        _("📜 {name}'s access log").format(name=dependent.full_name),
-                        callback_data=f"log:{ident}:0",
-                    )
-                ],
-                [InlineKeyboardButton(_("◀ Back"), callback_data="ac:home")],
-            ]
-        )
-        await _edit(update, text, markup)
-        return
-    if verb == "own":
-        await _give_own_login(update, context, me, ident)
-        return
-    if verb == "wd":
-        result = await access.withdraw(db, me, ident)
-    elif verb == "lfy":
-        result = await access.leave(db, me, ident)
-    elif verb == "rvy":
-        result = await access.revoke(db, me, ident)
-    else:
-        level = (
-            {"c": Level.CLINICAL, "a": Level.ADMINISTRATIVE}.get(code or "")
-            if verb == "lv"
-            else None
-        )
-        role = {"v": Role.VIEW, "e": Role.EDIT}.get(code or "") if verb == "rl" else None
-        if level is None and role is None:
-            await query.answer(_("This button is no longer active."), show_alert=True)
-            return
-        result = await access.change_access(db, me, ident, level, role)
-    if result.outcome is ChangeOutcome.NOT_YOURS:
-        await query.answer(_("You can't change this access."), show_alert=True)
-        return
-    if result.outcome is ChangeOutcome.ALREADY:
-        await query.answer(
-            _("This has already changed; here is the current picture."), show_alert=True
-        )
-        await _edit(update, *await _render(context, _, me))
-        return
-    # Saved, with the other side's notice queued: a failed answer must not hide that.
-    await answer_quietly(query, _("Done."))
-    await _edit(update, *await _render(context, _, me))
-
-
-async def _one_grant(
-    update: Update,
-    context: PortalContext,
-    _: Translator,
-    me: int,
-    verb: str,
-    grant_id: int,
-) -> None:
-    """One grant's actions (g), or the question before revoking (rv) or leaving (lf) it:
-    only for the grant's two sides. Anyone else's tap, or an id that names no grant, is
-    refused (and audited by bot.access); so is a grant that has ended since."""
-    query = update.callback_query
-    assert query is not None
-    parties = await access.grant_for_party(context.portal.db, me, grant_id)
-    view = _grant_view(_, me, parties) if parties is not None else None
-    if parties is None or view is None:
-        await query.answer(
-            _("This access has changed; here is the current picture."), show_alert=True
-        )
-        await _edit(update, *await _render(context, _, me))
-        return
-    await query.answer()
-    if verb == "g":
-        await _edit(update, *view)
-        return
-    confirm = "rvy" if verb == "rv" else "lfy"
-    question = _confirmation(_, verb, me, *parties)
-    markup = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(_("Yes"), callback_data=f"ac:{confirm}:{grant_id}"),
-                InlineKeyboardButton(_("No"), callback_data=f"ac:g:{grant_id}"),
-            ]
-        ]
-    )
-    await _edit(update, question, markup)
-
-
-def _confirmation(
-    _: Translator, verb: str, me: int, grant: Grant, accessor: Patient, subject: Patient
-) -> str:
-    """The question before revoking (rv) or leaving (lf): whose access, to which portal,
-    how much."""
+def _revoke_question(_: Translator, found: ManagedGrant, me: int) -> Screen:
+    """Yes or No before revoking: whose access, to which portal, how much."""
+    grant, accessor, subject = found.grant, found.accessor, found.subject
     summary = labels.access_summary(_, grant.level, grant.role)
-    if verb == "lf":
-        return _(
-            "Stop accessing <b>{name}</b>'s portal ({access})? You'll need a new approval "
-            "to return."
-        ).format(name=esc(subject.full_name), access=summary)
     if subject.id == me:
-        return _(
+        text = _(
             "Revoke <b>{name}</b>'s access to your portal ({access})? It stops at once."
         ).format(name=esc(accessor.full_name), access=summary)
-    return _(
-        "Revoke <b>{name}</b>'s access to <b>{whose}</b>'s portal ({access})? It stops at once."
-    ).format(name=esc(accessor.full_name), whose=esc(subject.full_name), access=summary)
+    else:
+        text = _(
+            "Revoke <b>{name}</b>'s access to <b>{whose}</b>'s portal ({access})? It stops at once."
+        ).format(name=esc(accessor.full_name), whose=esc(subject.full_name), access=summary)
+    return text, _yes_or_no(_, RevokeAccess(grant.id).encode(), grant.id)
 
 
-async def _decider(db: Database, subject_id: int) -> int | None:
-    async with db.read() as conn:
-        return await access.decider_for(conn, subject_id)
+def _leave_question(_: Translator, found: ManagedGrant) -> Screen:
+    """Yes or No before leaving: which portal, how much."""
+    grant = found.grant
+    text = _(
+        "Stop accessing <b>{name}</b>'s portal ({access})? You'll need a new approval to return."
+    ).format(
+        name=esc(found.subject.full_name),
+        access=labels.access_summary(_, grant.level, grant.role),
+    )
+    return text, _yes_or_no(_, StopAccessing(grant.id).encode(), grant.id)
 
 
-async def _give_own_login(
-    update: Update, context: PortalContext, me: int, dependent_id: int
-) -> None:
-    query = update.callback_query
-    assert query is not None
-    _ = (context.caller)._
+def _yes_or_no(_: Translator, yes: str, grant_id: int) -> InlineKeyboardMarkup:
+    """No goes back to the grant's actions."""
+    no = OpenGrant(grant_id).encode()
+    return InlineKeyboardMarkup([[_button(_("Yes"), yes), _button(_("No"), no)]])
+
+
+async def _managed(tap: Tap[K], context: PortalContext, grant_id: int) -> ManagedGrant | None:
+    """The grant, for one of its two sides while it is active; otherwise None, once the
+    tapper is shown the picture as it is now (bot.access audits a stranger's tap)."""
+    found = await access.grant_for_manager(context.portal.db, tap.me.id, grant_id)
+    if isinstance(found, Refusal):
+        await _refresh(
+            tap, context, context._("This access has changed; here is the current picture.")
+        )
+        return None
+    await answer_quietly(tap.query)
+    return found
+
+
+async def open_grant(update: Update, context: PortalContext) -> None:
+    """<name> ›, or No under a question: one grant's actions."""
+    tap = await patient_tap(update, context, OpenGrant)
+    if tap is None or (found := await _managed(tap, context, tap.data.grant)) is None:
+        return
+    await edit_in_place(tap.query, *_grant_screen(context._, found, tap.me.id))
+
+
+async def ask_to_revoke(update: Update, context: PortalContext) -> None:
+    """Revoke access: asks Yes or No first."""
+    tap = await patient_tap(update, context, AskToRevoke)
+    if tap is None or (found := await _managed(tap, context, tap.data.grant)) is None:
+        return
+    await edit_in_place(tap.query, *_revoke_question(context._, found, tap.me.id))
+
+
+async def ask_to_leave(update: Update, context: PortalContext) -> None:
+    """Stop accessing: asks Yes or No first."""
+    tap = await patient_tap(update, context, AskToLeave)
+    if tap is None or (found := await _managed(tap, context, tap.data.grant)) is None:
+        return
+    await edit_in_place(tap.query, *_leave_question(context._, found))
+
+
+# --- Changes --------------------------------------------------------------------------------
+
+
+async def _after_change(tap: Tap[K], context: PortalContext, result: ChangeResult) -> None:
+    """Answer a change made (or refused) by bot.access, and show the picture as it is now."""
+    _ = context._
+    if result.outcome is ChangeOutcome.NOT_YOURS:
+        await answer_quietly(tap.query, _("You can't change this access."), alert=True)
+        return
+    if result.outcome is ChangeOutcome.ALREADY:
+        await _refresh(tap, context, _("This has already changed; here is the current picture."))
+        return
+    # Saved, with the other side's notice queued: a failed answer must not hide that.
+    await answer_quietly(tap.query, _("Done."))
+    await edit_in_place(tap.query, *await _overview(context, tap.me.id))
+
+
+async def revoke_access(update: Update, context: PortalContext) -> None:
+    """Yes under "Revoke …'s access?": it ends at once; the accessor is told."""
+    tap = await patient_tap(update, context, RevokeAccess)
+    if tap is not None:
+        result = await access.revoke(context.portal.db, tap.me.id, tap.data.grant)
+        await _after_change(tap, context, result)
+
+
+async def stop_accessing(update: Update, context: PortalContext) -> None:
+    """Yes under "Stop accessing …'s portal?": the decider is told."""
+    tap = await patient_tap(update, context, StopAccessing)
+    if tap is not None:
+        result = await access.leave(context.portal.db, tap.me.id, tap.data.grant)
+        await _after_change(tap, context, result)
+
+
+async def withdraw_request(update: Update, context: PortalContext) -> None:
+    """Withdraw request for <name>: while it is still pending."""
+    tap = await patient_tap(update, context, WithdrawRequest)
+    if tap is not None:
+        result = await access.withdraw(context.portal.db, tap.me.id, tap.data.grant)
+        await _after_change(tap, context, result)
+
+
+async def change_level(update: Update, context: PortalContext) -> None:
+    """Make it Clinical / Make it Administrative: the accessor is told."""
+    tap = await patient_tap(update, context, ChangeLevel)
+    if tap is not None:
+        db, data = context.portal.db, tap.data
+        result = await access.change_access(db, tap.me.id, data.grant, data.level, None)
+        await _after_change(tap, context, result)
+
+
+async def change_role(update: Update, context: PortalContext) -> None:
+    """Make it View / Make it Edit: the accessor is told."""
+    tap = await patient_tap(update, context, ChangeRole)
+    if tap is not None:
+        db, data = context.portal.db, tap.data
+        result = await access.change_access(db, tap.me.id, data.grant, None, data.role)
+        await _after_change(tap, context, result)
+
+
+# --- Accounts one holds -----------------------------------------------------------------------
+
+
+def _dependent_screen(_: Translator, dependent: Patient) -> Screen:
+    name = dependent.full_name
+    text = _("You hold <b>{name}</b>'s account: you decide who may see their records.").format(
+        name=esc(name)
+    )
+    rows = [
+        [
+            _button(
+                _("Give {name} their own login").format(name=name),
+                GiveOwnLogin(dependent.id).encode(),
+            )
+        ],
+        [
+            _button(
+                _("Share {name} with someone").format(name=name),
+                ShareDependent(dependent.id).encode(),
+            )
+        ],
+        [
+            _button(
+                _("📜 {name}'s access log").format(name=name), TurnLogPage(dependent.id, 0).encode()
+            )
+        ],
+        [_button(_("◀ Back"), BackToAccess().encode())],
+    ]
+    return text, InlineKeyboardMarkup(rows)
+
+
+async def open_dependent(update: Update, context: PortalContext) -> None:
+    """<name>'s account ›: what the holder may do for a dependent."""
+    tap = await patient_tap(update, context, OpenDependent)
+    if tap is None:
+        return
+    dependent = await access.held_dependent(context.portal.db, tap.me.id, tap.data.patient)
+    if dependent is None:
+        await _refresh(tap, context, context._("You no longer hold this account."))
+        return
+    await answer_quietly(tap.query)
+    await edit_in_place(tap.query, *_dependent_screen(context._, dependent))
+
+
+async def give_own_login(update: Update, context: PortalContext) -> None:
+    """Give <name> their own login: a one-time link (and its QR code) the holder passes on."""
+    tap = await patient_tap(update, context, GiveOwnLogin)
+    if tap is None:
+        return
+    _ = context._
     p = context.portal
     new = await invitations.create_own_login_invite(
-        p.db, me, dependent_id, p.settings.invite_ttl_days
+        p.db, tap.me.id, tap.data.patient, p.settings.invite_ttl_days
     )
     if new is None:
-        await query.answer(_("You can't give this account a login."), show_alert=True)
+        await answer_quietly(tap.query, _("You can't give this account a login."), alert=True)
         return
-    await query.answer()
+    await answer_quietly(tap.query)
     link = deep_link(context.bot.username, new.token)
     name = esc(new.patient.full_name)
-    text = (
-        _(
-            "Here is {name}'s own login link. It works once, until {date}, and asks for their date "
-            "of birth. From then on {name} decides who may see their records; your access stays "
-            "as it is until they change it."
-        ).format(name=name, date=_.day_of(new.invite.expires_at, p.settings.tz))
-        + "\n\n"
-        + link
-    )
+    text = _(
+        "Here is {name}'s own login link. It works once, until {date}, and asks for their date "
+        "of birth. From then on {name} decides who may see their records; your access stays "
+        "as it is until they change it."
+    ).format(name=name, date=_.day_of(new.invite.expires_at, p.settings.tz))
     share = "https://t.me/share/url?url=" + quote(link, safe="")
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton(_("Share the link"), url=share)]])
+    await send_to_chat(update, text + "\n\n" + link, markup)
     assert update.effective_chat is not None
-    await context.bot.send_message(
-        update.effective_chat.id,
-        text,
-        reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton(_("Share the link"), url=share)]]),
-    )
     await context.bot.send_photo(
         update.effective_chat.id,
         qr_png(link),
         caption=_("Or let {name} scan this code.").format(name=name),
     )
-
-
-def manage_handlers() -> list[object]:
-    return [
-        CommandHandler("access", show_access),
-        CallbackQueryHandler(show_access, pattern=f"^{CB_HOME_ACCESS}$"),
-        CallbackQueryHandler(manage, pattern=r"^ac:"),
-    ]

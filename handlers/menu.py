@@ -5,6 +5,8 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
+from bot.access import Area
+from bot.callbacks import AddPatient, OpenAccess, OpenActivity, OpenArea, OpenSwitch, TurnHomePage
 from bot.context import Caller
 from bot.i18n import Translator
 from bot.records import Page
@@ -12,33 +14,30 @@ from bot.text import esc
 from handlers.paging import page_row
 from storage.models import AccessEntry
 
-CB_ADD_PATIENT = "home:add"
-CB_HOME_VIEW = "home:v:"  # home:v:<u|i|r|d|s>: a view, or s for /switch
-CB_HOME_ACCESS = "home:access"
-CB_HOME_ACTIVITY = "home:activity"
-CB_HOME_PAGE = "home:p:"  # home:p:<page> of the patients you access
 HOME_PAGE_SIZE = 10  # names on the home message; a carer may access hundreds
 
 
 def home_keyboard(_: Translator, page: Page[AccessEntry] | None = None) -> InlineKeyboardMarkup:
     """The menu; with `page`, ◀ Page n ▶ above it when the patients take several pages."""
-    nav = page_row(_, page, lambda n: f"{CB_HOME_PAGE}{n}") if page else []
+    nav = page_row(_, page, lambda n: TurnHomePage(n).encode()) if page else []
+
+    def area(label: str, area: Area) -> InlineKeyboardButton:
+        return InlineKeyboardButton(label, callback_data=OpenArea(area).encode())
+
     return InlineKeyboardMarkup(
         [
             *([nav] if nav else []),
+            [area(_("📅 Appointments"), Area.APPOINTMENTS), area(_("🧾 Invoices"), Area.INVOICES)],
+            [area(_("📋 Records"), Area.RECORDS), area(_("👤 Details"), Area.DETAILS)],
+            [InlineKeyboardButton(_("🔄 Switch patient"), callback_data=OpenSwitch().encode())],
             [
-                InlineKeyboardButton(_("📅 Appointments"), callback_data=CB_HOME_VIEW + "u"),
-                InlineKeyboardButton(_("🧾 Invoices"), callback_data=CB_HOME_VIEW + "i"),
+                InlineKeyboardButton(
+                    _("➕ Add a patient you access"), callback_data=AddPatient().encode()
+                )
             ],
             [
-                InlineKeyboardButton(_("📋 Records"), callback_data=CB_HOME_VIEW + "r"),
-                InlineKeyboardButton(_("👤 Details"), callback_data=CB_HOME_VIEW + "d"),
-            ],
-            [InlineKeyboardButton(_("🔄 Switch patient"), callback_data=CB_HOME_VIEW + "s")],
-            [InlineKeyboardButton(_("➕ Add a patient you access"), callback_data=CB_ADD_PATIENT)],
-            [
-                InlineKeyboardButton(_("🔐 Access"), callback_data=CB_HOME_ACCESS),
-                InlineKeyboardButton(_("📜 Activity"), callback_data=CB_HOME_ACTIVITY),
+                InlineKeyboardButton(_("🔐 Access"), callback_data=OpenAccess().encode()),
+                InlineKeyboardButton(_("📜 Activity"), callback_data=OpenActivity().encode()),
             ],
         ]
     )

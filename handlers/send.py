@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
 from telegram.error import BadRequest, TelegramError
 
 from bot.text import split_text
@@ -55,3 +62,11 @@ async def answer_quietly(
         await query.answer(text, show_alert=alert)
     except TelegramError as exc:
         log.info("a callback query was not answered: %s", type(exc).__name__)
+
+
+async def send_to_chat(
+    update: Update, text: str, reply_markup: InlineKeyboardMarkup | None = None
+) -> Message:
+    """A new message in this update's chat (a tapped button's too), split like send_long."""
+    assert update.effective_chat is not None
+    return await send_long(update.get_bot(), update.effective_chat.id, text, reply_markup)

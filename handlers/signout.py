@@ -5,26 +5,20 @@ conversations/unlink.py). Both ask Yes or No first; every tap is checked again h
 from __future__ import annotations
 
 import logging
-import re
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler
+from telegram.ext import Application
 
 from bot import invitations
-from bot.context import USER_LANGUAGE_KEY, PortalApp, PortalContext
+from bot.callbacks import KeepLinked, SignOut, StaySignedIn, UnlinkAccount
+from bot.context import USER_LANGUAGE_KEY, PortalContext
 from bot.i18n import Translator
 from bot.text import esc
-from handlers.guard import require_patient
-from handlers.send import edit_in_place
+from handlers.guard import require_patient, tapped
+from handlers.send import answer_quietly, edit_in_place
 
 log = logging.getLogger(__name__)
-
-CB_SIGN_OUT_NO = "so:n"
-CB_UNLINK_NO = "unl:n"
-# so:y:<patient id>:<time of the sign-in>: the confirmation holds for that one sign-in.
-_SIGN_OUT = re.compile(r"^so:y:(\d{1,18}):(\d{1,12})$")
-# unl:y:<patient id>:<Telegram user id>: only while that account still holds the portal.
-_UNLINK = re.compile(r"^unl:y:(\d{1,18}):(\d{1,18})$")
 
 
 def unlink_buttons(_: Translator, patient_id: int, telegram_user_id: int) -> InlineKeyboardMarkup:
@@ -33,9 +27,10 @@ def unlink_buttons(_: Translator, patient_id: int, telegram_user_id: int) -> Inl
         [
             [
                 InlineKeyboardButton(
-                    _("Yes, sign them out"), callback_data=f"unl:y:{patient_id}:{telegram_user_id}"
+                    _("Yes, sign them out"),
+                    callback_data=UnlinkAccount(patient_id, telegram_user_id).encode(),
                 ),
-                InlineKeyboardButton(_("No"), callback_data=CB_UNLINK_NO),
+                InlineKeyboardButton(_("No"), callback_data=KeepLinked().encode()),
             ]
         ]
     )
@@ -43,12 +38,11 @@ def unlink_buttons(_: Translator, patient_id: int, telegram_user_id: int) -> Inl
 
 async def ask_to_sign_out(update: Update, context: PortalContext) -> None:
     """/signout: says what signing out does and asks Yes or No."""
-    who = await require_patient(update, context)
-    if who is None or who.login is None:
+    login = context.caller.login
+    if await require_patient(update, context) is None or login is None:
         return
-    _ = who._
-    login = who.login
-    yes = f"so:y:{login.patient_id}:{login.created_at}"
+    _ = context._
+    yes = SignOut(login.patient_id, login.created_at).encode()
     assert update.effective_message is not None
     await update.effective_message.reply_text(
         _(
@@ -60,7 +54,7 @@ async def ask_to_sign_out(update: Update, context: PortalContext) -> None:
             [
                 [
                     InlineKeyboardButton(_("Yes, sign me out"), callback_data=yes),
-                    InlineKeyboardButton(_("No"), callback_data=CB_SIGN_OUT_NO),
+                    InlineKeyboardButton(_("No"), callback_data=StaySignedIn().encode()),
                 ]
             ]
         ),
@@ -68,22 +62,23 @@ async def ask_to_sign_out(update: Update, context: PortalContext) -> None:
 
 
 async def sign_out(update: Update, context: PortalContext) -> None:
-    """Yes under /signout: only the tapper's own current sign-in can be signed out."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
+    """Yes under /signout: only the tapper's own current sign-in can be signed out.
+
+    A signed-out tapper's Yes is a stale button, not a reason to sign in: it is answered
+    as one (tests/test_signout.py)."""
+    query, data = tapped(update, SignOut)
     who = context.caller
     _ = who._
-    match = _SIGN_OUT.match(query.data)
     done = None
-    if match and who.login is not None:
+    if who.login is not None:
         done = await invitations.sign_out(
-            context.portal.db, who.telegram_user_id, int(match[1]), int(match[2])
+            context.portal.db, who.telegram_user_id, data.patient, data.since
         )
     if done is None:
         await query.answer(_("This button is no longer active."), show_alert=True)
         return
     forget_drafts(context.application, who.telegram_user_id)
-    await query.answer()
+    await answer_quietly(query)
     await edit_in_place(
         query,
         _(
@@ -94,35 +89,31 @@ async def sign_out(update: Update, context: PortalContext) -> None:
 
 
 async def stay_signed_in(update: Update, context: PortalContext) -> None:
-    """No under /signout: nothing changes."""
-    query = update.callback_query
-    assert query is not None
-    who = context.caller
-    if not who.signed_in:
-        await query.answer(who._("This button is no longer active."), show_alert=True)
-        return
-    await query.answer()
-    await edit_in_place(query, who._("Nothing changed: you're still signed in."))
-
-
-async def unlink_patient(update: Update, context: PortalContext) -> None:
-    """Yes under a practitioner's /unlink: signs that patient's Telegram account out."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = _UNLINK.match(query.data)
-    if not who.is_practitioner or match is None:
+    """No under /signout: nothing changes (a stale button once signed out)."""
+    query, _data = tapped(update, StaySignedIn)
+    _ = context._
+    if not context.caller.signed_in:
         await query.answer(_("This button is no longer active."), show_alert=True)
         return
-    p = context.portal
+    await answer_quietly(query)
+    await edit_in_place(query, _("Nothing changed: you're still signed in."))
+
+
+async def unlink_account(update: Update, context: PortalContext) -> None:
+    """Yes under a practitioner's /unlink: signs that patient's Telegram account out."""
+    query, data = tapped(update, UnlinkAccount)
+    who = context.caller
+    _ = who._
+    if not who.is_practitioner:  # read for this update (bot/context.py)
+        await query.answer(_("This button is no longer active."), show_alert=True)
+        return
     done = await invitations.unlink(
-        p.db,
-        int(match[1]),
-        telegram_user_id=int(match[2]),
+        context.portal.db,
+        data.patient,
+        telegram_user_id=data.telegram_user,
         practitioner_id=who.telegram_user_id,
     )
-    await query.answer()
+    await answer_quietly(query)
     if done is None:
         await edit_in_place(
             query, _("Nothing changed: that Telegram account no longer holds this portal.")
@@ -140,14 +131,12 @@ async def unlink_patient(update: Update, context: PortalContext) -> None:
 
 async def keep_linked(update: Update, context: PortalContext) -> None:
     """No under a practitioner's /unlink: nothing changes."""
-    query = update.callback_query
-    assert query is not None
-    who = context.caller
-    await query.answer()
-    await edit_in_place(query, who._("Cancelled. Nothing changed."))
+    query, _data = tapped(update, KeepLinked)
+    await answer_quietly(query)
+    await edit_in_place(query, context._("Cancelled. Nothing changed."))
 
 
-def forget_drafts(app: PortalApp, telegram_user_id: int) -> None:
+def forget_drafts(app: Application[Any, Any, Any, Any, Any, Any], telegram_user_id: int) -> None:
     """Half-finished flows' answers go with the login; the language chosen stays."""
     data = app.user_data.get(telegram_user_id)
     if not data:
@@ -157,13 +146,3 @@ def forget_drafts(app: PortalApp, telegram_user_id: int) -> None:
     if language is not None:
         data[USER_LANGUAGE_KEY] = language
     app.mark_data_for_update_persistence(user_ids=telegram_user_id)
-
-
-def signout_handlers() -> list[object]:
-    return [
-        CommandHandler("signout", ask_to_sign_out),
-        CallbackQueryHandler(sign_out, pattern=r"^so:y:"),
-        CallbackQueryHandler(stay_signed_in, pattern=f"^{CB_SIGN_OUT_NO}$"),
-        CallbackQueryHandler(unlink_patient, pattern=r"^unl:y:"),
-        CallbackQueryHandler(keep_linked, pattern=f"^{CB_UNLINK_NO}$"),
-    ]

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from telegram import InlineKeyboardMarkup, Update
 
 from bot import access, records
+from bot.callbacks import TurnHomePage
 from bot.context import Caller, PortalContext
 from bot.text import esc
-from handlers.guard import tell_to_sign_in
+from handlers.guard import patient_tap
 from handlers.language import practitioner_menu
 from handlers.menu import HOME_PAGE_SIZE, help_text, home_keyboard, home_text
 from handlers.send import answer_quietly, edit_in_place
 from handlers.views import header
-
-_HOME_PAGE = re.compile(r"^home:p:(\d{1,6})$")
 
 
 async def show_home(update: Update, context: PortalContext) -> None:
@@ -42,16 +39,12 @@ async def show_home(update: Update, context: PortalContext) -> None:
 
 async def turn_home_page(update: Update, context: PortalContext) -> None:
     """◀ ▶ under the patients on the home message: that page, in place."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    if who.patient is None:
-        await tell_to_sign_in(update, who._)
+    tap = await patient_tap(update, context, TurnHomePage)
+    if tap is None:
         return
-    match = _HOME_PAGE.match(query.data)
-    await query.answer()
-    text, markup = await _home(context, who, int(match[1]) if match else 0)
-    await edit_in_place(query, text, markup)
+    await answer_quietly(tap.query)
+    text, markup = await _home(context, context.caller, tap.data.page)
+    await edit_in_place(tap.query, text, markup)
 
 
 async def _home(

@@ -7,62 +7,40 @@ never decides anything by itself.
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import datetime as dt
 import time
 import unicodedata
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import (
-    ApplicationHandlerStop,
-    CallbackQueryHandler,
-    CommandHandler,
-    filters,
-)
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ApplicationHandlerStop, filters
 
 from bot import access, labels, measures, records
-from bot.access import Act, ActOutcome, Area, Viewing
+from bot.access import SEEN_AS, ActOutcome, Area, Refusal, Viewing
+from bot.callbacks import (
+    AskToCancel,
+    CancelAppointment,
+    ConfirmAppointment,
+    KeepAppointment,
+    OpenArea,
+    OpenSwitch,
+    SwitchTo,
+    TurnFoundPage,
+    TurnPage,
+    TurnSwitchPage,
+)
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.text import esc
-from handlers.guard import tell_to_sign_in
-from handlers.menu import CB_HOME_VIEW
-from handlers.paging import page_row
-from handlers.send import edit_in_place
-from storage.audit import Action
+from handlers.guard import patient_tap, require_viewing, tapped
+from handlers.paging import Paged, page_row
+from handlers.send import answer_quietly, edit_in_place, send_to_chat
 from storage.models import AccessEntry, Appointment
-from storage.vocabulary import GrantStatus
+from storage.vocabulary import Action, GrantStatus
 
-CB_SWITCH = "sw:"  # sw:<patient id>
-CB_SWITCH_PAGE = "swp:"  # swp:<page>:<part of a name, or nothing>
-CB_PAGE = "pg:"  # pg:<u|p|i|r|d>:<subject id>:<page>
-CB_APPOINTMENT = "apt:"  # apt:<ask|yes|keep|ok>:<subject id>:<appointment id>:<page>
-
-_PAGE = re.compile(r"^pg:([upird]):(\d{1,18}):(\d{1,6})$")
-_SWITCH = re.compile(r"^sw:(\d{1,18})$")
-_SWITCH_PAGE = re.compile(r"^swp:(\d{1,6}):(.{0,60})$")
-_APPOINTMENT = re.compile(r"^apt:(ask|yes|keep|ok):(\d{1,18}):(\d{1,18}):(\d{1,6})$")
-
-_AREA = {
-    "u": Area.APPOINTMENTS,
-    "p": Area.APPOINTMENTS,
-    "i": Area.INVOICES,
-    "r": Area.RECORDS,
-    "d": Area.DETAILS,
-}
-_AUDIT = {
-    Area.APPOINTMENTS: Action.VIEW_APPOINTMENTS,
-    Area.INVOICES: Action.VIEW_INVOICES,
-    Area.RECORDS: Action.VIEW_RECORDS,
-    Area.DETAILS: Action.VIEW_DETAILS,
-}
-_ACTS = {  # what a refused appointment button is audited as
-    "ask": Action.APPOINTMENT_CANCEL_ASKED,
-    "keep": Action.VIEW_APPOINTMENTS,
-    "yes": Action.APPOINTMENT_CANCELLED,
-    "ok": Action.APPOINTMENT_CONFIRMED,
-}
+Screen = tuple[str, InlineKeyboardMarkup]
+Row = list[InlineKeyboardButton]
 
 
 # --- Words --------------------------------------------------------------------------------
@@ -108,117 +86,10 @@ def _record_kind(_: Translator, kind: str) -> str:
     }.get(kind, kind)
 
 
-def _appointment_line(_: Translator, a: Appointment, context: PortalContext) -> str:
-    tz = context.portal.settings.tz
+def _appointment_line(_: Translator, a: Appointment, tz: dt.tzinfo) -> str:
     where = " · ".join(esc(x) for x in (a.practitioner, a.location) if x)
     mark = "❌ " if a.status == "cancelled" else ("✅ " if a.status == "confirmed" else "")
     return f"📅 <b>{_.when(a.starts_at, tz)}</b>\n{where}\n{mark}{_status(_, a.status)}"
-
-
-def _nav(
-    _: Translator, kind: str, subject_id: int, page: records.Page[Any]
-) -> list[InlineKeyboardButton]:
-    return page_row(_, page, lambda n: f"pg:{kind}:{subject_id}:{n}")
-
-
-def _other_views(_: Translator, view: Viewing, kind: str) -> list[list[InlineKeyboardButton]]:
-    """The same patient's other views, opened in place, and Switch: moving around a portal
-    never needs a command. Records only when the access level includes them."""
-    subject = view.subject.id
-    names = {
-        "u": _("📅 Appointments"),
-        "i": _("🧾 Invoices"),
-        "r": _("📋 Records"),
-        "d": _("👤 Details"),
-    }
-    shown = "u" if kind == "p" else kind
-    records_shared = view.grant is None or access.level_allows(view.grant.level, Area.RECORDS)
-    buttons = [
-        InlineKeyboardButton(label, callback_data=f"pg:{k}:{subject}:0")
-        for k, label in names.items()
-        if k != shown and (k != "r" or records_shared)
-    ]
-    buttons.append(InlineKeyboardButton(_("🔄 Switch patient"), callback_data=CB_HOME_VIEW + "s"))
-    return [buttons[:2], buttons[2:]]
-
-
-# --- Rendering ------------------------------------------------------------------------------
-
-
-async def render(
-    context: PortalContext, _: Translator, view: Viewing, kind: str, number: int
-) -> tuple[str, InlineKeyboardMarkup]:
-    """The text and buttons of one page; the caller has already checked access."""
-    db = context.portal.db
-    subject = view.subject.id
-    lines = [header(_, view), ""]
-    rows: list[list[InlineKeyboardButton]] = []
-    if kind == "d":
-        lines = [details_text(_, view)]
-    elif kind in ("u", "p"):
-        page = await records.appointments(db, subject, past=kind == "p", number=number)
-        title = _("<b>Past appointments</b>") if kind == "p" else _("<b>Upcoming appointments</b>")
-        lines.append(title)
-        can_edit = view.grant is None or access.role_allows(view.grant.role, Act.EDIT)
-        for a in page.items:
-            lines += ["", _appointment_line(_, a, context)]
-            if kind == "u" and can_edit and a.status != "cancelled":
-                day = _.short_day(a.starts_at, context.portal.settings.tz)
-                actions = [
-                    InlineKeyboardButton(
-                        _("Cancel {day}").format(day=day),
-                        callback_data=f"apt:ask:{subject}:{a.id}:{number}",
-                    )
-                ]
-                if a.status == "booked":
-                    actions.append(
-                        InlineKeyboardButton(
-                            _("Confirm {day}").format(day=day),
-                            callback_data=f"apt:ok:{subject}:{a.id}:{number}",
-                        )
-                    )
-                rows.append(actions)
-        if not page.items:
-            lines += [
-                "",
-                _("No past appointments.") if kind == "p" else _("No upcoming appointments."),
-            ]
-        nav = _nav(_, kind, subject, page)
-        toggle = (
-            InlineKeyboardButton(_("Upcoming"), callback_data=f"pg:u:{subject}:0")
-            if kind == "p"
-            else InlineKeyboardButton(_("Past appointments"), callback_data=f"pg:p:{subject}:0")
-        )
-        rows += [r for r in (nav, [toggle]) if r]
-    elif kind == "i":
-        inv = await records.invoices(db, subject, number=number)
-        lines.append(_("<b>Invoices</b>"))
-        for i in inv.items:
-            state = _.pgettext("invoice", "Paid") if i.paid else _.pgettext("invoice", "Unpaid")
-            lines += [
-                "",
-                f"🧾 <b>{esc(i.number)}</b> · {_.date(i.issued_on)}\n"
-                f"{_.money(i.amount_minor, i.currency)} · {state}",
-            ]
-        if not inv.items:
-            lines += ["", _("No invoices.")]
-        rows += [r for r in (_nav(_, kind, subject, inv),) if r]
-    else:
-        rec = await records.clinical_records(db, subject, number=number)
-        lines.append(_("<b>Clinical records</b>"))
-        for r in rec.items:
-            shown = ", ".join(
-                x for x in (measures.render(r.measurement, _.format_locale), r.details) if x
-            )
-            detail = f"\n{esc(shown)}" if shown else ""
-            day = _.date(r.recorded_on) if r.recorded_on else _("date not recorded")
-            kind_and_date = f"{_record_kind(_, r.kind)} · {day}"
-            lines += ["", f"📋 <b>{esc(r.title)}</b>\n{kind_and_date}{detail}"]
-        if not rec.items:
-            lines += ["", _("No clinical records.")]
-        rows += [r for r in (_nav(_, kind, subject, rec),) if r]
-    rows += [r for r in _other_views(_, view, kind) if r]
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
 
 
 def details_text(_: Translator, view: Viewing) -> str:
@@ -248,187 +119,330 @@ def refusal(_: Translator, view: Viewing, area: Area, *, html: bool = True) -> s
     return _("You don't have access to this part of {name}'s portal.").format(name=name)
 
 
-# --- Sending -------------------------------------------------------------------------------
+def refused_screen(_: Translator, view: Viewing, area: Area) -> Screen:
+    """In place of a view the access does not include: why, and the views it does."""
+    text = header(_, view) + "\n\n" + refusal(_, view, area)
+    return text, InlineKeyboardMarkup(_other_views(_, view, area))
 
 
-async def _send(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """A new message in the chat. A tapped button was answered by _current already: a
-    second answer is refused by Telegram, and the view would never be sent."""
-    assert update.effective_chat is not None
-    await update.get_bot().send_message(update.effective_chat.id, text, reply_markup=markup)
+# --- One renderer per view -------------------------------------------------------------------
+# Each reads through bot.access (which checks and records the look) and returns the page's
+# text and buttons, or the refusal.
 
 
-async def _edit(update: Update, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    assert update.callback_query is not None
-    await edit_in_place(update.callback_query, text, markup)
+def _nav(_: Translator, at: TurnPage, page: Paged) -> Row:
+    return page_row(_, page, lambda n: dataclasses.replace(at, page=n).encode())
 
 
-async def _current(update: Update, context: PortalContext) -> tuple[Translator, Viewing | None]:
-    who = context.caller
-    _ = who._
-    view = await access.viewing(context.portal.db, who.telegram_user_id)
+def _other_views(_: Translator, view: Viewing, shown: Area) -> list[Row]:
+    """The same patient's other views, opened in place, and Switch: moving around a portal
+    never needs a command. Only the views this access includes."""
+    names = {
+        Area.APPOINTMENTS: _("📅 Appointments"),
+        Area.INVOICES: _("🧾 Invoices"),
+        Area.RECORDS: _("📋 Records"),
+        Area.DETAILS: _("👤 Details"),
+    }
+    buttons = [
+        InlineKeyboardButton(label, callback_data=TurnPage(area, view.subject.id, 0).encode())
+        for area, label in names.items()
+        if area is not shown and access.shows(view, area)
+    ]
+    buttons.append(
+        InlineKeyboardButton(_("🔄 Switch patient"), callback_data=OpenSwitch().encode())
+    )
+    return [row for row in (buttons[:2], buttons[2:]) if row]
+
+
+def _appointment_actions(_: Translator, a: Appointment, at: TurnPage, tz: dt.tzinfo) -> Row:
+    """Cancel (and Confirm, while only booked) under an upcoming appointment."""
+    day = _.short_day(a.starts_at, tz)
+    ask = AskToCancel(at.subject, a.id, at.page).encode()
+    row = [InlineKeyboardButton(_("Cancel {day}").format(day=day), callback_data=ask)]
+    if a.status == "booked":
+        confirm = ConfirmAppointment(at.subject, a.id, at.page).encode()
+        row.append(InlineKeyboardButton(_("Confirm {day}").format(day=day), callback_data=confirm))
+    return row
+
+
+async def appointments_screen(
+    context: PortalContext, view: Viewing, at: TurnPage, *, recorded: bool = True
+) -> Screen | Refusal:
+    """Upcoming (with Cancel and Confirm, for who may act) or past appointments."""
+    _ = context._
+    tz = context.portal.settings.tz
+    read = await access.read_appointments(
+        context.portal.db, view, past=at.past, page=at.page, recorded=recorded
+    )
+    if isinstance(read, Refusal):
+        return read
+    lines = [header(_, view), ""]
+    lines.append(_("<b>Past appointments</b>") if at.past else _("<b>Upcoming appointments</b>"))
+    rows: list[Row] = []
+    for a in read.page.items:
+        lines += ["", _appointment_line(_, a, tz)]
+        if not at.past and read.editable and a.status != "cancelled":
+            rows.append(_appointment_actions(_, a, at, tz))
+    if not read.page.items:
+        lines += ["", _("No past appointments.") if at.past else _("No upcoming appointments.")]
+    other = dataclasses.replace(at, page=0, past=not at.past)
+    toggle = _("Upcoming") if at.past else _("Past appointments")
+    rows += [_nav(_, at, read.page), [InlineKeyboardButton(toggle, callback_data=other.encode())]]
+    rows += _other_views(_, view, Area.APPOINTMENTS)
+    return "\n".join(lines), InlineKeyboardMarkup([r for r in rows if r])
+
+
+async def invoices_screen(context: PortalContext, view: Viewing, at: TurnPage) -> Screen | Refusal:
+    """Invoices, newest first: paid or not."""
+    _ = context._
+    read = await access.read_invoices(context.portal.db, view, page=at.page)
+    if isinstance(read, Refusal):
+        return read
+    lines = [header(_, view), "", _("<b>Invoices</b>")]
+    for i in read.items:
+        state = _.pgettext("invoice", "Paid") if i.paid else _.pgettext("invoice", "Unpaid")
+        lines += [
+            "",
+            f"🧾 <b>{esc(i.number)}</b> · {_.date(i.issued_on)}\n"
+            f"{_.money(i.amount_minor, i.currency)} · {state}",
+        ]
+    if not read.items:
+        lines += ["", _("No invoices.")]
+    rows = [_nav(_, at, read), *_other_views(_, view, Area.INVOICES)]
+    return "\n".join(lines), InlineKeyboardMarkup([r for r in rows if r])
+
+
+async def records_screen(context: PortalContext, view: Viewing, at: TurnPage) -> Screen | Refusal:
+    """Clinical records: for one's own portal and Clinical access only."""
+    _ = context._
+    read = await access.read_records(context.portal.db, view, page=at.page)
+    if isinstance(read, Refusal):
+        return read
+    lines = [header(_, view), "", _("<b>Clinical records</b>")]
+    for r in read.items:
+        measured = measures.render(r.measurement, _.format_locale)
+        shown = ", ".join(x for x in (measured, r.details) if x)
+        detail = f"\n{esc(shown)}" if shown else ""
+        day = _.date(r.recorded_on) if r.recorded_on else _("date not recorded")
+        lines += ["", f"📋 <b>{esc(r.title)}</b>\n{_record_kind(_, r.kind)} · {day}{detail}"]
+    if not read.items:
+        lines += ["", _("No clinical records.")]
+    rows = [_nav(_, at, read), *_other_views(_, view, Area.RECORDS)]
+    return "\n".join(lines), InlineKeyboardMarkup([r for r in rows if r])
+
+
+async def details_screen(context: PortalContext, view: Viewing, at: TurnPage) -> Screen | Refusal:
+    """Name, date of birth and email."""
+    _ = context._
+    read = await access.read_details(context.portal.db, view)
+    if isinstance(read, Refusal):
+        return read
+    rows = _other_views(_, view, Area.DETAILS)
+    return details_text(_, view), InlineKeyboardMarkup(rows)
+
+
+SCREENS: dict[Area, Callable[[PortalContext, Viewing, TurnPage], Awaitable[Screen | Refusal]]] = {
+    Area.APPOINTMENTS: appointments_screen,
+    Area.INVOICES: invoices_screen,
+    Area.RECORDS: records_screen,
+    Area.DETAILS: details_screen,
+}
+
+
+# --- Opening a view ---------------------------------------------------------------------------
+
+
+async def _current(update: Update, context: PortalContext) -> Viewing | None:
+    """The portal being viewed, with the tap answered (once, whatever is sent next) and a
+    notice first when access to the one chosen before has ended."""
+    view = await require_viewing(update, context)
     if view is None:
-        await tell_to_sign_in(update, _)
-        return _, None
-    if update.callback_query:  # the one answer to a home-menu tap, whatever is sent next
-        await update.callback_query.answer()
-    notice = lost_notice(_, view)
+        return None
+    if update.callback_query:
+        await answer_quietly(update.callback_query)
+    notice = lost_notice(context._, view)
     if notice:
-        await _send(update, notice)
-    return _, view
+        await send_to_chat(update, notice)
+    return view
 
 
-async def _show(update: Update, context: PortalContext, kind: str) -> None:
-    _, view = await _current(update, context)
+async def _show(update: Update, context: PortalContext, area: Area) -> None:
+    """A view of the portal being viewed, as a new message."""
+    view = await _current(update, context)
     if view is None:
         return
-    area = _AREA.get(kind, Area.DETAILS)
-    allowed = await access.authorize(context.portal.db, view, area, Act.VIEW, action=_AUDIT[area])
-    if not allowed.allowed:
-        await _send(update, header(_, view) + "\n\n" + refusal(_, view, area))
+    _ = context._
+    shown = await SCREENS[area](context, view, TurnPage(area, view.subject.id, 0))
+    if isinstance(shown, Refusal):
+        await send_to_chat(update, header(_, view) + "\n\n" + refusal(_, view, area))
         return
-    text, markup = await render(context, _, view, kind, 0)
-    await _send(update, text, markup)
+    await send_to_chat(update, *shown)
 
 
 async def show_appointments(update: Update, context: PortalContext) -> None:
     """/appointments: upcoming appointments of the patient being viewed."""
-    await _show(update, context, "u")
+    await _show(update, context, Area.APPOINTMENTS)
 
 
 async def show_invoices(update: Update, context: PortalContext) -> None:
     """/invoices: invoices of the patient being viewed."""
-    await _show(update, context, "i")
+    await _show(update, context, Area.INVOICES)
 
 
 async def show_records(update: Update, context: PortalContext) -> None:
     """/records: clinical records, for Clinical access only."""
-    await _show(update, context, "r")
+    await _show(update, context, Area.RECORDS)
 
 
 async def show_details(update: Update, context: PortalContext) -> None:
     """/details: name, date of birth and email of the patient being viewed."""
-    await _show(update, context, "d")
+    await _show(update, context, Area.DETAILS)
 
 
-async def home_view(update: Update, context: PortalContext) -> None:
-    """A home-menu button for a view or /switch."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    kind = query.data.removeprefix(CB_HOME_VIEW)
-    if kind == "s":
-        await show_switch(update, context)
-    elif kind in ("u", "i", "r", "d"):
-        await _show(update, context, kind)
-    else:
-        await query.answer()
+async def open_area(update: Update, context: PortalContext) -> None:
+    """📅 Appointments, 🧾 Invoices, 📋 Records or 👤 Details on the home menu."""
+    _query, data = tapped(update, OpenArea)
+    await _show(update, context, data.area)
 
 
 async def turn_page(update: Update, context: PortalContext) -> None:
-    """◀ ▶ and the Past/Upcoming toggle: re-checks access, edits the page in place."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = _PAGE.match(query.data)
-    view = (
-        await access.view_of(
-            context.portal.db,
-            who.telegram_user_id,
-            int(match[2]),
-            action=_AUDIT[_AREA[match[1]]],
-        )
-        if match
-        else None
-    )
-    if match is None or view is None:
+    """◀ ▶, Past/Upcoming and the other views under a view: re-checks access, edits the
+    page in place."""
+    tap = await patient_tap(update, context, TurnPage)
+    if tap is None:
+        return
+    query, at, _ = tap.query, tap.data, context._
+    tg = context.caller.telegram_user_id
+    view = await access.view_of(context.portal.db, tg, at.subject, action=SEEN_AS[at.area])
+    if view is None:
         await query.answer(_("You no longer have access to this portal."), show_alert=True)
         return
-    kind, number = match[1], int(match[3])
-    area = _AREA[kind]
-    allowed = await access.authorize(context.portal.db, view, area, Act.VIEW, action=_AUDIT[area])
-    if not allowed.allowed:
-        await query.answer(refusal(_, view, area, html=False)[:200], show_alert=True)
+    shown = await SCREENS[at.area](context, view, at)
+    if isinstance(shown, Refusal):
+        await query.answer(refusal(_, view, at.area, html=False)[:200], show_alert=True)
         return
-    await query.answer()
-    text, markup = await render(context, _, view, kind, number)
-    await _edit(update, text, markup)
+    await answer_quietly(query)
+    await edit_in_place(query, *shown)
 
 
 # --- Appointment actions -------------------------------------------------------------------
 
 
-async def act_on_appointment(update: Update, context: PortalContext) -> None:
-    """Cancel (after a confirm step) or confirm attendance; Edit role only, checked per item."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = _APPOINTMENT.match(query.data)
-    db = context.portal.db
-    view = (
-        await access.view_of(db, who.telegram_user_id, int(match[2]), action=_ACTS[match[1]])
-        if match
-        else None
-    )
-    if match is None or view is None:
-        await query.answer(_("You no longer have access to this portal."), show_alert=True)
+AppointmentTap = AskToCancel | CancelAppointment | KeepAppointment | ConfirmAppointment
+
+
+async def _appointment_view(
+    query: CallbackQuery, context: PortalContext, data: AppointmentTap, seen_as: Action
+) -> Viewing | None:
+    """The portal the button was made for, while this login still has it; otherwise None,
+    once the tapper is told (bot.access records the refusal as `seen_as`)."""
+    tg = context.caller.telegram_user_id
+    view = await access.view_of(context.portal.db, tg, data.subject, action=seen_as)
+    if view is None:
+        await query.answer(context._("You no longer have access to this portal."), show_alert=True)
+    return view
+
+
+async def _show_appointments_again(
+    query: CallbackQuery, context: PortalContext, view: Viewing, page: int
+) -> None:
+    """The upcoming appointments page the button was on, after acting (recorded as the act)."""
+    at = TurnPage(Area.APPOINTMENTS, view.subject.id, page)
+    shown = await appointments_screen(context, view, at, recorded=False)
+    if isinstance(shown, Refusal):
+        shown = refused_screen(context._, view, Area.APPOINTMENTS)
+    await edit_in_place(query, *shown)
+
+
+def _cancel_question(
+    context: PortalContext, view: Viewing, appointment: Appointment, data: AskToCancel
+) -> Screen:
+    _ = context._
+    line = _appointment_line(_, appointment, context.portal.settings.tz)
+    text = "\n".join([header(_, view), "", _("Cancel this appointment?"), "", line])
+    ids = (data.subject, data.appointment, data.page)
+    yes, no = CancelAppointment(*ids).encode(), KeepAppointment(*ids).encode()
+    buttons = [
+        InlineKeyboardButton(_("Yes, cancel it"), callback_data=yes),
+        InlineKeyboardButton(_("No, keep it"), callback_data=no),
+    ]
+    return text, InlineKeyboardMarkup([buttons])
+
+
+async def ask_to_cancel(update: Update, context: PortalContext) -> None:
+    """Cancel <day>: asks Yes or No, for one who may act on this patient's appointment."""
+    tap = await patient_tap(update, context, AskToCancel)
+    if tap is None:
         return
-    verb, appointment_id, number = match[1], int(match[3]), int(match[4])
-    if verb == "keep":
-        await query.answer()
-        text, markup = await render(context, _, view, "u", number)
-        await _edit(update, text, markup)
+    query, data = tap.query, tap.data
+    view = await _appointment_view(query, context, data, Action.APPOINTMENT_CANCEL_ASKED)
+    if view is None:
         return
-    if verb == "ask":
-        item = await records.appointment(db, appointment_id)
-        permitted = await access.authorize(
-            db, view, Area.APPOINTMENTS, Act.EDIT, action=Action.APPOINTMENT_CANCEL_ASKED
-        )
-        if item is None or item.patient_id != view.subject.id or not permitted.allowed:
-            await query.answer(_("You can't change this appointment."), show_alert=True)
-            return
-        await query.answer()
-        text = "\n".join(
-            [
-                header(_, view),
-                "",
-                _("Cancel this appointment?"),
-                "",
-                _appointment_line(_, item, context),
-            ]
-        )
-        markup = InlineKeyboardMarkup(
-            [
-                [
-                    InlineKeyboardButton(
-                        _("Yes, cancel it"),
-                        callback_data=f"apt:yes:{view.subject.id}:{appointment_id}:{number}",
-                    ),
-                    InlineKeyboardButton(
-                        _("No, keep it"),
-                        callback_data=f"apt:keep:{view.subject.id}:{appointment_id}:{number}",
-                    ),
-                ]
-            ]
-        )
-        await _edit(update, text, markup)
+    found = await access.appointment_to_cancel(context.portal.db, view, data.appointment)
+    if isinstance(found, Refusal):
+        await query.answer(context._("You can't change this appointment."), show_alert=True)
         return
-    action = "cancel" if verb == "yes" else "confirm"
+    await answer_quietly(query)
+    await edit_in_place(query, *_cancel_question(context, view, found, data))
+
+
+async def keep_appointment(update: Update, context: PortalContext) -> None:
+    """No, keep it: the appointments page again, nothing changed."""
+    tap = await patient_tap(update, context, KeepAppointment)
+    if tap is None:
+        return
+    query, data = tap.query, tap.data
+    view = await _appointment_view(query, context, data, Action.VIEW_APPOINTMENTS)
+    if view is None:
+        return
+    await answer_quietly(query)
+    await _show_appointments_again(query, context, view, data.page)
+
+
+async def cancel_appointment(update: Update, context: PortalContext) -> None:
+    """Yes, cancel it: bot.access checks the role and whose appointment it is."""
+    tap = await patient_tap(update, context, CancelAppointment)
+    if tap is not None:
+        await _act(tap.query, context, tap.data, context._("Appointment cancelled."))
+
+
+async def confirm_appointment(update: Update, context: PortalContext) -> None:
+    """Confirm <day>: bot.access checks the role and whose appointment it is."""
+    tap = await patient_tap(update, context, ConfirmAppointment)
+    if tap is not None:
+        await _act(tap.query, context, tap.data, context._("Attendance confirmed."))
+
+
+# What bot.access is asked to do for each act, and what it is recorded as.
+_ACTS = {
+    CancelAppointment: ("cancel", Action.APPOINTMENT_CANCELLED),
+    ConfirmAppointment: ("confirm", Action.APPOINTMENT_CONFIRMED),
+}
+
+
+async def _act(
+    query: CallbackQuery,
+    context: PortalContext,
+    data: CancelAppointment | ConfirmAppointment,
+    done: str,
+) -> None:
+    """Cancel or confirm through bot.access, answer, and show the page as it is now."""
+    _ = context._
+    act, recorded_as = _ACTS[type(data)]
+    view = await _appointment_view(query, context, data, recorded_as)
+    if view is None:
+        return
     outcome = await access.act_on_appointment(
-        db, view.me.id, view.subject.id, appointment_id, action
+        context.portal.db, view.me.id, view.subject.id, data.appointment, act
     )
     if outcome is ActOutcome.REFUSED:
         await query.answer(_("You can't change this appointment."), show_alert=True)
         return
     if outcome is ActOutcome.ALREADY:
-        await query.answer(_("This appointment has already been changed."), show_alert=True)
+        await answer_quietly(query, _("This appointment has already been changed."), alert=True)
     else:
-        await query.answer(
-            _("Appointment cancelled.") if action == "cancel" else _("Attendance confirmed.")
-        )
-    text, markup = await render(context, _, view, "u", number)
-    await _edit(update, text, markup)
+        await answer_quietly(query, done)
+    await _show_appointments_again(query, context, view, data.page)
 
 
 # --- /switch ---------------------------------------------------------------------------------
@@ -446,15 +460,10 @@ def _folded(text: str) -> str:
 
 
 def _switch_page_data(part: str) -> Callable[[int], str]:
-    """Callback data for page n of the list found with `part` of a name, in 64 bytes: a
-    longer part is cut (which finds more, never fewer)."""
-
-    def data(n: int) -> str:
-        head = f"{CB_SWITCH_PAGE}{n}:"
-        room = 64 - len(head.encode())
-        return head + part.encode()[:room].decode(errors="ignore")
-
-    return data
+    """Callback data for page n of everyone, or of those found with `part` of a name."""
+    if part:
+        return lambda n: TurnFoundPage.of(n, part).encode()
+    return lambda n: TurnSwitchPage(n).encode()
 
 
 def _switch_keyboard(
@@ -465,25 +474,28 @@ def _switch_keyboard(
     me_label = (mark if view.grant is None else "") + _("Me ({name})").format(
         name=view.me.full_name
     )
-    rows.append([InlineKeyboardButton(me_label[:64], callback_data=f"sw:{view.me.id}")])
+    rows.append([InlineKeyboardButton(me_label[:64], callback_data=SwitchTo(view.me.id).encode())])
     for e in page.items:
         grant = e.grant
+        assert grant.subject_id is not None  # an active grant is on a patient
         relationship = labels.grant_relationship(_, grant)
         label = f"{e.other_name} ({relationship}) · {labels.level(_, grant.level)}"
         current = view.grant is not None and view.subject.id == grant.subject_id
         label = (mark if current else "") + label
-        rows.append([InlineKeyboardButton(label, callback_data=f"sw:{grant.subject_id}")])
+        switch = SwitchTo(grant.subject_id).encode()
+        rows.append([InlineKeyboardButton(label, callback_data=switch)])
     if nav:
         rows.append(nav)
     return InlineKeyboardMarkup(rows)
 
 
 async def _switch_list(
-    context: PortalContext, _: Translator, view: Viewing, part: str, number: int
+    context: PortalContext, view: Viewing, part: str, number: int
 ) -> tuple[str, InlineKeyboardMarkup, bool]:
     """Page `number` of the people this patient accesses (only those whose name has
     `part`, when given), and whether it asks to type part of a name: when everyone
     takes more than one page."""
+    _ = context._
     entries = await access.accessible(context.portal.db, view.me.id)
     found = [e for e in entries if _folded(part) in _folded(e.other_name)] if part else entries
     page = records.page_of(found, number, SWITCH_PAGE_SIZE)
@@ -527,27 +539,45 @@ async def show_switch(update: Update, context: PortalContext) -> None:
     await _show_switch(update, context, part)
 
 
+async def open_switch(update: Update, context: PortalContext) -> None:
+    """🔄 Switch patient, on the home menu or under a view: everyone, as /switch."""
+    await _show_switch(update, context, "")
+
+
 async def _show_switch(update: Update, context: PortalContext, typed: str) -> None:
-    _, view = await _current(update, context)
+    view = await _current(update, context)
     if view is None:
         return
     part = " ".join(typed.split())[:SEARCH_MAX]
-    text, markup, asks = await _switch_list(context, _, view, part, 0)
-    await _send(update, text, markup)
+    text, markup, asks = await _switch_list(context, view, part, 0)
+    await send_to_chat(update, text, markup)
     _ask_for_a_name(context, asks)
 
 
 async def turn_switch_page(update: Update, context: PortalContext) -> None:
-    """◀ ▶ in a /switch list: that page, in place, of the same people."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    match = _SWITCH_PAGE.match(query.data)
-    _, view = await _current(update, context)
+    """◀ ▶ in a /switch list of everyone: that page, in place."""
+    query, data = tapped(update, TurnSwitchPage)
+    await _turn_switch_page(query, update, context, "", data.page)
+
+
+async def turn_found_page(update: Update, context: PortalContext) -> None:
+    """◀ ▶ in a /switch list of those found with part of a name: that page, in place."""
+    query, data = tapped(update, TurnFoundPage)
+    await _turn_switch_page(query, update, context, data.part, data.page)
+
+
+async def _turn_switch_page(
+    query: CallbackQuery, update: Update, context: PortalContext, part: str, number: int
+) -> None:
+    view = await _current(update, context)
     if view is None:
         return
-    part, number = (match[2], int(match[1])) if match else ("", 0)
-    text, markup, _asks = await _switch_list(context, _, view, part, number)
-    await _edit(update, text, markup)
+    text, markup, _asks = await _switch_list(context, view, part, number)
+    await edit_in_place(query, text, markup)
+
+
+def _pages_the_list(data: object) -> bool:
+    return TurnSwitchPage.parse(data) is not None or TurnFoundPage.parse(data) is not None
 
 
 async def find_typed_name(update: Update, context: PortalContext) -> None:
@@ -558,7 +588,7 @@ async def find_typed_name(update: Update, context: PortalContext) -> None:
         return
     asked = context.user_data.pop(SEARCH_KEY)
     query = update.callback_query
-    if query is not None and (query.data or "").startswith(CB_SWITCH_PAGE):
+    if query is not None and _pages_the_list(query.data):
         context.user_data[SEARCH_KEY] = asked  # paging through the list keeps it open
         return
     message = update.message
@@ -578,37 +608,18 @@ async def find_typed_name(update: Update, context: PortalContext) -> None:
 async def switch_to(update: Update, context: PortalContext) -> None:
     """A tap in /switch: re-checks the grant now, stores the choice, and shows that
     patient's upcoming appointments in place (the other views are one tap from there)."""
-    query = update.callback_query
-    assert query is not None and query.data is not None
-    who = context.caller
-    _ = who._
-    match = _SWITCH.match(query.data)
-    db = context.portal.db
-    view = await access.switch_to(db, who.telegram_user_id, int(match[1])) if match else None
+    tap = await patient_tap(update, context, SwitchTo)
+    if tap is None:
+        return
+    query, _ = tap.query, context._
+    tg = context.caller.telegram_user_id
+    view = await access.switch_to(context.portal.db, tg, tap.data.patient)
     if view is None:
         await query.answer(_("You don't have access to that portal."), show_alert=True)
         return
-    allowed = await access.authorize(
-        db, view, Area.APPOINTMENTS, Act.VIEW, action=_AUDIT[Area.APPOINTMENTS]
-    )
-    await query.answer()
-    if not allowed.allowed:  # no level leaves appointments out today; if one ever does
-        text = header(_, view) + "\n\n" + refusal(_, view, Area.APPOINTMENTS)
-        await _edit(update, text, InlineKeyboardMarkup(_other_views(_, view, "u")))
-        return
-    await _edit(update, *await render(context, _, view, "u", 0))
-
-
-def view_handlers() -> list[object]:
-    return [
-        CommandHandler("switch", show_switch),
-        CommandHandler("appointments", show_appointments),
-        CommandHandler("invoices", show_invoices),
-        CommandHandler("records", show_records),
-        CommandHandler("details", show_details),
-        CallbackQueryHandler(switch_to, pattern=r"^sw:"),
-        CallbackQueryHandler(turn_switch_page, pattern=r"^swp:"),
-        CallbackQueryHandler(turn_page, pattern=r"^pg:"),
-        CallbackQueryHandler(act_on_appointment, pattern=r"^apt:"),
-        CallbackQueryHandler(home_view, pattern=r"^home:v:"),
-    ]
+    await answer_quietly(query)
+    at = TurnPage(Area.APPOINTMENTS, view.subject.id, 0)
+    shown = await appointments_screen(context, view, at)
+    if isinstance(shown, Refusal):  # no level leaves appointments out today; if one ever does
+        shown = refused_screen(_, view, Area.APPOINTMENTS)
+    await edit_in_place(query, *shown)

@@ -12,6 +12,7 @@ import pytest
 
 from bot import access, fhir
 from bot.access import AccessRequest
+from bot.callbacks import ChangeLevel, OpenGrant, RevokeAccess, TurnLogPage
 from bot.i18n import LANGUAGES, translator
 from handlers.activity import describe
 from storage import Database, audit
@@ -180,10 +181,14 @@ async def test_decisions_say_whose_access_and_refusals_what_was_tried(
     eve = server.user(666, "Eve")
     await signed_in(bot_db, eve, "Eve Vil", dt.date(1970, 1, 1))
     await eve.send("/access")
-    for data in (f"ac:rvy:{grant_id}", f"ac:lv:{grant_id}:a", f"ac:g:{grant_id}"):
+    for data in (
+        RevokeAccess(grant_id).encode(),
+        ChangeLevel(grant_id, Level.ADMINISTRATIVE).encode(),
+        OpenGrant(grant_id).encode(),
+    ):
         await eve.tap_data(data, message=eve.last)
     await bob.send("/access")
-    await bob.tap_data(f"log:{ann_id}:0", message=bob.last)
+    await bob.tap_data(TurnLogPage(ann_id, 0).encode(), message=bob.last)
     await ann.send("/access")
     await ann.tap("Bob Lee (accesses you) ›")
     await ann.tap("Make it View", expect=2)

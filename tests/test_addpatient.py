@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.callbacks import ApproveAs, ApproveRequest, DenyRequest
 from storage import Database, audit, grants
+from storage.vocabulary import Level, Role
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import make_invite, signed_in
 
@@ -164,7 +166,7 @@ async def test_approve_with_lower_access(server: BotAPIServer, bot_db: Database)
     async with bot_db.read() as conn:
         cur = await conn.execute("SELECT id FROM grants WHERE status = 'active'")
         grant_id = (await cur.fetchone())[0]
-    await bob.tap_data(f"ap:ok:{grant_id}:ce", message=card)
+    await bob.tap_data(ApproveAs(grant_id, Level.CLINICAL, Role.EDIT).encode(), message=card)
     assert bob.alerts[-1][1] is True
     async with bot_db.read() as conn:
         grant = await grants.get(conn, grant_id)
@@ -237,13 +239,15 @@ async def test_a_forged_approval_by_a_third_user_changes_nothing(
     async with bot_db.read() as conn:
         cur = await conn.execute("SELECT id FROM grants")
         grant_id = (await cur.fetchone())[0]
-    await eve.tap_data(f"ap:ok:{grant_id}", message=eve.last)
+    await eve.tap_data(ApproveRequest(grant_id).encode(), message=eve.last)
     assert eve.alerts[-1] == ("This request isn't yours to decide.", True)
-    await ann.tap_data(f"ap:ok:{grant_id}", message=ann.last)  # the requester can't approve either
+    await ann.tap_data(
+        ApproveRequest(grant_id).encode(), message=ann.last
+    )  # the requester can't approve either
     assert ann.alerts[-1] == ("This request isn't yours to decide.", True)
     stranger = server.user(667, "Nobody")
     await stranger.send("/start")
-    await stranger.tap_data(f"ap:ok:{grant_id}")
+    await stranger.tap_data(ApproveRequest(grant_id).encode())
     assert stranger.alerts[-1][1] is True
     for junk in ("ap:ok:abc", "ap:ok:99999999", "ap:zz:1", "ap:ok:1:xx"):
         await eve.tap_data(junk, message=eve.last)
@@ -265,9 +269,10 @@ async def test_a_double_tap_decides_once(server: BotAPIServer, bot_db: Database)
     card = bob.last
     await bob.tap("✅ Approve", message=card)
     await bob.tap_data(
-        card.markup_json[0][0]["callback_data"] if card.markup_json else "ap:ok:1", message=card
+        card.markup_json[0][0]["callback_data"] if card.markup_json else ApproveRequest(1).encode(),
+        message=card,
     )
-    await bob.tap_data("ap:no:1", message=card)
+    await bob.tap_data(DenyRequest(1).encode(), message=card)
     assert bob.alerts[-1] == ("Approved: Clinical, Edit.", True)
     async with bot_db.read() as conn:
         assert len(await audit.by_action(conn, "grant.approved")) == 1

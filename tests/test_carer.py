@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.callbacks import TurnHomePage
 from storage import Database, grants, patients
 from tests.botapi import BotAPIServer, Msg, SimUser
 from tests.helpers import signed_in
@@ -78,9 +79,10 @@ async def test_the_home_message_pages_the_people_a_carer_accesses(
     assert "11–20 of 500" in home.text and home.labels[:3] == ["◀", "Page 2", "▶"]
     await cara.tap("◀", message=home, expect=2)
     assert "Resident 001 of" in home.text and "1–10 of 500" in home.text
-    await cara.tap_data("home:p:49", message=home, expect=2)  # the last page
+    await cara.tap_data(TurnHomePage(49).encode(), message=home, expect=2)  # the last page
     assert ZOE in home.text and "491–500 of 500" in home.text and "▶" not in home.labels
-    await cara.tap_data("home:p:999", message=home)  # an old button, past the end: the same
+    # An old button, past the end: the same.
+    await cara.tap_data(TurnHomePage(999).encode(), message=home)
     await server.wait_idle()
     assert "491–500 of 500" in home.text
     _within_limits(cara)

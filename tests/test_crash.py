@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bot import access, invitations
 from bot.access import AccessRequest
+from bot.callbacks import ApproveRequest
 from storage import Database, logins
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
@@ -249,7 +250,7 @@ async def test_a_decision_survives_a_kill(server: BotAPIServer, tmp_path: Path) 
     check_database(db_path)
     await bot.start()
     try:
-        await ann.tap_data(f"ap:ok:{sent.grant.id}", message=ann.last, timeout=10)
+        await ann.tap_data(ApproveRequest(sent.grant.id).encode(), message=ann.last, timeout=10)
         assert ann.alerts[-1] == ("Approved: Clinical, View.", True)
     finally:
         await bot.kill()

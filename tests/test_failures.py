@@ -9,7 +9,23 @@ import sqlite3
 import pytest
 
 from bot import access
-from bot.access import AccessRequest
+from bot.access import AccessRequest, Area
+from bot.callbacks import (
+    ApproveAs,
+    ApproveRequest,
+    AskToCancel,
+    CancelAppointment,
+    ChangeLevel,
+    ConfirmAppointment,
+    GiveOwnLogin,
+    OpenArea,
+    OpenDependent,
+    RevokeAccess,
+    SwitchTo,
+    TurnFoundPage,
+    TurnLogPage,
+    TurnPage,
+)
 from bot.text import split_text
 from storage import Database, grants
 from storage.vocabulary import Level, Relationship, Role
@@ -183,30 +199,35 @@ async def test_hostile_text_in_every_typed_step(
 
 
 FORGED = [
-    "ap:ok:1",
+    ApproveRequest(1).encode(),
     "ap:ok:-1",
     "ap:no:99999999999999999999",
     "ap:chg:1:zz",
-    "ap:ok:1:ce",
-    "sw:1",
+    "ap:ok:1:ce",  # level and role in the letters of old
+    ApproveAs(1, Level.CLINICAL, Role.EDIT).encode(),
+    SwitchTo(1).encode(),
     "sw:abc",
-    "pg:r:1:0",
-    "pg:u:999:999999",
+    TurnPage(Area.RECORDS, 1, 0).encode(),
+    TurnPage(Area.APPOINTMENTS, 999, 999999).encode(),
     "pg:x:1:0",
-    "apt:yes:1:1:0",
-    "apt:ok:2:1:0",
-    "apt:ask:1:1:0",
-    "ac:rvy:1",
+    "pg:r:1:0",  # the one-letter views of old
+    CancelAppointment(1, 1, 0).encode(),
+    ConfirmAppointment(2, 1, 0).encode(),
+    AskToCancel(1, 1, 0).encode(),
+    RevokeAccess(1).encode(),
+    ChangeLevel(1, Level.CLINICAL).encode(),
     "ac:lv:1:c",
-    "ac:own:1",
-    "ac:dep:1",
-    "log:1:0",
+    GiveOwnLogin(1).encode(),
+    OpenDependent(1).encode(),
+    TurnLogPage(1, 0).encode(),
+    TurnFoundPage(0, "!!").encode(),
     "lang:xx",
     "lang:en",
     "add:ok",
     "inv:skip",
     "sh:start:1",
     "sh:ok",
+    OpenArea(Area.RECORDS).encode(),
     "home:v:r",
     "home:add",
     "",

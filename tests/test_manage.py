@@ -6,7 +6,19 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from bot import access
-from bot.access import AccessRequest
+from bot.access import AccessRequest, Area
+from bot.callbacks import (
+    ApproveRequest,
+    ChangeLevel,
+    ChangeRole,
+    GiveOwnLogin,
+    OpenGrant,
+    RevokeAccess,
+    StopAccessing,
+    TurnLogPage,
+    TurnPage,
+    WithdrawRequest,
+)
 from storage import Database, audit, grants, portal
 from storage.db import now
 from storage.vocabulary import Level, Relationship, Role
@@ -55,7 +67,7 @@ async def test_revoke_while_the_accessor_is_looking(server: BotAPIServer, bot_db
     await server.wait_idle()
     assert "Bob Lee" not in ann.last.text.split("People who access you")[1].split("\n")[1]
     assert "Your access to Ann Lee's portal was revoked." in bob.last.text
-    await bob.tap_data(f"pg:r:{ann_id}:0", message=page)
+    await bob.tap_data(TurnPage(Area.RECORDS, ann_id, 0).encode(), message=page)
     assert bob.alerts[-1] == ("You no longer have access to this portal.", True)
     await bob.send("/records", expect=2)
     assert "Your access to Ann Lee's portal has ended" in bob.bot_messages[-2].text
@@ -76,7 +88,7 @@ async def test_clinical_to_administrative_hides_records_at_once(
     await ann.tap("Make it Administrative", expect=2)
     await server.wait_idle()
     assert "Your access to Ann Lee's portal changed: Administrative, Edit." in bob.last.text
-    await bob.tap_data(f"pg:r:{ann_id}:0", message=page)
+    await bob.tap_data(TurnPage(Area.RECORDS, ann_id, 0).encode(), message=page)
     assert bob.alerts[-1][1] is True and "not shared" in (bob.alerts[-1][0] or "")
     await bob.send("/records")
     assert "not shared with you" in bob.last.text
@@ -98,7 +110,7 @@ async def test_leave(server: BotAPIServer, bot_db: Database) -> None:
     await bob.tap("Yes", expect=2)
     await server.wait_idle()
     assert "Bob Lee no longer accesses the portal of Ann Lee." in ann.last.text
-    await bob.tap_data(f"ac:lfy:{grant_id}", message=bob.last)  # a second tap
+    await bob.tap_data(StopAccessing(grant_id).encode(), message=bob.last)  # a second tap
     assert bob.alerts[-1][1] is True
     async with bot_db.read() as conn:
         assert len(await audit.by_action(conn, "grant.left")) == 1
@@ -177,7 +189,7 @@ async def test_a_dependent_gets_their_own_login_and_takes_over(
     async with bot_db.read() as conn:
         assert not await access.may_decide(conn, mum_id, teen.id)
     # The old holder's forged taps are refused.
-    await mum.tap_data(f"ac:own:{teen.id}", message=mum.last)
+    await mum.tap_data(GiveOwnLogin(teen.id).encode(), message=mum.last)
     assert mum.alerts[-1][1] is True
 
 
@@ -250,7 +262,7 @@ async def test_activity_in_order_and_only_for_the_subject(
     assert any("Bob Lee asked for access (Clinical, Edit)" in line for line in lines)
     assert "The practice sent an invite link to this portal" in lines[-1]  # the first event
     assert "HbA1c" not in log and "5.4" not in log
-    await bob.tap_data(f"log:{ann_id}:0", message=bob.last)
+    await bob.tap_data(TurnLogPage(ann_id, 0).encode(), message=bob.last)
     assert bob.alerts[-1] == (
         "Only the patient, or the holder of their account, can read this log.",
         True,
@@ -263,20 +275,22 @@ async def test_forged_access_buttons_are_refused(server: BotAPIServer, bot_db: D
     await signed_in(bot_db, eve, "Eve Vil", dt.date(1970, 1, 1))
     await eve.send("/access")
     for data in (
-        f"ac:rvy:{grant_id}",
-        f"ac:lv:{grant_id}:a",
-        f"ac:lfy:{grant_id}",
-        f"ac:wd:{grant_id}",
-        f"ac:rl:{grant_id}:v",
-        "ac:own:1",
+        RevokeAccess(grant_id).encode(),
+        ChangeLevel(grant_id, Level.ADMINISTRATIVE).encode(),
+        StopAccessing(grant_id).encode(),
+        WithdrawRequest(grant_id).encode(),
+        ChangeRole(grant_id, Role.VIEW).encode(),
+        GiveOwnLogin(1).encode(),
         "ac:zz:1",
-        f"ac:g:{grant_id}",
+        OpenGrant(grant_id).encode(),
     ):
         await eve.tap_data(data, message=eve.last)
         assert eve.alerts[-1][1] is True, data
-    await bob.tap_data(f"ac:rvy:{grant_id}", message=bob.last)  # the accessor may not revoke...
+    # The accessor may not revoke...
+    await bob.tap_data(RevokeAccess(grant_id).encode(), message=bob.last)
     assert bob.alerts[-1][1] is True
-    await bob.tap_data(f"ac:lv:{grant_id}:c", message=bob.last)  # ...nor raise his own access
+    # ...nor raise his own access.
+    await bob.tap_data(ChangeLevel(grant_id, Level.CLINICAL).encode(), message=bob.last)
     assert bob.alerts[-1][1] is True
     async with bot_db.read() as conn:
         grant = await grants.get(conn, grant_id)
@@ -308,7 +322,7 @@ async def test_the_card_says_how_the_request_ended(server: BotAPIServer, bot_db:
     await bob.send("/access")
     await bob.tap("Withdraw request for x")
     # The withdrawal reached Ann's card (the outbox edits it); her tap was already on its way.
-    await ann.tap_data(f"ap:ok:{grant_id}", message=card)
+    await ann.tap_data(ApproveRequest(grant_id).encode(), message=card)
     assert ann.alerts[-1] == ("This request was withdrawn.", True)
     assert card.text.endswith("🚫 This request was withdrawn.") and not card.buttons
     async with bot_db.read() as conn:
@@ -322,7 +336,7 @@ async def test_the_card_says_how_the_request_ended(server: BotAPIServer, bot_db:
         grant_id, card = await _card(bot_db, ann, bob_id)
         await ann.tap("✅ Approve", message=card)
         await end(grant_id)
-        await ann.tap_data(f"ap:ok:{grant_id}", message=card)
+        await ann.tap_data(ApproveRequest(grant_id).encode(), message=card)
         return card
 
     card = await ended_by(lambda g: access.leave(bot_db, bob_id, g))
@@ -334,7 +348,7 @@ async def test_the_card_says_how_the_request_ended(server: BotAPIServer, bot_db:
 
     grant_id, card = await _card(bot_db, ann, bob_id)
     await ann.tap("❌ Deny", message=card)
-    await ann.tap_data(f"ap:ok:{grant_id}", message=card)
+    await ann.tap_data(ApproveRequest(grant_id).encode(), message=card)
     assert ann.alerts[-1] == ("Declined.", True) and card.text.endswith("❌ Declined.")
 
     grant_id, card = await _card(bot_db, ann, bob_id)

@@ -23,6 +23,7 @@ import pytest
 from bot import access, invitations
 from bot.access import AccessRequest
 from bot.app import build_application, running
+from bot.callbacks import ApproveRequest, DenyRequest
 from bot.context import portal as portal_of
 from bot.invitations import InviteRequest, InviteState
 from bot.settings import Settings, load_settings
@@ -38,6 +39,10 @@ ANN_EMAIL = "ann@example.com"
 DOB = dt.date(1985, 2, 3)
 ASK = AccessRequest("Ann", Relationship.PARTNER, None, Level.CLINICAL, Role.EDIT)
 OOPS = "Something went wrong"
+
+
+def _decision(approve: bool, grant_id: int) -> str:
+    return (ApproveRequest(grant_id) if approve else DenyRequest(grant_id)).encode()
 
 
 @dataclass
@@ -158,21 +163,21 @@ async def test_a_request_tapped_on_two_workers_is_decided_once(
     winners = []
     for n in range(ROUNDS):
         # Same verb on both (a redelivered tap), or Approve on one and Deny on the other.
-        verbs = [("ok", "ok"), ("ok", "no"), ("no", "ok"), ("no", "no")][n % 4]
+        verbs = [(True, True), (True, False), (False, True), (False, False)][n % 4]
         sent = await access.request_by_email(db, bob_id, ANN_EMAIL, ASK, ttl_days=14)
         assert sent.grant is not None and sent.decider_id == ann_id
         grant_id = sent.grant.id
         told_before = _decisions_told(bob)
 
         answers = await _tap_both(
-            workers, ann, (f"ap:{verbs[0]}:{grant_id}", f"ap:{verbs[1]}:{grant_id}"), n // 4 % 2
+            workers, ann, (_decision(verbs[0], grant_id), _decision(verbs[1], grant_id)), n // 4 % 2
         )
 
         won = [i for i, answer in enumerate(answers) if answer == ("Done.", False)]
         assert len(won) == 1, (n, answers)
         winner = won[0]
         winners.append(winner)
-        status = "active" if verbs[winner] == "ok" else "denied"
+        status = "active" if verbs[winner] else "denied"
         async with db.read() as conn:
             grant = await grants.get(conn, grant_id)
             approved = await audit.by_action(conn, "grant.approved")

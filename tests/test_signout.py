@@ -10,7 +10,35 @@ import subprocess
 from telegram.ext import Application
 
 from bot import access, invitations
-from bot.access import AccessRequest
+from bot.access import AccessRequest, Area
+from bot.callbacks import (
+    ApproveRequest,
+    ApproveWithChanges,
+    AskToCancel,
+    AskToLeave,
+    AskToRevoke,
+    BackToAccess,
+    CancelAppointment,
+    ChangeLevel,
+    ConfirmAppointment,
+    DenyRequest,
+    GiveOwnLogin,
+    KeepAppointment,
+    OpenAccess,
+    OpenActivity,
+    OpenArea,
+    OpenDependent,
+    OpenGrant,
+    OpenSwitch,
+    RevokeAccess,
+    StopAccessing,
+    SwitchTo,
+    TurnHomePage,
+    TurnLogPage,
+    TurnPage,
+    TurnSwitchPage,
+    WithdrawRequest,
+)
 from bot.settings import Settings
 from storage import Database, audit, grants, logins, patients
 from storage.vocabulary import Level, Relationship, Role
@@ -110,6 +138,60 @@ async def test_a_patient_signs_out_after_confirming(server: BotAPIServer, bot_db
     assert "Viewing: your own portal" in ann.last.text  # not Mia's, chosen before
     await ann.send("/activity")
     assert "Ann Lee</b> signed out of the portal on Telegram" in ann.last.html, ann.last.html
+    assert not server.errors, server.errors
+
+
+SIGN_IN_FIRST = ("Please sign in first: open the invite link your practice sent you.", True)
+
+
+async def test_every_button_left_from_before_signing_out_asks_to_sign_in(
+    server: BotAPIServer, bot_db: Database
+) -> None:
+    """The buttons on a signed-out patient's older messages all say one thing: how to
+    sign in (the /signout question's own Yes and No aside, stale once signed out)."""
+    ann, bob = server.user(700, "Ann"), server.user(701, "Bob")
+    ann_id, bob_id = await _family(bot_db, ann, bob)
+    async with bot_db.read() as conn:
+        grant = await grants.active(conn, ann_id, bob_id)
+        [mia] = await patients.held_by(conn, ann_id)
+    assert grant is not None
+    home = (await ann.send("/start"))[-1]
+    await ann.send("/signout")
+    await ann.tap("Yes, sign me out")
+    assert not await _signed_in(bot_db, 700)
+    left = [
+        OpenArea(Area.RECORDS),
+        OpenSwitch(),
+        OpenAccess(),
+        OpenActivity(),
+        TurnHomePage(1),
+        TurnPage(Area.APPOINTMENTS, ann_id, 0),
+        SwitchTo(bob_id),
+        TurnSwitchPage(1),
+        AskToCancel(ann_id, 1, 0),
+        CancelAppointment(ann_id, 1, 0),
+        KeepAppointment(ann_id, 1, 0),
+        ConfirmAppointment(ann_id, 1, 0),
+        BackToAccess(),
+        OpenGrant(grant.id),
+        AskToRevoke(grant.id),
+        RevokeAccess(grant.id),
+        ChangeLevel(grant.id, Level.ADMINISTRATIVE),
+        AskToLeave(grant.id),
+        StopAccessing(grant.id),
+        WithdrawRequest(grant.id),
+        OpenDependent(mia.id),
+        GiveOwnLogin(mia.id),
+        ApproveRequest(grant.id),
+        DenyRequest(grant.id),
+        ApproveWithChanges(grant.id),
+        TurnLogPage(ann_id, 0),
+    ]
+    for data in left:
+        await ann.tap_data(data.encode(), message=home)
+        assert ann.alerts[-1] == SIGN_IN_FIRST, data
+    async with bot_db.read() as conn:
+        assert await grants.active(conn, ann_id, bob_id) == grant  # nothing changed
     assert not server.errors, server.errors
 
 

@@ -7,8 +7,9 @@ import datetime as dt
 from telegram.ext import Application
 
 from bot import access
-from bot.access import AccessRequest
+from bot.access import AccessRequest, Area
 from bot.app import build_application, running
+from bot.callbacks import CancelAppointment, SwitchTo, TurnPage
 from bot.context import portal as portal_of
 from bot.settings import Settings
 from storage import Database, audit, grants, portal
@@ -154,7 +155,7 @@ async def test_administrative_access_never_shows_records(
         "clinical records are not shared with you" in ann.last.text
         and "Asthma" not in ann.last.text
     )
-    await ann.tap_data(f"pg:r:{leo}:0", message=ann.last)
+    await ann.tap_data(TurnPage(Area.RECORDS, leo, 0).encode(), message=ann.last)
     assert ann.alerts[-1][1] is True and "not shared" in (ann.alerts[-1][0] or "")
     assert all("Asthma" not in m.text for m in ann.bot_messages)
     async with bot_db.read() as conn:
@@ -175,10 +176,10 @@ async def test_view_role_cannot_act_and_edit_role_can(
     async with bot_db.read() as conn:
         leo_appt = (await portal.upcoming_appointments(conn, leo, now(), 0, 1))[0]
         mia_appt = (await portal.upcoming_appointments(conn, mia, now(), 0, 1))[0]
-    await ann.tap_data(f"apt:yes:{leo}:{leo_appt.id}:0", message=page)
+    await ann.tap_data(CancelAppointment(leo, leo_appt.id, 0).encode(), message=page)
     assert ann.alerts[-1] == ("You can't change this appointment.", True)
     # An Edit role on Mia does not reach Leo's appointment through Mia's buttons either.
-    await ann.tap_data(f"apt:yes:{mia}:{leo_appt.id}:0", message=page)
+    await ann.tap_data(CancelAppointment(mia, leo_appt.id, 0).encode(), message=page)
     assert ann.alerts[-1] == ("You can't change this appointment.", True)
     async with bot_db.read() as conn:
         assert (await portal.get_appointment(conn, leo_appt.id)).status == "booked"  # type: ignore[union-attr]
@@ -195,7 +196,8 @@ async def test_view_role_cannot_act_and_edit_role_can(
     await ann.tap("Yes, cancel it", message=page)
     assert ann.alerts[-1] == ("Appointment cancelled.", False)
     assert "❌ Cancelled" in page.text
-    await ann.tap_data(f"apt:yes:{mia}:{mia_appt.id}:0", message=page)  # a double tap
+    # A double tap.
+    await ann.tap_data(CancelAppointment(mia, mia_appt.id, 0).encode(), message=page)
     assert ann.alerts[-1] == ("This appointment has already been changed.", True)
     fresh = (await ann.send("/appointments"))[-1]
     assert "❌ Cancelled" in fresh.text
@@ -224,7 +226,7 @@ async def test_revoked_while_selected_falls_back_to_own_portal(
     notice, view = ann.bot_messages[-2:]
     assert "Your access to Mia Lee's portal has ended" in notice.text
     assert view.text.startswith("👤 Viewing: your own portal")
-    await ann.tap_data(f"sw:{mia}", message=view)
+    await ann.tap_data(SwitchTo(mia).encode(), message=view)
     assert ann.alerts[-1] == ("You don't have access to that portal.", True)
 
 

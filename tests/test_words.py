@@ -13,7 +13,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes
 
 from bot import access
-from bot.access import AccessRequest
+from bot.access import AccessRequest, Area
+from bot.callbacks import TurnPage
 from bot.i18n import translator
 from storage import Database, portal
 from storage.vocabulary import Level, Relationship, Role
@@ -159,7 +160,7 @@ async def test_an_alert_naming_someone_is_plain_text(
     tom, _ = await access.create_dependent(bot_db, ann_id, name, dt.date(2019, 1, 2), request)
     await ann.send("/switch")
     await ann.tap("Tom & Jerry <Jr> (Son) · Administrative")
-    await ann.tap_data(f"pg:r:{tom.id}:0", message=ann.last)
+    await ann.tap_data(TurnPage(Area.RECORDS, tom.id, 0).encode(), message=ann.last)
     assert ann.alerts[-1] == (
         "Tom & Jerry <Jr>'s clinical records are not shared with you: your access is "
         "Administrative (appointments and invoices only).",
