@@ -187,8 +187,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
                     if saves:
                         await state.save(conn, saves)
         except BaseException:
-            for item, value in pending.items():  # for the next commit, unless superseded
-                self._pending.setdefault(item, value)
+            for item, owed in pending.items():  # for the next commit, unless superseded
+                self._pending.setdefault(item, owed)
             raise
         for (kind, _name, key), (_user, value) in pending.items():
             if kind == USER_DATA:
