@@ -71,7 +71,7 @@ class PortalContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         self._caller: Caller | None = None
 
     @property
-    def application(self) -> PortalApp:  # type: ignore[override]  # PTB's leaves ST unbound
+    def application(self) -> PortalApp:  # type: ignore[override]  # PTB: ST unbound here
         """The Application as bot/app.py builds it. PTB annotates this property with its
         self-type variable, which mypy cannot bind on a property: the Application came
         out with an unknown context type, which nothing typed could take."""

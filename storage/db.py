@@ -256,8 +256,8 @@ class Database:
 
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """See every statement the connections run (the benchmark's EXPLAINs, tests)."""
-        # aiosqlite hands the callback to sqlite3, where None stops tracing.
-        await self.conn.set_trace_callback(callback)  # type: ignore[arg-type]  # typed Callable only
+        # aiosqlite types it as a Callable, but hands it to sqlite3, where None stops tracing.
+        await self.conn.set_trace_callback(callback)  # type: ignore[arg-type]  # None stops it
         if self._reader is not None:
             self._reader.set_trace_callback(callback)
         if self._writer is not None:
