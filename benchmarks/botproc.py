@@ -9,6 +9,9 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+from telegram.ext import Application
 
 from bot.app import build_application, running
 from bot.settings import load_settings
@@ -16,18 +19,24 @@ from bot.settings import load_settings
 ECHO_SAME_TRANSPORT = "echo-portal-transport"
 
 
-async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
+def _build(
+    kind: str, token: str, base_url: str, db: Path | None
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """The portal bot or the echo bot: running() serves either the same way."""
     if kind == "portal":
         settings = load_settings(
             bot_token=token, api_base_url=base_url, db_path=db, practice_name="Benchmark Practice"
         )
         # Without PTB's AIORateLimiter: it throttles to Telegram's ~30 messages/s, a limit
         # of Telegram's servers, not a cost of this bot (the report says so).
-        app = build_application(settings, rate_limit=False)
-    else:
-        from benchmarks.echo import build_echo
+        return build_application(settings, rate_limit=False)
+    from benchmarks.echo import build_echo
 
-        app = build_echo(token, base_url, portal_transport=kind == ECHO_SAME_TRANSPORT)
+    return build_echo(token, base_url, portal_transport=kind == ECHO_SAME_TRANSPORT)
+
+
+async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
+    app = _build(kind, token, base_url, db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

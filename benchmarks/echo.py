@@ -4,20 +4,33 @@ with the same Bot API calls the portal bot makes, and does nothing else."""
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
+    JobQueue,
     MessageHandler,
     filters,
 )
 
 from bot.processing import OneAtATimePerUser
 from bot.transport import AiohttpRequest
+
+# What ApplicationBuilder builds with PTB's defaults.
+EchoApp = Application[
+    ExtBot[None],
+    ContextTypes.DEFAULT_TYPE,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    JobQueue[ContextTypes.DEFAULT_TYPE],
+]
 
 
 async def _reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -33,11 +46,11 @@ async def _tap(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # The update id makes every edit differ, so Telegram never says "not modified".
     await query.edit_message_text(
         f"echo: {query.data} #{update.update_id}",
-        reply_markup=query.message.reply_markup if query.message else None,  # type: ignore[union-attr]
+        reply_markup=query.message.reply_markup if isinstance(query.message, Message) else None,
     )
 
 
-def build_echo(token: str, base_url: str, *, portal_transport: bool = False) -> Application:  # type: ignore[type-arg]
+def build_echo(token: str, base_url: str, *, portal_transport: bool = False) -> EchoApp:
     """PTB's defaults, or with `portal_transport` the portal bot's Bot API transport
     (bot/transport.py), to tell the handlers' cost from the transport's."""
     # Updates scheduled as the portal bot's are (bot/processing.py), so both pay the same

@@ -16,11 +16,14 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from playground.emulator import BotAPIServer, Msg, SimUser
+
+if TYPE_CHECKING:  # the emulator's hooks overridden below take its chats
+    from bot.playground.emulator import _Chat
 
 REPLY_TIMEOUT = 30.0  # seconds; an update without a reply by then counts as lost
 
@@ -41,18 +44,18 @@ class BenchServer(BotAPIServer):
         self.api_calls = 0
         self.request_bytes = 0
 
-    def _enqueue(self, user: SimUser, payload: dict[str, Any]) -> int:
-        update_id = super()._enqueue(user, payload)
+    def _enqueue(self, chat: _Chat | None, payload: dict[str, Any]) -> int:
+        update_id = super()._enqueue(chat, payload)
         self.enqueued_at = time.perf_counter()  # the update is now available to getUpdates
         return update_id
 
-    def _record(self, user: SimUser, msg: Msg | None) -> None:
-        super()._record(user, msg)
+    def _record(self, chat: _Chat, msg: Msg | None) -> None:
+        super()._record(chat, msg)
         # Only what the user reads counts as the reply: a message sent or edited in their
         # chat. answerCallbackQuery (msg None) merely stops the button's spinner.
         if msg is None or msg.deleted:
             return
-        flight = self._watch.get(user.id)
+        flight = self._watch.get(chat.id)
         if flight is not None:
             flight.seen(time.perf_counter())
 

@@ -23,11 +23,13 @@ from typing import Any
 from bot import access
 from bot.access import Act, Area
 from storage import Database, audit, grants, portal
-from storage.db import now
+from storage.db import Reads, now
 
 DAY = 86400
 YEAR = 365 * DAY
 PAGE = 6  # the views ask for one row more than the 5 they show
+# A page of one patient's rows: (conn, patient_id, now, offset, limit).
+PageFn = Callable[[Reads, int, int, int, int], Awaitable[object]]
 LOG_PAGE = 11
 
 
@@ -41,9 +43,7 @@ class Counts:
     audit_events: int = 2_000_000
 
     def scaled(self, factor: float) -> Counts:
-        return Counts(
-            **{k: max(20, round(v * factor)) for k, v in self.__dict__.items()}  # type: ignore[arg-type]
-        )
+        return Counts(**{k: max(20, round(v * factor)) for k, v in self.__dict__.items()})
 
 
 @dataclass
@@ -209,8 +209,8 @@ def _grants(
         decided = None if status == "pending" else requested + DAY
         # Asked by email, with the name the requester typed, as /addpatient does.
         asked = (f"patient{subject}@example.test", f"Patient {subject:06d}")
-        grant = (accessor, subject, *asked, "partner", level, "view", status, expires)
-        rows.append((*grant, requested, decided))
+        request = (accessor, subject, *asked, "partner", level, "view", status, expires)
+        rows.append((*request, requested, decided))
     conn.executemany(
         "INSERT INTO grants (accessor_id, subject_id, subject_email, subject_name, relationship,"
         " level, role, status, expires_at, requested_at, decided_at)"
@@ -325,6 +325,9 @@ async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
         async with db.read() as conn:
             await fn(conn)
 
+    def first_page(fn: PageFn) -> Callable[[int], Awaitable[None]]:
+        return lambda patient: read(lambda c: fn(c, patient, t_now, 0, PAGE))
+
     try:
         areas = list(Area)
         await timed(
@@ -353,7 +356,7 @@ async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
                 label,
                 f"storage.portal.{fn.__name__}, first page (6 rows); patients drawn by activity",
                 sample["active_patients"],
-                lambda p, fn=fn: read(lambda c: fn(c, p, t_now, 0, PAGE)),
+                first_page(fn),
             )
         await timed(
             "invoices",

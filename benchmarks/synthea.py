@@ -486,7 +486,7 @@ class _Encounter:
         }
 
     def claim(self) -> dict[str, Any]:
-        items = [
+        items: list[dict[str, Any]] = [
             {
                 "sequence": n + 1,
                 "productOrService": _concept(SNOMED, "410620009", "Well child visit"),

@@ -4,6 +4,7 @@ bot the way a person would (reading the buttons each reply offers)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +97,9 @@ async def count(workdir: Path) -> list[Journey]:
     return [link, approve, switch]
 
 
-async def _journey(journey: Journey, steps: object) -> None:
+async def _journey(journey: Journey, steps: Awaitable[object]) -> None:
     try:
-        journey.reached = bool(await steps)  # type: ignore[misc]
+        journey.reached = bool(await steps)
     except AssertionError as exc:  # a label changed, a reply did not come: say which
         journey.error = str(exc).splitlines()[0]
 

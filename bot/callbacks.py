@@ -18,7 +18,6 @@ import dataclasses
 import enum
 import re
 import typing
-from functools import cache
 from typing import Any, ClassVar, Self
 
 from bot.access import Area
@@ -74,17 +73,27 @@ def _fields(cls: type[Callback]) -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(cls)
 
 
-@cache
+# Worked out on first use (the dataclass is not made yet when __init_subclass__ runs). Plain
+# dicts, not functools.cache: mypy takes a frozen dataclass's class object for unhashable.
+_HINTS: dict[type[Callback], dict[str, Any]] = {}
+_REGEXES: dict[type[Callback], re.Pattern[str]] = {}
+
+
 def _hints(cls: type[Callback]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
-@cache
 def _regex(cls: type[Callback]) -> re.Pattern[str]:
-    hints = _hints(cls)
-    parts = [re.escape(cls.prefix), *(f"({_field_regex(hints[f.name])})" for f in _fields(cls))]
-    # \Z, not $: PTB matches with re.match, and $ would also accept a trailing newline.
-    return re.compile("^" + ":".join(parts) + r"\Z")
+    regex = _REGEXES.get(cls)
+    if regex is None:
+        hints = _hints(cls)
+        fields = (f"({_field_regex(hints[f.name])})" for f in _fields(cls))
+        # \Z, not $: PTB matches with re.match, and $ would also accept a trailing newline.
+        regex = _REGEXES[cls] = re.compile("^" + ":".join([re.escape(cls.prefix), *fields]) + r"\Z")
+    return regex
 
 
 def _field_regex(hint: Any) -> str:

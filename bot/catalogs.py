@@ -67,7 +67,7 @@ def _pybabel(*args: str) -> None:
     here = Path.cwd()
     os.chdir(ROOT)
     try:
-        CommandLineInterface().run(["pybabel", "-q", *args])
+        CommandLineInterface().run(["pybabel", "-q", *args])  # type: ignore[no-untyped-call]  # babel's CLI: no hints
     finally:
         os.chdir(here)
 

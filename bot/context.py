@@ -67,7 +67,15 @@ class PortalContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         user_id: int | None = None,
     ) -> None:
         super().__init__(application, chat_id=chat_id, user_id=user_id)
+        self._app: PortalApp = application
         self._caller: Caller | None = None
+
+    @property
+    def application(self) -> PortalApp:  # type: ignore[override]  # PTB: ST unbound here
+        """The Application as bot/app.py builds it. PTB annotates this property with its
+        self-type variable, which mypy cannot bind on a property: the Application came
+        out with an unknown context type, which nothing typed could take."""
+        return self._app
 
     @property
     def portal(self) -> Portal:

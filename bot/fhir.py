@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from babel.numbers import get_currency_precision, is_currency
 from fhir.resources.R4B import get_fhir_model_class
@@ -347,7 +347,7 @@ class _Text:
         if self.pos != len(self.text):
             self._fail("Extra data")
 
-    def _fail(self, message: str, pos: int | None = None) -> None:
+    def _fail(self, message: str, pos: int | None = None) -> NoReturn:
         at = self.pos if pos is None else pos
         line = self.text.count("\n", 0, at) + 1
         raise FhirImportError(f"{self.path} line {line}: not valid JSON ({message})")

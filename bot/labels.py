@@ -60,11 +60,11 @@ def access_summary(_: Translator, level_value: Level, role_value: Role) -> str:
     return _("{level}, {role}").format(level=level(_, level_value), role=role(_, role_value))
 
 
-def level_bullet(_: Translator, value: str) -> str:
+def level_bullet(_: Translator, value: Level) -> str:
     return f"• <b>{level(_, value)}</b>: {level_explained(_, value)}"
 
 
-def role_bullet(_: Translator, value: str) -> str:
+def role_bullet(_: Translator, value: Role) -> str:
     return f"• <b>{role(_, value)}</b>: {role_explained(_, value)}"
 
 

@@ -30,7 +30,7 @@ from telegram.ext import (
     PersistenceInput,
 )
 
-from bot.context import PortalApp, PortalContext
+from bot.context import BotData, PortalApp, PortalContext
 from bot.processing import OneAtATimePerUser
 from storage import Database, state
 
@@ -64,7 +64,7 @@ class Deadlines:
         return True
 
 
-class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], BotData]):
     """user_data and conversations only: bot_data holds live objects, never persisted."""
 
     def __init__(self, db: Database, deadlines: Deadlines) -> None:
@@ -188,8 +188,8 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
                     if saves:
                         await state.save(conn, saves)
         except BaseException:
-            for item, value in pending.items():  # for the next commit, unless superseded
-                self._pending.setdefault(item, value)
+            for item, owed in pending.items():  # for the next commit, unless superseded
+                self._pending.setdefault(item, owed)
             raise
         for (kind, _name, key), (_user, value) in pending.items():
             if kind == USER_DATA:
@@ -214,13 +214,13 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], dict[Any
     async def refresh_chat_data(self, chat_id: int, chat_data: dict[Any, Any]) -> None:
         return None
 
-    async def get_bot_data(self) -> dict[Any, Any]:
-        return {}
+    async def get_bot_data(self) -> BotData:
+        return BotData()
 
-    async def update_bot_data(self, data: dict[Any, Any]) -> None:
+    async def update_bot_data(self, data: BotData) -> None:
         return None
 
-    async def refresh_bot_data(self, bot_data: dict[Any, Any]) -> None:
+    async def refresh_bot_data(self, bot_data: BotData) -> None:
         return None
 
     async def get_callback_data(self) -> CDCData | None:

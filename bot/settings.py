@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from pathlib import Path
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -93,9 +94,10 @@ def describe(error: ValidationError) -> str:
     return f"{variable} is invalid: {first['msg']}"
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment; raise SettingsError with one readable line on any problem."""
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment; raise SettingsError with one readable line on any problem.
+    `overrides` win over the environment, and are validated as it is (hence Any)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe(exc)) from None

@@ -132,15 +132,20 @@ class AiohttpRequest(BaseRequest):
         if key not in self._proxies:
             proxy = self._env_proxies.get(scheme.rstrip(":"))
             host = urllib.parse.urlsplit(key).hostname or ""
-            if proxy and urllib.request.proxy_bypass_environment(host, self._env_proxies):
+            # As urllib's ProxyHandler decides (NO_PROXY, or the system's exceptions); once
+            # per origin, as the answer is kept.
+            if proxy and urllib.request.proxy_bypass(host):
                 proxy = None
             self._proxies[key] = proxy
         return self._proxies[key]
 
 
 def _given(value: ODVInput[float], default: float) -> float | None:
-    # PTB's documented test for "not passed" (BaseRequest.DEFAULT_NONE's docstring).
-    return default if value is BaseRequest.DEFAULT_NONE else value  # type: ignore[return-value]
+    """The timeout passed (None: no limit), else `default`: a DefaultValue (PTB's
+    BaseRequest.DEFAULT_NONE) means none was, as HTTPXRequest reads it."""
+    if value is None or isinstance(value, int | float):
+        return value
+    return default
 
 
 def _sum(*parts: float | None) -> float | None:

@@ -42,9 +42,12 @@ class Unreadable(Update):
 def parse_update(data: object, bot: Bot) -> Update | None:
     """The update in `data`, or an Unreadable stand-in when the library cannot parse it;
     None when it has not even an update_id. A failure is logged without any content."""
-    update_id = data.get("update_id") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        log.warning("skipped an update that is not a JSON object: %s", type(data).__name__)
+        return None
+    update_id = data.get("update_id")
     try:
-        return Update.de_json(data, bot)  # type: ignore[arg-type]
+        return Update.de_json(data, bot)
     except Exception as exc:  # whatever the parser raises, this update alone is lost
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             log.warning("skipped an update without an update_id: %s", type(exc).__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 from telegram.error import TelegramError
 
@@ -19,6 +20,13 @@ def _message(_: Translator) -> str:
         "You didn't finish what you started before I restarted, and it has timed out: "
         "nothing was sent or created. You can start again at any time."
     )
+
+
+class _Due(NamedTuple):
+    """A restored conversation's deadline job: which flow, whose."""
+
+    name: str
+    key: ConversationKey
 
 
 async def _tell(app: PortalApp, key: ConversationKey) -> None:
@@ -42,7 +50,7 @@ async def settle_restored_conversations(app: PortalApp) -> None:
     assert app.job_queue is not None
     for (name, key), deadline in list(deadlines.due.items()):
         app.job_queue.run_once(
-            _deadline_passed, when=max(0.0, deadline - time.time()), data=(name, key)
+            _deadline_passed, when=max(0.0, deadline - time.time()), data=_Due(name, key)
         )
 
 
@@ -50,7 +58,9 @@ async def _deadline_passed(context: PortalContext) -> None:
     """The user did not come back in time: tell them, and forget the stored step. The
     conversation in memory ends through the flow's guard if they write again."""
     assert context.job is not None
-    name, key = context.job.data  # type: ignore[misc]
+    due = context.job.data
+    assert isinstance(due, _Due)
+    name, key = due
     persistence = context.application.persistence
     assert isinstance(persistence, SQLitePersistence)
     if (name, key) not in persistence.deadlines.due:

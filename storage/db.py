@@ -30,11 +30,11 @@ import contextvars
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import aiosqlite
 
@@ -73,6 +73,10 @@ def _note_commit() -> None:
         noted.append(True)
 
 
+# A statement's parameters, as sqlite3 takes them: by position or by :name.
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
+
+
 class StorageError(Exception):
     """A storage failure worth telling the operator about in one line."""
 
@@ -98,10 +102,10 @@ class Reads(Protocol):
     """What a read needs of a connection: the loop's reader, or a transaction's own
     connection (to see its own writes)."""
 
-    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> Rows: ...
+    async def execute(self, sql: str, parameters: Params | None = None) -> Rows: ...
 
     async def execute_fetchall(
-        self, sql: str, parameters: Iterable[Any] | None = None
+        self, sql: str, parameters: Params | None = None
     ) -> Iterable[sqlite3.Row]: ...
 
 
@@ -147,23 +151,23 @@ class OnLoop:
     def close(self) -> None:
         self._conn.close()
 
-    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Cursor:
+    async def execute(self, sql: str, parameters: Params | None = None) -> _Cursor:
         return _Cursor(self._conn.execute(sql, () if parameters is None else parameters))
 
     async def execute_fetchall(
-        self, sql: str, parameters: Iterable[Any] | None = None
+        self, sql: str, parameters: Params | None = None
     ) -> list[sqlite3.Row]:
         return self._conn.execute(sql, () if parameters is None else parameters).fetchall()
 
 
-async def fetch_one(conn: Reads, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+async def fetch_one(conn: Reads, sql: str, params: Params = ()) -> sqlite3.Row | None:
     """One row; through aiosqlite, in one trip to its thread (execute, then fetchone, would
     be two)."""
     rows = await conn.execute_fetchall(sql, params)
     return next(iter(rows), None)
 
 
-async def fetch_all(conn: Reads, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+async def fetch_all(conn: Reads, sql: str, params: Params = ()) -> list[sqlite3.Row]:
     """Every row; through aiosqlite, in one trip to its thread."""
     return list(await conn.execute_fetchall(sql, params))
 
@@ -252,7 +256,8 @@ class Database:
 
     async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
         """See every statement the connections run (the benchmark's EXPLAINs, tests)."""
-        await self.conn.set_trace_callback(callback)
+        # aiosqlite types it as a Callable, but hands it to sqlite3, where None stops tracing.
+        await self.conn.set_trace_callback(callback)  # type: ignore[arg-type]  # None stops it
         if self._reader is not None:
             self._reader.set_trace_callback(callback)
         if self._writer is not None:
@@ -271,7 +276,7 @@ class Database:
         processes on one file serialise instead of failing half-way. `change=False` for
         the bot's own bookkeeping (conversation steps), which users do not see as one."""
         async with self._lock:
-            conn = await self._begin_on_loop()
+            conn: Writes | None = await self._begin_on_loop()
             if conn is None:
                 conn = self.conn
                 await conn.execute("BEGIN IMMEDIATE")

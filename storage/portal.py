@@ -18,10 +18,8 @@ import datetime as dt
 from collections.abc import Collection, Mapping
 from typing import Literal
 
-import aiosqlite
-
 # Aliased: the page functions take the caller's `now` as a parameter.
-from storage.db import Reads, Writes, fetch_all, fetch_one
+from storage.db import Reads, Rows, Writes, fetch_all, fetch_one
 from storage.db import now as clock
 from storage.models import Appointment, ClinicalRecord, Invoice, Patient
 
@@ -396,7 +394,7 @@ async def _sync(
     return "updated"
 
 
-async def _returned_id(cur: aiosqlite.Cursor) -> int:
+async def _returned_id(cur: Rows) -> int:
     # fetchall, not fetchone: the statement must run to completion before COMMIT.
     rows = list(await cur.fetchall())
     assert len(rows) == 1
