@@ -23,7 +23,7 @@ from aiohttp import web
 from playground.emulator import BotAPIServer, Msg, SimUser
 
 if TYPE_CHECKING:  # the emulator's hooks overridden below take its chats
-    from bot.playground.emulator import _Chat
+    from playground.emulator.chats import Chat
 
 REPLY_TIMEOUT = 30.0  # seconds; an update without a reply by then counts as lost
 
@@ -44,12 +44,12 @@ class BenchServer(BotAPIServer):
         self.api_calls = 0
         self.request_bytes = 0
 
-    def _enqueue(self, chat: _Chat | None, payload: dict[str, Any]) -> int:
+    def _enqueue(self, chat: Chat | None, payload: dict[str, Any]) -> int:
         update_id = super()._enqueue(chat, payload)
         self.enqueued_at = time.perf_counter()  # the update is now available to getUpdates
         return update_id
 
-    def _record(self, chat: _Chat, msg: Msg | None) -> None:
+    def _record(self, chat: Chat, msg: Msg | None) -> None:
         super()._record(chat, msg)
         # Only what the user reads counts as the reply: a message sent or edited in their
         # chat. answerCallbackQuery (msg None) merely stops the button's spinner.

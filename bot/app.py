@@ -91,8 +91,7 @@ async def _start(app: PortalApp) -> None:
 
 
 async def _refresh_command_menus(context: PortalContext) -> None:
-    # CallbackContext types its application by a type variable of its own: it is this one.
-    await set_command_menus(cast("PortalApp", context.application))
+    await set_command_menus(context.application)
 
 
 async def _stop(app: PortalApp) -> None:
