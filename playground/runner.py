@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
-from telegram.ext import Application
 
+from bot.context import PortalApp
 from bot.i18n import translator
 from bot.settings import Settings
 from playground.demo import ALEX, INVITED, PRACTITIONER, SAM, seed_demo
@@ -47,7 +47,7 @@ class Playground:
     url: str
     server: BotAPIServer
     page: PlaygroundPage
-    app: Application  # type: ignore[type-arg]
+    app: PortalApp
     settings: Settings
     links: dict[str, str]  # the demo's invite links by phone; empty if it was seeded before
 
