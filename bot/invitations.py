@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from bot import access
 from bot.events import InviteBurned, InviteLocked, SignedOut, SignOutBy
 from bot.notifier import notify
 from bot.tokens import hash_token, is_start_payload, new_token
@@ -333,8 +334,9 @@ async def create_own_login_invite(
         if (
             dependent is None
             or dependent.date_of_birth is None  # the link would have nothing to check
-            or dependent.holder_id != holder_id
-            or await logins.for_patient(conn, dependent_id) is not None
+            or holder_id == dependent_id
+            # Only while the holder decides for them: once they have a login, they do.
+            or not await access.may_decide(conn, holder_id, dependent_id)
         ):
             await audit.record(
                 conn,
