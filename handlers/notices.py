@@ -12,7 +12,7 @@ from telegram import Update
 from bot import access, labels
 from bot.context import Portal, PortalContext
 from bot.i18n import Translator, translator
-from bot.outbox import UNREACHABLE, Outgoing, Render, Unreachable
+from bot.outbox import UNREACHABLE, Outgoing, Render, Rendered
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
 from storage import logins, outbox
@@ -20,7 +20,6 @@ from storage.db import watch_commits
 from storage.outbox import Kind, Message
 from storage.vocabulary import GrantKind, GrantStatus, Level, Role
 
-Rendered = Outgoing | Unreachable | None
 Renderer = Callable[[Portal, Message], Awaitable[Rendered]]
 log = logging.getLogger(__name__)
 

@@ -163,10 +163,21 @@ async def mark_sent(
     )
 
 
-async def mark_dropped(conn: Writes, message_id: int) -> None:
-    """Nothing to say any more (the request was decided meanwhile), or it lapsed."""
+async def mark_dropped(conn: Writes, message_id: int, why: str | None = None) -> None:
+    """Nothing to say any more (the request was decided meanwhile), or it lapsed; `why`
+    (e.g. 'blocked') is kept for counting."""
     await conn.execute(
-        "UPDATE outbox SET status = 'dropped', claimed_until = NULL WHERE id = ?", (message_id,)
+        "UPDATE outbox SET status = 'dropped', claimed_until = NULL, dropped_why = ?,"
+        " dropped_at = ? WHERE id = ?",
+        (why, now(), message_id),
+    )
+
+
+async def postpone(conn: Writes, message_id: int, due_at: int) -> None:
+    """Not now (the recipient's quiet hours): due again at `due_at`, not counted as a
+    failed attempt."""
+    await conn.execute(
+        "UPDATE outbox SET due_at = ?, claimed_until = NULL WHERE id = ?", (due_at, message_id)
     )
 
 
