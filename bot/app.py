@@ -51,6 +51,7 @@ from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
 from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
+from handlers.reminders import reminder_handlers
 from handlers.restarts import settle_restored_conversations
 from handlers.signout import signout_handlers
 from handlers.views import find_typed_name, view_handlers
@@ -177,6 +178,7 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
         *activity_handlers(),
         *language_handlers(),
         *signout_handlers(),
+        *reminder_handlers(),
     ):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))

@@ -125,3 +125,50 @@ class ChooseLanguage(Callback):
 
     prefix = "lang"
     code: str
+
+
+# Reminders, new-item notices and /notifications (handlers/reminders.py,
+# handlers/notifications.py)
+# Imported here to keep this section in one piece; parse() reads field types from globals.
+from storage.notifications import Item  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmFromReminder(Callback):
+    """→ confirm_from_reminder"""
+
+    prefix = "rmc"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelFromReminder(Callback):
+    """→ ask_to_cancel_from_reminder (Cancel asks once more)"""
+
+    prefix = "rmx"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmCancelFromReminder(Callback):
+    """→ cancel_from_reminder"""
+
+    prefix = "rmy"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepFromReminder(Callback):
+    """→ keep_from_reminder"""
+
+    prefix = "rmk"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenNewItem(Callback):
+    """→ open_new_item"""
+
+    prefix = "nwo"
+    subject_id: int
+    item: Item

@@ -15,6 +15,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Render, Rendered
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
+from handlers.reminders import appointment_moved, new_item, reminder
 from storage import logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
@@ -253,4 +254,7 @@ _RENDERERS: dict[Kind, Renderer] = {
     Kind.INVITE_LOCKED: _to_chat(_invite_locked),
     Kind.INVITE_BURNED: _to_chat(_invite_burned),
     Kind.SIGNED_OUT: signed_out,
+    Kind.REMINDER: reminder,
+    Kind.APPOINTMENT_MOVED: appointment_moved,
+    Kind.NEW_ITEM: new_item,
 }

@@ -54,6 +54,11 @@ class Kind(enum.StrEnum):
     INVITE_LOCKED = "invite_locked"  # a practitioner hears their invite link was locked
     INVITE_BURNED = "invite_burned"  # a practitioner hears their invite was posted in a group
     SIGNED_OUT = "signed_out"  # a patient hears the practice signed their Telegram out
+    # Sent on the bot's own schedule (bot/reminders.py): they wait for the end of the
+    # recipient's quiet hours, and a recipient who blocked the bot does not get them later.
+    REMINDER = "reminder"  # an appointment is coming: the patient and who has access
+    APPOINTMENT_MOVED = "appointment_moved"  # the practice moved one they were reminded of
+    NEW_ITEM = "new_item"  # a new invoice or result, after an import
 
 
 class Message(BaseModel):
