@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from bot.events import (
     AccessChanged,
     AccessRequested,
+    AppointmentChangedInBot,
     DecisionsWaiting,
     DependentOffered,
     GrantLeft,
@@ -23,6 +24,7 @@ from bot.events import (
 from bot.notifier import notify
 from storage import (
     Database,
+    appointment_changes,
     audit,
     completed,
     grants,
@@ -750,6 +752,7 @@ async def act_on_appointment(
             subject_patient_id=subject_id,
             ref_id=appointment_id,
         )
+        await _tell_the_practice(conn, appointment, to_status, actor_id)
         return ActOutcome.DONE
 
 
@@ -765,6 +768,17 @@ async def _appointment_refused(
         ref_id=appointment_id,
         detail=why,
     )
+
+
+async def _tell_the_practice(
+    conn: Writes, appointment: Appointment | None, status: str, actor_id: int
+) -> None:
+    """A change made in the bot is the practice's to take: kept (across re-imports, and for
+    `python -m bot export-changes`) and told to the practitioner it is with."""
+    assert appointment is not None
+    change = await appointment_changes.record(conn, appointment.id, status, actor_id)
+    staff = await appointment_changes.practitioners_named(conn, appointment.practitioner)
+    await notify(conn, AppointmentChangedInBot(change, tuple(staff)))
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,24 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="say what would be queued, queue nothing"
     )
 
+    export = sub.add_parser(
+        "export-changes",
+        help="write Confirm/Cancel made in the bot as a FHIR R4 Bundle for the practice",
+        description="Write the appointments confirmed or cancelled in the bot since a time as "
+        "a FHIR R4 Bundle (type batch): one FHIRPath Patch of the status per appointment, "
+        "for the practice's system to take. Changes the practice's own record overrode "
+        "since (a newer import) are left out.",
+    )
+    export.add_argument(
+        "--since",
+        required=True,
+        metavar="ISO",
+        help="changes made at or after this time (in PORTAL_TIMEZONE unless it has an offset)",
+    )
+    export.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the Bundle here (default: stdout)"
+    )
+
     demo = sub.add_parser(
         "seed-demo",
         help="add a made-up family to try the bot with, and print their invite links",
@@ -467,6 +485,32 @@ async def remind_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def export_changes_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from bot.appointment_changes import export
+
+    since = _moment(args.since, settings, "--since")
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        done = await export(db, since)
+    finally:
+        await db.close()
+    text = json.dumps(done.bundle, indent=2, ensure_ascii=False) + "\n"
+    for line in done.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"wrote {len(done.bundle['entry'])} appointment changes to {args.out}", file=sys.stderr)
+    return 0
+
+
 async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int:
     from bot import demo
 
@@ -521,4 +565,5 @@ _COMMANDS = {
     "import-fhir": import_fhir_command,
     "seed-demo": seed_demo_command,
     "remind": remind_command,
+    "export-changes": export_changes_command,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from storage.appointment_changes import Change
 from storage.models import Grant, Invite, Login, Patient
 from storage.notifications import Item
 from storage.vocabulary import Action, Level, Role
@@ -141,6 +142,14 @@ class ItemAdded:
     recipient_ids: tuple[int, ...]  # the patient and those whose access includes it
 
 
+@dataclass(frozen=True)
+class AppointmentChangedInBot:
+    """A Confirm or Cancel made in the bot, for the practice to take."""
+
+    change: Change
+    practitioner_ids: tuple[int, ...]  # Telegram ids of the practitioners it is with
+
+
 Event = (
     AccessRequested
     | DependentOffered
@@ -156,4 +165,5 @@ Event = (
     | AppointmentComing
     | AppointmentMoved
     | ItemAdded
+    | AppointmentChangedInBot
 )

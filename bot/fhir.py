@@ -65,7 +65,7 @@ from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
-from bot import measures
+from bot import appointment_changes, measures
 from bot.reminders import tell_if_moved, tell_new_items
 from bot.text import clean_email, clean_name
 from storage import Database, audit, grants, patients, portal, reminders
@@ -1171,9 +1171,12 @@ class _Writer:
 
 async def _sync(conn: Writes, patient_id: int, row: Row) -> tuple[str, Outcome]:
     if isinstance(row, AppointmentRow):
-        # Whoever was reminded of an appointment that moved is told.
+        # A Confirm or Cancel made in the bot stands unless the practice changed its record
+        # after it; whoever was reminded of an appointment that moved is told.
         before = await reminders.appointment_before_import(conn, row.fhir_id)
-        status = row.status
+        status = await appointment_changes.status_to_import(
+            conn, before, row.status, row.source_updated_at
+        )
         outcome = await portal.sync_appointment(
             conn,
             row.fhir_id,

@@ -15,6 +15,7 @@ from typing import Any, assert_never
 from bot.events import (
     AccessChanged,
     AccessRequested,
+    AppointmentChangedInBot,
     AppointmentComing,
     AppointmentMoved,
     DecisionsWaiting,
@@ -90,6 +91,9 @@ async def notify(conn: Writes, event: Event) -> None:
                 key = f"new:{item}:{item_id}:{patient_id}"
                 about = {"subject": subject_id, "item": str(item)}
                 await _scheduled(conn, Kind.NEW_ITEM, item_id, patient_id, about, key)
+        case AppointmentChangedInBot(change, practitioner_ids):  # the practitioners it is with
+            for chat_id in practitioner_ids:
+                await _tell_chat(conn, Kind.APPOINTMENT_CHANGED, change.id, chat_id, {})
         case _:
             assert_never(event)
 

@@ -15,7 +15,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Render, Rendered
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
-from handlers.reminders import appointment_moved, new_item, reminder
+from handlers.reminders import appointment_changed, appointment_moved, new_item, reminder
 from storage import logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
@@ -257,4 +257,5 @@ _RENDERERS: dict[Kind, Renderer] = {
     Kind.REMINDER: reminder,
     Kind.APPOINTMENT_MOVED: appointment_moved,
     Kind.NEW_ITEM: new_item,
+    Kind.APPOINTMENT_CHANGED: appointment_changed,
 }

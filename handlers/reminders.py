@@ -35,7 +35,7 @@ from bot.text import esc
 from handlers.guard import tell_to_sign_in
 from handlers.send import edit_in_place
 from handlers.views import show_invoices, show_records
-from storage import logins, notifications, patients, portal, reminders
+from storage import appointment_changes, logins, notifications, patients, portal, reminders
 from storage.db import Reads, now
 from storage.notifications import Item, Topic
 from storage.outbox import Message
@@ -100,6 +100,17 @@ def _new_item_text(_: Translator, kind: str, name: str | None) -> str:
     if name is None:
         return _("📋 A new clinical record is ready in your portal.")
     return _("📋 A new clinical record for <b>{name}</b> is ready.").format(name=esc(name))
+
+
+def _practice_text(_: Translator, status: str, name: str, when: str) -> str:
+    """The practitioner: which appointment changed, not who in the portal changed it."""
+    if status == "cancelled":
+        return _(
+            "<b>{name}</b>'s appointment on {when} was cancelled in the patient portal."
+        ).format(name=esc(name), when=when)
+    return _(
+        "Attendance at <b>{name}</b>'s appointment on {when} was confirmed in the patient portal."
+    ).format(name=esc(name), when=when)
 
 
 # --- Renderers (the outbox's, handlers/notices.py) ------------------------------------------
@@ -214,6 +225,22 @@ async def new_item(p: Portal, row: Message) -> Rendered:
     label = _("🧾 Invoices") if item is Item.INVOICE else _("📋 Records")
     button = InlineKeyboardButton(label, callback_data=OpenNewItem(subject_id, item).encode())
     return Outgoing(chat_id, _new_item_text(_, kind, name), InlineKeyboardMarkup([[button]]))
+
+
+async def appointment_changed(p: Portal, row: Message) -> Rendered:
+    """A practitioner: an appointment with them was confirmed or cancelled in the bot."""
+    if row.chat_id is None:
+        return None
+    async with p.db.read() as conn:
+        change = await appointment_changes.get(conn, row.ref_id or 0)
+        appointment = await portal.get_appointment(conn, change.appointment_id) if change else None
+        patient = await patients.get(conn, appointment.patient_id) if appointment else None
+        login = await logins.get(conn, row.chat_id)
+    if change is None or appointment is None or patient is None:
+        return None
+    _ = translator(login.locale if login else None, p.settings.default_locale)
+    when = _.when(appointment.starts_at, p.settings.tz)
+    return Outgoing(row.chat_id, _practice_text(_, change.status, patient.full_name, when))
 
 
 # --- Buttons on a reminder -----------------------------------------------------------------

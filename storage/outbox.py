@@ -59,6 +59,8 @@ class Kind(enum.StrEnum):
     REMINDER = "reminder"  # an appointment is coming: the patient and who has access
     APPOINTMENT_MOVED = "appointment_moved"  # the practice moved one they were reminded of
     NEW_ITEM = "new_item"  # a new invoice or result, after an import
+    # A practitioner hears of a Confirm or Cancel made in the bot.
+    APPOINTMENT_CHANGED = "appointment_changed"
 
 
 class Message(BaseModel):
