@@ -50,6 +50,7 @@ from handlers.errors import report_error
 from handlers.language import language_handlers, set_command_menus
 from handlers.manage import manage_handlers
 from handlers.notices import outbox_first, outbox_last, renderer
+from handlers.notifications import notification_handlers
 from handlers.private_only import private_chats_only
 from handlers.reminders import reminder_handlers
 from handlers.restarts import settle_restored_conversations
@@ -179,6 +180,7 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
         *language_handlers(),
         *signout_handlers(),
         *reminder_handlers(),
+        *notification_handlers(),
     ):
         app.add_handler(handler)
     app.add_handler(CommandHandler("start", start.show_home))

@@ -130,7 +130,7 @@ class ChooseLanguage(Callback):
 # Reminders, new-item notices and /notifications (handlers/reminders.py,
 # handlers/notifications.py)
 # Imported here to keep this section in one piece; parse() reads field types from globals.
-from storage.notifications import Item  # noqa: E402
+from storage.notifications import Item, Topic  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,3 +172,43 @@ class OpenNewItem(Callback):
     prefix = "nwo"
     subject_id: int
     item: Item
+
+
+@dataclasses.dataclass(frozen=True)
+class ShowNotifications(Callback):
+    """→ back_to_notifications"""
+
+    prefix = "nth"
+    page: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ChooseNotificationsFor(Callback):
+    """→ show_notifications_for"""
+
+    prefix = "ntp"
+    subject_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ToggleTopic(Callback):
+    """→ toggle_topic"""
+
+    prefix = "ntt"
+    subject_id: int
+    topic: Topic
+
+
+@dataclasses.dataclass(frozen=True)
+class ToggleQuietHours(Callback):
+    """→ toggle_quiet_hours"""
+
+    prefix = "ntq"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftQuietHours(Callback):
+    """→ shift_quiet_hours (the next choice for when they start, or end)"""
+
+    prefix = "nts"
+    end: bool
