@@ -7,6 +7,7 @@ appointment the practice moves is told to whoever was reminded of it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -151,6 +152,7 @@ async def test_an_administrative_holder_gets_the_invoice_notice_not_the_result_n
 ) -> None:
     fixed.set(at(3, 10))
     ann, bob, cat, mia = await _practice(bot_db, server)
+    bob_id = await patient_id(bot_db, 701)
     portal(app).sender.wake()
     await until(lambda: _notices_settled(bot_db))
     await server.wait_idle()
@@ -170,6 +172,11 @@ async def test_an_administrative_holder_gets_the_invoice_notice_not_the_result_n
     await until(lambda: _notices_settled(bot_db))
     await server.wait_idle()
     assert not [m for m in bob.bot_messages if "result" in m.text], bob.transcript()
+    queued_for_bob = await rows(
+        bot_db, "SELECT detail FROM outbox WHERE kind = 'new_item' AND patient_id = ?", bob_id
+    )
+    about = json.dumps({"subject": mia, "item": "invoice"})
+    assert queued_for_bob == [(about,)]  # the result was not even queued for Bob
     assert not [m for m in cat.bot_messages if "new" in m.text.lower()], cat.transcript()
     # Never the content: no amount, number or title on a lock screen.
     for m in [*ann.bot_messages, *bob.bot_messages]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.callbacks import ChooseNotificationsFor, ToggleTopic
+from bot.context import portal
 from storage import Database, logins
 from storage.clock import FixedClock
 from storage.notifications import Topic
@@ -67,6 +68,26 @@ async def test_muting_one_childs_reminders_keeps_the_others(
     await until(settled(bot_db))
     await server.wait_idle()
     assert not reminders_of(ann, "Noah Lee")
+
+
+async def test_muted_after_it_was_queued_it_is_not_sent(
+    fixed: FixedClock,  # noqa: F811
+    app: App,
+    server: BotAPIServer,
+    bot_db: Database,
+) -> None:
+    f = await family(bot_db, server)
+    queued = await sweep(app, fixed, at(3, 22, 45))  # quiet hours: they wait for 08:00
+    assert queued.queued[24 * HOUR] == 2
+    [menu] = await f.ann.send("/notifications")
+    await f.ann.tap("Mia Lee", message=menu)
+    await f.ann.tap("✅ Appointment reminders", message=menu)
+    fixed.set(at(4, 8))
+    portal(app).sender.wake()
+    await f.ann.wait_for("Reminder: Noah Lee")
+    await until(settled(bot_db))
+    await server.wait_idle()
+    assert not reminders_of(f.ann, "Mia Lee")
 
 
 async def test_quiet_hours_off_sends_at_night_and_times_can_change(

@@ -241,9 +241,11 @@ async def test_forged_reminder_buttons_are_checked_on_the_server(
     # View access: confirming Noah's appointment is refused, whatever the button says.
     await f.ann.tap_data(ConfirmFromReminder(f.noah_visit).encode(), message=noahs)
     assert await status_of(bot_db, f.noah_visit) == "booked"
+    assert f.ann.alerts[-1] == ("You can't change this appointment.", True)
     # Someone else's appointment: refused, and nothing about it is shown.
     await f.ann.tap_data(ConfirmFromReminder(stranger).encode(), message=noahs)
     assert await status_of(bot_db, stranger) == "booked"
+    assert f.ann.alerts[-1] == ("You no longer have access to this portal.", True)
     assert all("Zed" not in m.text for m in f.ann.bot_messages)
 
 
@@ -374,13 +376,26 @@ async def test_a_deceased_patient_gets_no_reminder_and_nobody_is_reminded_for_th
     fixed: FixedClock, app: App, server: BotAPIServer, bot_db: Database
 ) -> None:
     f = await family(bot_db, server)
-    async with bot_db.transaction() as conn:
-        await conn.execute("UPDATE patients SET deceased = 1 WHERE id = ?", (f.mia,))
+    await _deceased(bot_db, f.mia)
     report = await sweep(app, fixed, at(3, 15))
     assert report.queued[24 * HOUR] == 1  # Noah's only
     await f.ann.wait_for("Reminder: Noah Lee")
+    # Queued overnight, and the practice records a death before it goes: nothing goes.
+    await appointment(bot_db, f.noah, at(5, 10))
+    overnight = await sweep(app, fixed, at(4, 22, 45))
+    assert overnight.queued[24 * HOUR] == 1
+    await _deceased(bot_db, f.noah)
+    fixed.set(at(5, 8))
+    portal(app).sender.wake()
+    await until(settled(bot_db))
     await server.wait_idle()
-    assert not reminders_of(f.ann, "Mia Lee")
+    assert not reminders_of(f.ann, "Mia Lee") and len(reminders_of(f.ann, "Noah Lee")) == 1
+
+
+async def _deceased(db: Database, patient: int) -> None:
+    """As an import of the practice's record would mark it (bot/fhir.py)."""
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE patients SET deceased = 1 WHERE id = ?", (patient,))
 
 
 def test_reminders_setting_is_checked_and_the_command_queues_them(tmp_path: Path) -> None:
@@ -419,3 +434,17 @@ def test_reminders_setting_is_checked_and_the_command_queues_them(tmp_path: Path
             1,
             ts(at(3, 15)),
         )
+
+
+async def test_an_appointment_first_seen_within_2_hours_gets_one_reminder_not_two(
+    fixed: FixedClock, db: Database
+) -> None:
+    from bot.settings import load_settings
+    from storage import patients
+
+    async with db.transaction() as conn:
+        ann = await patients.create(conn, "Ann Lee", dt.date(1985, 2, 3))
+        await logins.create(conn, 700, ann.id, None)
+    await appointment(db, ann.id, at(3, 10))  # booked at 9:00 for 10:00
+    report = await queue_due_reminders(db, load_settings(), clock.now())
+    assert report.queued == {24 * HOUR: 0, 2 * HOUR: 1}
