@@ -17,7 +17,6 @@ two.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -128,8 +127,3 @@ async def tell_if_moved(
     recipients = await reminders.reminded(conn, before[0])
     if recipients:
         await notify(conn, AppointmentMoved(before[0], starts_at, tuple(recipients)))
-
-
-def when_text(at: int, tz: dt.tzinfo) -> str:
-    """The sweep's time as the operator reads it."""
-    return dt.datetime.fromtimestamp(at, tz).isoformat(timespec="minutes")
