@@ -53,7 +53,9 @@ def _recipients(select: str, source: str, subject: str, where: str) -> str:
         " UNION ALL"
         f" SELECT {select}, g.accessor_id, g.level, g.role FROM {source}"
         f" JOIN patients s ON s.id = {subject} AND s.deceased = 0"
-        " JOIN grants g ON g.subject_id = s.id AND g.status = 'active'"
+        # CROSS JOIN keeps the appointments of the window outermost: without it SQLite walks
+        # every active grant, whose number grows with the practice, not with the day.
+        " CROSS JOIN grants g ON g.subject_id = s.id AND g.status = 'active'"
         " JOIN patients r ON r.id = g.accessor_id AND r.deceased = 0"
         " JOIN logins l ON l.patient_id = g.accessor_id"
         f" WHERE {where.format(recipient='g.accessor_id')} AND {mute}"
