@@ -156,3 +156,24 @@ async def test_changes_made_in_the_bot_reach_the_practice_and_survive_re_imports
     assert [e["request"]["url"] for e in json.loads(cli.stdout)["entry"]] == ["Appointment/v-1"]
     bad = run_cli("export-changes", "--since", "yesterday", env={"PORTAL_DB_PATH": str(db_path)})
     assert bad.returncode == 2 and bad.stderr.startswith("error: --since must be an ISO date")
+
+
+def test_several_patients_one_declines_and_unknown_ids_are_left_out() -> None:
+    from bot.appointment_changes import _entry
+    from storage.appointment_changes import Change, Exported
+
+    def exported(status: str, fhir_id: str | None) -> Exported:
+        change = Change(id=1, appointment_id=9, status=status, actor_patient_id=None, at=0)
+        return Exported(change=change, appointment_fhir_id=fhir_id, patient_fhir_id="Patient/b")
+
+    copy = _entry(exported("cancelled", "Appointment/a1#Patient/b"))
+    assert copy is not None and copy["request"]["url"] == "Appointment/a1"
+    assert copy["resource"]["parameter"][0]["part"][1:] == [
+        {
+            "name": "path",
+            "valueString": "Appointment.participant.where(actor.reference = 'Patient/b').status",
+        },
+        {"name": "value", "valueCode": "declined"},
+    ]
+    assert _entry(exported("confirmed", "urn:uuid:1b3c")) is None  # no id to PATCH by
+    assert _entry(exported("cancelled", None)) is None  # not from the practice's system
