@@ -14,6 +14,7 @@ from bot import records
 from bot.events import (
     AccessChanged,
     AccessRequested,
+    AppointmentChangedInBot,
     DecisionsWaiting,
     DependentOffered,
     GrantLeft,
@@ -22,7 +23,17 @@ from bot.events import (
     RequestWithdrawn,
 )
 from bot.notifier import notify
-from storage import Database, audit, completed, grants, logins, patients, portal
+from storage import (
+    Database,
+    appointment_changes,
+    audit,
+    completed,
+    grants,
+    logins,
+    patients,
+    portal,
+    reminders,
+)
 from storage.db import Reads, Writes, now
 from storage.models import (
     AccessEntry,
@@ -138,6 +149,25 @@ async def may_decide(conn: Reads, actor_id: int, subject_id: int) -> bool:
 async def decides_for(conn: Reads, actor_id: int) -> list[int]:
     """The patients whose access requests this patient answers: themself and held dependents."""
     return [actor_id, *(p.id for p in await patients.held_by(conn, actor_id))]
+
+
+# --- Who is told on the bot's own schedule (reminders, new items: bot/reminders.py) ------
+
+
+def may_be_told_as(level: Level | None, area: Area) -> bool:
+    """Whether the patient themself (None) or a holder of an active grant of this level is
+    told what is coming or new in `area` of a portal: only what they may see there."""
+    return level is None or level_allows(level, area)
+
+
+async def may_be_told(conn: Reads, recipient_id: int, subject_id: int, area: Area) -> bool:
+    """The same, asked again when the message goes: access revoked since, nothing is sent.
+    Nothing is said about a patient who has died, nor to one."""
+    if await reminders.is_deceased(conn, subject_id) or await reminders.is_deceased(
+        conn, recipient_id
+    ):
+        return False
+    return (await permission(conn, recipient_id, subject_id, area, Act.VIEW)).allowed
 
 
 # --- Requests -------------------------------------------------------------------------
@@ -732,6 +762,7 @@ async def act_on_appointment(
             subject_patient_id=subject_id,
             ref_id=appointment_id,
         )
+        await _tell_the_practice(conn, appointment, to_status, actor_id)
         return ActOutcome.DONE
 
 
@@ -747,6 +778,56 @@ async def _appointment_refused(
         ref_id=appointment_id,
         detail=why,
     )
+
+
+async def _tell_the_practice(
+    conn: Writes, appointment: Appointment | None, status: str, actor_id: int
+) -> None:
+    """A change made in the bot is the practice's to take: kept (across re-imports, and for
+    `python -m bot export-changes`) and told to the practitioner it is with."""
+    assert appointment is not None
+    change = await appointment_changes.record(conn, appointment.id, status, actor_id)
+    staff = await appointment_changes.practitioners_named(conn, appointment.practitioner)
+    await notify(conn, AppointmentChangedInBot(change, tuple(staff)))
+
+
+@dataclass(frozen=True)
+class AppointmentInReach:
+    """An appointment as a button on a reminder may show it, to this actor, right now."""
+
+    appointment: Appointment
+    subject: Patient
+    own: bool  # the actor's own appointment
+    can_edit: bool  # they may confirm or cancel it
+
+
+async def appointment_in_reach(
+    db: Database, actor_id: int, appointment_id: int, *, action: Action
+) -> AppointmentInReach | None:
+    """One appointment, for a button on a reminder (whose data can be forged): while the
+    actor may see that patient's appointments; otherwise None, and the refusal is audited
+    as `action`."""
+    async with db.read() as conn:
+        appointment = await portal.get_appointment(conn, appointment_id)
+        subject = await patients.get(conn, appointment.patient_id) if appointment else None
+        seen = subject is not None and await may_be_told(
+            conn, actor_id, subject.id, Area.APPOINTMENTS
+        )
+        edit = await permission(
+            conn, actor_id, subject.id if subject else 0, Area.APPOINTMENTS, Act.EDIT
+        )
+    if appointment is None or subject is None or not seen:
+        async with db.transaction() as conn:
+            await _appointment_refused(
+                conn,
+                action,
+                actor_id,
+                subject.id if subject else 0,
+                appointment_id,
+                "no_access" if subject else "unknown",
+            )
+        return None
+    return AppointmentInReach(appointment, subject, subject.id == actor_id, edit.allowed)
 
 
 async def view_of(

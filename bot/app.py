@@ -47,7 +47,17 @@ from conversations.invite import invite_conversation
 from conversations.share import share_conversation
 from conversations.signin import signin_conversation
 from conversations.unlink import unlink_conversation
-from handlers import activity, approvals, language, manage, signout, start, views
+from handlers import (
+    activity,
+    approvals,
+    language,
+    manage,
+    notifications,
+    reminders,
+    signout,
+    start,
+    views,
+)
 from handlers.errors import report_error
 from handlers.language import set_command_menus
 from handlers.notices import outbox_first, outbox_last, renderer
@@ -255,6 +265,19 @@ def commands_and_buttons() -> list[BaseHandler[Update, PortalContext, None]]:
         _button(cb.StaySignedIn, signout.stay_signed_in),
         _button(cb.UnlinkAccount, signout.unlink_account),
         _button(cb.KeepLinked, signout.keep_linked),
+        # Reminders and new-item notices, on the messages the bot sends (handlers/reminders.py)
+        _button(cb.ConfirmFromReminder, reminders.confirm_from_reminder),
+        _button(cb.CancelFromReminder, reminders.ask_to_cancel_from_reminder),
+        _button(cb.ConfirmCancelFromReminder, reminders.cancel_from_reminder),
+        _button(cb.KeepFromReminder, reminders.keep_from_reminder),
+        _button(cb.OpenNewItem, reminders.open_new_item),
+        # /notifications (handlers/notifications.py)
+        CommandHandler("notifications", notifications.show_notifications),
+        _button(cb.ShowNotifications, notifications.back_to_notifications),
+        _button(cb.ChooseNotificationsFor, notifications.show_notifications_for),
+        _button(cb.ToggleTopic, notifications.toggle_topic),
+        _button(cb.ToggleQuietHours, notifications.toggle_quiet_hours),
+        _button(cb.ShiftQuietHours, notifications.shift_quiet_hours),
     ]
 
 

@@ -21,6 +21,7 @@ import typing
 from typing import Any, ClassVar, Self
 
 from bot.access import Area
+from storage.notifications import Item, Topic
 from storage.vocabulary import Level, Relationship, Role
 
 MAX_BYTES = 64  # Telegram's limit for callback_data
@@ -588,3 +589,88 @@ class SkipEmail(Callback):
     """Skip, when /invite asks for the patient's email → invite.skip_email"""
 
     prefix = "inv:skip"
+
+
+# Reminders, new-item notices and /notifications (handlers/reminders.py,
+# handlers/notifications.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmFromReminder(Callback):
+    """→ confirm_from_reminder"""
+
+    prefix = "rmc"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class CancelFromReminder(Callback):
+    """→ ask_to_cancel_from_reminder (Cancel asks once more)"""
+
+    prefix = "rmx"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmCancelFromReminder(Callback):
+    """→ cancel_from_reminder"""
+
+    prefix = "rmy"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepFromReminder(Callback):
+    """→ keep_from_reminder"""
+
+    prefix = "rmk"
+    appointment_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenNewItem(Callback):
+    """→ open_new_item"""
+
+    prefix = "nwo"
+    subject_id: int
+    item: Item
+
+
+@dataclasses.dataclass(frozen=True)
+class ShowNotifications(Callback):
+    """→ back_to_notifications"""
+
+    prefix = "nth"
+    page: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ChooseNotificationsFor(Callback):
+    """→ show_notifications_for"""
+
+    prefix = "ntp"
+    subject_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ToggleTopic(Callback):
+    """→ toggle_topic"""
+
+    prefix = "ntt"
+    subject_id: int
+    topic: Topic
+
+
+@dataclasses.dataclass(frozen=True)
+class ToggleQuietHours(Callback):
+    """→ toggle_quiet_hours"""
+
+    prefix = "ntq"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftQuietHours(Callback):
+    """→ shift_quiet_hours (the next choice for when they start, or end)"""
+
+    prefix = "nts"
+    end: bool

@@ -125,6 +125,42 @@ def _parser() -> argparse.ArgumentParser:
         help="all or nothing: stop at the first entry that cannot be imported, write nothing",
     )
 
+    remind = sub.add_parser(
+        "remind",
+        help="queue the appointment reminders that are due (the sweep does this too)",
+        description="Queue every appointment reminder due now (PORTAL_REMINDERS, default "
+        "24h,2h before) that is not queued yet: to the patient and everyone whose access "
+        "includes their appointments. The running bot sends them, each once, waiting for the "
+        "end of each person's quiet hours. Safe to run as often as wanted.",
+    )
+    remind.add_argument(
+        "--at",
+        metavar="ISO",
+        help="act as if it were this time (e.g. 2030-06-01T09:00, in PORTAL_TIMEZONE "
+        "unless it has an offset)",
+    )
+    remind.add_argument(
+        "--dry-run", action="store_true", help="say what would be queued, queue nothing"
+    )
+
+    export = sub.add_parser(
+        "export-changes",
+        help="write Confirm/Cancel made in the bot as a FHIR R4 Bundle for the practice",
+        description="Write the appointments confirmed or cancelled in the bot since a time as "
+        "a FHIR R4 Bundle (type batch): one FHIRPath Patch of the status per appointment, "
+        "for the practice's system to take. Changes the practice's own record overrode "
+        "since (a newer import) are left out.",
+    )
+    export.add_argument(
+        "--since",
+        required=True,
+        metavar="ISO",
+        help="changes made at or after this time (in PORTAL_TIMEZONE unless it has an offset)",
+    )
+    export.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the Bundle here (default: stdout)"
+    )
+
     demo = sub.add_parser(
         "seed-demo",
         help="add a made-up family to try the bot with, and print their invite links",
@@ -420,6 +456,61 @@ def _list_skipped(skipped: Sequence[Skipped]) -> None:
         print(f"skipped {entry.line()}", file=sys.stderr)
 
 
+def _moment(text: str, settings: Settings, option: str) -> int:
+    """An ISO date and time as seconds since the epoch; in the practice's time zone
+    unless it says otherwise."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"{option} must be an ISO date and time, e.g. 2030-06-01T09:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.tz)
+    return int(moment.timestamp())
+
+
+async def remind_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.reminders import queue_due_reminders
+    from storage import clock
+
+    at = _moment(args.at, settings, "--at") if args.at else clock.now()
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        # The whole run reads the time from this clock: what it queues is due at `at`.
+        with clock.use(clock.FixedClock(at)):
+            report = await queue_due_reminders(db, settings, at, dry_run=args.dry_run)
+    finally:
+        await db.close()
+    print(report.line())
+    return 0
+
+
+async def export_changes_command(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from bot.appointment_changes import export
+
+    since = _moment(args.since, settings, "--since")
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        done = await export(db, since)
+    finally:
+        await db.close()
+    text = json.dumps(done.bundle, indent=2, ensure_ascii=False) + "\n"
+    for line in done.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror}") from None
+    print(f"wrote {len(done.bundle['entry'])} appointment changes to {args.out}", file=sys.stderr)
+    return 0
+
+
 async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int:
     from playground import demo
 
@@ -473,4 +564,6 @@ _COMMANDS = {
     "playground": playground_command,
     "import-fhir": import_fhir_command,
     "seed-demo": seed_demo_command,
+    "remind": remind_command,
+    "export-changes": export_changes_command,
 }

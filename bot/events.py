@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from storage.appointment_changes import Change
 from storage.models import Grant, Invite, Login, Patient
+from storage.notifications import Item
 from storage.vocabulary import Action, Level, Role
 
 
@@ -111,6 +113,43 @@ class SignedOut:
     by: SignOutBy
 
 
+@dataclass(frozen=True)
+class AppointmentComing:
+    """An appointment starts within one of its reminders' time (the sweep, bot/reminders.py)."""
+
+    appointment_id: int
+    starts_at: int
+    offset: int  # seconds before the start: which reminder this is
+    recipient_ids: tuple[int, ...]  # the patient and those with access, as the rules chose
+
+
+@dataclass(frozen=True)
+class AppointmentMoved:
+    """An import moved an appointment that reminders went out for."""
+
+    appointment_id: int
+    starts_at: int  # the new start
+    recipient_ids: tuple[int, ...]  # whoever a reminder of it reached
+
+
+@dataclass(frozen=True)
+class ItemAdded:
+    """An import added an invoice or clinical record for a patient it had brought in before."""
+
+    subject_id: int
+    item: Item
+    item_id: int
+    recipient_ids: tuple[int, ...]  # the patient and those whose access includes it
+
+
+@dataclass(frozen=True)
+class AppointmentChangedInBot:
+    """A Confirm or Cancel made in the bot, for the practice to take."""
+
+    change: Change
+    practitioner_ids: tuple[int, ...]  # Telegram ids of the practitioners it is with
+
+
 Event = (
     AccessRequested
     | DependentOffered
@@ -123,4 +162,8 @@ Event = (
     | InviteLocked
     | InviteBurned
     | SignedOut
+    | AppointmentComing
+    | AppointmentMoved
+    | ItemAdded
+    | AppointmentChangedInBot
 )

@@ -65,11 +65,13 @@ from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 
-from bot import measures
+from bot import appointment_changes, measures
+from bot.reminders import tell_if_moved, tell_new_items
 from bot.text import clean_email, clean_name
-from storage import Database, audit, grants, patients, portal
+from storage import Database, audit, grants, patients, portal, reminders
 from storage.audit import Action
 from storage.db import Writes
+from storage.notifications import Item
 from storage.portal import Outcome
 
 TITLE_MAX = 200
@@ -156,6 +158,7 @@ class AppointmentRow:
     practitioner: str | None
     location: str | None
     status: str
+    source_updated_at: int | None = None  # meta.lastUpdated: when the practice last changed it
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,7 @@ class _AppointmentDraft:
     starts_at: int
     ends_at: int
     status: str
+    source_updated_at: int | None = None
 
 
 class _Reading:
@@ -584,6 +588,7 @@ class _Reading:
                 practitioner,
                 location,
                 draft.status,
+                draft.source_updated_at,
             )
             for n, ref in enumerate(patient_refs)
         ]
@@ -636,7 +641,10 @@ _READS: dict[str, tuple[type[Resource], tuple[str, ...]]] = {
     "Patient": (Patient, ("name", "birthDate", "telecom", "deceasedBoolean", "deceasedDateTime")),
     "Practitioner": (Practitioner, ("name",)),
     "Location": (Location, ("name", "description")),
-    "Appointment": (Appointment, ("status", "start", "end", "minutesDuration", "participant")),
+    "Appointment": (
+        Appointment,
+        ("status", "start", "end", "minutesDuration", "participant", "meta"),
+    ),
     "Invoice": (Invoice, ("status", "identifier", "subject", "date", "totalGross", "totalNet")),
     "Condition": (
         Condition,
@@ -813,8 +821,16 @@ def _appointment(reading: _Reading, where: Where, r: Appointment) -> None:
         )
         for part in r.participant or []
     )
+    updated = r.meta.lastUpdated if r.meta else None
     reading.pending.append(
-        _AppointmentDraft(where, participants, int(start.timestamp()), int(end.timestamp()), status)
+        _AppointmentDraft(
+            where,
+            participants,
+            int(start.timestamp()),
+            int(end.timestamp()),
+            status,
+            int(_aware(updated, reading.tz).timestamp()) if updated else None,
+        )
     )
 
 
@@ -1074,16 +1090,22 @@ class _Writer:
         self.skipped = list(plan.skipped)
         self.skipped_labels = dict(plan.skipped_labels)
         self.listed = {s.where.index for s in plan.skipped}
+        # Patients an earlier import brought in: what this one adds for them is news (the
+        # import that first brings a patient and their history tells nobody).
+        self.known: set[int] = set()
+        self.new_items: list[tuple[int, Item, int]] = []
 
     async def run(self) -> ImportSummary:
         ids: dict[str, int] = {}
         for p in self.plan.patients:
             try:
-                ids[p.fhir_id], outcome = await _upsert_patient(self.conn, p)
+                ids[p.fhir_id], outcome, known = await _upsert_patient(self.conn, p)
             except _Bad as bad:
                 self._skip(p.where, str(bad))
                 continue
             self.counts["patient"][outcome] += 1
+            if known:
+                self.known.add(ids[p.fhir_id])
         copies: defaultdict[str, set[str]] = defaultdict(set)  # appointment -> its rows
         for row in self.plan.rows:
             patient_id = ids.get(row.patient_ref)
@@ -1092,8 +1114,11 @@ class _Writer:
                 if patient_id is None:
                     continue
                 ids[row.patient_ref] = patient_id
+                self.known.add(patient_id)
             kind, outcome = await _sync(self.conn, patient_id, row)
             self.counts[kind][outcome] += 1
+            if outcome == "new" and patient_id in self.known:
+                await self._news(patient_id, row)
             if isinstance(row, AppointmentRow) and row.where.label:
                 copies[row.where.label].add(row.fhir_id)
         removed = 0
@@ -1101,12 +1126,23 @@ class _Writer:
             removed += await portal.forget_appointment_copies(self.conn, label, kept)
         for fhir_id in self.plan.withdrawn:
             removed += await portal.forget_fhir(self.conn, fhir_id)
+        await tell_new_items(self.conn, self.new_items)
         return ImportSummary(
             counts={k: dict(v) for k, v in self.counts.items()},
             removed=removed,
             left_out=tuple(sorted(self.plan.left_out.items())),
             skipped=tuple(sorted(self.skipped, key=lambda s: s.where.index)),
         )
+
+    async def _news(self, patient_id: int, row: Row) -> None:
+        """A new invoice or clinical record for a patient imported before: noted, to be
+        told once the whole bundle is written."""
+        if isinstance(row, AppointmentRow):
+            return  # reminders tell of appointments
+        item = Item.INVOICE if isinstance(row, InvoiceRow) else Item.RECORD
+        item_id = await reminders.item_id(self.conn, item.table, row.fhir_id)
+        if item_id is not None:
+            self.new_items.append((patient_id, item, item_id))
 
     async def _patient_before(self, row: Row) -> int | None:
         """The patient a row belongs to, imported before this bundle; None if skipped."""
@@ -1135,6 +1171,12 @@ class _Writer:
 
 async def _sync(conn: Writes, patient_id: int, row: Row) -> tuple[str, Outcome]:
     if isinstance(row, AppointmentRow):
+        # A Confirm or Cancel made in the bot stands unless the practice changed its record
+        # after it; whoever was reminded of an appointment that moved is told.
+        before = await reminders.appointment_before_import(conn, row.fhir_id)
+        status = await appointment_changes.status_to_import(
+            conn, before, row.status, row.source_updated_at
+        )
         outcome = await portal.sync_appointment(
             conn,
             row.fhir_id,
@@ -1143,8 +1185,9 @@ async def _sync(conn: Writes, patient_id: int, row: Row) -> tuple[str, Outcome]:
             row.ends_at,
             row.practitioner,
             row.location,
-            row.status,
+            status,
         )
+        await tell_if_moved(conn, before, row.starts_at, status)
         return "appointment", outcome
     if isinstance(row, InvoiceRow):
         outcome = await portal.sync_invoice(
@@ -1171,9 +1214,10 @@ async def _sync(conn: Writes, patient_id: int, row: Row) -> tuple[str, Outcome]:
     return "clinical record", outcome
 
 
-async def _upsert_patient(conn: Writes, p: PatientRow) -> tuple[int, Outcome]:
+async def _upsert_patient(conn: Writes, p: PatientRow) -> tuple[int, Outcome, bool]:
     """The patient imported before under this id; else the one who has this email (the
-    practice invited them by hand before the import); else a new patient."""
+    practice invited them by hand before the import); else a new patient. The bool: they
+    were imported before (under this id)."""
     how = "updated"
     patient = await portal.patient_by_fhir_id(conn, p.fhir_id)
     holder = await patients.by_email(conn, p.email) if p.email else None
@@ -1201,4 +1245,4 @@ async def _upsert_patient(conn: Writes, p: PatientRow) -> tuple[int, Outcome]:
         await grants.attach_email_requests(conn, patient.id, p.email)
     await audit.record(conn, Action.PATIENT_IMPORTED, subject_patient_id=patient.id, detail=how)
     outcome: Outcome = "new" if how == "created" else "updated" if changed else "unchanged"
-    return patient.id, outcome
+    return patient.id, outcome, how == "updated"

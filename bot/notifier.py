@@ -15,6 +15,9 @@ from typing import Any, assert_never
 from bot.events import (
     AccessChanged,
     AccessRequested,
+    AppointmentChangedInBot,
+    AppointmentComing,
+    AppointmentMoved,
     DecisionsWaiting,
     DependentOffered,
     Event,
@@ -22,6 +25,7 @@ from bot.events import (
     GrantRevoked,
     InviteBurned,
     InviteLocked,
+    ItemAdded,
     RequestDecided,
     RequestWithdrawn,
     SignedOut,
@@ -30,6 +34,7 @@ from bot.events import (
 from storage import outbox
 from storage.db import Writes
 from storage.outbox import Kind
+from storage.reminders import reminder_key
 from storage.vocabulary import GrantKind
 
 
@@ -67,8 +72,40 @@ async def notify(conn: Writes, event: Event) -> None:
             if by is SignOutBy.PRACTICE:  # a patient who signed themself out knows already
                 locale = {"locale": login.locale}  # their login is gone: its language goes along
                 await _tell_chat(conn, Kind.SIGNED_OUT, patient.id, login.telegram_user_id, locale)
+        # On the bot's own schedule: once per event and recipient, dropped (and counted) for
+        # one who blocked the bot, and waiting out their quiet hours (handlers/reminders.py).
+        case AppointmentComing(appointment_id, starts_at, offset, recipient_ids):
+            for patient_id in recipient_ids:
+                key = reminder_key(appointment_id, starts_at, offset, patient_id)
+                when = {"starts_at": starts_at, "offset": offset}
+                await _scheduled(conn, Kind.REMINDER, appointment_id, patient_id, when, key)
+        case AppointmentMoved(appointment_id, starts_at, recipient_ids):  # those reminded
+            for patient_id in recipient_ids:
+                key = f"moved:{appointment_id}:{starts_at}:{patient_id}"
+                moved = {"starts_at": starts_at}
+                await _scheduled(
+                    conn, Kind.APPOINTMENT_MOVED, appointment_id, patient_id, moved, key
+                )
+        case ItemAdded(subject_id, item, item_id, recipient_ids):
+            for patient_id in recipient_ids:
+                key = f"new:{item}:{item_id}:{patient_id}"
+                about = {"subject": subject_id, "item": str(item)}
+                await _scheduled(conn, Kind.NEW_ITEM, item_id, patient_id, about, key)
+        case AppointmentChangedInBot(change, practitioner_ids):  # the practitioners it is with
+            for chat_id in practitioner_ids:
+                await _tell_chat(conn, Kind.APPOINTMENT_CHANGED, change.id, chat_id, {})
         case _:
             assert_never(event)
+
+
+async def _scheduled(
+    conn: Writes, kind: Kind, ref_id: int, patient_id: int, detail: dict[str, Any], key: str
+) -> None:
+    """A reminder or notice the bot sends of its own accord: never kept for a recipient who
+    blocked the bot (it would be stale by the time they are back)."""
+    await outbox.enqueue(
+        conn, kind, ref_id=ref_id, patient_id=patient_id, detail=detail, dedupe_key=key, keep=False
+    )
 
 
 async def _tell(

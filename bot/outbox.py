@@ -44,7 +44,25 @@ class Unreachable:
 
 
 UNREACHABLE = Unreachable()
-Render = Callable[[outbox.Message], Awaitable[Outgoing | Unreachable | None]]
+
+
+@dataclass(frozen=True)
+class Later:
+    """Not yet: the recipient's quiet hours end at `at` (seconds since the epoch)."""
+
+    at: int
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Not sent, and why, for counting ('quiet': a short reminder in quiet hours, ...).
+    A renderer's None is a drop without a reason (nothing to say any more)."""
+
+    why: str
+
+
+Rendered = Outgoing | Unreachable | Later | Drop | None
+Render = Callable[[outbox.Message], Awaitable[Rendered]]
 
 
 class Sender:
@@ -100,8 +118,13 @@ class Sender:
             await self._settle(outbox.mark_dropped, row.id)
             return
         out = await self.render(row)
-        if out is None:
-            await self._settle(outbox.mark_dropped, row.id)
+        if out is None or isinstance(out, Drop):
+            await self._drop(row.id, out.why if out else None)
+            return
+        if isinstance(out, Later):
+            async with self.db.transaction(change=False) as conn:
+                await outbox.postpone(conn, row.id, out.at)
+            self.wake()
             return
         if isinstance(out, Unreachable):
             await self._hold_until_signed_in(row)
@@ -109,7 +132,7 @@ class Sender:
         try:
             sent = await self._call(out)
         except Forbidden:
-            await self._hold(row, out.chat_id)
+            await self._hold(row, out.chat_id, "blocked")
             return
         except RetryAfter as exc:
             delay = exc.retry_after
@@ -120,7 +143,7 @@ class Sender:
             if "not modified" in exc.message:
                 sent = None
             elif "chat not found" in exc.message.lower():
-                await self._hold(row, out.chat_id)
+                await self._hold(row, out.chat_id, "no_chat")
                 return
             else:
                 log.warning("outbox row %s (%s) refused: %s", row.id, row.kind, exc.message)
@@ -149,12 +172,16 @@ class Sender:
             )
         return await self.bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
 
-    async def _hold(self, row: outbox.Message, chat_id: int) -> None:
+    async def _hold(self, row: outbox.Message, chat_id: int, why: str) -> None:
         if row.keep:
             async with self.db.transaction(change=False) as conn:
                 await outbox.hold(conn, row.id, chat_id)
-        else:  # time-bound: by the time they are back it would be stale
-            await self._settle(outbox.mark_dropped, row.id)
+        else:  # time-bound: by the time they are back it would be stale (counted, not kept)
+            await self._drop(row.id, why)
+
+    async def _drop(self, message_id: int, why: str | None) -> None:
+        async with self.db.transaction(change=False) as conn:
+            await outbox.mark_dropped(conn, message_id, why)
 
     async def _hold_until_signed_in(self, row: outbox.Message) -> None:
         if not row.keep:

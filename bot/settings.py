@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # How long a half-finished flow waits for the next answer before it is dropped.
     conversation_timeout: float = Field(default=600, gt=0, le=86400)
+    # How long before an appointment its reminders go: "24h,2h"; empty turns them off.
+    reminders: str = "24h,2h"
 
     @field_validator("api_base_url")
     @classmethod
@@ -64,6 +66,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("reminders")
+    @classmethod
+    def _reminder_offsets(cls, value: str) -> str:
+        parse_offsets(value)  # ValueError, with the part that is wrong
+        return value
+
+    @property
+    def reminder_offsets(self) -> tuple[int, ...]:
+        """Seconds before an appointment each reminder goes, longest first."""
+        return parse_offsets(self.reminders)
+
     def require_token(self) -> str:
         """The token, or SettingsError: only commands that talk to Telegram need it."""
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
@@ -79,6 +92,29 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
+
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_OFFSET_S = 14 * 86400
+
+
+def parse_offsets(text: str) -> tuple[int, ...]:
+    """Reminder offsets such as "24h,2h" (or "30m", "1d") in seconds, longest first; an
+    empty text is none. ValueError names the part that is not one."""
+    offsets: list[int] = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part and not text.strip():
+            continue
+        match = re.fullmatch(r"(\d{1,4})\s*([mhd])", part)
+        if match is None:
+            raise ValueError(f"{part!r} is not a time before the appointment, such as 24h or 30m")
+        seconds = int(match[1]) * _UNITS[match[2]]
+        if not 0 < seconds <= MAX_OFFSET_S:
+            raise ValueError(f"{part!r} must be more than 0 and at most 14 days")
+        if seconds in offsets:
+            raise ValueError(f"{part!r} is given twice")
+        offsets.append(seconds)
+    return tuple(sorted(offsets, reverse=True))
 
 
 class SettingsError(Exception):

@@ -39,6 +39,7 @@ def commands(_: Translator, *, practitioner: bool = False) -> list[BotCommand]:
         ("addpatient", _("Add a patient you access")),
         ("access", _("Who accesses whom; requests")),
         ("activity", _("Who looked at your records")),
+        ("notifications", _("Reminders and notices")),
         ("language", _("Change language")),
         ("help", _("What I can do")),
         ("cancel", _("Stop what you're doing")),

@@ -78,6 +78,7 @@ def help_text(who: Caller) -> str:
             _("/addpatient — add a patient you access, such as your child"),
             _("/access — who you access, who accesses you, and requests"),
             _("/activity — who looked at your records and what they did"),
+            _("/notifications — reminders and notices: what, about whom, and quiet hours"),
             _("/signout — sign this Telegram account out of the portal (a new invite signs in)"),
         ]
     else:

@@ -12,15 +12,15 @@ from telegram import Update
 from bot import access, labels
 from bot.context import Portal, PortalContext
 from bot.i18n import Translator, translator
-from bot.outbox import UNREACHABLE, Outgoing, Render, Unreachable
+from bot.outbox import UNREACHABLE, Outgoing, Render, Rendered
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
+from handlers.reminders import appointment_changed, appointment_moved, new_item, reminder
 from storage import logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
 from storage.vocabulary import GrantKind, GrantStatus, Level, Role
 
-Rendered = Outgoing | Unreachable | None
 Renderer = Callable[[Portal, Message], Awaitable[Rendered]]
 log = logging.getLogger(__name__)
 
@@ -254,4 +254,8 @@ _RENDERERS: dict[Kind, Renderer] = {
     Kind.INVITE_LOCKED: _to_chat(_invite_locked),
     Kind.INVITE_BURNED: _to_chat(_invite_burned),
     Kind.SIGNED_OUT: signed_out,
+    Kind.REMINDER: reminder,
+    Kind.APPOINTMENT_MOVED: appointment_moved,
+    Kind.NEW_ITEM: new_item,
+    Kind.APPOINTMENT_CHANGED: appointment_changed,
 }

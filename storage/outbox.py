@@ -54,6 +54,13 @@ class Kind(enum.StrEnum):
     INVITE_LOCKED = "invite_locked"  # a practitioner hears their invite link was locked
     INVITE_BURNED = "invite_burned"  # a practitioner hears their invite was posted in a group
     SIGNED_OUT = "signed_out"  # a patient hears the practice signed their Telegram out
+    # Sent on the bot's own schedule (bot/reminders.py): they wait for the end of the
+    # recipient's quiet hours, and a recipient who blocked the bot does not get them later.
+    REMINDER = "reminder"  # an appointment is coming: the patient and who has access
+    APPOINTMENT_MOVED = "appointment_moved"  # the practice moved one they were reminded of
+    NEW_ITEM = "new_item"  # a new invoice or result, after an import
+    # A practitioner hears of a Confirm or Cancel made in the bot.
+    APPOINTMENT_CHANGED = "appointment_changed"
 
 
 class Message(BaseModel):
@@ -163,10 +170,21 @@ async def mark_sent(
     )
 
 
-async def mark_dropped(conn: Writes, message_id: int) -> None:
-    """Nothing to say any more (the request was decided meanwhile), or it lapsed."""
+async def mark_dropped(conn: Writes, message_id: int, why: str | None = None) -> None:
+    """Nothing to say any more (the request was decided meanwhile), or it lapsed; `why`
+    (e.g. 'blocked') is kept for counting."""
     await conn.execute(
-        "UPDATE outbox SET status = 'dropped', claimed_until = NULL WHERE id = ?", (message_id,)
+        "UPDATE outbox SET status = 'dropped', claimed_until = NULL, dropped_why = ?,"
+        " dropped_at = ? WHERE id = ?",
+        (why, now(), message_id),
+    )
+
+
+async def postpone(conn: Writes, message_id: int, due_at: int) -> None:
+    """Not now (the recipient's quiet hours): due again at `due_at`, not counted as a
+    failed attempt."""
+    await conn.execute(
+        "UPDATE outbox SET due_at = ?, claimed_until = NULL WHERE id = ?", (due_at, message_id)
     )
 
 

@@ -21,7 +21,7 @@ from telegram.error import Forbidden
 from telegram.ext import Application, BaseHandler, CallbackQueryHandler, CommandHandler
 from telegram.ext import ConversationHandler as Conversation
 
-from bot import access
+from bot import access, callbacks
 from bot.access import AccessRequest, Area
 from bot.callbacks import (
     AddingAnswer,
@@ -80,6 +80,7 @@ from bot.i18n import translator
 from handlers import language
 from storage import Database, audit, invites, logins, portal
 from storage.db import now
+from storage.notifications import Item, Topic
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimGroup, SimUser
 from tests.helpers import BOT, make_invite, make_practitioner, signed_in
@@ -333,6 +334,17 @@ async def test_every_button_pressed_in_a_group_gets_only_an_alert(
             StaySignedIn().encode(),
             UnlinkAccount(w.ann_id, 700).encode(),
             KeepLinked().encode(),
+            # Reminders, new-item notices, /notifications
+            callbacks.ConfirmFromReminder(apt).encode(),
+            callbacks.CancelFromReminder(apt).encode(),
+            callbacks.ConfirmCancelFromReminder(apt).encode(),
+            callbacks.KeepFromReminder(apt).encode(),
+            callbacks.OpenNewItem(mia, Item.INVOICE).encode(),
+            callbacks.ShowNotifications(0).encode(),
+            callbacks.ChooseNotificationsFor(mia).encode(),
+            callbacks.ToggleTopic(mia, Topic.REMINDERS).encode(),
+            callbacks.ToggleQuietHours().encode(),
+            callbacks.ShiftQuietHours(True).encode(),
             "no-such-button",
         ],
         # The real decider of Ann's pending request, forging its buttons in the group.
