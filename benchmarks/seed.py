@@ -12,7 +12,7 @@ from bot import access
 from bot.access import AccessRequest
 from storage import Database, logins, patients, portal
 from storage.db import Writes, now
-from storage.vocabulary import Level, Relationship, Role
+from storage.vocabulary import AppointmentStatus, Level, Relationship, Role
 
 USER_BASE = 5_000_000  # Telegram ids of the parents who drive the load
 REQUESTER_BASE = 6_000_000  # Telegram ids of the patients whose requests they approve
@@ -109,7 +109,7 @@ async def _history(conn: Writes, patient_id: int, salt: int) -> None:
             at + HOUR // 4,
             DOCTORS[(salt + w) % len(DOCTORS)],
             PLACES[(salt + w) % len(PLACES)],
-            "confirmed" if w == 0 else "booked",
+            AppointmentStatus.CONFIRMED if w == 0 else AppointmentStatus.BOOKED,
         )
     for w in range(1, 6):
         at = now() - w * 30 * DAY
@@ -120,7 +120,7 @@ async def _history(conn: Writes, patient_id: int, salt: int) -> None:
             at + HOUR // 4,
             DOCTORS[w % len(DOCTORS)],
             PLACES[w % len(PLACES)],
-            "confirmed",
+            AppointmentStatus.CONFIRMED,
         )
     today = dt.date.today()
     for w in range(3):

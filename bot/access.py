@@ -47,6 +47,8 @@ from storage.models import (
 )
 from storage.vocabulary import (
     Action,
+    AppointmentAct,
+    AppointmentStatus,
     Attempt,
     EndReason,
     GrantKind,
@@ -730,18 +732,29 @@ class ActOutcome(enum.StrEnum):
     ALREADY = "already"  # not in a state this action applies to (double tap, stale button)
 
 
+# Each act: the statuses it applies to, the status it leaves, and what the log calls it.
+_APPOINTMENT_ACTS = {
+    AppointmentAct.CANCEL: (
+        (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED),
+        AppointmentStatus.CANCELLED,
+        Action.APPOINTMENT_CANCELLED,
+    ),
+    AppointmentAct.CONFIRM: (
+        (AppointmentStatus.BOOKED,),
+        AppointmentStatus.CONFIRMED,
+        Action.APPOINTMENT_CONFIRMED,
+    ),
+}
+
+
 async def act_on_appointment(
-    db: Database, actor_id: int, subject_id: int, appointment_id: int, action: str
+    db: Database, actor_id: int, subject_id: int, appointment_id: int, act: AppointmentAct
 ) -> ActOutcome:
     """Cancel or confirm one upcoming appointment of `subject_id`, if the actor may edit there.
 
     The appointment must belong to that subject: an id from another patient's button is
     refused, and the audit says so."""
-    transitions = {
-        "cancel": (("booked", "confirmed"), "cancelled", Action.APPOINTMENT_CANCELLED),
-        "confirm": (("booked",), "confirmed", Action.APPOINTMENT_CONFIRMED),
-    }
-    from_statuses, to_status, event = transitions[action]
+    from_statuses, to_status, event = _APPOINTMENT_ACTS[act]
     async with db.transaction() as conn:
         allowed = await permission(conn, actor_id, subject_id, Area.APPOINTMENTS, Act.EDIT)
         appointment = await portal.get_appointment(conn, appointment_id)

@@ -38,7 +38,7 @@ from storage import appointment_changes, logins, notifications, patients, portal
 from storage.db import Reads, now
 from storage.notifications import Item, Topic
 from storage.outbox import Message
-from storage.vocabulary import Action
+from storage.vocabulary import Action, AppointmentAct, AppointmentStatus
 
 _AREA = {Item.INVOICE: Area.INVOICES, Item.RECORD: Area.RECORDS}
 
@@ -59,16 +59,16 @@ def reminder_view(
         text = _("⏰ Reminder: <b>{name}</b> has an appointment on {when}.").format(
             name=esc(found.subject.full_name), when=when
         )
-    if a.status == "confirmed":
+    if a.status is AppointmentStatus.CONFIRMED:
         text += "\n✅ " + _("Attendance confirmed.")
-    elif a.status == "cancelled":
+    elif a.status is AppointmentStatus.CANCELLED:
         text += "\n❌ " + _("Appointment cancelled.")
     buttons = []
-    if found.can_edit and a.status == "booked":
+    if found.can_edit and a.status is AppointmentStatus.BOOKED:
         buttons.append(
             InlineKeyboardButton(_("✅ Confirm"), callback_data=ConfirmFromReminder(a.id).encode())
         )
-    if found.can_edit and a.status in ("booked", "confirmed"):
+    if found.can_edit and a.status in (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED):
         buttons.append(
             InlineKeyboardButton(
                 _("❌ Cancel appointment"), callback_data=CancelFromReminder(a.id).encode()
@@ -103,7 +103,7 @@ def _new_item_text(_: Translator, kind: str, name: str | None) -> str:
 
 def _practice_text(_: Translator, status: str, name: str, when: str) -> str:
     """The practitioner: which appointment changed, not who in the portal changed it."""
-    if status == "cancelled":
+    if status == AppointmentStatus.CANCELLED:
         return _(
             "<b>{name}</b>'s appointment on {when} was cancelled in the patient portal."
         ).format(name=esc(name), when=when)
@@ -148,7 +148,7 @@ async def _in_reach(
 def _stale(found: AppointmentInReach, starts_at: object) -> Drop | None:
     """Why an appointment's reminder or notice would say something no longer true."""
     a = found.appointment
-    if a.status == "cancelled":
+    if a.status is AppointmentStatus.CANCELLED:
         return Drop("cancelled")
     if a.starts_at != starts_at:
         return Drop("moved")  # the practice moved it: a notice of its own says so
@@ -264,12 +264,18 @@ async def _reached(
     return found
 
 
-async def _act(update: Update, context: PortalContext, appointment_id: int, verb: str) -> None:
+async def _act(
+    update: Update, context: PortalContext, appointment_id: int, verb: AppointmentAct
+) -> None:
     """Confirm or cancel, as the appointments view does, then show the reminder as it is."""
     query = update.callback_query
     assert query is not None
     _ = context.caller._
-    event = Action.APPOINTMENT_CONFIRMED if verb == "confirm" else Action.APPOINTMENT_CANCELLED
+    event = (
+        Action.APPOINTMENT_CONFIRMED
+        if verb is AppointmentAct.CONFIRM
+        else Action.APPOINTMENT_CANCELLED
+    )
     found = await _reached(update, context, appointment_id, event)
     if found is None:
         return
@@ -284,7 +290,9 @@ async def _act(update: Update, context: PortalContext, appointment_id: int, verb
         await query.answer(_("This appointment has already been changed."), show_alert=True)
     else:
         await query.answer(
-            _("Appointment cancelled.") if verb == "cancel" else _("Attendance confirmed.")
+            _("Appointment cancelled.")
+            if verb is AppointmentAct.CANCEL
+            else _("Attendance confirmed.")
         )
     now_found = await access.appointment_in_reach(
         db, me.id, appointment_id, action=Action.VIEW_APPOINTMENTS
@@ -298,7 +306,7 @@ async def confirm_from_reminder(update: Update, context: PortalContext) -> None:
     assert update.callback_query is not None
     tapped = ConfirmFromReminder.parse(update.callback_query.data)
     assert tapped is not None  # the handler's pattern matched
-    await _act(update, context, tapped.appointment_id, "confirm")
+    await _act(update, context, tapped.appointment_id, AppointmentAct.CONFIRM)
 
 
 async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) -> None:
@@ -311,7 +319,7 @@ async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) ->
     found = await _reached(update, context, tapped.appointment_id, Action.APPOINTMENT_CANCEL_ASKED)
     if found is None:
         return
-    if not found.can_edit or found.appointment.status == "cancelled":
+    if not found.can_edit or found.appointment.status is AppointmentStatus.CANCELLED:
         await query.answer(_("You can't change this appointment."), show_alert=True)
         return
     await query.answer()
@@ -338,7 +346,7 @@ async def cancel_from_reminder(update: Update, context: PortalContext) -> None:
     assert update.callback_query is not None
     tapped = ConfirmCancelFromReminder.parse(update.callback_query.data)
     assert tapped is not None
-    await _act(update, context, tapped.appointment_id, "cancel")
+    await _act(update, context, tapped.appointment_id, AppointmentAct.CANCEL)
 
 
 async def keep_from_reminder(update: Update, context: PortalContext) -> None:

@@ -37,7 +37,7 @@ from handlers.guard import patient_tap, require_viewing, tapped
 from handlers.paging import Paged, page_row
 from handlers.send import answer_quietly, edit_in_place, send_to_chat
 from storage.models import AccessEntry, Appointment
-from storage.vocabulary import Action, GrantStatus
+from storage.vocabulary import Action, AppointmentAct, AppointmentStatus, GrantStatus
 
 Screen = tuple[str, InlineKeyboardMarkup]
 Row = list[InlineKeyboardButton]
@@ -68,12 +68,15 @@ def lost_notice(_: Translator, view: Viewing) -> str | None:
     )
 
 
-def _status(_: Translator, status: str) -> str:
+def _status(_: Translator, status: AppointmentStatus) -> str:
     return {
-        "booked": _.pgettext("appointment status", "Booked"),
-        "confirmed": _.pgettext("appointment status", "Confirmed"),
-        "cancelled": _.pgettext("appointment status", "Cancelled"),
-    }.get(status, status)
+        AppointmentStatus.BOOKED: _.pgettext("appointment status", "Booked"),
+        AppointmentStatus.CONFIRMED: _.pgettext("appointment status", "Confirmed"),
+        AppointmentStatus.CANCELLED: _.pgettext("appointment status", "Cancelled"),
+    }[status]
+
+
+_STATUS_MARKS = {AppointmentStatus.CANCELLED: "❌ ", AppointmentStatus.CONFIRMED: "✅ "}
 
 
 def _record_kind(_: Translator, kind: str) -> str:
@@ -88,7 +91,7 @@ def _record_kind(_: Translator, kind: str) -> str:
 
 def _appointment_line(_: Translator, a: Appointment, tz: dt.tzinfo) -> str:
     where = " · ".join(esc(x) for x in (a.practitioner, a.location) if x)
-    mark = "❌ " if a.status == "cancelled" else ("✅ " if a.status == "confirmed" else "")
+    mark = _STATUS_MARKS.get(a.status, "")
     return f"📅 <b>{_.when(a.starts_at, tz)}</b>\n{where}\n{mark}{_status(_, a.status)}"
 
 
@@ -159,7 +162,7 @@ def _appointment_actions(_: Translator, a: Appointment, at: TurnPage, tz: dt.tzi
     day = _.short_day(a.starts_at, tz)
     ask = AskToCancel(at.subject, a.id, at.page).encode()
     row = [InlineKeyboardButton(_("Cancel {day}").format(day=day), callback_data=ask)]
-    if a.status == "booked":
+    if a.status is AppointmentStatus.BOOKED:
         confirm = ConfirmAppointment(at.subject, a.id, at.page).encode()
         row.append(InlineKeyboardButton(_("Confirm {day}").format(day=day), callback_data=confirm))
     return row
@@ -181,7 +184,7 @@ async def appointments_screen(
     rows: list[Row] = []
     for a in read.page.items:
         lines += ["", _appointment_line(_, a, tz)]
-        if not at.past and read.editable and a.status != "cancelled":
+        if not at.past and read.editable and a.status is not AppointmentStatus.CANCELLED:
             rows.append(_appointment_actions(_, a, at, tz))
     if not read.page.items:
         lines += ["", _("No past appointments.") if at.past else _("No upcoming appointments.")]
@@ -415,8 +418,8 @@ async def confirm_appointment(update: Update, context: PortalContext) -> None:
 
 # What bot.access is asked to do for each act, and what it is recorded as.
 _ACTS = {
-    CancelAppointment: ("cancel", Action.APPOINTMENT_CANCELLED),
-    ConfirmAppointment: ("confirm", Action.APPOINTMENT_CONFIRMED),
+    CancelAppointment: (AppointmentAct.CANCEL, Action.APPOINTMENT_CANCELLED),
+    ConfirmAppointment: (AppointmentAct.CONFIRM, Action.APPOINTMENT_CONFIRMED),
 }
 
 

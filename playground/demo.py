@@ -19,7 +19,7 @@ from bot.tokens import deep_link
 from storage import Database, patients, portal, practitioners
 from storage.db import Writes
 from storage.models import Patient
-from storage.vocabulary import Level, Relationship, Role
+from storage.vocabulary import AppointmentStatus, Level, Relationship, Role
 
 PRACTITIONER = "Dr Maya Okafor"
 DEFAULT_TZ = zoneinfo.ZoneInfo("Australia/Sydney")
@@ -303,7 +303,7 @@ async def _add_history(
             int(start.timestamp()) + visit.minutes * 60,
             visit.practitioner,
             visit.location,
-            visit.status,
+            AppointmentStatus(visit.status),
         )
     for n, visit in enumerate(billed):
         assert visit.fee_cents is not None

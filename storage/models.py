@@ -6,7 +6,15 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict
 
-from storage.vocabulary import EndReason, GrantKind, GrantStatus, Level, Relationship, Role
+from storage.vocabulary import (
+    AppointmentStatus,
+    EndReason,
+    GrantKind,
+    GrantStatus,
+    Level,
+    Relationship,
+    Role,
+)
 
 
 class Row(BaseModel):
@@ -126,7 +134,7 @@ class Appointment(Row):
     ends_at: int
     practitioner: str | None
     location: str | None
-    status: str  # booked | confirmed | cancelled
+    status: AppointmentStatus
     updated_at: int
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 from storage.db import Reads, Rows, Writes, fetch_all, fetch_one
 from storage.db import now as clock
 from storage.models import Appointment, ClinicalRecord, Invoice, Patient
+from storage.vocabulary import AppointmentStatus
 
 _APPOINTMENT = (
     "id, patient_id, fhir_id, starts_at, ends_at, practitioner, location, status, updated_at"
@@ -103,7 +104,7 @@ async def add_appointment(
     ends_at: int,
     practitioner: str | None,
     location: str | None,
-    status: str = "booked",
+    status: AppointmentStatus = AppointmentStatus.BOOKED,
     fhir_id: str | None = None,
 ) -> Appointment:
     cur = await conn.execute(

@@ -57,6 +57,19 @@ class EndReason(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # the asker withdrew before a decision
 
 
+class AppointmentStatus(enum.StrEnum):
+    BOOKED = "booked"
+    CONFIRMED = "confirmed"  # the patient (or someone acting for them) will attend
+    CANCELLED = "cancelled"
+
+
+class AppointmentAct(enum.StrEnum):
+    """What a person may do to an upcoming appointment from the chat."""
+
+    CANCEL = "cancel"
+    CONFIRM = "confirm"
+
+
 class Action(enum.StrEnum):
     """Every kind of event the access log can hold. Each has its words in
     handlers/activity.py (tests/test_activity.py checks every one, in every language)."""
