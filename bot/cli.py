@@ -19,7 +19,7 @@ from bot import invitations
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
-from storage import Database, StorageError, patients, practitioners, state
+from storage import Database, StorageError, clock, patients, practitioners, state
 
 if TYPE_CHECKING:
     from bot.fhir import Skipped
@@ -258,7 +258,7 @@ def _request(name: str, dob: str | None, email: str | None, where: str) -> Locat
             birth = dt.date.fromisoformat(typed)
         except ValueError:  # written right, but no such day: 1985-02-30
             raise DataError(f"{where}: date of birth {typed!r} is not a real date") from None
-        if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
+        if not dt.date(1900, 1, 1) <= birth <= clock.today():
             raise DataError(f"{where}: date of birth {birth} is not plausible")
     address = None
     if email and email.strip():

@@ -34,6 +34,7 @@ from handlers.choices import level_question, role_question
 from handlers.guard import require_patient
 from handlers.menu import CB_ADD_PATIENT, home_keyboard
 from handlers.send import edit_in_place, keyboard
+from storage import clock
 from storage.vocabulary import Level, Relationship, Role
 
 (
@@ -310,7 +311,7 @@ async def save_dob(update: Update, context: PortalContext) -> int:
     _ = await _tr(update, context)
     text = update.effective_message.text if update.effective_message else ""
     dob = parse_date(text or "", _.format_locale)
-    if dob is None or not plausible_birth_date(dob, dt.date.today()):
+    if dob is None or not plausible_birth_date(dob, clock.today()):
         await _prompt(
             update,
             _("I couldn't read that as a date of birth. Please type it like {example}.").format(

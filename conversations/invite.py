@@ -24,6 +24,7 @@ from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
 from conversations import Flows, conversation
 from handlers.language import practitioner_menu
+from storage import clock
 
 NAME, DOB, EMAIL = range(3)
 
@@ -122,7 +123,7 @@ async def save_dob(update: Update, context: PortalContext) -> int:
     _ = (context.caller)._
     text = update.effective_message.text if update.effective_message else ""
     dob = parse_date(text or "", _.format_locale)
-    if dob is None or not plausible_birth_date(dob, dt.date.today()):
+    if dob is None or not plausible_birth_date(dob, clock.today()):
         await _say(
             update,
             _("I couldn't read that as a date of birth. Please type it like {example}.").format(

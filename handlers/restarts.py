@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from telegram.error import TelegramError
 
 from bot.context import PortalApp, PortalContext, portal, recipient_language
 from bot.i18n import Translator
 from bot.persistence import ConversationKey, SQLitePersistence
+from storage import clock
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ async def settle_restored_conversations(app: PortalApp) -> None:
     assert app.job_queue is not None
     for (name, key), deadline in list(deadlines.due.items()):
         app.job_queue.run_once(
-            _deadline_passed, when=max(0.0, deadline - time.time()), data=(name, key)
+            _deadline_passed, when=max(0.0, deadline - clock.time()), data=(name, key)
         )
 
 

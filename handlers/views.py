@@ -8,7 +8,6 @@ never decides anything by itself.
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from handlers.guard import tell_to_sign_in
 from handlers.menu import CB_HOME_VIEW
 from handlers.paging import page_row
 from handlers.send import edit_in_place
+from storage import clock
 from storage.audit import Action
 from storage.models import AccessEntry, Appointment
 from storage.vocabulary import GrantStatus
@@ -515,7 +515,7 @@ def _ask_for_a_name(context: PortalContext, asked: bool) -> None:
     if context.user_data is None:
         return
     if asked:
-        context.user_data[SEARCH_KEY] = time.time()
+        context.user_data[SEARCH_KEY] = clock.time()
     else:
         context.user_data.pop(SEARCH_KEY, None)
 
@@ -564,7 +564,7 @@ async def find_typed_name(update: Update, context: PortalContext) -> None:
     message = update.message
     if message is None or message.text is None or filters.COMMAND.check_update(update):
         return
-    if time.time() - asked > context.portal.settings.conversation_timeout:
+    if clock.time() - asked > context.portal.settings.conversation_timeout:
         return
     try:
         await _show_switch(update, context, message.text)

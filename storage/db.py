@@ -29,7 +29,6 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiosqlite
+
+from storage import clock
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ class StorageError(Exception):
 
 
 def now() -> int:
-    """Seconds since the epoch; every timestamp in the database uses this unit."""
-    return int(time.time())
+    """Seconds since the epoch; every timestamp in the database uses this unit. Read from
+    the one clock (storage/clock.py), which tests replace."""
+    return clock.now()
 
 
 class Rows(Protocol):
