@@ -10,12 +10,13 @@ import logging
 import re
 import secrets
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot import invitations
+from bot import invitations, policy
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
@@ -142,6 +143,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="your numeric Telegram user id, to act as the demo practitioner and use /invite",
     )
+    sub.add_parser(
+        "policy",
+        help="show the practice's safeguarding policy, explained",
+        description="Print the policy the bot applies (PORTAL_TEEN_AGE, PORTAL_OWN_LOGIN_AGE, "
+        "PORTAL_ADULT_AGE, PORTAL_PROXY_TERM_DAYS, PORTAL_NOTICE_DAYS), each in plain words.",
+    )
     return parser
 
 
@@ -156,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = load_settings()
+        policy.install(policy.Policy.from_settings(settings))
         if args.command == "run":
             return _run(settings, args)
         return asyncio.run(_COMMANDS[args.command](settings, args))
@@ -465,6 +473,13 @@ async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+async def policy_command(settings: Settings, args: argparse.Namespace) -> int:
+    print("The practice's safeguarding policy (PORTAL_* settings, see the README's Policy):")
+    for line in policy.explain(policy.current()):
+        print(textwrap.fill(line, width=88, initial_indent="- ", subsequent_indent="  "))
+    return 0
+
+
 _COMMANDS = {
     "migrate": migrate_command,
     "add-practitioner": add_practitioner_command,
@@ -473,4 +488,5 @@ _COMMANDS = {
     "playground": playground_command,
     "import-fhir": import_fhir_command,
     "seed-demo": seed_demo_command,
+    "policy": policy_command,
 }
