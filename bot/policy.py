@@ -164,6 +164,21 @@ def holds(subject: Patient, policy: Policy, now: int) -> bool:
     return not (created_as_child and now >= adult)
 
 
+def clinical_approved(grant: Grant, subject: Patient, policy: Policy) -> bool:
+    """The young person approved Clinical access for this person: with the approval card
+    (`clinical_ok_at`), or by deciding this access themselves (approving the request, or
+    setting its level) from their teen birthday on."""
+    if grant.clinical_ok_at is not None:
+        return True
+    teen = turns(subject, Rule.TEEN, policy)
+    return (
+        teen is not None
+        and grant.decided_by == subject.id
+        and grant.decided_at is not None
+        and grant.decided_at >= teen
+    )
+
+
 @dataclass(frozen=True)
 class InForce:
     """What a grant allows right now: `level` None for nothing; `rule` is the rule that
@@ -184,7 +199,7 @@ def in_force(grant: Grant, subject: Patient, policy: Policy, now: int) -> InForc
             return InForce(None, Rule.ADULT)
     if policy.term_days and grant.ends_at is not None and now >= grant.ends_at:
         return InForce(None, Rule.TERM)
-    if child and grant.level is Level.CLINICAL and grant.clinical_ok_at is None:
+    if child and grant.level is Level.CLINICAL and not clinical_approved(grant, subject, policy):
         teen = turns(subject, Rule.TEEN, policy)
         if teen is not None and now >= teen:
             return InForce(Level.ADMINISTRATIVE, Rule.TEEN)
@@ -217,7 +232,11 @@ def changes(grant: Grant, subject: Patient, policy: Policy) -> list[Change]:
     found: list[Change] = []
     if as_child(grant, subject, policy):
         teen = turns(subject, Rule.TEEN, policy)
-        if teen is not None and grant.level is Level.CLINICAL and grant.clinical_ok_at is None:
+        if (
+            teen is not None
+            and grant.level is Level.CLINICAL
+            and not clinical_approved(grant, subject, policy)
+        ):
             found.append(Change(teen, Rule.TEEN))
         adult = turns(subject, Rule.ADULT, policy)
         if adult is not None and grant.kept_at is None:

@@ -55,11 +55,9 @@ def grant(
         status=GrantStatus.ACTIVE,
         requested_at=began or at(2020, 1, 1),
         expires_at=None,
-        decided_at=began or at(2020, 1, 1),
-        decided_by=1,
         notified_at=None,
         began_at=began or at(2020, 1, 1),
-        **decisions,  # type: ignore[arg-type]
+        **{"decided_by": 1, "decided_at": began or at(2020, 1, 1), **decisions},  # type: ignore[arg-type]
     )
 
 
@@ -102,6 +100,13 @@ def test_clinical_access_becomes_administrative_on_the_teen_birthday_to_the_minu
     assert policy.applied(admin, mia, P, at(2027, 6, 10)) is admin
     approved = grant(clinical_ok_at=at(2029, 1, 1))
     assert policy.in_force(approved, mia, P, at(2029, 1, 1)) == InForce(Level.CLINICAL)
+    # So does Clinical access the young person decided themselves from that birthday on
+    # (approving the request, or setting the level); the holder's decision does not count.
+    own = grant(decided_by=mia.id, decided_at=at(2027, 6, 10))
+    assert policy.in_force(own, mia, P, at(2028, 1, 1)) == InForce(Level.CLINICAL)
+    assert policy.changes(own, mia, P) == [Change(at(2033, 6, 10), Rule.ADULT)]
+    early = grant(decided_by=mia.id, decided_at=at(2027, 6, 9, 23, 59))
+    assert policy.in_force(early, mia, P, at(2028, 1, 1)).level is Level.ADMINISTRATIVE
 
 
 def test_a_teen_age_of_0_turns_the_rule_off() -> None:
