@@ -22,6 +22,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import policy
 from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
 from bot.outbox import Sender
 from bot.persistence import (
@@ -35,6 +36,7 @@ from bot.persistence import (
 from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
 from bot.settings import Settings
+from bot.sweep import SWEEP_EVERY_S, sweep_job
 from bot.transport import AiohttpRequest
 from bot.updates import Unreadable, ignore_unreadable
 from conversations import Flows
@@ -81,6 +83,7 @@ async def _start(app: PortalApp) -> None:
     app.job_queue.run_repeating(
         commit_periodically, interval=PERSIST_EVERY_S, first=PERSIST_EVERY_S
     )
+    app.job_queue.run_repeating(sweep_job, interval=SWEEP_EVERY_S, first=SWEEP_EVERY_S)
     # What start-up built lives as long as the process (modules, handlers, PTB's objects):
     # kept out of the collector's sight, a full collection walks only what updates leave
     # behind: ~20 ms with every user's update waiting, not 60-75 ms (benchmarks/README).
@@ -122,6 +125,7 @@ def build_application(
         rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
     )
     db = Database(settings.db_path)
+    policy.install(policy.Policy.from_settings(settings))  # the access checks apply it
     deadlines = Deadlines(settings.conversation_timeout)
     builder = (
         ApplicationBuilder()

@@ -15,6 +15,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Render, Unreachable
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
+from handlers.policy_notices import RENDERERS as POLICY_RENDERERS
 from storage import logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
@@ -241,4 +242,5 @@ _RENDERERS: dict[Kind, Callable[[Portal, Message], Awaitable[Rendered]]] = {
     Kind.INVITE_LOCKED: invite_locked,
     Kind.INVITE_BURNED: invite_burned,
     Kind.SIGNED_OUT: signed_out,
+    **POLICY_RENDERERS,  # the practice's policy (issue #20)
 }

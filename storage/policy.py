@@ -52,15 +52,6 @@ async def keep(conn: Writes, grant_id: int, ends_at: int | None) -> bool:
     return cur.rowcount == 1
 
 
-async def approve_clinical(conn: Writes, grant_id: int) -> bool:
-    cur = await conn.execute(
-        "UPDATE grants SET clinical_ok_at = ? WHERE id = ? AND status = 'active'"
-        " AND clinical_ok_at IS NULL",
-        (now(), grant_id),
-    )
-    return cur.rowcount == 1
-
-
 async def mark_continued(conn: Writes, grant_id: int) -> bool:
     cur = await conn.execute(
         "UPDATE grants SET continued_at = ? WHERE id = ? AND status = 'active'"
@@ -229,3 +220,30 @@ async def open_on(conn: Reads, subject_id: int) -> list[AccessEntry]:
         (subject_id,),
     )
     return [_entry(row) for row in rows]
+
+
+async def lower_to_administrative(conn: Writes, grant_id: int) -> bool:
+    """The teen age: Clinical access is stored as what it has become (the check has
+    limited it since the birthday), without counting as anyone's decision."""
+    cur = await conn.execute(
+        "UPDATE grants SET level = 'administrative' WHERE id = ? AND status = 'active'"
+        " AND level = 'clinical'",
+        (grant_id,),
+    )
+    return cur.rowcount == 1
+
+
+async def restore_clinical(conn: Writes, grant_id: int) -> bool:
+    """The young person approved Clinical access again."""
+    cur = await conn.execute(
+        "UPDATE grants SET level = 'clinical', clinical_ok_at = ? WHERE id = ?"
+        " AND status = 'active' AND clinical_ok_at IS NULL",
+        (now(), grant_id),
+    )
+    return cur.rowcount == 1
+
+
+async def queued(conn: Reads, dedupe_key: str) -> bool:
+    """A message with this dedupe key was queued before (for a dry run's report)."""
+    row = await fetch_one(conn, "SELECT 1 FROM outbox WHERE dedupe_key = ?", (dedupe_key,))
+    return row is not None
