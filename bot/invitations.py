@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
+from bot import policy
 from bot.tokens import hash_token, is_start_payload, new_token
 from storage import Database, audit, grants, invites, logins, outbox, patients
 from storage.audit import Action
@@ -326,6 +327,7 @@ async def create_own_login_invite(
             dependent is None
             or dependent.date_of_birth is None  # the link would have nothing to check
             or dependent.holder_id != holder_id
+            or not policy.holds(dependent, policy.current(), now())  # their adult age (#20)
             or await logins.for_patient(conn, dependent_id) is not None
         ):
             await audit.record(

@@ -91,12 +91,6 @@ class _Run:
         self.at = at
         self.dry_run = dry_run
         self.report = SweepReport(at, dry_run)
-        ages = [a for a in (rules.teen_age, rules.own_login_age, rules.adult_age) if a]
-        today = dt.datetime.fromtimestamp(at, rules.tz).date()
-        # Anyone whose age rules are still to come, or came in the last year or so (a
-        # sweep that did not run for a while catches up); older people are left alone.
-        oldest = max(ages, default=0) + 2
-        self.young_after = dt.date(today.year - oldest, 1, 1).isoformat()
         self.ends_by = at + max(rules.notice_days, default=0) * DAY
 
     @asynccontextmanager
@@ -137,7 +131,6 @@ class _Run:
             async with self.db.read() as conn:
                 page = await steps.grants_to_sweep(
                     conn,
-                    young_after=self.young_after,
                     ends_by=self.ends_by,
                     majority=self.rules.majority,
                     term=bool(self.rules.term_days),
@@ -335,7 +328,7 @@ class _Run:
         while True:
             async with self.db.read() as conn:
                 page = await steps.held_to_sweep(
-                    conn, young_after=self.young_after, after_id=after, limit=PAGE
+                    conn, majority=self.rules.majority, after_id=after, limit=PAGE
                 )
             for patient, _login in page:
                 await self.patient(patient.id)

@@ -130,7 +130,6 @@ def _grant_and_subject(row: sqlite3.Row) -> tuple[Grant, Patient, bool]:
 async def grants_to_sweep(
     conn: Reads,
     *,
-    young_after: str,
     ends_by: int,
     majority: int,
     term: bool,
@@ -138,17 +137,18 @@ async def grants_to_sweep(
     limit: int,
 ) -> list[tuple[Grant, Patient, bool]]:
     """Active grants the policy may have something to do with, a page at a time (by id),
-    each with its subject and whether the subject has a login: grants on patients born
-    after `young_after` (ISO date: the age rules), and with the term on, grants that end by
-    `ends_by` or have no end date though they (roughly: the caller decides exactly) began
-    after the subject turned `majority` or were kept."""
+    each with its subject and whether the subject has a login: access that began before
+    the subject turned `majority` (the age rules), and with the term on, access that ends
+    by `ends_by` or has no end date though it began later or was kept. Roughly: birthdays
+    here are UTC dates, two days' margin either way; the caller decides exactly."""
     rows = await fetch_all(
         conn,
         f"SELECT {_GRANT_COLUMNS}, {_SUBJECT},"
         " EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = s.id) AS has_login"
         " FROM grants g JOIN patients s ON s.id = g.subject_id"
         " WHERE g.status = 'active' AND g.id > :after AND ("
-        "   s.date_of_birth > :young"
+        "   (s.date_of_birth IS NOT NULL AND COALESCE(g.began_at, g.decided_at, g.requested_at)"
+        "     < CAST(strftime('%s', s.date_of_birth, :years) AS INTEGER) + 2 * 86400)"
         "   OR (:term AND g.ends_at IS NOT NULL AND g.ends_at <= :ends_by)"
         "   OR (:term AND g.ends_at IS NULL AND (s.date_of_birth IS NULL OR g.kept_at IS NOT NULL"
         "     OR COALESCE(g.began_at, g.decided_at, g.requested_at)"
@@ -156,7 +156,6 @@ async def grants_to_sweep(
         " ) ORDER BY g.id LIMIT :limit",
         {
             "after": after_id,
-            "young": young_after,
             "term": int(term),
             "ends_by": ends_by,
             "years": f"+{majority} years",
@@ -167,16 +166,18 @@ async def grants_to_sweep(
 
 
 async def held_to_sweep(
-    conn: Reads, *, young_after: str, after_id: int, limit: int
+    conn: Reads, *, majority: int, after_id: int, limit: int
 ) -> list[tuple[Patient, bool]]:
-    """Held patients born after `young_after`, with whether they have a login."""
+    """Patients held since before they turned `majority` (roughly, as above), with whether
+    they have a login: their own login and the end of holdership are the policy's."""
     rows = await fetch_all(
         conn,
         f"SELECT {_PATIENT_COLUMNS},"
         " EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = p.id) AS has_login"
-        " FROM patients p WHERE p.holder_id IS NOT NULL AND p.date_of_birth > ? AND p.id > ?"
-        " ORDER BY p.id LIMIT ?",
-        (young_after, after_id, limit),
+        " FROM patients p WHERE p.holder_id IS NOT NULL AND p.date_of_birth IS NOT NULL"
+        " AND p.created_at < CAST(strftime('%s', p.date_of_birth, ?) AS INTEGER) + 2 * 86400"
+        " AND p.id > ? ORDER BY p.id LIMIT ?",
+        (f"+{majority} years", after_id, limit),
     )
     found = []
     for row in rows:
