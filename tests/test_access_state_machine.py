@@ -1047,9 +1047,9 @@ class AccessMachine(RuleBasedStateMachine):
                 g.level, g.teen_done = Level.ADMINISTRATIVE, True
                 g.events.append("grant.limited_by_policy")
         for d in self.dependents:
-            child = self.patients[d]
-            if child.holder is not None and not self.holds(child):
-                child.holder = None  # released, and the offers that carried their consent
+            dependent = self.patients[d]
+            if dependent.holder is not None and not self.holds(dependent):
+                dependent.holder = None  # released, and the offers that carried their consent
                 for g in self.grants.values():
                     if g.subject == d and g.kind == "offer" and g.status == "pending":
                         g.status = "expired"

@@ -12,7 +12,7 @@ from bot.invitations import InviteRequest, InviteState
 from bot.policy import Policy
 from storage import Database, clock, grants, logins
 from storage.clock import FixedClock
-from storage.vocabulary import GrantStatus, Level, Relationship, Role
+from storage.vocabulary import Action, GrantStatus, Level, Relationship, Role
 
 SYDNEY = zoneinfo.ZoneInfo("Australia/Sydney")
 DAY = 86400
@@ -60,14 +60,18 @@ async def test_a_parent_sees_clinical_records_until_the_minute_their_child_turns
         view = await access.viewing(db, 700)
         assert view is not None and view.subject.id == mia.id and view.grant is not None
         assert view.grant.level is Level.ADMINISTRATIVE
-        records = await access.authorize(db, view, Area.RECORDS, Act.VIEW, action="view.records")
+        records = await access.authorize(
+            db, view, Area.RECORDS, Act.VIEW, action=Action.VIEW_RECORDS
+        )
         assert not records.allowed
         # An older Viewing, judged again at the moment of the request, is limited too.
         fixed.set(at(2027, 6, 9, 23, 59))
         before = await access.viewing(db, 700)
         assert before is not None
         fixed.set(at(2027, 6, 10))
-        late = await access.authorize(db, before, Area.RECORDS, Act.VIEW, action="view.records")
+        late = await access.authorize(
+            db, before, Area.RECORDS, Act.VIEW, action=Action.VIEW_RECORDS
+        )
         assert not late.allowed
         # Mum still decides for Mia until her adult birthday, then nobody does (no login).
         async with db.read() as conn:
@@ -85,7 +89,7 @@ async def test_a_parent_sees_clinical_records_until_the_minute_their_child_turns
         view = await access.viewing(db, 700)
         assert view is not None and view.own and view.lost is GrantStatus.EXPIRED
         assert await access.switch_to(db, 700, mia.id) is None
-        assert await access.view_of(db, 700, mia.id, action="view.details") is None
+        assert await access.view_of(db, 700, mia.id, action=Action.VIEW_DETAILS) is None
 
 
 async def test_access_between_adults_ends_at_its_end_date(db: Database) -> None:
