@@ -40,10 +40,11 @@ async def _to_chat(p: Portal, chat_id: int) -> Translator:
 
 
 def _about_grant(
-    words: Callable[[Portal, Translator, Parties, Message], str | None],
+    words: Callable[[Portal, Translator, Parties, Message, bool], str | None],
 ) -> Callable[[Portal, Message], Awaitable[Rendered]]:
-    """A notice to a patient about a grant: its words, or None when there is nothing to
-    say any more."""
+    """A notice to a patient about a grant: its words (which may depend on whether the
+    patient whose portal it is has a login of their own), or None when there is nothing
+    to say any more."""
 
     async def render(p: Portal, row: Message) -> Rendered:
         parties = await access.grant_parties(p.db, row.ref_id or 0)
@@ -53,7 +54,9 @@ def _about_grant(
         if to is None:
             return UNREACHABLE
         chat_id, _ = to
-        text = words(p, _, parties, row)
+        async with p.db.read() as conn:
+            has_login = await logins.for_patient(conn, parties[2].id) is not None
+        text = words(p, _, parties, row, has_login)
         return None if text is None else Outgoing(chat_id, text)
 
     render.__doc__ = words.__doc__
@@ -68,7 +71,7 @@ def _age(rule: Rule) -> int:
     return policy.current().age_of(rule)
 
 
-def _ahead(p: Portal, _: Translator, parties: Parties, row: Message) -> str | None:
+def _ahead(p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool) -> str | None:
     """Both sides, ahead of a change: what will change, when, and what they can do."""
     grant, accessor, subject = parties
     try:
@@ -120,10 +123,15 @@ def _ahead(p: Portal, _: Translator, parties: Parties, row: Message) -> str | No
             "{name}'s access to your portal ends on {date}. To keep it, renew it in /access "
             "before then; to let it end, do nothing."
         ).format(date=when, **names)
-    if side == "holder":
+    if not has_login:  # an adult someone looks after: the practice decides
+        if side == "holder":
+            return _(
+                "{name}'s access to the portal of {subject} ends on {date}. {subject} has no "
+                "login of their own, so the practice has been asked whether to renew it."
+            ).format(date=when, **names)
         return _(
-            "{name}'s access to the portal of {subject} ends on {date}. To keep it, renew it "
-            "in /access before then."
+            "Your access to {subject}'s portal ends on {date}. {subject} has no login of "
+            "their own, so the practice has been asked whether to renew it."
         ).format(date=when, **names)
     return _(
         "Your access to {subject}'s portal ends on {date}. Only {subject} can renew it: if "
@@ -131,7 +139,7 @@ def _ahead(p: Portal, _: Translator, parties: Parties, row: Message) -> str | No
     ).format(date=when, **names)
 
 
-def _done(p: Portal, _: Translator, parties: Parties, row: Message) -> str | None:
+def _done(p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool) -> str | None:
     """Both sides, when the change came (as it happened, whatever has happened since)."""
     _grant, accessor, subject = parties
     try:
@@ -177,7 +185,9 @@ def _done(p: Portal, _: Translator, parties: Parties, row: Message) -> str | Non
     ).format(**names)
 
 
-def _end_date_set(p: Portal, _: Translator, parties: Parties, row: Message) -> str | None:
+def _end_date_set(
+    p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool
+) -> str | None:
     """Both sides of access that existed before the term: it now has an end date."""
     grant, accessor, subject = parties
     if grant.status is not GrantStatus.ACTIVE or grant.ends_at is None:
@@ -187,10 +197,23 @@ def _end_date_set(p: Portal, _: Translator, parties: Parties, row: Message) -> s
     names = {"name": esc(accessor.full_name), "subject": esc(subject.full_name)}
     when = _.day_of(grant.ends_at, p.settings.tz)
     if _side(row) == "accessor":
+        if not has_login:
+            return _(
+                "Under the practice's policy, access to another patient's portal now has an "
+                "end date: your access to {subject}'s portal ends on {date}. {subject} has no "
+                "login of their own, so the practice will decide whether to renew it; you "
+                "will be reminded before then."
+            ).format(date=when, **names)
         return _(
             "Under the practice's policy, access to another patient's portal now has an end "
             "date: your access to {subject}'s portal ends on {date}. Only {subject} can renew "
             "it, and you will both be reminded before then."
+        ).format(date=when, **names)
+    if _side(row) == "holder":
+        return _(
+            "Under the practice's policy, access to a portal now has an end date: {name}'s "
+            "access to the portal of {subject} ends on {date}. {subject} has no login of their "
+            "own, so the practice will decide whether to renew it."
         ).format(date=when, **names)
     return _(
         "Under the practice's policy, access to a portal now has an end date: {name}'s "
@@ -199,7 +222,9 @@ def _end_date_set(p: Portal, _: Translator, parties: Parties, row: Message) -> s
     ).format(date=when, **names)
 
 
-def _renewed(p: Portal, _: Translator, parties: Parties, row: Message) -> str | None:
+def _renewed(
+    p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool
+) -> str | None:
     """The person with access: renewed, or kept past the young person's adult age."""
     grant, _accessor, subject = parties
     if grant.status is not GrantStatus.ACTIVE:
@@ -218,7 +243,9 @@ def _renewed(p: Portal, _: Translator, parties: Parties, row: Message) -> str | 
     )
 
 
-def _young_review(p: Portal, _: Translator, parties: Parties, row: Message) -> str | None:
+def _young_review(
+    p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool
+) -> str | None:
     """The young person, with their own login: approve someone's access."""
     grant, accessor, subject = parties
     if grant.status is not GrantStatus.ACTIVE or access.in_force(grant, subject) is None:
@@ -241,7 +268,9 @@ def _young_review(p: Portal, _: Translator, parties: Parties, row: Message) -> s
     ).format(name=name, access=summary)
 
 
-def _ended_quietly(p: Portal, _: Translator, parties: Parties, row: Message) -> str | None:
+def _ended_quietly(
+    p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool
+) -> str | None:
     """Both sides of access the practice suspended, or that "stop all access" ended: only
     that it ended, never by whom or why (DAPB3051)."""
     _grant, accessor, subject = parties

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import zoneinfo
 from pathlib import Path
 
@@ -332,3 +333,112 @@ async def test_a_change_undone_by_hand_is_not_recorded_or_told_twice(db: Databas
         assert report.changes == [] and report.notices == []
         assert len(await _outbox(db)) == queued
         assert len(await _events(db, Action.POLICY_LIMITED)) == 2
+
+
+async def test_every_policy_notice_has_words_in_every_language(db: Database) -> None:
+    """Each kind of notice the policy queues, rendered as the outbox would send it right
+    after it was queued, for a recipient in each language: a sentence, no placeholder, and
+    not English outside English."""
+    from bot.context import Portal
+    from bot.i18n import LANGUAGES
+    from bot.outbox import Outgoing
+    from bot.settings import load_settings
+    from handlers.notices import renderer
+    from storage import logins
+    from storage.outbox import Message
+
+    seen: dict[str, dict[str, str]] = {}
+    portal = Portal(settings=load_settings(), db=db, sender=None)  # type: ignore[arg-type]
+    render = renderer(portal)
+    done = 0
+
+    async def render_new() -> None:
+        nonlocal done
+        async with db.read() as conn:
+            rows = await fetch_all(
+                conn,
+                "SELECT id, kind, ref_id, patient_id, chat_id, detail, keep, status, attempts,"
+                " lapses_at FROM outbox WHERE id > ? ORDER BY id",
+                (done,),
+            )
+        for row in rows:
+            done = row["id"]
+            data = dict(row)
+            data["detail"] = json.loads(data["detail"]) if data["detail"] else {}
+            message = Message.model_validate(data)
+            words = seen.setdefault(f"{message.kind}:{message.detail}", {})
+            for language in LANGUAGES:
+                if message.patient_id is not None:
+                    async with db.transaction() as conn:
+                        login = await logins.for_patient(conn, message.patient_id)
+                        if login is None:
+                            break
+                        await logins.set_locale(conn, login.telegram_user_id, language)
+                out = await render(message)
+                if not isinstance(out, Outgoing):
+                    break  # nothing to say (any more), or nobody to say it to
+                assert "{" not in out.text and "}" not in out.text, out.text
+                words[language] = out.text
+                if message.patient_id is None:
+                    break  # a practitioner's chat: in the practice's language
+
+    with policy.using(RULES), clock.use(FixedClock(at(2020, 1, 1))) as fixed:
+        mum, dad, mia = await _family(db)
+        for moment in (at(2027, 5, 11, 9), at(2027, 6, 10, 9), at(2029, 6, 10, 9)):
+            fixed.set(moment)
+            await sweep(db, RULES)
+            await render_new()
+        own = await invitations.create_own_login_invite(db, mum, mia, 14)
+        assert own is not None
+        await invitations.sign_in(db, own.invite.id, 702, "en", MIA_BORN)
+        for moment in (at(2029, 6, 11), at(2033, 5, 12, 9)):
+            fixed.set(moment)
+            await sweep(db, RULES)
+            await render_new()
+        async with db.read() as conn:
+            dads = await grants.active(conn, dad, mia)
+        assert dads is not None
+        await safeguarding.keep_after_adulthood(db, mia, dads.id)
+        await render_new()
+        fixed.set(at(2033, 6, 10, 9))
+        await sweep(db, RULES)
+        await render_new()
+        await safeguarding.renew(db, mia, dads.id)
+        await render_new()
+        carer = await _signed_in(db, "Cat Ng", "cat@example.com", 703)
+        _len, len_grant = await access.create_dependent(
+            db,
+            carer,
+            "Len Ng",
+            dt.date(1940, 1, 1),
+            AccessRequest("Len Ng", Relationship.PARENT, None, Level.CLINICAL, Role.EDIT),
+        )
+        async with db.transaction() as conn:  # Len's access, as if from before the term
+            await conn.execute("UPDATE grants SET ends_at = NULL WHERE id = ?", (len_grant.id,))
+        await sweep(db, RULES)
+        await render_new()
+        async with db.read() as conn:
+            ends = (await grants.get(conn, len_grant.id)).ends_at  # type: ignore[union-attr]
+        assert ends is not None
+        fixed.set(dt.datetime.fromtimestamp(ends - 7 * DAY, SYDNEY))
+        await sweep(db, RULES)
+        await render_new()
+        assert (await safeguarding.suspend_by_practitioner(db, dads.id, DOCTOR)).outcome is (
+            Outcome.DONE
+        )
+        await render_new()
+    kinds = {key.split(":")[0] for key, words in seen.items() if words}
+    assert kinds >= {
+        "policy_ahead",
+        "policy_done",
+        "end_date_set",
+        "renewal_asked",
+        "renewed",
+        "invite_asked",
+        "holder_told",
+        "young_review",
+        "access_ended_quietly",
+    }, sorted(kinds)
+    for key, words in seen.items():
+        if len(words) == len(LANGUAGES):  # a patient's: in their language
+            assert len(set(words.values())) == len(LANGUAGES), (key, words)
