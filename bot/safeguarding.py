@@ -248,7 +248,7 @@ async def stop_all_access(db: Database, actor_id: int, patient_id: int) -> Stopp
                 actor_patient_id=actor_id,
                 subject_patient_id=patient_id if await patients.get(conn, patient_id) else None,
                 ref_id=patient_id,
-                detail=Attempt.REVOKE,
+                detail=Attempt.STOP_ALL,
             )
             return Stopped(False)
         ended = declined = 0

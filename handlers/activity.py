@@ -163,6 +163,7 @@ def _tried(_: Translator, action: Action, e: LogEntry, whose: str) -> str | None
             Attempt.ACTIVITY: _("tried to read this access log"),
             Attempt.RENEW: _("tried to renew {name}'s access"),
             Attempt.KEEP: _("tried to approve or keep {name}'s access"),
+            Attempt.STOP_ALL: _("tried to stop all access to this portal"),
         }[attempt].format(name=whose)
     words = {
         Action.VIEW_APPOINTMENTS: _("tried to view appointments"),

@@ -124,3 +124,4 @@ class Attempt(enum.StrEnum):
     ACTIVITY = "activity"  # read an access log that is not theirs
     RENEW = "renew"  # renew access to a portal that is not theirs to renew
     KEEP = "keep"  # keep, or approve, access to a portal that is not theirs
+    STOP_ALL = "stop_all"  # stop all access to a portal they do not decide for

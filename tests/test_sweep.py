@@ -283,6 +283,7 @@ async def test_stop_all_access_and_a_suspension_tell_only_that_it_ended(db: Data
         assert first.grant is not None and waiting.grant is not None
         await access.decide(db, first.grant.id, ann, True)
         assert not (await safeguarding.stop_all_access(db, bob, ann)).allowed
+        assert await _events(db, Action.GRANT_DECIDE) == [("grant.decide", "stop_all")]
         stopped = await safeguarding.stop_all_access(db, ann, ann)
         assert (stopped.allowed, stopped.ended, stopped.declined) == (True, 1, 1)
         async with db.read() as conn:
