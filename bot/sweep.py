@@ -58,7 +58,9 @@ class SweepReport:
 async def sweep(
     db: Database, rules: Policy, at: int | None = None, *, dry_run: bool = False
 ) -> SweepReport:
-    """Everything the policy has to do at `at` (default: now), once."""
+    """Everything the policy has to do at `at` (default: now), once. What it writes is
+    stamped by the clock, so `at` should be the clock's now: `python -m bot sweep --at`
+    moves the clock for its run."""
     run = _Run(db, rules, clock.now() if at is None else at, dry_run)
     await run.grants()
     await run.held()
