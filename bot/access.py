@@ -10,7 +10,7 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, replace
 
-from bot import records
+from bot import policy, records
 from bot.events import (
     AccessChanged,
     AccessRequested,
@@ -34,6 +34,7 @@ from storage import (
     portal,
     reminders,
 )
+from storage import policy as policy_store
 from storage.db import Reads, Writes, now
 from storage.models import (
     AccessEntry,
@@ -109,7 +110,9 @@ async def permission(
     """May `actor_id` do `act` on `area` of `subject_id`'s portal, right now?"""
     if actor_id == subject_id:
         return Permission(True)
-    return judge(await grants.active(conn, actor_id, subject_id), area, act)
+    grant = await grants.active(conn, actor_id, subject_id)
+    subject = await patients.get(conn, subject_id) if grant is not None else None
+    return judge(in_force(grant, subject), area, act)  # the policy, at this moment (#20)
 
 
 def judge(grant: Grant | None, area: Area, act: Act) -> Permission:
@@ -120,13 +123,50 @@ def judge(grant: Grant | None, area: Area, act: Act) -> Permission:
     return Permission(allowed, grant)
 
 
+# --- The practice's policy, at the moment of each request (issue #20) -------------------
+# bot/policy.py says what a grant allows right now (the age rules, end dates); every path
+# that judges a grant goes through in_force(), so nobody keeps access a minute past a
+# birthday or an end date, whatever the sweep (bot/sweep.py) has done so far.
+
+
+def in_force(grant: Grant | None, subject: Patient | None) -> Grant | None:
+    """The active grant as the policy lets it stand now: None when it allows nothing (or
+    its subject is unknown), its level lowered where a rule limits it."""
+    if grant is None or subject is None:
+        return None
+    return policy.applied(grant, subject, policy.current(), now())
+
+
+def _still_holds(subject: Patient) -> bool:
+    """Whoever created a child's account decides for them only until their adult age."""
+    return policy.holds(subject, policy.current(), now())
+
+
+async def _held_by(conn: Reads, holder_id: int) -> list[Patient]:
+    return [p for p in await patients.held_by(conn, holder_id) if _still_holds(p)]
+
+
+async def _access_begins(conn: Writes, grant_id: int) -> None:
+    """Access that has just been approved: when it began, and between adults its end date."""
+    grant = await grants.get(conn, grant_id)
+    subject = await patients.get(conn, grant.subject_id) if grant and grant.subject_id else None
+    if grant is None or subject is None:
+        return
+    at = now()
+    ends = policy.end_date_at_approval(grant, subject, policy.current(), at)
+    await policy_store.begin(conn, grant_id, at, ends)
+
+
+# --- (end of the policy's part) ----------------------------------------------------------
+
+
 async def decider_for(conn: Reads, subject_id: int) -> int | None:
     """Who decides on access to this patient: the patient once they have a login; before
     that, for a dependent, the patient who created them (the holder); otherwise nobody yet."""
     if await logins.for_patient(conn, subject_id) is not None:
         return subject_id
     subject = await patients.get(conn, subject_id)
-    return subject.holder_id if subject else None
+    return subject.holder_id if subject and _still_holds(subject) else None  # policy (#20)
 
 
 async def _decider_of(conn: Reads, grant: Grant) -> int | None:
@@ -140,7 +180,9 @@ async def _decider_of(conn: Reads, grant: Grant) -> int | None:
         # offer still open lapses: accepting it would let in someone they never approved.
         if await logins.for_patient(conn, grant.subject_id) is not None:
             return None
-        return grant.accessor_id
+        # Nor once the holder no longer decides for them (their adult age, issue #20).
+        subject = await patients.get(conn, grant.subject_id)
+        return grant.accessor_id if subject and _still_holds(subject) else None
     return await decider_for(conn, grant.subject_id)
 
 
@@ -150,7 +192,7 @@ async def may_decide(conn: Reads, actor_id: int, subject_id: int) -> bool:
 
 async def decides_for(conn: Reads, actor_id: int) -> list[int]:
     """The patients whose access requests this patient answers: themself and held dependents."""
-    return [actor_id, *(p.id for p in await patients.held_by(conn, actor_id))]
+    return [actor_id, *(p.id for p in await _held_by(conn, actor_id))]
 
 
 # --- Who is told on the bot's own schedule (reminders, new items: bot/reminders.py) ------
@@ -313,6 +355,7 @@ async def _approve_as_holder(conn: Writes, grant: Grant, holder_id: int) -> Gran
         role=grant.role,
     )
     assert decided
+    await _access_begins(conn, grant.id)  # policy (#20)
     await audit.record(
         conn,
         Action.GRANT_APPROVED,
@@ -371,6 +414,8 @@ async def decide(
             conn, grant_id, status=status, decided_by=decider_id, level=new_level, role=new_role
         ):
             return DecisionResult(DecisionOutcome.ALREADY, await grants.get(conn, grant_id))
+        if approve:
+            await _access_begins(conn, grant_id)  # policy (#20)
         await _audit_decision(conn, grant, decider_id, approve, new_level, new_role)
         offered_by = await _offered_by(conn, grant)
         await notify(conn, RequestDecided(grant, approve, offered_by, shown_on))
@@ -543,8 +588,9 @@ async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
     me, subject = found.me, found.subject
     if subject is not None and subject.id == me.id:
         return Viewing(me, me, None)
-    if subject is not None and found.grant is not None:
-        return Viewing(me, subject, found.grant)
+    grant = in_force(found.grant, subject)  # policy (#20)
+    if subject is not None and grant is not None:
+        return Viewing(me, subject, grant)
     current = found.login.current_subject_id
     assert current is not None  # else the subject would be the login's own patient
     async with db.transaction() as conn:
@@ -552,6 +598,8 @@ async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
         # switched this login elsewhere.
         await logins.forget_subject(conn, telegram_user_id, current)
         last = await grants.latest_between(conn, me.id, current)
+        if found.grant is not None:  # still active, but the policy ended it (#20)
+            last = found.grant.model_copy(update={"status": GrantStatus.EXPIRED})
         await audit.record(
             conn,
             Action.SWITCH_FALLBACK,
@@ -590,9 +638,10 @@ def _allowed_view(found: LoginView, subject_id: int) -> Viewing | None:
     """The login's own portal, or one it holds an active grant on; None otherwise."""
     if subject_id == found.me.id:
         return Viewing(found.me, found.me, None)
-    if found.grant is None or found.subject is None:
+    grant = in_force(found.grant, found.subject)  # policy (#20)
+    if grant is None or found.subject is None:
         return None
-    return Viewing(found.me, found.subject, found.grant)
+    return Viewing(found.me, found.subject, grant)
 
 
 async def authorize(
@@ -601,7 +650,9 @@ async def authorize(
     """Check one view or action and audit it. `viewing_now` must come from viewing(),
     view_of() or switch_to() in this same update: its grant was read from the database
     a moment ago, so it is judged as it stands rather than read a second time."""
-    result = Permission(True) if viewing_now.own else judge(viewing_now.grant, area, act)
+    # The policy once more, at this very moment (#20): pure, no second read.
+    in_force_now = in_force(viewing_now.grant, viewing_now.subject)
+    result = Permission(True) if viewing_now.own else judge(in_force_now, area, act)
     if not viewing_now.own or not result.allowed:
         async with db.statement(change=False) as conn:  # a record of a look, not a change
             await audit.record(
@@ -881,7 +932,7 @@ class Overview:
 async def overview(db: Database, me: int) -> Overview:
     async with db.transaction() as conn:
         await grants.expire_stale(conn)
-        held = await patients.held_by(conn, me)
+        held = await _held_by(conn, me)
         subjects = [me, *(p.id for p in held)]
         return Overview(
             accessing=await grants.accessible_by(conn, me),

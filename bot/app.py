@@ -25,6 +25,7 @@ from telegram.ext import (
 )
 
 from bot import callbacks as cb
+from bot import policy
 from bot.callbacks import Callback
 from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
 from bot.outbox import Sender
@@ -39,6 +40,7 @@ from bot.persistence import (
 from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
 from bot.settings import Settings
+from bot.sweep import SWEEP_EVERY_S, sweep_job
 from bot.transport import AiohttpRequest
 from bot.updates import Unreadable, ignore_unreadable
 from conversations import Flows
@@ -93,6 +95,7 @@ async def _start(app: PortalApp) -> None:
     app.job_queue.run_repeating(
         commit_periodically, interval=PERSIST_EVERY_S, first=PERSIST_EVERY_S
     )
+    app.job_queue.run_repeating(sweep_job, interval=SWEEP_EVERY_S, first=SWEEP_EVERY_S)
     # What start-up built lives as long as the process (modules, handlers, PTB's objects):
     # kept out of the collector's sight, a full collection walks only what updates leave
     # behind, a far shorter pause with every user's update waiting (benchmarks/README.md).
@@ -134,6 +137,7 @@ def build_application(
         rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
     )
     db = Database(settings.db_path)
+    policy.install(policy.Policy.from_settings(settings))  # the access checks apply it
     deadlines = Deadlines(settings.conversation_timeout)
     builder = (
         ApplicationBuilder()

@@ -10,18 +10,22 @@ import logging
 import re
 import secrets
 import sys
+import textwrap
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from bot import invitations
+from bot import invitations, policy
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
-from storage import Database, StorageError, patients, practitioners, state
+from storage import Database, StorageError, clock, patients, practitioners, state
+from storage.models import Patient
 
 if TYPE_CHECKING:
+    from bot import safeguarding as safeguarding_types
     from bot.fhir import Skipped
 
 
@@ -178,6 +182,40 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="your numeric Telegram user id, to act as the demo practitioner and use /invite",
     )
+    sub.add_parser(
+        "policy",
+        help="show the practice's safeguarding policy, explained",
+        description="Print the policy the bot applies (PORTAL_TEEN_AGE, PORTAL_OWN_LOGIN_AGE, "
+        "PORTAL_ADULT_AGE, PORTAL_PROXY_TERM_DAYS, PORTAL_NOTICE_DAYS), each in plain words.",
+    )
+
+    swp = sub.add_parser(
+        "sweep",
+        help="carry out the policy now: notices ahead of changes, the changes, once",
+        description="Send the policy's notices that are due and make the changes that are due "
+        "(each recorded in the access log), exactly as the running bot does every few "
+        "minutes; running it again changes nothing twice. The notices are queued for the bot "
+        "to send (in the recipients' languages). Prints what it did.",
+    )
+    swp.add_argument(
+        "--at",
+        metavar="DATETIME",
+        help="as if it were this moment, e.g. 2027-03-01T09:00 (the practice's time zone "
+        "unless it names one); changes due by then are made now",
+    )
+    swp.add_argument(
+        "--dry-run", action="store_true", help="print what it would do, and change nothing"
+    )
+
+    acc = sub.add_parser(
+        "access",
+        help="list who has access to a patient, or suspend one person's access",
+        description="List everyone with access to a patient's portal, with what the policy "
+        "allows them now and its next change; or, with --suspend, end one person's access at "
+        "once. Both sides are told it ended, not who asked (DAPB3051).",
+    )
+    acc.add_argument("--patient", metavar="ID_OR_EMAIL", help="the patient's id or email")
+    acc.add_argument("--suspend", type=int, metavar="GRANT_ID", help="end this access (a grant id)")
     return parser
 
 
@@ -192,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         settings = load_settings()
+        policy.install(policy.Policy.from_settings(settings))
         if args.command == "run":
             return _run(settings, args)
         return asyncio.run(_COMMANDS[args.command](settings, args))
@@ -294,7 +333,7 @@ def _request(name: str, dob: str | None, email: str | None, where: str) -> Locat
             birth = dt.date.fromisoformat(typed)
         except ValueError:  # written right, but no such day: 1985-02-30
             raise DataError(f"{where}: date of birth {typed!r} is not a real date") from None
-        if not dt.date(1900, 1, 1) <= birth <= dt.date.today():
+        if not dt.date(1900, 1, 1) <= birth <= clock.today():
             raise DataError(f"{where}: date of birth {birth} is not plausible")
     address = None
     if email and email.strip():
@@ -462,7 +501,9 @@ def _moment(text: str, settings: Settings, option: str) -> int:
     try:
         moment = dt.datetime.fromisoformat(text.strip())
     except ValueError:
-        raise UsageError(f"{option} must be an ISO date and time, e.g. 2030-06-01T09:00") from None
+        raise UsageError(
+            f"{option} {text!r} is not an ISO date and time, e.g. 2027-03-01T09:00"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=settings.tz)
     return int(moment.timestamp())
@@ -556,6 +597,116 @@ async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+async def sweep_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.sweep import sweep
+
+    at = _moment(args.at, settings, "--at") if args.at else None
+    rules = policy.current()
+    db = Database(settings.db_path)
+    try:
+        with clock.use(clock.FixedClock(at)) if at is not None else nullcontext():
+            await db.migrate()
+            report = await sweep(db, rules, at, dry_run=args.dry_run)
+    finally:
+        await db.close()
+    when = dt.datetime.fromtimestamp(report.at, settings.tz).replace(tzinfo=None)
+    ahead = report.at - int(clock.SYSTEM.time())  # the computer's own, not --at
+    print(
+        f"Policy sweep as at {when.isoformat(sep=' ', timespec='minutes')} ({settings.timezone})"
+        + (", dry run: nothing changed" if args.dry_run else "")
+    )
+    if ahead > 3600:
+        print(f"note: that is {ahead // 86400} days ahead of this computer's clock")
+    for line in report.changes:
+        print(f"change: {line}")
+    for line in report.notices:
+        print(f"notice: {line}")
+    print(report.summary() + ("" if args.dry_run else "; the bot sends the notices"))
+    return 0
+
+
+async def _find_patient(db: Database, key: str) -> Patient:
+    key = key.strip()
+    email = None if key.isdigit() else clean_email(key)
+    if not key.isdigit() and email is None:
+        raise UsageError("--patient must be a patient id (a number) or an email address")
+    async with db.read() as conn:
+        found = await (patients.by_email(conn, email) if email else patients.get(conn, int(key)))
+    if found is None:
+        raise DataError(f"no patient with {'email ' + email if email else 'id ' + key}")
+    return found
+
+
+_RULE_WORDS = {
+    policy.Rule.TEEN: "turns {age}: Clinical becomes Administrative",
+    policy.Rule.ADULT: "turns {age}: this access ends",
+}
+
+
+async def access_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import safeguarding
+
+    if args.patient is None and args.suspend is None:
+        raise UsageError("give --patient ID_OR_EMAIL to list, and/or --suspend GRANT_ID")
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        subject = await _find_patient(db, args.patient) if args.patient else None
+        if args.suspend is not None:
+            done = await safeguarding.suspend_by_practitioner(
+                db, args.suspend, None, subject.id if subject else None
+            )
+            if done.outcome is safeguarding.Outcome.NOT_YOURS:
+                where = f" on {subject.full_name}'s portal" if subject else ""
+                raise DataError(f"no access with grant id {args.suspend}{where}")
+            if done.outcome is safeguarding.Outcome.ALREADY:
+                print(f"grant {args.suspend} is not active; nothing changed")
+            else:
+                print(
+                    f"grant {args.suspend}: access ended; both sides are told it ended, "
+                    "not who asked"
+                )
+        if subject is not None:
+            listed = await safeguarding.who_has_access(db, subject.id)
+            assert listed is not None
+            _print_access(settings, *listed)
+    finally:
+        await db.close()
+    return 0
+
+
+def _print_access(
+    settings: Settings, subject: Patient, lines: list[safeguarding_types.AccessLine]
+) -> None:
+    born = f", born {subject.date_of_birth}" if subject.date_of_birth else ""
+    print(f"{subject.full_name} (patient {subject.id}{born}): {len(lines)} with access")
+    rules = policy.current()
+    for line in lines:
+        grant = line.entry.grant
+        text = (
+            f"  grant {grant.id}: {line.entry.other_name} (patient {grant.accessor_id}), "
+            f"{grant.relationship}, {grant.level}/{grant.role}"
+        )
+        if line.level is None:
+            text += ", ended by the policy (the sweep records it)"
+        elif line.level is not grant.level:
+            text += f", {line.level} now (the {policy.Rule.TEEN} rule)"
+        if line.next is not None:
+            day = dt.datetime.fromtimestamp(line.next.at, settings.tz).date().isoformat()
+            why = _RULE_WORDS.get(line.next.rule, "its end date")
+            age = rules.age_of(line.next.rule)
+            who = f"{subject.full_name} " if line.next.rule is not policy.Rule.TERM else ""
+            text += f", until {day} ({who}{why.format(age=age)})"
+        print(text)
+
+
+async def policy_command(settings: Settings, args: argparse.Namespace) -> int:
+    print("The practice's safeguarding policy (PORTAL_* settings, see the README's Policy):")
+    for line in policy.explain(policy.current()):
+        print(textwrap.fill(line, width=88, initial_indent="- ", subsequent_indent="  "))
+    return 0
+
+
 _COMMANDS = {
     "migrate": migrate_command,
     "add-practitioner": add_practitioner_command,
@@ -566,4 +717,7 @@ _COMMANDS = {
     "seed-demo": seed_demo_command,
     "remind": remind_command,
     "export-changes": export_changes_command,
+    "policy": policy_command,
+    "sweep": sweep_command,
+    "access": access_command,
 }

@@ -8,11 +8,14 @@ decider, the holder who offered), so the notifier needs no rules of its own.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from storage.appointment_changes import Change
 from storage.models import Grant, Invite, Login, Patient
 from storage.notifications import Item
+from storage.outbox import Kind
 from storage.vocabulary import Action, Level, Role
 
 
@@ -150,6 +153,43 @@ class AppointmentChangedInBot:
     practitioner_ids: tuple[int, ...]  # Telegram ids of the practitioners it is with
 
 
+@dataclass(frozen=True)
+class PolicyNotice:
+    """A notice the practice's policy owes one person at one step: bot/sweep.py chooses
+    whom by rule (both sides, ahead of a change and on the day) and the key that makes it
+    go once however often the sweep runs."""
+
+    kind: Kind
+    dedupe_key: str
+    message: Mapping[str, Any]  # ref_id, patient_id or chat_id, detail, lapses_at
+
+
+@dataclass(frozen=True)
+class AccessRenewed:
+    """The patient renewed someone's access, or a young person kept it past adulthood."""
+
+    grant: Grant
+    ends_at: int | None  # None: no end (the policy sets no term)
+    why: str  # "renewed" | "kept"
+    dedupe_key: str
+
+
+@dataclass(frozen=True)
+class OpenCardsClosed:
+    """A request's Approve cards no longer apply (the patient stopped all access)."""
+
+    grant_id: int
+
+
+@dataclass(frozen=True)
+class AccessEndedQuietly:
+    """Access ended where telling who ended it, or why, may cause harm (DAPB3051): each
+    side is told only that it ended."""
+
+    grant: Grant
+    told: tuple[tuple[int, str], ...]  # (patient, "accessor" | "subject")
+
+
 Event = (
     AccessRequested
     | DependentOffered
@@ -166,4 +206,8 @@ Event = (
     | AppointmentMoved
     | ItemAdded
     | AppointmentChangedInBot
+    | PolicyNotice
+    | AccessRenewed
+    | OpenCardsClosed
+    | AccessEndedQuietly
 )

@@ -14,6 +14,8 @@ from typing import Any, assert_never
 
 from bot.events import (
     AccessChanged,
+    AccessEndedQuietly,
+    AccessRenewed,
     AccessRequested,
     AppointmentChangedInBot,
     AppointmentComing,
@@ -26,6 +28,8 @@ from bot.events import (
     InviteBurned,
     InviteLocked,
     ItemAdded,
+    OpenCardsClosed,
+    PolicyNotice,
     RequestDecided,
     RequestWithdrawn,
     SignedOut,
@@ -94,8 +98,49 @@ async def notify(conn: Writes, event: Event) -> None:
         case AppointmentChangedInBot(change, practitioner_ids):  # the practitioners it is with
             for chat_id in practitioner_ids:
                 await _tell_chat(conn, Kind.APPOINTMENT_CHANGED, change.id, chat_id, {})
+        # The practice's policy (bot/sweep.py, bot/safeguarding.py).
+        case PolicyNotice(kind, key, message):  # whom the sweep chose by rule, once per key
+            assert kind in _POLICY_NOTICES, kind
+            await outbox.enqueue(conn, kind, dedupe_key=key, **message)
+        case AccessRenewed(grant, ends_at, why, key):  # the person with access: until when
+            renewal: dict[str, Any] = {"at": ends_at, "why": why}
+            await outbox.enqueue(
+                conn,
+                Kind.RENEWED,
+                ref_id=grant.id,
+                patient_id=grant.accessor_id,
+                detail=renewal,
+                dedupe_key=key,
+            )
+        case OpenCardsClosed(grant_id):  # every card that asked shows it no longer applies
+            await _card_outcomes(conn, grant_id, None)
+        case AccessEndedQuietly(grant, told):  # each side: that it ended, never by whom
+            for patient_id, side in told:
+                await outbox.enqueue(
+                    conn,
+                    Kind.ACCESS_ENDED_QUIETLY,
+                    ref_id=grant.id,
+                    patient_id=patient_id,
+                    detail={"as": side},
+                    dedupe_key=f"quietly:{grant.id}:{patient_id}",
+                )
         case _:
             assert_never(event)
+
+
+# What a PolicyNotice may carry: the sweep's notices, ahead of a change, on the day, and the
+# requests it makes of practitioners, holders and young people.
+_POLICY_NOTICES = frozenset(
+    {
+        Kind.POLICY_AHEAD,
+        Kind.POLICY_DONE,
+        Kind.END_DATE_SET,
+        Kind.RENEWAL_ASKED,
+        Kind.INVITE_ASKED,
+        Kind.HOLDER_TOLD,
+        Kind.YOUNG_REVIEW,
+    }
+)
 
 
 async def _scheduled(

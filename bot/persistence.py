@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from telegram.ext import (
 
 from bot.context import BotData, PortalApp, PortalContext
 from bot.processing import OneAtATimePerUser
-from storage import Database, state
+from storage import Database, clock, state
 
 log = logging.getLogger(__name__)
 ConversationKey = tuple[int | str, ...]
@@ -56,7 +55,7 @@ class Deadlines:
         deadline = self.due.get((name, key))
         if deadline is None:
             return False
-        if time.time() < deadline:
+        if clock.time() < deadline:
             # The user is back in time: from now on PTB's own timeout applies.
             del self.due[(name, key)]
             return False
@@ -102,7 +101,7 @@ class SQLitePersistence(BasePersistence[dict[Any, Any], dict[Any, Any], BotData]
         for key_json, value_json, touched_at in rows:
             key = tuple(json.loads(key_json))
             deadline = touched_at + self.deadlines.timeout
-            if deadline <= time.time():
+            if deadline <= clock.time():
                 self.deadlines.expired.append((name, key))
                 async with db.transaction() as conn:
                     await state.drop(conn, CONVERSATION, name, key_json)

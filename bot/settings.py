@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from babel import Locale, UnknownLocaleError
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TELEGRAM_API_BASE_URL = "https://api.telegram.org/bot"
 
@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     conversation_timeout: float = Field(default=600, gt=0, le=86400)
     # How long before an appointment its reminders go: "24h,2h"; empty turns them off.
     reminders: str = "24h,2h"
+    # The practice's safeguarding policy (bot/policy.py, `python -m bot policy`). An age of
+    # 0 turns that rule off; the others must rise in this order.
+    teen_age: int = Field(default=12, ge=0, le=30)
+    own_login_age: int = Field(default=14, ge=0, le=30)
+    adult_age: int = Field(default=18, ge=0, le=30)
+    proxy_term_days: int = Field(default=548, ge=0, le=3650)  # 0: access between adults never ends
+    # Days before each change that both sides are told, e.g. "30,7"; empty: not told.
+    notice_days: Annotated[tuple[int, ...], NoDecode] = (30, 7)
 
     @field_validator("api_base_url")
     @classmethod
@@ -76,6 +84,42 @@ class Settings(BaseSettings):
     def reminder_offsets(self) -> tuple[int, ...]:
         """Seconds before an appointment each reminder goes, longest first."""
         return parse_offsets(self.reminders)
+
+    @field_validator("own_login_age", "adult_age")
+    @classmethod
+    def _ages_rise(cls, value: int, info: ValidationInfo) -> int:
+        # Fields are validated in the order they are declared: the ages before this one
+        # are in info.data (unless they were invalid themselves).
+        if value == 0:
+            return value
+        names = {"teen_age": "PORTAL_TEEN_AGE", "own_login_age": "PORTAL_OWN_LOGIN_AGE"}
+        for field, variable in names.items():
+            if field == info.field_name:
+                break
+            earlier = info.data.get(field)
+            if earlier and value <= earlier:
+                raise ValueError(
+                    f"{value} must be above {variable} ({earlier}): the ages rise in the order "
+                    "teen, own login, adult (0 turns one off)"
+                )
+        return value
+
+    @field_validator("notice_days", mode="before")
+    @classmethod
+    def _days_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        try:
+            return tuple(int(part) for part in value.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a list of days such as 30,7") from None
+
+    @field_validator("notice_days")
+    @classmethod
+    def _days_make_sense(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 1 <= days <= 365 for days in value):
+            raise ValueError("each number of days must be 1-365")
+        return tuple(sorted(set(value), reverse=True))
 
     def require_token(self) -> str:
         """The token, or SettingsError: only commands that talk to Telegram need it."""

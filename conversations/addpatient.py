@@ -48,6 +48,7 @@ from conversations import (
 from handlers.choices import level_question, role_question
 from handlers.guard import require_patient
 from handlers.menu import home_keyboard
+from storage import clock
 from storage.models import Patient
 from storage.vocabulary import Level, Relationship, Role
 
@@ -298,7 +299,7 @@ async def save_dob(update: Update, context: PortalContext) -> int:
     """Stores the date of birth; shows the summary."""
     _ = context.caller._
     dob = parse_date(typed(update) or "", _.format_locale)
-    if dob is None or not plausible_birth_date(dob, dt.date.today()):
+    if dob is None or not plausible_birth_date(dob, clock.today()):
         text = _("I couldn't read that as a date of birth. Please type it like {example}.")
         await ADDING.prompt(update, text.format(example=_.date_example()), [ADDING.nav(_)])
         return DOB

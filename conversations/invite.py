@@ -18,6 +18,7 @@ from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
 from conversations import END, TYPED, Draft, Flow, Flows, typed
 from handlers.language import practitioner_menu
+from storage import clock
 
 NAME, DOB, EMAIL = range(3)
 
@@ -102,7 +103,7 @@ async def save_dob(update: Update, context: PortalContext) -> int:
     """Stores the date of birth; asks for an optional email."""
     _ = context.caller._
     dob = parse_date(typed(update) or "", _.format_locale)
-    if dob is None or not plausible_birth_date(dob, dt.date.today()):
+    if dob is None or not plausible_birth_date(dob, clock.today()):
         text = _("I couldn't read that as a date of birth. Please type it like {example}.")
         await INVITING.prompt(update, text.format(example=_.date_example()), [INVITING.nav(_)])
         return DOB

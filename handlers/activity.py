@@ -10,6 +10,7 @@ from bot.access import LogPage, Viewing
 from bot.callbacks import TurnLogPage
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.policy import Rule
 from bot.text import esc
 from handlers.guard import require_viewing, tapped
 from handlers.paging import page_row
@@ -21,7 +22,24 @@ from storage.vocabulary import Level, Role
 
 # Done by the practice (staff in the bot, or its command line and imports).
 _BY_PRACTICE = frozenset(
-    {Action.INVITE_CREATED, Action.UNLINKED, Action.PATIENT_IMPORTED, Action.FHIR_IMPORTED}
+    {
+        Action.INVITE_CREATED,
+        Action.UNLINKED,
+        Action.PATIENT_IMPORTED,
+        Action.FHIR_IMPORTED,
+        Action.GRANT_SUSPENDED,
+        Action.GRANT_RENEWED,  # by a practitioner; a patient who renews is named
+    }
+)
+# Done by the practice's policy itself (bot/sweep.py), with the rule's name as the detail.
+_BY_POLICY = frozenset(
+    {
+        Action.POLICY_LIMITED,
+        Action.POLICY_ENDED,
+        Action.POLICY_END_DATE,
+        Action.POLICY_OWN_LOGIN,
+        Action.POLICY_HOLDER_ENDED,
+    }
 )
 # Typed by whoever opened an invite link before anyone signed in with it.
 _BY_LINK_OPENER = frozenset({Action.SIGNIN_DOB_MISMATCH, Action.INVITE_LOCKED})
@@ -38,6 +56,17 @@ def _access(_: Translator, code: str | None) -> str:
         return labels.access_summary(_, Level(level), Role(role))
     except ValueError:  # not a level and role (an older or different detail)
         return ""
+
+
+def _rule(_: Translator, code: str | None) -> str:
+    """The name of a rule of the practice's policy (bot/policy.py)."""
+    names: dict[str, str] = {
+        Rule.TEEN: _("teen age"),
+        Rule.OWN_LOGIN: _("own login age"),
+        Rule.ADULT: _("adult age"),
+        Rule.TERM: _("end date"),
+    }
+    return names.get(code or "", _("the practice's policy"))
 
 
 def _done(_: Translator, action: Action, e: LogEntry, whose: str) -> str:
@@ -91,8 +120,22 @@ def _done(_: Translator, action: Action, e: LogEntry, whose: str) -> str:
         Action.UNLINKED: _("signed the Telegram account out of this portal"),
         Action.PATIENT_IMPORTED: _("updated this patient's details from the practice's records"),
         Action.FHIR_IMPORTED: _("imported records from the practice's system"),
+        Action.POLICY_LIMITED: _("limited {name}'s access to Administrative (rule: {rule})"),
+        Action.POLICY_ENDED: _("ended {name}'s access (rule: {rule})"),
+        Action.POLICY_END_DATE: _("gave {name}'s access an end date (rule: {rule})"),
+        Action.POLICY_OWN_LOGIN: _(
+            "asked a practitioner to invite this patient to their own login (rule: {rule})"
+        ),
+        Action.POLICY_HOLDER_ENDED: _(
+            "ended the account holder's say over this account (rule: {rule})"
+        ),
+        Action.GRANT_RENEWED: _("renewed {name}'s access"),
+        Action.GRANT_KEPT: _("kept {name}'s access after coming of age"),
+        Action.GRANT_CLINICAL_APPROVED: _("approved clinical access for {name}"),
+        Action.GRANT_CONTINUED: _("approved {name}'s access continuing"),
+        Action.GRANT_SUSPENDED: _("suspended {name}'s access"),
     }
-    return words[action].format(name=whose, access=_access(_, detail))
+    return words[action].format(name=whose, access=_access(_, detail), rule=_rule(_, detail))
 
 
 def _tried(_: Translator, action: Action, e: LogEntry, whose: str) -> str | None:
@@ -113,6 +156,9 @@ def _tried(_: Translator, action: Action, e: LogEntry, whose: str) -> str | None
             Attempt.OFFER: _("tried to share this account with someone"),
             Attempt.HOLD: _("tried to manage this account as the person who holds it"),
             Attempt.ACTIVITY: _("tried to read this access log"),
+            Attempt.RENEW: _("tried to renew {name}'s access"),
+            Attempt.KEEP: _("tried to approve or keep {name}'s access"),
+            Attempt.STOP_ALL: _("tried to stop all access to this portal"),
         }[attempt].format(name=whose)
     words = {
         Action.VIEW_APPOINTMENTS: _("tried to view appointments"),
@@ -139,6 +185,8 @@ def _actor(_: Translator, e: LogEntry, subject_name: str, own: bool) -> str:
     action = e.event.action
     if action in _BY_PRACTICE:
         return _("The practice")
+    if action in _BY_POLICY:
+        return _("The practice's policy")
     if action in _BY_LINK_OPENER:
         if own:
             return _("Someone who opened your invite link")

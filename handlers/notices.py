@@ -15,6 +15,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Render, Rendered
 from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
+from handlers.policy_notices import RENDERERS as POLICY_RENDERERS
 from handlers.reminders import appointment_changed, appointment_moved, new_item, reminder
 from storage import logins, outbox
 from storage.db import watch_commits
@@ -258,4 +259,5 @@ _RENDERERS: dict[Kind, Renderer] = {
     Kind.APPOINTMENT_MOVED: appointment_moved,
     Kind.NEW_ITEM: new_item,
     Kind.APPOINTMENT_CHANGED: appointment_changed,
+    **POLICY_RENDERERS,  # the practice's policy (issue #20)
 }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import NamedTuple
 
 from telegram.error import TelegramError
@@ -11,6 +10,7 @@ from telegram.error import TelegramError
 from bot.context import PortalApp, PortalContext, portal, recipient_language
 from bot.i18n import Translator
 from bot.persistence import ConversationKey, SQLitePersistence
+from storage import clock
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ async def settle_restored_conversations(app: PortalApp) -> None:
     assert app.job_queue is not None
     for (name, key), deadline in list(deadlines.due.items()):
         app.job_queue.run_once(
-            _deadline_passed, when=max(0.0, deadline - time.time()), data=_Due(name, key)
+            _deadline_passed, when=max(0.0, deadline - clock.time()), data=_Due(name, key)
         )
 
 

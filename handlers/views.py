@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
 import unicodedata
 from collections.abc import Awaitable, Callable
 
@@ -36,6 +35,7 @@ from bot.text import esc
 from handlers.guard import patient_tap, require_viewing, tapped
 from handlers.paging import Paged, page_row
 from handlers.send import answer_quietly, edit_in_place, send_to_chat
+from storage import clock
 from storage.models import AccessEntry, Appointment
 from storage.vocabulary import Action, AppointmentAct, AppointmentStatus, GrantStatus
 
@@ -530,7 +530,7 @@ def _ask_for_a_name(context: PortalContext, asked: bool) -> None:
     if context.user_data is None:
         return
     if asked:
-        context.user_data[SEARCH_KEY] = time.time()
+        context.user_data[SEARCH_KEY] = clock.time()
     else:
         context.user_data.pop(SEARCH_KEY, None)
 
@@ -597,7 +597,7 @@ async def find_typed_name(update: Update, context: PortalContext) -> None:
     message = update.message
     if message is None or message.text is None or filters.COMMAND.check_update(update):
         return
-    if time.time() - asked > context.portal.settings.conversation_timeout:
+    if clock.time() - asked > context.portal.settings.conversation_timeout:
         return
     try:
         await _show_switch(update, context, message.text)

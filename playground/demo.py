@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from bot import access, invitations
 from bot.access import AccessRequest
 from bot.tokens import deep_link
-from storage import Database, patients, portal, practitioners
+from storage import Database, clock, patients, portal, practitioners
 from storage.db import Writes
 from storage.models import Patient
 from storage.vocabulary import AppointmentStatus, Level, Relationship, Role
@@ -57,7 +57,7 @@ async def seed_demo(
 ) -> DemoResult:
     """Create the demo family, or report that it is there already (created=False).
     Dates are relative to `today`, so a fresh demo always has appointments ahead."""
-    today = today or dt.datetime.now(tz).date()
+    today = today or clock.today(tz)
     async with db.transaction() as conn:
         if SAM.email and await patients.by_email(conn, SAM.email) is not None:
             return DemoResult(created=False)

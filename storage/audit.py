@@ -18,6 +18,8 @@ ABOUT_A_GRANT = frozenset(
         Attempt.LEAVE,
         Attempt.WITHDRAW,
         Attempt.VIEW,
+        Attempt.RENEW,
+        Attempt.KEEP,
     }
 )
 

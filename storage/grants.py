@@ -12,7 +12,8 @@ _COLUMNS = (
     "g.id, g.accessor_id, g.subject_id, g.subject_email, g.subject_name, g.relationship,"
     " g.relationship_other,"
     " g.level, g.role, g.status, g.requested_at, g.expires_at, g.decided_at, g.decided_by,"
-    " g.notified_at, g.kind, g.end_reason"
+    " g.notified_at, g.kind, g.end_reason,"
+    " g.began_at, g.ends_at, g.kept_at, g.clinical_ok_at, g.continued_at"
 )
 
 

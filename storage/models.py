@@ -107,6 +107,13 @@ class Grant(Row):
     notified_at: int | None
     kind: GrantKind = GrantKind.REQUEST
     end_reason: EndReason | None = None  # when status is REVOKED
+    # The practice's policy (bot/policy.py): when the access began, its end date (access
+    # between adults), and what the young person decided about it.
+    began_at: int | None = None
+    ends_at: int | None = None
+    kept_at: int | None = None
+    clinical_ok_at: int | None = None
+    continued_at: int | None = None
 
 
 class AccessEntry(Row):

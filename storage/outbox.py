@@ -61,6 +61,17 @@ class Kind(enum.StrEnum):
     NEW_ITEM = "new_item"  # a new invoice or result, after an import
     # A practitioner hears of a Confirm or Cancel made in the bot.
     APPOINTMENT_CHANGED = "appointment_changed"
+    # The practice's policy (bot/sweep.py, bot/safeguarding.py); ref_id is the grant, or
+    # the patient for INVITE_ASKED and HOLDER_TOLD; detail["as"] says which side is told.
+    POLICY_AHEAD = "policy_ahead"  # a change of access is coming (rule, at, days ahead)
+    POLICY_DONE = "policy_done"  # the change came (rule)
+    END_DATE_SET = "end_date_set"  # access between adults now has an end date
+    RENEWAL_ASKED = "renewal_asked"  # a practitioner: renew access to someone without a login
+    RENEWED = "renewed"  # the person with access: renewed, until when
+    INVITE_ASKED = "invite_asked"  # a practitioner: a young person needs their own login
+    HOLDER_TOLD = "holder_told"  # the holder: own login offered, or holdership ended (rule)
+    YOUNG_REVIEW = "young_review"  # the young person: approve someone's access (what)
+    ACCESS_ENDED_QUIETLY = "access_ended_quietly"  # both sides; never by whom (DAPB3051)
 
 
 class Message(BaseModel):

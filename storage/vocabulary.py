@@ -107,6 +107,19 @@ class Action(enum.StrEnum):
     # The practice's records (bot/fhir.py)
     PATIENT_IMPORTED = "patient.imported"
     FHIR_IMPORTED = "fhir.imported"
+    # The practice's policy (bot/sweep.py): done by the policy itself, no person; the detail
+    # is the rule's name (bot/policy.py Rule). grant.*: the ref_id is the grant.
+    POLICY_LIMITED = "grant.limited_by_policy"  # Clinical became Administrative
+    POLICY_ENDED = "grant.ended_by_policy"
+    POLICY_END_DATE = "grant.end_date_set"  # access that had none got an end date
+    POLICY_OWN_LOGIN = "patient.own_login_offered"  # a practitioner was asked to invite
+    POLICY_HOLDER_ENDED = "patient.holder_ended"  # the holder no longer decides for them
+    # Answers to the policy (bot/safeguarding.py)
+    GRANT_RENEWED = "grant.renewed"  # by the patient, or the practice (actor: none)
+    GRANT_KEPT = "grant.kept"  # the young person keeps it past their adult age
+    GRANT_CLINICAL_APPROVED = "grant.clinical_approved"  # by the young person
+    GRANT_CONTINUED = "grant.continued"  # the young person, with their own login
+    GRANT_SUSPENDED = "grant.suspended"  # by the practice (a practitioner or the CLI)
 
 
 class Attempt(enum.StrEnum):
@@ -122,3 +135,6 @@ class Attempt(enum.StrEnum):
     OFFER = "offer"  # share a dependent they do not hold
     HOLD = "hold"  # manage a dependent they do not hold
     ACTIVITY = "activity"  # read an access log that is not theirs
+    RENEW = "renew"  # renew access to a portal that is not theirs to renew
+    KEEP = "keep"  # keep, or approve, access to a portal that is not theirs
+    STOP_ALL = "stop_all"  # stop all access to a portal they do not decide for

@@ -6,6 +6,12 @@ in bot/access.py and bot/invitations.py on a real SQLite file. Next to the datab
 keeps a small pure-Python model of who is whom, which grants exist and what state every
 appointment is in; after every step it checks the database (and every allow/deny the
 access module answers) against that model. A wrong allow is the bug this file hunts.
+
+Time moves too (issue #20): the clock is injected and steps forward, to the minute before
+or after a child's birthday or an end date; renewals, keeping access at adulthood,
+approving Clinical again and the policy's sweep are steps of their own. The model states
+the practice's policy itself, so after every step nobody may have access the policy does
+not allow at that moment.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import datetime as dt
 import shutil
 import tempfile
 import time
+import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +40,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from bot import access, invitations
+from bot import access, invitations, policy, safeguarding
 from bot.access import (
     AccessRequest,
     Act,
@@ -47,7 +54,10 @@ from bot.access import (
     Role,
 )
 from bot.invitations import InviteRequest, InviteState
-from storage import Database, portal
+from bot.safeguarding import Outcome
+from bot.sweep import sweep
+from storage import Database, clock, portal
+from storage.clock import FixedClock
 from storage.db import now
 from storage.models import AuditEvent
 
@@ -77,6 +87,29 @@ SLOT_EMAILS = ("p0@example.com", "p1@example.com", "p2@example.com", "p3@example
 NEW_EMAIL = "u0@example.com"  # nobody has it until a practitioner invites it
 NOBODY_EMAIL = "u1@example.com"  # nobody ever has it
 MAX_DEPENDENTS = 2  # keeps the per-step matrix (people^2 x 8 checks) affordable
+
+# The practice's policy, as the model states it (the defaults: bot/policy.py's words).
+SYDNEY = zoneinfo.ZoneInfo("Australia/Sydney")
+START = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SYDNEY)
+RULES = policy.Policy(tz=SYDNEY)
+TEEN, OWN_LOGIN, ADULT = 12, 14, 18
+TERM = 548 * DAY
+# A dependent's age when added, in days (the last three: a birthday or two ahead), or None
+# for someone born on 29 February 2012; 30 years: an adult someone looks after.
+dependent_ages = st.sampled_from((6 * 365, 11 * 365 + 355, 13 * 365 + 358, 17 * 365 + 360, None))
+ADULT_DEPENDENT_AGE = 30 * 365
+clock_steps = st.sampled_from((60, DAY, 10 * DAY, 100 * DAY, 400 * DAY))
+near = st.sampled_from((-60, 0, 60))  # the minute before, the moment, the minute after
+
+
+def birthday(born: dt.date, age: int) -> int:
+    """Midnight in Sydney on the day `born` turns `age` (29 February: 1 March otherwise)."""
+    try:
+        day = born.replace(year=born.year + age)
+    except ValueError:
+        day = dt.date(born.year + age, 3, 1)
+    return int(dt.datetime.combine(day, dt.time(0), SYDNEY).timestamp())
+
 
 # The model's own statement of the rules, written out rather than imported from access.py.
 LEVEL_AREAS = {
@@ -109,6 +142,11 @@ changes = st.tuples(st.none() | levels, st.none() | roles)
 class _Stats:
     examples: int = 0
     checks: int = 0  # full comparisons: one after set-up, then one after every step
+    # Checks where a grant exists but the policy allows less than it says, at that moment:
+    # limited to Administrative (a teen), or nothing (an adult birthday, an end date).
+    limited: int = 0
+    ended: int = 0
+    answered: int = 0  # renewals, keeps and Clinical approvals that were made
 
 
 STATS = _Stats()
@@ -120,6 +158,8 @@ class MPatient:
     email: str | None
     holder: int | None = None
     login: int | None = None  # Telegram user id
+    born: dt.date | None = None
+    created: int = 0
 
 
 @dataclass
@@ -132,15 +172,22 @@ class MGrant:
     role: Role
     kind: str
     status: str  # exactly what the database holds ('pending' stays until swept)
-    stale: bool = False  # its expiry time has passed
+    expires: int | None = None  # a request's or offer's deadline
     events: list[str] = field(default_factory=list)  # its grant.* audit events (outcome ok)
+    began: int | None = None  # when the access began (approved)
+    ends: int | None = None  # its end date (access between adults, or kept at adulthood)
+    decided_by: int | None = None
+    decided_at: int | None = None
+    kept: bool = False  # by the young person, past their adult age
+    clinical_ok: bool = False  # Clinical approved again by the young person
+    teen_done: bool = False  # the sweep limited it at the teen age (once)
 
 
 @dataclass
 class MAppointment:
     id: int
     patient: int
-    upcoming: bool
+    starts_at: int
     status: str
     events: list[str] = field(default_factory=list)  # ok audit events about it
 
@@ -150,6 +197,7 @@ class MInvite:
     id: int
     token: str
     patient: int
+    expires: int
     used: bool = False
 
 
@@ -175,6 +223,11 @@ class AccessMachine(RuleBasedStateMachine):
         self.logins: dict[int, int] = {}  # Telegram user id -> patient id
         self.current: dict[int, int | None] = {}  # Telegram user id -> portal shown (None: own)
         self.started = False
+        # The whole process reads this clock and this policy until teardown.
+        self._clock = clock.use(FixedClock(START))
+        self.clock = self._clock.__enter__()
+        self._policy = policy.using(RULES)
+        self._policy.__enter__()
 
     def teardown(self) -> None:
         try:
@@ -182,6 +235,12 @@ class AccessMachine(RuleBasedStateMachine):
         finally:
             self.loop.close()
             shutil.rmtree(self.dir, ignore_errors=True)
+            self._policy.__exit__(None, None, None)
+            self._clock.__exit__(None, None, None)
+
+    @property
+    def now(self) -> int:
+        return int(self.clock.time())
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -203,19 +262,67 @@ class AccessMachine(RuleBasedStateMachine):
         )
 
     def decider_for(self, subject: int | None) -> int | None:
-        """The patient once they have a login; before that, a dependent's holder."""
+        """The patient once they have a login; before that, a dependent's holder, while
+        they hold them."""
         patient = self.patients.get(subject) if subject is not None else None
         if patient is None:
             return None
-        return patient.id if patient.login is not None else patient.holder
+        if patient.login is not None:
+            return patient.id
+        return patient.holder if self.holds(patient) else None
+
+    def holds(self, patient: MPatient) -> bool:
+        """A child's holder decides until their adult birthday; the holder of someone added
+        as an adult, for as long as they hold them."""
+        if patient.holder is None or patient.born is None:
+            return patient.holder is not None
+        adult = birthday(patient.born, ADULT)
+        return not (patient.created < adult <= self.now)
+
+    def childs(self, g: MGrant) -> bool:
+        """Access that began while its patient was a child: the age rules apply to it."""
+        born = self.patients[g.subject].born if g.subject is not None else None
+        return born is not None and g.began is not None and g.began < birthday(born, ADULT)
+
+    def young_approved_clinical(self, g: MGrant) -> bool:
+        born = self.patients[g.subject].born  # type: ignore[index]
+        assert born is not None
+        return g.clinical_ok or (
+            g.decided_by == g.subject
+            and g.decided_at is not None
+            and g.decided_at >= birthday(born, TEEN)
+        )
+
+    def level_now(self, g: MGrant | None) -> Level | None:
+        """What an active grant allows at this moment under the policy (None: nothing)."""
+        if g is None or g.status != "active":
+            return None
+        child = self.childs(g)
+        born = self.patients[g.subject].born if g.subject is not None else None
+        if child and not g.kept and self.now >= birthday(born, ADULT):  # type: ignore[arg-type]
+            return None
+        if g.ends is not None and self.now >= g.ends:
+            return None
+        if (
+            child
+            and g.level is Level.CLINICAL
+            and self.now >= birthday(born, TEEN)  # type: ignore[arg-type]
+            and not self.young_approved_clinical(g)
+        ):
+            return Level.ADMINISTRATIVE
+        return g.level
+
+    def stale(self, g: MGrant) -> bool:
+        return g.expires is not None and g.expires <= self.now
 
     def decider_of(self, grant: MGrant) -> int | None:
         if grant.subject is None:
             return None
         if grant.kind == "offer":
             # An offer carries the holder's consent, which lapses once the dependent has a
-            # login and decides for themself: then nobody can accept it any more.
-            return grant.accessor if self.patients[grant.subject].login is None else None
+            # login and decides for themself, or comes of age: then nobody can accept it.
+            subject = self.patients[grant.subject]
+            return grant.accessor if subject.login is None and self.holds(subject) else None
         return self.decider_for(grant.subject)
 
     def active(self, accessor: int, subject: int) -> MGrant | None:
@@ -244,16 +351,27 @@ class AccessMachine(RuleBasedStateMachine):
         if actor == subject:
             return True
         grant = self.active(actor, subject)
+        level = self.level_now(grant)
+        if grant is not None and level is not grant.level:
+            if level is None:
+                STATS.ended += 1
+            else:
+                STATS.limited += 1
         return (
             grant is not None
-            and area in LEVEL_AREAS[grant.level]
+            and level is not None
+            and area in LEVEL_AREAS[level]
             and (act is Act.VIEW or grant.role is Role.EDIT)
         )
+
+    def in_force(self, accessor: int, subject: int) -> MGrant | None:
+        grant = self.active(accessor, subject)
+        return grant if self.level_now(grant) is not None else None
 
     def sweep(self) -> None:
         """What grants.expire_stale does: stale pending requests become expired."""
         for g in self.grants.values():
-            if g.status == "pending" and g.stale:
+            if g.status == "pending" and self.stale(g):
                 g.status = "expired"
 
     def expect_viewing(self, tg: int) -> int | None:
@@ -263,7 +381,7 @@ class AccessMachine(RuleBasedStateMachine):
         if me is None:
             return None
         current = self.current[tg]
-        if current is not None and self.active(me, current) is None:
+        if current is not None and self.in_force(me, current) is None:
             self.current[tg] = current = None
         return current if current is not None else me
 
@@ -278,7 +396,7 @@ class AccessMachine(RuleBasedStateMachine):
             assert new.reused_patient and new.patient.id == known
         else:
             assert not new.reused_patient
-            patient = MPatient(new.patient.id, email)
+            patient = MPatient(new.patient.id, email, born=DOB, created=self.now)
             self.patients[patient.id] = patient
             # Requests made to this email before the patient existed now wait for them.
             for g in sorted(self.grants.values(), key=lambda g: g.id):
@@ -291,7 +409,9 @@ class AccessMachine(RuleBasedStateMachine):
                 ):
                     g.subject = patient.id
             self._add_appointments(patient.id, upcoming=1, past=0)
-        self.invites.append(MInvite(new.invite.id, new.token, new.patient.id))
+        self.invites.append(
+            MInvite(new.invite.id, new.token, new.patient.id, new.invite.expires_at)
+        )
         return new.patient.id
 
     def _add_appointments(self, patient_id: int, upcoming: int, past: int) -> None:
@@ -305,7 +425,7 @@ class AccessMachine(RuleBasedStateMachine):
                     a = await portal.add_appointment(
                         conn, patient_id, at, at + HOUR, "Dr Rao", "Room 1", status
                     )
-                    made.append(MAppointment(a.id, patient_id, soon, status))
+                    made.append(MAppointment(a.id, patient_id, at, status))
             return made
 
         for appointment in self.run(add()):
@@ -318,6 +438,8 @@ class AccessMachine(RuleBasedStateMachine):
             return InviteState.SIGNED_IN_ALREADY
         if invite.used:
             return InviteState.USED
+        if invite.expires <= self.now:
+            return InviteState.EXPIRED
         if mine is not None:
             return InviteState.HAS_OTHER_PORTAL
         if holder is not None and holder != tg:
@@ -349,6 +471,9 @@ class AccessMachine(RuleBasedStateMachine):
         for i in range(3):
             invite = next(inv for inv in self.invites if inv.patient == self.slots[i])
             self._sign_in(invite, TELEGRAM_IDS[i])
+        # Slot 1 already accesses slot 0 (an access between adults, with its end date).
+        self.request(1, SLOT_EMAILS[0], Level.CLINICAL, Role.EDIT)
+        self._decide(max(self.grants), self.slots[0], True, None, None)
         STATS.examples += 1
         self.started = True
 
@@ -396,26 +521,33 @@ class AccessMachine(RuleBasedStateMachine):
     def _own_login_invite(self, holder: int, dependent: int) -> MInvite | None:
         new = self.run(invitations.create_own_login_invite(self.db, holder, dependent, TTL_DAYS))
         child = self.patients[dependent]
-        assert (new is not None) == (child.holder == holder and child.login is None)
+        may = child.holder == holder and child.login is None and self.holds(child)
+        assert (new is not None) == may
         if new is None:
             return None
-        self.invites.append(MInvite(new.invite.id, new.token, dependent))
+        self.invites.append(MInvite(new.invite.id, new.token, dependent, new.invite.expires_at))
         return self.invites[-1]
 
     # --- Dependents, requests and offers --------------------------------------------------
 
     @precondition(lambda self: len(self.dependents) < MAX_DEPENDENTS)
-    @rule(creator=pick, level=levels, role=roles)
-    def add_dependent(self, creator: int, level: Level, role: Role) -> None:
+    @rule(creator=pick, level=levels, role=roles, age=dependent_ages, grown=st.booleans())
+    def add_dependent(
+        self, creator: int, level: Level, role: Role, age: int | None, grown: bool
+    ) -> None:
         parent = _one(self.signed_in, creator)
         name = f"Child {len(self.dependents)}"
         request = AccessRequest(name, Relationship.CHILD, None, level, role)
-        child, grant = self.run(
-            access.create_dependent(self.db, parent, name, dt.date(2016, 5, 1), request)
-        )
+        today = dt.datetime.fromtimestamp(self.now, SYDNEY).date()
+        if grown:  # an adult someone looks after: the term, not the age rules
+            age = ADULT_DEPENDENT_AGE
+        born = dt.date(2012, 2, 29) if age is None else today - dt.timedelta(days=age)
+        child, grant = self.run(access.create_dependent(self.db, parent, name, born, request))
         assert grant.status == "active" and grant.accessor_id == parent
         assert (grant.level, grant.role) == (level, role)
-        self.patients[child.id] = MPatient(child.id, None, holder=parent)
+        self.patients[child.id] = MPatient(
+            child.id, None, holder=parent, born=born, created=self.now
+        )
         self.dependents.append(child.id)
         self.grants[grant.id] = MGrant(
             grant.id,
@@ -428,7 +560,17 @@ class AccessMachine(RuleBasedStateMachine):
             "active",
             events=["grant.requested", "grant.approved"],
         )
+        self._begins(self.grants[grant.id], parent)
+        assert (grant.began_at, grant.ends_at) == (
+            self.grants[grant.id].began,
+            self.grants[grant.id].ends,
+        )
         self._add_appointments(child.id, upcoming=1, past=1)
+
+    def _begins(self, g: MGrant, decider: int) -> None:
+        """Approved now: when it began, and (between adults) its end, a term from now."""
+        g.began, g.decided_by, g.decided_at = self.now, decider, self.now
+        g.ends = None if self.childs(g) else self.now + TERM
 
     @rule(requester=pick, email=emails, level=levels, role=roles)
     def request(self, requester: int, email: str, level: Level, role: Role) -> None:
@@ -454,6 +596,7 @@ class AccessMachine(RuleBasedStateMachine):
                 role,
                 "request",
                 "pending",
+                expires=result.grant.expires_at,
                 events=["grant.requested"],
             )
 
@@ -492,6 +635,7 @@ class AccessMachine(RuleBasedStateMachine):
             role,
             "offer",
             "pending",
+            expires=grant.expires_at,
             events=["grant.offered"],
         )
 
@@ -510,16 +654,18 @@ class AccessMachine(RuleBasedStateMachine):
                 )
 
         self.run(expire())
-        chosen.stale = True
+        chosen.expires = self.now - 1
 
     @rule(who=pick)
     def waiting_for(self, who: int) -> None:
         decider = _one(self.people, who)
         found = self.run(access.waiting_for(self.db, decider, only_undelivered=False))
         self.sweep()
-        held = {d for d in self.dependents if self.patients[d].holder == decider} - {
-            d for d in self.dependents if self.patients[d].login is not None
-        }
+        held = {
+            d
+            for d in self.dependents
+            if self.patients[d].holder == decider and self.holds(self.patients[d])
+        } - {d for d in self.dependents if self.patients[d].login is not None}
         # Requests on themself count even before they sign in: they are delivered then.
         subjects = {decider} | held
         # An offer lapses once its dependent signs in and decides for themself.
@@ -588,7 +734,7 @@ class AccessMachine(RuleBasedStateMachine):
             assert result.outcome is DecisionOutcome.ALREADY
             assert result.grant is not None and result.grant.status == g.status
             return
-        if g.stale:
+        if self.stale(g):
             self.sweep()
             assert result.outcome is DecisionOutcome.EXPIRED
             return
@@ -600,6 +746,9 @@ class AccessMachine(RuleBasedStateMachine):
         g.status = "active" if approve else "denied"
         g.level, g.role = new_level, new_role
         g.events.append("grant.approved" if approve else "grant.denied")
+        if approve:
+            self._begins(g, who)
+            assert (result.grant.began_at, result.grant.ends_at) == (g.began, g.ends)
         assert (result.grant.status, result.grant.level, result.grant.role) == (
             g.status,
             g.level,
@@ -670,6 +819,7 @@ class AccessMachine(RuleBasedStateMachine):
             return
         assert result.outcome is ChangeOutcome.DONE
         g.level, g.role = level or g.level, role or g.role
+        g.decided_by, g.decided_at = who, self.now
         g.events.append("grant.changed")
 
     # --- Whose portal, views and actions --------------------------------------------------
@@ -701,7 +851,7 @@ class AccessMachine(RuleBasedStateMachine):
         elif subject == me:
             assert view is not None and view.own and view.subject.id == me
             self.current[tg] = None
-        elif (grant := self.active(me, subject)) is not None:
+        elif (grant := self.in_force(me, subject)) is not None:
             assert view is not None and view.subject.id == subject and view.me.id == me
             assert view.grant is not None and view.grant.id == grant.id
             self.current[tg] = subject
@@ -726,7 +876,7 @@ class AccessMachine(RuleBasedStateMachine):
         target = _one([*self.people, NOWHERE], subject)
         view = self.run(access.view_of(self.db, login, target, action="view.details"))
         me = self.logins.get(login)
-        may = me is not None and (target == me or self.active(me, target) is not None)
+        may = me is not None and (target == me or self.in_force(me, target) is not None)
         assert (view is not None) == may
         if view is None:  # audited against whoever tapped; a forged subject is NULL
             last = self.run(self._last_event())
@@ -778,12 +928,131 @@ class AccessMachine(RuleBasedStateMachine):
         allowed = self.allowed(actor, subject, Area.APPOINTMENTS, Act.EDIT)
         if not allowed or a is None or a.patient != subject:
             assert outcome is ActOutcome.REFUSED
-        elif not a.upcoming or a.status not in from_statuses:
+        elif a.starts_at < self.now or a.status not in from_statuses:
             assert outcome is ActOutcome.ALREADY
         else:
             assert outcome is ActOutcome.DONE
             a.status = to_status
             a.events.append(event)
+
+    # --- Time, and the practice's policy (issue #20) ---------------------------------------
+
+    def _move_to(self, moment: int) -> None:
+        """The clock only moves forward."""
+        if moment > self.now:
+            self.clock.set(moment)
+
+    @rule(seconds=clock_steps)
+    def time_flies(self, seconds: int) -> None:
+        self.clock.advance(seconds)
+
+    @precondition(lambda self: self.dependents)
+    @rule(dependent=pick, age=st.sampled_from((TEEN, OWN_LOGIN, ADULT)), offset=near)
+    def to_a_birthday(self, dependent: int, age: int, offset: int) -> None:
+        """The minute before, the moment of, or the minute after a dependent's birthday."""
+        born = self.patients[_one(self.dependents, dependent)].born
+        assert born is not None
+        self._move_to(birthday(born, age) + offset)
+
+    @rule(grant=pick, offset=near)
+    def to_an_end_date(self, grant: int, offset: int) -> None:
+        ending = sorted(g.ends for g in self.grants.values() if g.ends and g.status == "active")
+        if ending:
+            self._move_to(_one(ending, grant) + offset)
+
+    def _answers_for(self, g: MGrant, who: int) -> bool:
+        """Only the patient whose portal it is, signed in as themself, answers for it."""
+        return g.subject == who and self.patients[who].login is not None
+
+    def _answer(self, how: str, grant: int, who: int, by_subject: bool) -> None:
+        # Preferably access to someone who can answer for it (signed in themself).
+        answerable = sorted(
+            g.id
+            for g in self.grants.values()
+            if g.status == "active" and g.subject and self.patients[g.subject].login
+        )
+        chosen = (
+            self.grants[_one(answerable, grant)] if answerable else self._grant_in("active", grant)
+        )
+        actor = chosen.subject if by_subject and chosen.subject is not None else None
+        actor = actor if actor is not None else _one(self.people, who)
+        act = {
+            "renew": safeguarding.renew,
+            "keep": safeguarding.keep_after_adulthood,
+            "clinical": safeguarding.approve_clinical,
+        }[how]
+        result = self.run(act(self.db, actor, chosen.id))
+        if not self._answers_for(chosen, actor):
+            assert result.outcome is Outcome.NOT_YOURS, (how, chosen, actor)
+            return
+        standing = self.level_now(chosen) is not None
+        if how == "renew":
+            may = standing and (chosen.kept or not self.childs(chosen))
+        elif how == "keep":
+            may = standing and self.childs(chosen) and not chosen.kept
+        else:
+            was_clinical = chosen.level is Level.CLINICAL or chosen.teen_done
+            may = standing and was_clinical and self.childs(chosen) and not chosen.clinical_ok
+        assert result.outcome is (Outcome.DONE if may else Outcome.ALREADY), (how, chosen)
+        if not may:
+            return
+        STATS.answered += 1
+        if how == "renew":
+            chosen.ends = self.now + TERM
+            chosen.events.append("grant.renewed")
+        elif how == "keep":
+            born = self.patients[actor].born
+            assert born is not None
+            chosen.kept, chosen.ends = True, birthday(born, ADULT) + TERM
+            chosen.events.append("grant.kept")
+        else:
+            chosen.level, chosen.clinical_ok = Level.CLINICAL, True
+            chosen.events.append("grant.clinical_approved")
+        assert result.grant is not None and result.grant.ends_at == chosen.ends
+
+    @precondition(lambda self: self.grants)
+    @rule(
+        how=st.sampled_from(("renew", "keep", "clinical")),
+        grant=pick,
+        who=pick,
+        by_subject=st.booleans(),
+    )
+    def answer_for_access(self, how: str, grant: int, who: int, by_subject: bool) -> None:
+        """Renew, keep at adulthood or approve Clinical again: the patient themself (with a
+        login), or anyone else, who is refused."""
+        self._answer(how, grant, who, by_subject)
+
+    @rule(twice=st.booleans())
+    def policy_sweep(self, twice: bool) -> None:
+        """The sweep records what the policy did; run again, it does nothing twice."""
+        for _ in range(2 if twice else 1):
+            self.run(sweep(self.db, RULES))
+        for g in sorted(self.grants.values(), key=lambda g: g.id):
+            if g.status != "active" or g.subject is None:
+                continue
+            born = self.patients[g.subject].born
+            child = self.childs(g)
+            adult_due = child and not g.kept and self.now >= birthday(born, ADULT)  # type: ignore[arg-type]
+            if adult_due or (g.ends is not None and self.now >= g.ends):
+                g.status = "expired"
+                g.events.append("grant.ended_by_policy")
+                continue
+            if (
+                child
+                and g.level is Level.CLINICAL
+                and not g.teen_done
+                and self.now >= birthday(born, TEEN)  # type: ignore[arg-type]
+                and not self.young_approved_clinical(g)
+            ):
+                g.level, g.teen_done = Level.ADMINISTRATIVE, True
+                g.events.append("grant.limited_by_policy")
+        for d in self.dependents:
+            dependent = self.patients[d]
+            if dependent.holder is not None and not self.holds(dependent):
+                dependent.holder = None  # released, and the offers that carried their consent
+                for g in self.grants.values():
+                    if g.subject == d and g.kind == "offer" and g.status == "pending":
+                        g.status = "expired"
 
     # --- After every step -----------------------------------------------------------------
 
@@ -807,7 +1076,7 @@ class AccessMachine(RuleBasedStateMachine):
         async with self.db.read() as conn:
             cur = await conn.execute(
                 "SELECT id, accessor_id, subject_id, subject_email, level, role, status, kind,"
-                " expires_at FROM grants"
+                " expires_at, began_at, ends_at FROM grants"
             )
             grant_rows = [tuple(r) for r in await cur.fetchall()]
             cur = await conn.execute(
@@ -848,7 +1117,8 @@ class AccessMachine(RuleBasedStateMachine):
         }
         for r in grant_rows:
             if r[6] == "pending":
-                assert (r[8] <= at) == self.grants[r[0]].stale, r
+                assert (r[8] <= at) == self.stale(self.grants[r[0]]), r
+            assert (r[9], r[10]) == (self.grants[r[0]].began, self.grants[r[0]].ends), r
         events: dict[int, list[str]] = {}
         for ref, action in grant_events:
             events.setdefault(ref, []).append(action)
@@ -914,13 +1184,18 @@ def test_access_rules_hold_over_random_histories(
     request: pytest.FixtureRequest, record_property: Callable[[str, object], None]
 ) -> None:
     examples, checks = STATS.examples, STATS.checks
+    limited, ended, answered = STATS.limited, STATS.ended, STATS.answered
     started = time.perf_counter()
     run_state_machine_as_test(AccessMachine, settings=SETTINGS)
     examples, checks = STATS.examples - examples, STATS.checks - checks
+    limited, ended = STATS.limited - limited, STATS.ended - ended
+    answered = STATS.answered - answered
     steps = checks - examples  # one check follows set-up; every other one follows a step
     line = (
         f"access state machine: {steps} steps in {examples} histories, each step checked "
-        f"against the model, in {time.perf_counter() - started:.1f}s"
+        f"against the model, in {time.perf_counter() - started:.1f}s; the policy limited "
+        f"{limited} and ended {ended} checked accesses, {answered} renewals, keeps or "
+        "approvals made"
     )
     record_property("state_machine_steps", steps)
     manager = request.config.pluginmanager
@@ -928,6 +1203,8 @@ def test_access_rules_hold_over_random_histories(
         manager.register(_Summary(line), "access-state-machine-summary")
     # Far fewer steps than configured would mean the machine stopped exploring.
     assert steps >= MAX_EXAMPLES * STEPS_PER_EXAMPLE // 2, line
+    # And time did what it is there for: birthdays and end dates were crossed.
+    assert limited and ended and answered, line
 
 
 # --- Regressions the machine found, as plain tests -------------------------------------------

@@ -31,7 +31,7 @@ SYDNEY = zoneinfo.ZoneInfo("Australia/Sydney")
 DETAILS: dict[Action, list[str | None]] = {
     Action.GRANT_REQUESTED: ["clinical/edit"],
     Action.GRANT_APPROVED: ["clinical/edit", "administrative/view changed", "as_holder"],
-    Action.GRANT_DENIED: ["clinical/edit"],
+    Action.GRANT_DENIED: ["clinical/edit", "stop_all"],
     Action.GRANT_CHANGED: ["clinical/edit>administrative/view"],
     Action.GRANT_OFFERED: ["administrative/view"],
     Action.GRANT_DECIDE: [attempt.value for attempt in Attempt],
@@ -41,6 +41,12 @@ DETAILS: dict[Action, list[str | None]] = {
     Action.FHIR_IMPORTED: ["p1 a0 i0 r0 x0"],
     Action.SWITCH_FALLBACK: ["revoked", "expired", None],
     Action.APPOINTMENT_CANCELLED: [None, "no_edit_role", "not_this_patient"],
+    Action.GRANT_REVOKED: [None, "stop_all"],
+    Action.POLICY_LIMITED: ["teen"],
+    Action.POLICY_ENDED: ["adult", "term"],
+    Action.POLICY_END_DATE: ["term"],
+    Action.POLICY_OWN_LOGIN: ["own_login"],
+    Action.POLICY_HOLDER_ENDED: ["adult"],
 }
 
 
