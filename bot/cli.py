@@ -191,11 +191,12 @@ def _parser() -> argparse.ArgumentParser:
 
     swp = sub.add_parser(
         "sweep",
-        help="carry out the policy now: notices ahead of changes, the changes, once",
-        description="Send the policy's notices that are due and make the changes that are due "
-        "(each recorded in the access log), exactly as the running bot does every few "
-        "minutes; running it again changes nothing twice. The notices are queued for the bot "
-        "to send (in the recipients' languages). Prints what it did.",
+        help="carry out the policy and queue due reminders now, once",
+        description="Send the policy's notices that are due, make the changes that are due "
+        "(each recorded in the access log) and queue the appointment reminders that are due, "
+        "exactly as the running bot does every few minutes; running it again changes nothing "
+        "twice. The messages are queued for the bot to send (in the recipients' languages). "
+        "Prints what it did.",
     )
     swp.add_argument(
         "--at",
@@ -598,6 +599,7 @@ async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int
 
 
 async def sweep_command(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.reminders import queue_due_reminders
     from bot.sweep import sweep
 
     at = _moment(args.at, settings, "--at") if args.at else None
@@ -607,6 +609,7 @@ async def sweep_command(settings: Settings, args: argparse.Namespace) -> int:
         with clock.use(clock.FixedClock(at)) if at is not None else nullcontext():
             await db.migrate()
             report = await sweep(db, rules, at, dry_run=args.dry_run)
+            reminded = await queue_due_reminders(db, settings, report.at, dry_run=args.dry_run)
     finally:
         await db.close()
     when = dt.datetime.fromtimestamp(report.at, settings.tz).replace(tzinfo=None)
@@ -622,6 +625,7 @@ async def sweep_command(settings: Settings, args: argparse.Namespace) -> int:
     for line in report.notices:
         print(f"notice: {line}")
     print(report.summary() + ("" if args.dry_run else "; the bot sends the notices"))
+    print(f"Reminders: {reminded.line()}")
     return 0
 
 

@@ -26,6 +26,7 @@ from bot import policy
 from bot.events import PolicyNotice
 from bot.notifier import notify
 from bot.policy import DAY, Change, Policy, Rule
+from bot.reminders import queue_due_reminders
 from storage import Database, audit, clock, grants, patients
 from storage import policy as steps
 from storage.db import Writes
@@ -74,11 +75,15 @@ async def sweep_job(context: PortalContext) -> None:
     p = context.portal
     try:
         report = await sweep(p.db, policy.current())
+        reminded = await queue_due_reminders(p.db, p.settings, clock.now())
     except Exception:  # tried again at the next run; each step is all or nothing
-        log.exception("the policy sweep failed")
+        log.exception("the sweep failed")
         return
     if report.changes or report.notices:
         log.info("policy sweep: %s", report.summary())
+    if reminded.messages:
+        log.info("reminders: %s", reminded.line())
+    if report.changes or report.notices or reminded.messages:
         p.sender.wake()
 
 

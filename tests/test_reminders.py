@@ -434,6 +434,17 @@ def test_reminders_setting_is_checked_and_the_command_queues_them(tmp_path: Path
             1,
             ts(at(3, 15)),
         )
+    # The sweep queues them too, as the bot's own sweep does every few minutes.
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO appointments (patient_id, starts_at, ends_at, status, updated_at)"
+            " VALUES (1, ?, ?, 'booked', 0)",
+            (ts(at(5, 14)), ts(at(5, 15))),
+        )
+    swept = run_cli("sweep", "--at", "2030-06-04T15:00", env=env)
+    again = run_cli("sweep", "--at", "2030-06-04T15:05", env=env)
+    assert "Reminders: queued 1 reminders for 1 appointments (1 at 24h)" in swept.stdout, swept
+    assert "Reminders: queued 0 reminders" in again.stdout, again
 
 
 async def test_an_appointment_first_seen_within_2_hours_gets_one_reminder_not_two(
