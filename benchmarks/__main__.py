@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks import fhir_import, load, scale, startup, taps
 from benchmarks.loopback import REPLY_TIMEOUT
-from benchmarks.report import Figure, Report, percentile
+from benchmarks.report import SECTIONS, Figure, Report, percentile
 from benchmarks.seed import fresh
 
 
@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         "--fhir-mb",
         type=float,
         help="size of the Synthea-shaped bundle section 5 imports, in MB (default 14; 1 quick)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        help="run this section only (repeat for more; memory_startup runs section 1's load)",
     )
     p.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir)")
     p.add_argument("--profile", type=Path, help="write cProfile stats of both bots here")
@@ -83,35 +89,39 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
         }
     )
 
-    counts = scale.Counts().scaled(factor)
-    big = fresh(workdir / "practice.db")
-    _log(f"generating the practice ({counts})")
-    generated = await asyncio.to_thread(scale.generate, big, counts)
-    _log(f"generated in {generated.seconds:.1f} s, {generated.size_bytes / 1e6:.0f} MB; timing")
-    measured = await scale.measure(big, samples)
+    only = set(args.only or SECTIONS)
 
-    _log("start-up of python -m bot run on that database")
-    launches = await startup.time_to_first_poll(big, runs)
-
-    _log(f"load: {users} users, portal bot then echo bot")
-    options = load.LoadOptions(
-        users=users, rate=rate, profile_dir=args.profile, rtt=args.rtt_ms / 1000
-    )
-    bots = await load.measure(workdir, options)
-
-    _log("taps")
-    journeys = await taps.count(workdir)
-
-    _log(f"FHIR import: a {fhir_mb:g} MB Synthea-shaped bundle, 10 patients")
-    imported = await asyncio.to_thread(
-        fhir_import.measure, workdir, target_bytes=int(fhir_mb * 1_000_000)
-    )
-
-    _per_update(report, bots, options)
-    _database(report, generated, measured)
-    _memory_startup(report, bots.portal, launches, generated)
-    _taps(report, journeys)
-    _fhir_import(report, imported)
+    if only & {"database", "memory_startup"}:
+        counts = scale.Counts().scaled(factor)
+        big = fresh(workdir / "practice.db")
+        _log(f"generating the practice ({counts})")
+        generated = await asyncio.to_thread(scale.generate, big, counts)
+        _log(f"generated in {generated.seconds:.1f} s, {generated.size_bytes / 1e6:.0f} MB")
+    if "database" in only:
+        _log("timing the hot queries on it")
+        _database(report, generated, await scale.measure(big, samples))
+    if "memory_startup" in only:
+        _log("start-up of python -m bot run on that database")
+        launches = await startup.time_to_first_poll(big, runs)
+    if only & {"per_update", "memory_startup"}:
+        _log(f"load: {users} users, portal bot then echo bot")
+        options = load.LoadOptions(
+            users=users, rate=rate, profile_dir=args.profile, rtt=args.rtt_ms / 1000
+        )
+        bots = await load.measure(workdir, options)
+        if "per_update" in only:
+            _per_update(report, bots, options)
+        if "memory_startup" in only:
+            _memory_startup(report, bots.portal, launches, generated)
+    if "taps" in only:
+        _log("taps")
+        _taps(report, await taps.count(workdir))
+    if "fhir_import" in only:
+        _log(f"FHIR import: a {fhir_mb:g} MB Synthea-shaped bundle, 10 patients")
+        imported = await asyncio.to_thread(
+            fhir_import.measure, workdir, target_bytes=int(fhir_mb * 1_000_000)
+        )
+        _fhir_import(report, imported)
     return report
 
 
