@@ -713,14 +713,14 @@ def _reminders(r: Report, m: reminders.Measured, sizes: tuple[int, int, int]) ->
             s,
             "same_chat_under_1s",
             "Reminders to one chat < 1 s apart",
-            paced.same_chat_within(reminders.PER_CHAT_S),
+            backlog.same_chat_within_1s,
             "",
-            f"In that phase: a message following another to the same chat sooner than 1 s "
-            f"(Telegram: about one a second per chat). Neither the sender nor PTB's limiter "
-            f"spaces messages to one private chat. The whole backlog in the sender's order "
-            f"({total:,} reminders to {backlog.chats:,} chats, at most "
-            f"{backlog.most_to_one_chat} to one) has {backlog.same_chat_within_1s:,} that "
-            f"would follow one to the same chat within 1 s at 30/s",
+            f"Telegram allows about one message a second to one chat, and neither the sender "
+            f"nor PTB's limiter spaces messages to one private chat: in the whole backlog, in "
+            f"the sender's order ({total:,} reminders to {backlog.chats:,} chats, at most "
+            f"{backlog.most_to_one_chat} to one), the reminders that would follow one to the "
+            f"same chat within 1 s at 30/s. Seen in the limited phase above: "
+            f"{paced.same_chat_within(reminders.PER_CHAT_S)} of {paced.messages}",
             "<=",
             0,
         )
