@@ -570,8 +570,9 @@ def _reminders(r: Report, m: reminders.Measured, sizes: tuple[int, int, int]) ->
             db,
             "s",
             f"Time inside SQLite of the {n:,} statements the call ran (each sqlite3 call on "
-            f"the app's writer timed): the candidates, {selects} SELECTs {selected:.2f} s; the "
-            f"outbox rows, {inserts:,} INSERTs {inserted:.2f} s; COMMIT {committed:.2f} s. One "
+            f"the app's writer timed): {selects} SELECTs (each window's candidates, the last "
+            f"day's drops) {selected:.2f} s; the outbox rows, {inserts:,} INSERTs "
+            f"{inserted:.2f} s; COMMIT {committed:.2f} s. One "
             "transaction, WAL, synchronous=NORMAL, as in the app",
             "<",
             5,

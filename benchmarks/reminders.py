@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # the emulator's hook overridden below takes its chats
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86400
-HOUR = 3600
 DAY_APPOINTMENTS = 10_000
 RECIPIENTS = (1, 2, 3, 4)  # people reminded per patient of the day, drawn evenly: 2.5 on average
 TELEGRAM_RATE = 30.0  # messages/s, the bot as a whole (Telegram's bot FAQ)
