@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import fhir_import, load, scale, startup, taps
+from benchmarks import fhir_import, load, reminders, scale, startup, taps
 from benchmarks.loopback import REPLY_TIMEOUT
-from benchmarks.report import Figure, Report, percentile
+from benchmarks.report import SECTIONS, Figure, Report, percentile
 from benchmarks.seed import fresh
 
 
@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Per-update cost, database at scale, memory and start-up, taps, FHIR "
-        "import: one markdown table (or JSON). Everything runs on 127.0.0.1.",
+        "import, reminders at scale: one markdown table (or JSON). Everything runs on "
+        "127.0.0.1.",
     )
     p.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -45,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
         "--fhir-mb",
         type=float,
         help="size of the Synthea-shaped bundle section 5 imports, in MB (default 14; 1 quick)",
+    )
+    p.add_argument(
+        "--day",
+        type=int,
+        help="appointments in section 6's practice day (default 10,000 × --scale, 60 at least)",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        help="run this section only (repeat for more; memory_startup runs section 1's load)",
     )
     p.add_argument("--workdir", type=Path, help="keep the databases here (default: a temp dir)")
     p.add_argument("--profile", type=Path, help="write cProfile stats of both bots here")
@@ -83,35 +95,45 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
         }
     )
 
-    counts = scale.Counts().scaled(factor)
-    big = fresh(workdir / "practice.db")
-    _log(f"generating the practice ({counts})")
-    generated = await asyncio.to_thread(scale.generate, big, counts)
-    _log(f"generated in {generated.seconds:.1f} s, {generated.size_bytes / 1e6:.0f} MB; timing")
-    measured = await scale.measure(big, samples)
+    day = args.day or max(60, round(reminders.DAY_APPOINTMENTS * factor))
+    sizes = reminders.QUICK_SAMPLES if quick else reminders.SAMPLES
+    report.options["day"] = day
+    only = set(args.only or SECTIONS)
 
-    _log("start-up of python -m bot run on that database")
-    launches = await startup.time_to_first_poll(big, runs)
-
-    _log(f"load: {users} users, portal bot then echo bot")
-    options = load.LoadOptions(
-        users=users, rate=rate, profile_dir=args.profile, rtt=args.rtt_ms / 1000
-    )
-    bots = await load.measure(workdir, options)
-
-    _log("taps")
-    journeys = await taps.count(workdir)
-
-    _log(f"FHIR import: a {fhir_mb:g} MB Synthea-shaped bundle, 10 patients")
-    imported = await asyncio.to_thread(
-        fhir_import.measure, workdir, target_bytes=int(fhir_mb * 1_000_000)
-    )
-
-    _per_update(report, bots, options)
-    _database(report, generated, measured)
-    _memory_startup(report, bots.portal, launches, generated)
-    _taps(report, journeys)
-    _fhir_import(report, imported)
+    if only & {"database", "memory_startup", "reminders"}:
+        counts = scale.Counts().scaled(factor)
+        big = fresh(workdir / "practice.db")
+        _log(f"generating the practice ({counts})")
+        generated = await asyncio.to_thread(scale.generate, big, counts)
+        _log(f"generated in {generated.seconds:.1f} s, {generated.size_bytes / 1e6:.0f} MB")
+    if "database" in only:
+        _log("timing the hot queries on it")
+        _database(report, generated, await scale.measure(big, samples))
+    if "memory_startup" in only:
+        _log("start-up of python -m bot run on that database")
+        launches = await startup.time_to_first_poll(big, runs)
+    if "reminders" in only:  # after the sections above: it adds a day to the practice
+        _log(f"reminders: a day of {day:,} appointments queued, a sample of them sent")
+        _reminders(report, await reminders.measure(big, day, sizes), sizes)
+    if only & {"per_update", "memory_startup"}:
+        _log(f"load: {users} users, portal bot then echo bot")
+        options = load.LoadOptions(
+            users=users, rate=rate, profile_dir=args.profile, rtt=args.rtt_ms / 1000
+        )
+        bots = await load.measure(workdir, options)
+        if "per_update" in only:
+            _per_update(report, bots, options)
+        if "memory_startup" in only:
+            _memory_startup(report, bots.portal, launches, generated)
+    if "taps" in only:
+        _log("taps")
+        _taps(report, await taps.count(workdir))
+    if "fhir_import" in only:
+        _log(f"FHIR import: a {fhir_mb:g} MB Synthea-shaped bundle, 10 patients")
+        imported = await asyncio.to_thread(
+            fhir_import.measure, workdir, target_bytes=int(fhir_mb * 1_000_000)
+        )
+        _fhir_import(report, imported)
     return report
 
 
@@ -504,6 +526,295 @@ def _fhir_import(r: Report, m: fhir_import.Measured) -> None:
             "summary": m.again.summary,
         },
     }
+
+
+def _reminders(r: Report, m: reminders.Measured, sizes: tuple[int, int, int]) -> None:
+    s = "reminders"
+    day, first, second, d = m.day, m.first, m.second, m.drained
+    r.add(
+        Figure(
+            s,
+            "day_appointments",
+            "Appointments in the practice day",
+            day.appointments,
+            "appointments",
+            f"Booked or confirmed, starting in the 24 hours after the sweep's moment, on section "
+            f"2's practice: {day.already_there:,} of its own, the rest added for patients drawn "
+            f"at random ({day.patients:,} patients in all); {day.grants_added:,} active grants "
+            "added from signed-in adults, so that 1-4 people (2.5 on average) may be reminded "
+            f"of each patient's appointments: {day.expected:,} reminders due, counted in SQL",
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "reminders_queued",
+            "Reminders queued",
+            first.rows,
+            "reminders",
+            f"bot.reminders.queue_due_reminders(db, settings, at) as the sweep calls it "
+            f"(PORTAL_REMINDERS 24h,2h), through the app's Database: {first.report.line()}; "
+            "outbox rows read back, against the reminders due",
+            ">=",
+            day.expected,
+        )
+    )
+    n, db = len(first.spent), first.db
+    (selects, selected), (inserts, inserted) = first.part("SELECT"), first.part("INSERT")
+    _, committed = first.part("COMMIT")
+    r.add(
+        Figure(
+            s,
+            "queue_db_s",
+            "Queueing them: database time",
+            db,
+            "s",
+            f"Time inside SQLite of the {n:,} statements the call ran (each sqlite3 call on "
+            f"the app's writer timed): {selects} SELECTs (each window's candidates, the last "
+            f"day's drops) {selected:.2f} s; the outbox rows, {inserts:,} INSERTs "
+            f"{inserted:.2f} s; COMMIT {committed:.2f} s. One "
+            "transaction, WAL, synchronous=NORMAL, as in the app",
+            "<",
+            5,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "queue_wall_s",
+            "Queueing them: wall time",
+            first.wall,
+            "s",
+            f"The same call from start to end: its database time and the Python around it "
+            f"(access rules, one event per appointment, one outbox row per person: "
+            f"{first.wall - db:.2f} s). The issue's target is the database time; the wall "
+            "time is held to it too",
+            "<",
+            5,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "requeue_db_ms",
+            "The same sweep again: database time",
+            _ms(second.db),
+            "ms",
+            f"queue_due_reminders at the same moment once more, every reminder in the outbox "
+            f"already ({len(second.spent)} statements): {second.report.line()}; wall time "
+            f"{second.wall:.3f} s",
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "queued_twice",
+            "Reminders queued twice",
+            (second.rows - first.rows) + m.twice,
+            "",
+            f"Outbox rows the second sweep added ({second.rows - first.rows}), plus reminders of "
+            f"one appointment, start, offset and person queued more than once ({m.twice})",
+            "<=",
+            0,
+        )
+    )
+    plans = "; ".join(f"`{sql}`: {' / '.join(plan)}" for sql, plan in m.plans.items())
+    r.add(
+        Figure(
+            s,
+            "queue_scans",
+            "Statements that scan a table (queueing)",
+            len(m.plans),
+            "",
+            "EXPLAIN QUERY PLAN of every distinct statement both sweeps ran, with their "
+            "parameters" + (f". Scans: {plans}" if plans else ""),
+            "<=",
+            0,
+        )
+    )
+    free, paced, rtt = d.unpaced, d.paced, d.paced_rtt
+    total, backlog = len(d.backlog.rows), d.backlog
+    bot = (
+        f"The bot (build_application, its own process, benchmarks/botproc.py) sending from "
+        f"its outbox to the loopback emulator, as after a sweep; the practice's time zone set "
+        f"to {d.timezone}, where it is midday (quiet hours would hold them at night)"
+    )
+    r.add(
+        Figure(
+            s,
+            "cpu_ms_per_reminder",
+            "CPU per reminder sent",
+            _ms(free.cpu_per_message),
+            "ms",
+            f"{bot}. A sample of the backlog, its first {free.released:,} rows (not all "
+            f"{total:,}), without PTB's rate limiter; CPU time of the bot's process (/proc) from "
+            f"their release to the last one marked sent, / {free.messages:,} messages that "
+            f"arrived ({_outcome(free)}). Each: claim the row, word it (access, appointment, "
+            f"quiet hours read again), sendMessage, mark it sent. With the limiter: "
+            f"{_ms(paced.cpu_per_message):.2f} ms; with it and a {reminders.RTT_S * 1000:g} ms "
+            f"round trip: {_ms(rtt.cpu_per_message):.2f} ms",
+        )
+    )
+    share = reminders.TELEGRAM_RATE * free.cpu_per_message * 100
+    r.add(
+        Figure(
+            s,
+            "cpu_share_at_30",
+            "CPU to send 30 reminders/s",
+            share,
+            "% of a core",
+            f"30 × the CPU per reminder above: what Telegram's pace costs the bot; under 100% "
+            f"the CPU keeps up (with the rate limiter's figure: "
+            f"{reminders.TELEGRAM_RATE * paced.cpu_per_message * 100:.0f}%)",
+            "<",
+            100,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "send_rate_unpaced",
+            "Outbox sender's rate without a rate limiter",
+            free.rate,
+            "reminders/s",
+            f"That sample, first to last message: the sender sends its rows one at a time, so "
+            f"on loopback this is its service time ({_ms(1 / free.rate):.1f} ms a reminder)",
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "send_rate_paced",
+            "Sending rate with PTB's rate limiter",
+            round(paced.steady_rate, 1),  # to 0.1/s: the arrivals' clock jitters by a ms
+            "reminders/s",
+            f"The next {paced.released} rows, the bot built as `bot run` builds it (PTB's "
+            f"AIORateLimiter: 30 calls/s for the bot; the outbox's sender does not pace by "
+            f"itself); over the second half of them ({_outcome(paced)}), first to last "
+            f"{paced.rate:.0f}/s",
+            "<=",
+            reminders.TELEGRAM_RATE,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "most_in_one_second",
+            "Most reminders sent in one second",
+            paced.most_in_a_second(),
+            "reminders",
+            "Any 1-second window of that phase: the limiter (aiolimiter's leaky bucket, 30 "
+            "deep) lets a burst through at the start before it paces",
+            "<=",
+            reminders.TELEGRAM_RATE,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "same_chat_under_1s",
+            "Reminders to one chat < 1 s apart",
+            backlog.same_chat_within_1s,
+            "",
+            f"Telegram allows about one message a second to one chat, and neither the sender "
+            f"nor PTB's limiter spaces messages to one private chat: in the whole backlog, in "
+            f"the sender's order ({total:,} reminders to {backlog.chats:,} chats, at most "
+            f"{backlog.most_to_one_chat} to one), the reminders that would follow one to the "
+            f"same chat within 1 s at 30/s. Seen in the limited phase above: "
+            f"{paced.same_chat_within(reminders.PER_CHAT_S)} of {paced.messages}",
+            "<=",
+            0,
+        )
+    )
+    r.add(
+        Figure(
+            s,
+            "send_rate_rtt",
+            f"Sending rate at a {reminders.RTT_S * 1000:g} ms round trip",
+            rtt.rate,
+            "reminders/s",
+            f"The next {rtt.released} rows, with the limiter, every Bot API call held "
+            f"{reminders.RTT_S * 1000:g} ms by the emulator as Telegram's round trip would "
+            f"({_outcome(rtt)}): one row at a time, the sender waits for each answer, so it "
+            f"sends at most 1 / (round trip + its own time) a second",
+        )
+    )
+    at_30 = total / reminders.TELEGRAM_RATE
+    r.add(
+        Figure(
+            s,
+            "drain_min_at_30",
+            "The day's backlog drained at 30/s",
+            at_30 / 60,
+            "min",
+            f"{total:,} reminders at Telegram's 30 messages/s, if the sender kept that pace "
+            f"(at {share:.0f}% of a core it can, on loopback: {free.rate:.0f}/s); one chat's "
+            f"{backlog.most_to_one_chat} at 1/s would take no longer",
+        )
+    )
+    slowest = min(reminders.TELEGRAM_RATE, rtt.rate)
+    r.add(
+        Figure(
+            s,
+            "drain_min_rtt",
+            f"The day's backlog drained at a {reminders.RTT_S * 1000:g} ms round trip",
+            total / slowest / 60,
+            "min",
+            f"{total:,} reminders at the rate just measured ({slowest:.1f}/s)",
+        )
+    )
+    r.details["reminders"] = {
+        "day": {
+            "at": day.at,
+            "appointments": day.appointments,
+            "already_there": day.already_there,
+            "patients": day.patients,
+            "grants_added": day.grants_added,
+            "reminders_due": day.expected,
+            "seconds": day.seconds,
+        },
+        "queue": [
+            {
+                "line": q.report.line(),
+                "queued": q.report.queued,
+                "wall_s": q.wall,
+                "db_s": q.db,
+                "statements": len(q.spent),
+                "outbox_rows_after": q.rows,
+            }
+            for q in (first, second)
+        ],
+        "scans": m.plans,
+        "samples": list(sizes),
+        "backlog": {
+            "reminders": total,
+            "chats": backlog.chats,
+            "most_to_one_chat": backlog.most_to_one_chat,
+            "same_chat_within_1s_at_30": backlog.same_chat_within_1s,
+        },
+        "timezone": d.timezone,
+        **{
+            p.name: {
+                "released": p.released,
+                "messages": p.messages,
+                "outcome": p.outcome,
+                "cpu_ms_per_message": _ms(p.cpu_per_message),
+                "rate": p.rate,
+                "steady_rate": p.steady_rate,
+                "most_in_one_second": p.most_in_a_second(),
+                "same_chat_under_1s": p.same_chat_within(reminders.PER_CHAT_S),
+                "rtt_ms": _ms(p.rtt),
+                "rate_limited": p.rate_limited,
+            }
+            for p in (free, paced, rtt)
+        },
+    }
+    if d.stderr:
+        r.details["reminders"]["stderr_tail"] = d.stderr[-2000:]
+
+
+def _outcome(phase: reminders.Phase) -> str:
+    return ", ".join(f"{n:,} {status}" for status, n in sorted(phase.outcome.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,23 +20,31 @@ ECHO_SAME_TRANSPORT = "echo-portal-transport"
 
 
 def _build(
-    kind: str, token: str, base_url: str, db: Path | None
+    kind: str, token: str, base_url: str, db: Path | None, options: argparse.Namespace
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """The portal bot or the echo bot: running() serves either the same way."""
     if kind == "portal":
+        extra = {"timezone": options.timezone} if options.timezone else {}
         settings = load_settings(
-            bot_token=token, api_base_url=base_url, db_path=db, practice_name="Benchmark Practice"
+            bot_token=token,
+            api_base_url=base_url,
+            db_path=db,
+            practice_name="Benchmark Practice",
+            **extra,
         )
-        # Without PTB's AIORateLimiter: it throttles to Telegram's ~30 messages/s, a limit
-        # of Telegram's servers, not a cost of this bot (the report says so).
-        return build_application(settings, rate_limit=False)
+        # Without PTB's AIORateLimiter unless asked for: it throttles to Telegram's ~30
+        # messages/s, a limit of Telegram's servers, not a cost of this bot (the report
+        # says so). Section 6 turns it on to see the outbox keep that pace.
+        return build_application(settings, rate_limit=options.rate_limit)
     from benchmarks.echo import build_echo
 
     return build_echo(token, base_url, portal_transport=kind == ECHO_SAME_TRANSPORT)
 
 
-async def _serve(kind: str, token: str, base_url: str, db: Path | None) -> None:
-    app = _build(kind, token, base_url, db)
+async def _serve(
+    kind: str, token: str, base_url: str, db: Path | None, options: argparse.Namespace
+) -> None:
+    app = _build(kind, token, base_url, db, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -53,6 +61,10 @@ def main() -> int:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--db", type=Path)
     parser.add_argument("--profile", type=Path, help="write cProfile stats here on exit")
+    parser.add_argument(
+        "--rate-limit", action="store_true", help="keep PTB's AIORateLimiter, as `bot run` does"
+    )
+    parser.add_argument("--timezone", help="the practice's time zone (PORTAL_TIMEZONE)")
     args = parser.parse_args()
     if args.profile:
         import cProfile
@@ -60,12 +72,12 @@ def main() -> int:
         profiler = cProfile.Profile()
         profiler.enable()
         try:
-            asyncio.run(_serve(args.kind, args.token, args.base_url, args.db))
+            asyncio.run(_serve(args.kind, args.token, args.base_url, args.db, args))
         finally:
             profiler.disable()
             profiler.dump_stats(args.profile)
         return 0
-    asyncio.run(_serve(args.kind, args.token, args.base_url, args.db))
+    asyncio.run(_serve(args.kind, args.token, args.base_url, args.db, args))
     return 0
 
 

@@ -106,7 +106,7 @@ def cycle(user: LoadUser, k: int) -> list[Step]:
     return steps
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     # The developer's own PORTAL_* settings must not change what is measured.
     return {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
 
@@ -140,7 +140,7 @@ async def run_bot(
         command += ["--profile", str(o.profile_dir / f"{kind}.prof")]
     with tempfile.TemporaryFile() as err:
         proc = await asyncio.create_subprocess_exec(
-            *command, cwd=ROOT, env=_child_env(), stdout=asyncio.subprocess.DEVNULL, stderr=err
+            *command, cwd=ROOT, env=child_env(), stdout=asyncio.subprocess.DEVNULL, stderr=err
         )
         try:
             try:

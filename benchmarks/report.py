@@ -16,6 +16,7 @@ SECTIONS = {
     "memory_startup": "3. Memory and start-up",
     "taps": "4. Taps",
     "fhir_import": "5. FHIR import",
+    "reminders": "6. Reminders at scale",
 }
 
 

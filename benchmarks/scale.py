@@ -275,7 +275,7 @@ def shape(sql: str) -> str:
     return " ".join(_LITERAL.sub("?", sql).split())
 
 
-def _scans(plan: list[str]) -> bool:
+def scans(plan: list[str]) -> bool:
     # "SCAN t" reads a whole table or index; "SEARCH" uses an index; a constant row or a
     # list of values is not a table.
     return any(re.match(r"SCAN (?!CONSTANT ROW)", line) for line in plan)
@@ -290,7 +290,7 @@ def _explain(path: Path, statements: dict[str, str]) -> dict[str, list[str]]:
                 continue
             rows = conn.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
             plan = [row[3] for row in rows]
-            if _scans(plan):
+            if scans(plan):
                 found[key] = plan
     finally:
         conn.close()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("per_update", "database", "memory_startup", "taps", "fhir_import")
+SECTIONS = ("per_update", "database", "memory_startup", "taps", "fhir_import", "reminders")
 EXPECTED = {
     "per_update": {
         "updates_per_s",
@@ -27,6 +27,16 @@ EXPECTED = {
     "memory_startup": {"rss_mb", "startup_s"},
     "taps": {"link_dependent", "approve", "switch_view"},
     "fhir_import": {"import_s", "import_peak_mb", "reimport_s"},
+    "reminders": {
+        "reminders_queued",
+        "queue_db_s",
+        "queue_wall_s",
+        "requeue_db_ms",
+        "queued_twice",
+        "cpu_ms_per_reminder",
+        "send_rate_paced",
+        "drain_min_at_30",
+    },
 }
 
 
