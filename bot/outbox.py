@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -27,6 +28,47 @@ log = logging.getLogger(__name__)
 IDLE_CHECK_S = 1.0  # how often the background sender looks for rows nobody woke it for
 MAX_BACKOFF_S = 300
 BATCH = 50
+# Telegram's limits for a bot's messages: about 30 a second in all, and about one a second
+# to any one chat (core.telegram.org/bots/faq). PTB's AIORateLimiter also holds the first
+# for every call, but lets a burst through before it does, and knows nothing of chats.
+PER_SECOND = 30.0
+PER_CHAT_S = 1.0
+
+
+class Pace:
+    """Spaces what the background sender sends (reminders, the policy's notices, a
+    backlog): never faster than `per_second` in all, nor more than one message per
+    `per_chat_s` to one chat. Each send takes the next free moment before it waits (in
+    this process; several workers would each keep their own)."""
+
+    def __init__(
+        self,
+        per_second: float = PER_SECOND,
+        per_chat_s: float = PER_CHAT_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.gap = 1.0 / per_second
+        self.per_chat_s = per_chat_s
+        self.clock = clock  # real elapsed time, not the portal's clock: this is a rate
+        self.sleep = sleep
+        self._next_any = 0.0
+        self._next_in: dict[int, float] = {}
+
+    async def turn(self, chat_id: int, *, new_message: bool = True) -> None:
+        """Wait for this chat's next free moment within the bot's overall rate. An edit
+        (a card showing its outcome) is not a new message in the chat: only the overall
+        rate holds it."""
+        now_s = self.clock()
+        at = max(now_s, self._next_any)
+        if new_message:
+            at = max(at, self._next_in.get(chat_id, 0.0))
+            self._next_in[chat_id] = at + self.per_chat_s
+        self._next_any = at + self.gap
+        if len(self._next_in) > 10_000:  # chats not written to for a second need no entry
+            self._next_in = {c: t for c, t in self._next_in.items() if t > now_s}
+        if at > now_s:
+            await self.sleep(at - now_s)
 
 
 @dataclass(frozen=True)
@@ -72,6 +114,7 @@ class Sender:
         self.render: Render = render or _nothing  # set once the words can be made
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.pace = Pace()
 
     # -- lifecycle
     def start(self) -> None:
@@ -100,20 +143,20 @@ class Sender:
         async with self.db.transaction(change=False) as conn:
             await outbox.release(conn, patient_id=patient_id, chat_id=chat_id)
 
-    async def send_one(self, message_id: int) -> None:
+    async def send_one(self, message_id: int, *, paced: bool = False) -> None:
         async with self.db.transaction(change=False) as conn:
             row = await outbox.claim(conn, message_id)
         if row is None:
             return  # sent, held or dropped already, or another sender holds it
         try:
-            await self._send(row)
+            await self._send(row, paced)
         except Exception:
             # Never lose a row to a bug in its words: it is tried again after a back-off,
             # and the log says which row (never its content).
             log.exception("outbox row %s (%s) could not be sent", row.id, row.kind)
             await self._retry(row)
 
-    async def _send(self, row: outbox.Message) -> None:
+    async def _send(self, row: outbox.Message, paced: bool) -> None:
         if row.lapses_at is not None and row.lapses_at <= now():
             await self._settle(outbox.mark_dropped, row.id)
             return
@@ -130,6 +173,8 @@ class Sender:
             await self._hold_until_signed_in(row)
             return
         try:
+            if paced:
+                await self.pace.turn(out.chat_id, new_message=out.edit_message_id is None)
             sent = await self._call(out)
         except Forbidden:
             await self._hold(row, out.chat_id, "blocked")
@@ -226,7 +271,9 @@ class Sender:
             if not rows:
                 return
             for row in rows:
-                await self.send_one(row.id)
+                # What the bot sends on its own keeps Telegram's pace; what an update owes
+                # (a card, a decision) went at the end of that update, at once.
+                await self.send_one(row.id, paced=True)
             if len(rows) < BATCH:
                 return
 
