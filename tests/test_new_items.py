@@ -44,7 +44,7 @@ def _patient(
         "resourceType": "Patient",
         "id": pid,
         "name": [{"given": [given], "family": family}],
-        "birthDate": "2018-05-03",
+        "birthDate": "2024-05-03",  # a child in June 2030, under the policy's teen age
     }
     if email:
         r["telecom"] = [{"system": "email", "value": email}]

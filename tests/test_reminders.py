@@ -76,14 +76,14 @@ async def family(db: Database, server: BotAPIServer) -> Family:
         db,
         ann_id,
         "Mia Lee",
-        dt.date(2018, 5, 3),
+        dt.date(2024, 5, 3),  # children in June 2030, under the policy's teen age
         AccessRequest("Mia Lee", Relationship.DAUGHTER, None, Level.CLINICAL, Role.EDIT),
     )
     noah, _ = await access.create_dependent(
         db,
         ann_id,
         "Noah Lee",
-        dt.date(2020, 1, 9),
+        dt.date(2026, 1, 9),
         AccessRequest("Noah Lee", Relationship.SON, None, Level.ADMINISTRATIVE, Role.VIEW),
     )
     mia_visit = await appointment(db, mia.id, at(4, 14), "Dr Secret", "Oncology wing")
