@@ -9,8 +9,9 @@ before their name is shown or anything is stored.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import access, records
 from bot.access import Area
@@ -35,6 +36,7 @@ from storage.notifications import QuietHours, Topic
 PAGE_SIZE = 10  # people per page; a carer may access hundreds
 STARTS = (20 * 60, 21 * 60, 22 * 60, 23 * 60)  # what "Starts" steps through
 ENDS = (6 * 60, 7 * 60, 8 * 60, 9 * 60)
+PersonTap = TypeVar("PersonTap", ChooseNotificationsFor, ToggleTopic)  # a person's buttons
 
 
 def _topics(_: Translator) -> dict[Topic, str]:
@@ -194,6 +196,24 @@ async def _accessed(
     return None
 
 
+async def _person_tapped(
+    update: Update, context: PortalContext, kind: type[PersonTap]
+) -> tuple[CallbackQuery, Caller, PersonTap, tuple[str, Grant | None]] | None:
+    """A tap on one person's buttons, once the caller is signed in and still accesses them
+    (asked again here: the button may be old or forged); else None, the tap refused."""
+    query = update.callback_query
+    assert query is not None
+    tapped = kind.parse(query.data)
+    who = await _signed_in(update, context)
+    if who is None or tapped is None:
+        return None
+    found = await _accessed(context, who, tapped.subject_id)
+    if found is None:
+        await query.answer(who._("You don't have access to that portal."), show_alert=True)
+        return None
+    return query, who, tapped, found
+
+
 async def _person(
     context: PortalContext, who: Caller, subject_id: int, name: str, grant: Grant | None
 ) -> tuple[str, InlineKeyboardMarkup]:
@@ -225,32 +245,20 @@ async def _person(
 
 async def show_notifications_for(update: Update, context: PortalContext) -> None:
     """A person in /notifications: their reminders, invoices and results, each on or off."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ChooseNotificationsFor.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    opened = await _person_tapped(update, context, ChooseNotificationsFor)
+    if opened is None:
         return
-    found = await _accessed(context, who, tapped.subject_id)
-    if found is None:
-        await query.answer(who._("You don't have access to that portal."), show_alert=True)
-        return
+    query, who, tapped, found = opened
     await query.answer()
     await edit_in_place(query, *await _person(context, who, tapped.subject_id, *found))
 
 
 async def toggle_topic(update: Update, context: PortalContext) -> None:
     """One kind of message about one person: on ⇄ off."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ToggleTopic.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    opened = await _person_tapped(update, context, ToggleTopic)
+    if opened is None:
         return
-    found = await _accessed(context, who, tapped.subject_id)
-    if found is None:
-        await query.answer(who._("You don't have access to that portal."), show_alert=True)
-        return
+    query, who, tapped, found = opened
     async with context.portal.db.transaction() as conn:
         now_muted = await notifications.muted(
             conn, who.telegram_user_id, tapped.subject_id, tapped.topic
