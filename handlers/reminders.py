@@ -31,7 +31,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import Drop, Later, Outgoing, Rendered
 from bot.quiet import SHORT_REMINDER_S, quiet_until
 from bot.text import esc
-from handlers.guard import tell_to_sign_in
+from handlers.guard import tapped, tell_to_sign_in
 from handlers.send import edit_in_place
 from handlers.views import show_invoices, show_records
 from storage import appointment_changes, logins, notifications, patients, portal, reminders
@@ -303,20 +303,15 @@ async def _act(
 
 async def confirm_from_reminder(update: Update, context: PortalContext) -> None:
     """✅ Confirm on a reminder: attendance confirmed (the patient, or Edit access)."""
-    assert update.callback_query is not None
-    tapped = ConfirmFromReminder.parse(update.callback_query.data)
-    assert tapped is not None  # the handler's pattern matched
-    await _act(update, context, tapped.appointment_id, AppointmentAct.CONFIRM)
+    _query, tap = tapped(update, ConfirmFromReminder)
+    await _act(update, context, tap.appointment_id, AppointmentAct.CONFIRM)
 
 
 async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) -> None:
     """❌ Cancel on a reminder: asks once more, in place."""
-    query = update.callback_query
-    assert query is not None
-    tapped = CancelFromReminder.parse(query.data)
-    assert tapped is not None
+    query, tap = tapped(update, CancelFromReminder)
     _ = context.caller._
-    found = await _reached(update, context, tapped.appointment_id, Action.APPOINTMENT_CANCEL_ASKED)
+    found = await _reached(update, context, tap.appointment_id, Action.APPOINTMENT_CANCEL_ASKED)
     if found is None:
         return
     if not found.can_edit or found.appointment.status is AppointmentStatus.CANCELLED:
@@ -343,19 +338,14 @@ async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) ->
 
 async def cancel_from_reminder(update: Update, context: PortalContext) -> None:
     """Yes, cancel it: the appointment is cancelled (the patient, or Edit access)."""
-    assert update.callback_query is not None
-    tapped = ConfirmCancelFromReminder.parse(update.callback_query.data)
-    assert tapped is not None
-    await _act(update, context, tapped.appointment_id, AppointmentAct.CANCEL)
+    _query, tap = tapped(update, ConfirmCancelFromReminder)
+    await _act(update, context, tap.appointment_id, AppointmentAct.CANCEL)
 
 
 async def keep_from_reminder(update: Update, context: PortalContext) -> None:
     """No, keep it: the reminder as it was."""
-    query = update.callback_query
-    assert query is not None
-    tapped = KeepFromReminder.parse(query.data)
-    assert tapped is not None
-    found = await _reached(update, context, tapped.appointment_id, Action.VIEW_APPOINTMENTS)
+    query, tap = tapped(update, KeepFromReminder)
+    found = await _reached(update, context, tap.appointment_id, Action.VIEW_APPOINTMENTS)
     if found is None:
         return
     await query.answer()
@@ -365,18 +355,15 @@ async def keep_from_reminder(update: Update, context: PortalContext) -> None:
 async def open_new_item(update: Update, context: PortalContext) -> None:
     """🧾 Invoices / 📋 Records on a notice: that patient's portal, that view, if the caller
     may still see it (switching to it, as /switch would)."""
-    query = update.callback_query
-    assert query is not None
-    tapped = OpenNewItem.parse(query.data)
-    assert tapped is not None
+    query, tap = tapped(update, OpenNewItem)
     who = context.caller
     if who.patient is None:
         await tell_to_sign_in(update, who._)
         return
-    view = await access.switch_to(context.portal.db, who.telegram_user_id, tapped.subject_id)
+    view = await access.switch_to(context.portal.db, who.telegram_user_id, tap.subject_id)
     if view is None:
         await query.answer(who._("You don't have access to that portal."), show_alert=True)
         return
     # The view answers the tap and checks the area (an Administrative holder is told
     # records are not shared).
-    await (show_invoices if tapped.item is Item.INVOICE else show_records)(update, context)
+    await (show_invoices if tap.item is Item.INVOICE else show_records)(update, context)
