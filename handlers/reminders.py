@@ -14,6 +14,7 @@ the Edit role get them.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
@@ -157,9 +158,20 @@ def _stale(found: AppointmentInReach, starts_at: object) -> Drop | None:
     return None
 
 
-async def reminder(p: Portal, row: Message) -> Rendered:
-    """An appointment is coming: the patient and whoever may see their appointments, with
-    Confirm / Cancel for those who may act."""
+@dataclass(frozen=True)
+class _Reminded:
+    """Who hears of an appointment, and when their quiet hours end (None: not quiet now)."""
+
+    found: AppointmentInReach
+    chat_id: int
+    words: Translator
+    quiet_until: int | None
+
+
+async def _reminded(p: Portal, row: Message) -> _Reminded | Rendered:
+    """The row's appointment, while it is still as the row knew it (not cancelled, moved
+    or past: a move has a notice of its own), and its recipient while they may still hear
+    of it; otherwise what becomes of the row."""
     async with p.db.read() as conn:
         found = await _in_reach(conn, row.patient_id or 0, row.ref_id or 0)
         if found is None:
@@ -174,32 +186,32 @@ async def reminder(p: Portal, row: Message) -> Rendered:
             return to
         chat_id, _ = to
         end = await quiet_until(conn, chat_id, now(), p.settings.tz)
+    return _Reminded(found, chat_id, _, end)
+
+
+async def reminder(p: Portal, row: Message) -> Rendered:
+    """An appointment is coming: the patient and whoever may see their appointments, with
+    Confirm / Cancel for those who may act."""
+    to = await _reminded(p, row)
+    if not isinstance(to, _Reminded):
+        return to
+    end = to.quiet_until
     if end is not None:
         short = int(row.detail.get("offset", 0)) < SHORT_REMINDER_S
-        return Drop("quiet") if short or end >= found.appointment.starts_at else Later(end)
-    text, markup = reminder_view(_, found, p.settings.tz)
-    return Outgoing(chat_id, text, markup)
+        return Drop("quiet") if short or end >= to.found.appointment.starts_at else Later(end)
+    text, markup = reminder_view(to.words, to.found, p.settings.tz)
+    return Outgoing(to.chat_id, text, markup)
 
 
 async def appointment_moved(p: Portal, row: Message) -> Rendered:
     """The practice moved an appointment someone was reminded of: where it went."""
-    async with p.db.read() as conn:
-        found = await _in_reach(conn, row.patient_id or 0, row.ref_id or 0)
-        if found is None:
-            return None
-        stale = _stale(found, row.detail.get("starts_at"))
-        if stale is not None:
-            return stale  # moved again: the newer notice says where
-        to = await _recipient(
-            conn, p, row.patient_id, found.subject.id, Area.APPOINTMENTS, Topic.REMINDERS
-        )
-        if not isinstance(to, tuple):
-            return to
-        chat_id, _ = to
-        end = await quiet_until(conn, chat_id, now(), p.settings.tz)
+    to = await _reminded(p, row)
+    if not isinstance(to, _Reminded):
+        return to
+    end = to.quiet_until
     if end is not None:
-        return Drop("quiet") if end >= found.appointment.starts_at else Later(end)
-    return Outgoing(chat_id, _moved_text(_, found, p.settings.tz))
+        return Drop("quiet") if end >= to.found.appointment.starts_at else Later(end)
+    return Outgoing(to.chat_id, _moved_text(to.words, to.found, p.settings.tz))
 
 
 async def new_item(p: Portal, row: Message) -> Rendered:
