@@ -16,6 +16,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from bot import access, records
 from bot.access import Area
 from bot.callbacks import (
+    Callback,
     ChooseNotificationsFor,
     ShiftQuietHours,
     ShowNotifications,
@@ -36,6 +37,7 @@ from storage.notifications import QuietHours, Topic
 PAGE_SIZE = 10  # people per page; a carer may access hundreds
 STARTS = (20 * 60, 21 * 60, 22 * 60, 23 * 60)  # what "Starts" steps through
 ENDS = (6 * 60, 7 * 60, 8 * 60, 9 * 60)
+K = TypeVar("K", bound=Callback)
 PersonTap = TypeVar("PersonTap", ChooseNotificationsFor, ToggleTopic)  # a person's buttons
 
 
@@ -131,36 +133,28 @@ async def show_notifications(update: Update, context: PortalContext) -> None:
 
 async def back_to_notifications(update: Update, context: PortalContext) -> None:
     """◀ Back, or ◀ ▶ through the people: the first screen, in place."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ShowNotifications.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
-        return
-    await query.answer()
-    await edit_in_place(query, *await _home(context, who, tapped.page))
+    tap = await _tap(update, context, ShowNotifications)
+    if tap is not None:
+        query, who, tapped = tap
+        await _show_home(query, context, who, tapped.page)
 
 
 async def toggle_quiet_hours(update: Update, context: PortalContext) -> None:
     """🌙 Quiet hours: on ⇄ off."""
-    query = update.callback_query
-    assert query is not None
-    who = await _signed_in(update, context)
-    if who is None:
+    tap = await _tap(update, context, ToggleQuietHours)
+    if tap is None:
         return
+    query, who, _tapped = tap
     await _change_quiet(context, who, lambda q: q.model_copy(update={"on": not q.on}))
-    await query.answer()
-    await edit_in_place(query, *await _home(context, who, 0))
+    await _show_home(query, context, who)
 
 
 async def shift_quiet_hours(update: Update, context: PortalContext) -> None:
     """Starts / Ends: the next of a few choices, in turn."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ShiftQuietHours.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    tap = await _tap(update, context, ShiftQuietHours)
+    if tap is None:
         return
+    query, who, tapped = tap
 
     def shifted(quiet: QuietHours) -> QuietHours:
         if tapped.end:
@@ -168,8 +162,27 @@ async def shift_quiet_hours(update: Update, context: PortalContext) -> None:
         return quiet.model_copy(update={"start": _next(STARTS, quiet.start)})
 
     await _change_quiet(context, who, shifted)
+    await _show_home(query, context, who)
+
+
+async def _tap(
+    update: Update, context: PortalContext, kind: type[K]
+) -> tuple[CallbackQuery, Caller, K] | None:
+    """A tap on /notifications' buttons and its data, once the caller is found signed in."""
+    query = update.callback_query
+    assert query is not None
+    tapped = kind.parse(query.data)
+    who = await _signed_in(update, context)
+    if who is None or tapped is None:
+        return None
+    return query, who, tapped
+
+
+async def _show_home(
+    query: CallbackQuery, context: PortalContext, who: Caller, page: int = 0
+) -> None:
     await query.answer()
-    await edit_in_place(query, *await _home(context, who, 0))
+    await edit_in_place(query, *await _home(context, who, page))
 
 
 async def _change_quiet(
@@ -201,12 +214,10 @@ async def _person_tapped(
 ) -> tuple[CallbackQuery, Caller, PersonTap, tuple[str, Grant | None]] | None:
     """A tap on one person's buttons, once the caller is signed in and still accesses them
     (asked again here: the button may be old or forged); else None, the tap refused."""
-    query = update.callback_query
-    assert query is not None
-    tapped = kind.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    tap = await _tap(update, context, kind)
+    if tap is None:
         return None
+    query, who, tapped = tap
     found = await _accessed(context, who, tapped.subject_id)
     if found is None:
         await query.answer(who._("You don't have access to that portal."), show_alert=True)
