@@ -62,30 +62,24 @@ async def upcoming_appointments(
     conn: Reads, patient_id: int, now: int, offset: int, limit: int
 ) -> list[Appointment]:
     """Starting at or after `now`, soonest first."""
-    return await _page(
-        conn,
-        Appointment,
-        f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at >= ?"
-        " ORDER BY starts_at, id",
-        (patient_id, now),
-        offset,
-        limit,
-    )
+    when = "starts_at >= ? ORDER BY starts_at, id"
+    return await _appointments(conn, when, patient_id, now, offset, limit)
 
 
 async def past_appointments(
     conn: Reads, patient_id: int, now: int, offset: int, limit: int
 ) -> list[Appointment]:
     """Started before `now`, most recent first."""
-    return await _page(
-        conn,
-        Appointment,
-        f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at < ?"
-        " ORDER BY starts_at DESC, id DESC",
-        (patient_id, now),
-        offset,
-        limit,
-    )
+    when = "starts_at < ? ORDER BY starts_at DESC, id DESC"
+    return await _appointments(conn, when, patient_id, now, offset, limit)
+
+
+async def _appointments(
+    conn: Reads, when: str, patient_id: int, now: int, offset: int, limit: int
+) -> list[Appointment]:
+    """A page of the patient's appointments: `when` compares starts_at with `now`, and orders."""
+    sql = f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND {when}"
+    return await _page(conn, Appointment, sql, (patient_id, now), offset, limit)
 
 
 async def get_appointment(conn: Reads, appointment_id: int) -> Appointment | None:
