@@ -30,6 +30,8 @@ YEAR = 365 * DAY
 PAGE = 6  # the views ask for one row more than the 5 they show
 # A page of one patient's rows: (conn, patient_id, now, offset, limit).
 PageFn = Callable[[Reads, int, int, int, int], Awaitable[object]]
+# A page of rows with no `now`: (conn, patient_id, offset, limit).
+ItemsFn = Callable[[Reads, int, int, int], Awaitable[object]]
 LOG_PAGE = 11
 
 
@@ -328,6 +330,9 @@ async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
     def first_page(fn: PageFn) -> Callable[[int], Awaitable[None]]:
         return lambda patient: read(lambda c: fn(c, patient, t_now, 0, PAGE))
 
+    def first_items(fn: ItemsFn) -> Callable[[int], Awaitable[None]]:
+        return lambda patient: read(lambda c: fn(c, patient, 0, PAGE))
+
     try:
         areas = list(Area)
         await timed(
@@ -358,20 +363,18 @@ async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
                 sample["active_patients"],
                 first_page(fn),
             )
-        await timed(
-            "invoices",
-            "Invoices page",
-            "storage.portal.invoices_page, first page; patients drawn by activity",
-            sample["active_patients"],
-            lambda p: read(lambda c: portal.invoices_page(c, p, 0, PAGE)),
+        items: tuple[tuple[str, str, ItemsFn], ...] = (
+            ("invoices", "Invoices page", portal.invoices_page),
+            ("records", "Clinical records page", portal.records_page),
         )
-        await timed(
-            "records",
-            "Clinical records page",
-            "storage.portal.records_page, first page; patients drawn by activity",
-            sample["active_patients"],
-            lambda p: read(lambda c: portal.records_page(c, p, 0, PAGE)),
-        )
+        for key, label, items_fn in items:
+            await timed(
+                key,
+                label,
+                f"storage.portal.{items_fn.__name__}, first page; patients drawn by activity",
+                sample["active_patients"],
+                first_items(items_fn),
+            )
         await timed(
             "decide",
             "Deciding a request",

@@ -11,8 +11,8 @@ import re
 import secrets
 import sys
 import textwrap
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -286,6 +286,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+@asynccontextmanager
+async def _migrated(settings: Settings) -> AsyncIterator[Database]:
+    """The database, migrated first; closed after the command, also when it fails."""
+    db = Database(settings.db_path)
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.close()
+
+
 async def _migrate(settings: Settings) -> list[int]:
     db = Database(settings.db_path)
     try:
@@ -307,13 +318,8 @@ async def add_practitioner_command(settings: Settings, args: argparse.Namespace)
     name = clean_name(args.name)
     if name is None or args.telegram_id <= 0:
         raise UsageError("--name must be 1-100 characters and --telegram-id a positive number")
-    db = Database(settings.db_path)
-    try:
-        await db.migrate()
-        async with db.transaction() as conn:
-            await practitioners.upsert(conn, args.telegram_id, name)
-    finally:
-        await db.close()
+    async with _migrated(settings) as db, db.transaction() as conn:
+        await practitioners.upsert(conn, args.telegram_id, name)
     print(f"{name} (Telegram id {args.telegram_id}) can now send invites with /invite")
     return 0
 
@@ -397,17 +403,14 @@ async def invite_command(settings: Settings, args: argparse.Namespace) -> int:
     else:
         raise UsageError("give --name and --dob, or --csv FILE")
     username = await _bot_username(settings, args.bot_username)
-    db = Database(settings.db_path)
     try:
-        await db.migrate()
-        created = await invitations.create_invites(
-            db, [request for _, request in located], settings.invite_ttl_days
-        )
+        async with _migrated(settings) as db:
+            created = await invitations.create_invites(
+                db, [request for _, request in located], settings.invite_ttl_days
+            )
     except invitations.InviteRefused as refused:
         where = next(w for w, request in located if request is refused.request)
         raise DataError(f"{where}: {_refusal(refused)}; no invite was created") from None
-    finally:
-        await db.close()
     for new in created:
         print(f"{new.patient.full_name}\t{deep_link(username, new.token)}")
     return 0
@@ -427,27 +430,15 @@ def _refusal(refused: invitations.InviteRefused) -> str:
 
 
 async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
-    key = args.patient.strip()
-    email = None if key.isdigit() else clean_email(key)
-    if not key.isdigit() and email is None:
-        raise UsageError("--patient must be a patient id (a number) or an email address")
-    db = Database(settings.db_path)
-    try:
-        await db.migrate()
-        async with db.read() as conn:
-            patient = await (
-                patients.by_email(conn, email) if email else patients.get(conn, int(key))
-            )
-        if patient is None:
-            raise DataError(f"no patient with {'email ' + email if email else 'id ' + key}")
+    wanted = _patient_key(args.patient)
+    async with _migrated(settings) as db:
+        patient = await _find_patient(db, wanted)
         done = await invitations.unlink(db, patient.id)
         if done is not None:
             from bot.persistence import USER_DATA
 
             async with db.transaction() as conn:  # their drafts, as a stopped bot stored them
                 await state.drop(conn, USER_DATA, "", str(done.login.telegram_user_id))
-    finally:
-        await db.close()
     who = f"{patient.full_name} (patient {patient.id})"
     if done is None:
         print(f"{who} has no Telegram account signed in; nothing changed")
@@ -477,15 +468,12 @@ async def import_fhir_command(settings: Settings, args: argparse.Namespace) -> i
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     except fhir.FhirImportError as exc:
         raise DataError(str(exc)) from None
-    db = Database(settings.db_path)
     try:
-        await db.migrate()
-        summary = await fhir.write_plan(db, plan, strict=args.strict)
+        async with _migrated(settings) as db:
+            summary = await fhir.write_plan(db, plan, strict=args.strict)
     except fhir.FhirImportError as exc:
         _list_skipped(exc.skipped)
         raise DataError(str(exc)) from None
-    finally:
-        await db.close()
     _list_skipped(summary.skipped)
     print(summary.line())
     return 0
@@ -515,14 +503,10 @@ async def remind_command(settings: Settings, args: argparse.Namespace) -> int:
     from storage import clock
 
     at = _moment(args.at, settings, "--at") if args.at else clock.now()
-    db = Database(settings.db_path)
-    try:
-        await db.migrate()
+    async with _migrated(settings) as db:
         # The whole run reads the time from this clock: what it queues is due at `at`.
         with clock.use(clock.FixedClock(at)):
             report = await queue_due_reminders(db, settings, at, dry_run=args.dry_run)
-    finally:
-        await db.close()
     print(report.line())
     return 0
 
@@ -533,12 +517,8 @@ async def export_changes_command(settings: Settings, args: argparse.Namespace) -
     from bot.appointment_changes import export
 
     since = _moment(args.since, settings, "--since")
-    db = Database(settings.db_path)
-    try:
-        await db.migrate()
+    async with _migrated(settings) as db:
         done = await export(db, since)
-    finally:
-        await db.close()
     text = json.dumps(done.bundle, indent=2, ensure_ascii=False) + "\n"
     for line in done.skipped:
         print(f"skipped {line}", file=sys.stderr)
@@ -560,9 +540,7 @@ async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int
     if staff_id is not None and staff_id <= 0:
         raise UsageError("--practitioner-telegram-id must be a positive number")
     username = await _bot_username(settings, args.bot_username)
-    db = Database(settings.db_path)
-    try:
-        await db.migrate()
+    async with _migrated(settings) as db:
         result = await demo.seed_demo(
             db,
             bot_username=username,
@@ -570,8 +548,6 @@ async def seed_demo_command(settings: Settings, args: argparse.Namespace) -> int
             practitioner_telegram_id=staff_id,
             tz=settings.tz,
         )
-    finally:
-        await db.close()
     if not result.created:
         sam = demo.SAM
         print(
@@ -604,14 +580,11 @@ async def sweep_command(settings: Settings, args: argparse.Namespace) -> int:
 
     at = _moment(args.at, settings, "--at") if args.at else None
     rules = policy.current()
-    db = Database(settings.db_path)
-    try:
-        with clock.use(clock.FixedClock(at)) if at is not None else nullcontext():
-            await db.migrate()
+    # The migrations run on that clock too.
+    with clock.use(clock.FixedClock(at)) if at is not None else nullcontext():
+        async with _migrated(settings) as db:
             report = await sweep(db, rules, at, dry_run=args.dry_run)
             reminded = await queue_due_reminders(db, settings, report.at, dry_run=args.dry_run)
-    finally:
-        await db.close()
     when = dt.datetime.fromtimestamp(report.at, settings.tz).replace(tzinfo=None)
     ahead = report.at - int(clock.SYSTEM.time())  # the computer's own, not --at
     print(
@@ -629,11 +602,17 @@ async def sweep_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _find_patient(db: Database, key: str) -> Patient:
-    key = key.strip()
+def _patient_key(text: str) -> tuple[str, str | None]:
+    """--patient as typed (an id or an email), and the email when it is one."""
+    key = text.strip()
     email = None if key.isdigit() else clean_email(key)
     if not key.isdigit() and email is None:
         raise UsageError("--patient must be a patient id (a number) or an email address")
+    return key, email
+
+
+async def _find_patient(db: Database, wanted: tuple[str, str | None]) -> Patient:
+    key, email = wanted
     async with db.read() as conn:
         found = await (patients.by_email(conn, email) if email else patients.get(conn, int(key)))
     if found is None:
@@ -652,10 +631,8 @@ async def access_command(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.patient is None and args.suspend is None:
         raise UsageError("give --patient ID_OR_EMAIL to list, and/or --suspend GRANT_ID")
-    db = Database(settings.db_path)
-    try:
-        await db.migrate()
-        subject = await _find_patient(db, args.patient) if args.patient else None
+    async with _migrated(settings) as db:
+        subject = await _find_patient(db, _patient_key(args.patient)) if args.patient else None
         if args.suspend is not None:
             done = await safeguarding.suspend_by_practitioner(
                 db, args.suspend, None, subject.id if subject else None
@@ -674,8 +651,6 @@ async def access_command(settings: Settings, args: argparse.Namespace) -> int:
             listed = await safeguarding.who_has_access(db, subject.id)
             assert listed is not None
             _print_access(settings, *listed)
-    finally:
-        await db.close()
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from telegram import Update
 
@@ -17,12 +18,13 @@ from bot.text import esc
 from handlers.approvals import card_buttons, card_text, outcome_text
 from handlers.policy_notices import RENDERERS as POLICY_RENDERERS
 from handlers.reminders import appointment_changed, appointment_moved, new_item, reminder
-from storage import logins, outbox
+from storage import Database, logins, outbox
 from storage.db import watch_commits
 from storage.outbox import Kind, Message
 from storage.vocabulary import GrantKind, GrantStatus, Level, Role
 
 Renderer = Callable[[Portal, Message], Awaitable[Rendered]]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -107,19 +109,12 @@ async def card_outcome(p: Portal, row: Message) -> Rendered:
     return Outgoing(row.chat_id, outcome_text(_, info, p.settings.tz), None, message_id)
 
 
-async def decision(p: Portal, row: Message) -> Rendered:
+def _decided(_: Translator, info: access.RequestInfo, row: Message) -> str:
     """The requester hears the outcome; for an offer, the holder who made it does."""
-    info = await access.request_info(p.db, row.ref_id or 0)
-    if info is None:
-        return None
-    to = await _patient_chat(p, row.patient_id)
-    if to is None:
-        return UNREACHABLE
-    chat_id, _ = to
     # As it was decided (the access may have ended since, and that has a notice of its own).
     approved = bool(row.detail.get("approved", info.grant.status is GrantStatus.ACTIVE))
     words = _offer_decided if info.grant.kind is GrantKind.OFFER else _request_decided
-    return Outgoing(chat_id, words(_, info, approved))
+    return words(_, info, approved)
 
 
 def _offer_decided(_: Translator, info: access.RequestInfo, approved: bool) -> str:
@@ -153,21 +148,30 @@ def _request_decided(_: Translator, info: access.RequestInfo, approved: bool) ->
     )
 
 
-def _about_grant(words: Callable[[Translator, access.GrantParties, Message], str]) -> Renderer:
-    """A renderer for a notice to a patient about a grant and its two sides."""
+def _to_patient(
+    find: Callable[[Database, int], Awaitable[T | None]],
+    words: Callable[[Translator, T, Message], str],
+) -> Renderer:
+    """A renderer for a notice to the row's patient, in their language, about what `find`
+    reads by the row's ref_id (nothing is sent once that is gone)."""
 
     async def render(p: Portal, row: Message) -> Rendered:
-        parties = await access.grant_parties(p.db, row.ref_id or 0)
-        if parties is None:
+        found = await find(p.db, row.ref_id or 0)
+        if found is None:
             return None
         to = await _patient_chat(p, row.patient_id)
         if to is None:
             return UNREACHABLE
         chat_id, _ = to
-        return Outgoing(chat_id, words(_, parties, row))
+        return Outgoing(chat_id, words(_, found, row))
 
     render.__doc__ = words.__doc__
     return render
+
+
+def _about_grant(words: Callable[[Translator, access.GrantParties, Message], str]) -> Renderer:
+    """A renderer for a notice to a patient about a grant and its two sides."""
+    return _to_patient(access.grant_parties, words)
 
 
 def _revoked(_: Translator, parties: access.GrantParties, row: Message) -> str:
@@ -248,7 +252,7 @@ async def signed_out(p: Portal, row: Message) -> Rendered:
 _RENDERERS: dict[Kind, Renderer] = {
     Kind.REQUEST_CARD: request_card,
     Kind.CARD_OUTCOME: card_outcome,
-    Kind.DECISION: decision,
+    Kind.DECISION: _to_patient(access.request_info, _decided),
     Kind.ACCESS_ENDED: _about_grant(_revoked),
     Kind.ACCESS_LEFT: _about_grant(_left),
     Kind.ACCESS_CHANGED: _about_grant(_changed),

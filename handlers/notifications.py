@@ -9,12 +9,14 @@ before their name is shown or anything is stored.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot import access, records
 from bot.access import Area
 from bot.callbacks import (
+    Callback,
     ChooseNotificationsFor,
     ShiftQuietHours,
     ShowNotifications,
@@ -35,6 +37,8 @@ from storage.notifications import QuietHours, Topic
 PAGE_SIZE = 10  # people per page; a carer may access hundreds
 STARTS = (20 * 60, 21 * 60, 22 * 60, 23 * 60)  # what "Starts" steps through
 ENDS = (6 * 60, 7 * 60, 8 * 60, 9 * 60)
+K = TypeVar("K", bound=Callback)
+PersonTap = TypeVar("PersonTap", ChooseNotificationsFor, ToggleTopic)  # a person's buttons
 
 
 def _topics(_: Translator) -> dict[Topic, str]:
@@ -129,36 +133,28 @@ async def show_notifications(update: Update, context: PortalContext) -> None:
 
 async def back_to_notifications(update: Update, context: PortalContext) -> None:
     """◀ Back, or ◀ ▶ through the people: the first screen, in place."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ShowNotifications.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
-        return
-    await query.answer()
-    await edit_in_place(query, *await _home(context, who, tapped.page))
+    tap = await _tap(update, context, ShowNotifications)
+    if tap is not None:
+        query, who, tapped = tap
+        await _show_home(query, context, who, tapped.page)
 
 
 async def toggle_quiet_hours(update: Update, context: PortalContext) -> None:
     """🌙 Quiet hours: on ⇄ off."""
-    query = update.callback_query
-    assert query is not None
-    who = await _signed_in(update, context)
-    if who is None:
+    tap = await _tap(update, context, ToggleQuietHours)
+    if tap is None:
         return
+    query, who, _tapped = tap
     await _change_quiet(context, who, lambda q: q.model_copy(update={"on": not q.on}))
-    await query.answer()
-    await edit_in_place(query, *await _home(context, who, 0))
+    await _show_home(query, context, who)
 
 
 async def shift_quiet_hours(update: Update, context: PortalContext) -> None:
     """Starts / Ends: the next of a few choices, in turn."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ShiftQuietHours.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    tap = await _tap(update, context, ShiftQuietHours)
+    if tap is None:
         return
+    query, who, tapped = tap
 
     def shifted(quiet: QuietHours) -> QuietHours:
         if tapped.end:
@@ -166,8 +162,27 @@ async def shift_quiet_hours(update: Update, context: PortalContext) -> None:
         return quiet.model_copy(update={"start": _next(STARTS, quiet.start)})
 
     await _change_quiet(context, who, shifted)
+    await _show_home(query, context, who)
+
+
+async def _tap(
+    update: Update, context: PortalContext, kind: type[K]
+) -> tuple[CallbackQuery, Caller, K] | None:
+    """A tap on /notifications' buttons and its data, once the caller is found signed in."""
+    query = update.callback_query
+    assert query is not None
+    tapped = kind.parse(query.data)
+    who = await _signed_in(update, context)
+    if who is None or tapped is None:
+        return None
+    return query, who, tapped
+
+
+async def _show_home(
+    query: CallbackQuery, context: PortalContext, who: Caller, page: int = 0
+) -> None:
     await query.answer()
-    await edit_in_place(query, *await _home(context, who, 0))
+    await edit_in_place(query, *await _home(context, who, page))
 
 
 async def _change_quiet(
@@ -192,6 +207,22 @@ async def _accessed(
         if entry.grant.subject_id == subject_id:
             return entry.other_name, entry.grant
     return None
+
+
+async def _person_tapped(
+    update: Update, context: PortalContext, kind: type[PersonTap]
+) -> tuple[CallbackQuery, Caller, PersonTap, tuple[str, Grant | None]] | None:
+    """A tap on one person's buttons, once the caller is signed in and still accesses them
+    (asked again here: the button may be old or forged); else None, the tap refused."""
+    tap = await _tap(update, context, kind)
+    if tap is None:
+        return None
+    query, who, tapped = tap
+    found = await _accessed(context, who, tapped.subject_id)
+    if found is None:
+        await query.answer(who._("You don't have access to that portal."), show_alert=True)
+        return None
+    return query, who, tapped, found
 
 
 async def _person(
@@ -225,32 +256,20 @@ async def _person(
 
 async def show_notifications_for(update: Update, context: PortalContext) -> None:
     """A person in /notifications: their reminders, invoices and results, each on or off."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ChooseNotificationsFor.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    opened = await _person_tapped(update, context, ChooseNotificationsFor)
+    if opened is None:
         return
-    found = await _accessed(context, who, tapped.subject_id)
-    if found is None:
-        await query.answer(who._("You don't have access to that portal."), show_alert=True)
-        return
+    query, who, tapped, found = opened
     await query.answer()
     await edit_in_place(query, *await _person(context, who, tapped.subject_id, *found))
 
 
 async def toggle_topic(update: Update, context: PortalContext) -> None:
     """One kind of message about one person: on ⇄ off."""
-    query = update.callback_query
-    assert query is not None
-    tapped = ToggleTopic.parse(query.data)
-    who = await _signed_in(update, context)
-    if who is None or tapped is None:
+    opened = await _person_tapped(update, context, ToggleTopic)
+    if opened is None:
         return
-    found = await _accessed(context, who, tapped.subject_id)
-    if found is None:
-        await query.answer(who._("You don't have access to that portal."), show_alert=True)
-        return
+    query, who, tapped, found = opened
     async with context.portal.db.transaction() as conn:
         now_muted = await notifications.muted(
             conn, who.telegram_user_id, tapped.subject_id, tapped.topic

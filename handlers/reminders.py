@@ -14,6 +14,7 @@ the Edit role get them.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
@@ -31,7 +32,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import Drop, Later, Outgoing, Rendered
 from bot.quiet import SHORT_REMINDER_S, quiet_until
 from bot.text import esc
-from handlers.guard import tell_to_sign_in
+from handlers.guard import tapped, tell_to_sign_in
 from handlers.send import edit_in_place
 from handlers.views import show_invoices, show_records
 from storage import appointment_changes, logins, notifications, patients, portal, reminders
@@ -157,9 +158,20 @@ def _stale(found: AppointmentInReach, starts_at: object) -> Drop | None:
     return None
 
 
-async def reminder(p: Portal, row: Message) -> Rendered:
-    """An appointment is coming: the patient and whoever may see their appointments, with
-    Confirm / Cancel for those who may act."""
+@dataclass(frozen=True)
+class _Reminded:
+    """Who hears of an appointment, and when their quiet hours end (None: not quiet now)."""
+
+    found: AppointmentInReach
+    chat_id: int
+    words: Translator
+    quiet_until: int | None
+
+
+async def _reminded(p: Portal, row: Message) -> _Reminded | Rendered:
+    """The row's appointment, while it is still as the row knew it (not cancelled, moved
+    or past: a move has a notice of its own), and its recipient while they may still hear
+    of it; otherwise what becomes of the row."""
     async with p.db.read() as conn:
         found = await _in_reach(conn, row.patient_id or 0, row.ref_id or 0)
         if found is None:
@@ -174,32 +186,32 @@ async def reminder(p: Portal, row: Message) -> Rendered:
             return to
         chat_id, _ = to
         end = await quiet_until(conn, chat_id, now(), p.settings.tz)
+    return _Reminded(found, chat_id, _, end)
+
+
+async def reminder(p: Portal, row: Message) -> Rendered:
+    """An appointment is coming: the patient and whoever may see their appointments, with
+    Confirm / Cancel for those who may act."""
+    to = await _reminded(p, row)
+    if not isinstance(to, _Reminded):
+        return to
+    end = to.quiet_until
     if end is not None:
         short = int(row.detail.get("offset", 0)) < SHORT_REMINDER_S
-        return Drop("quiet") if short or end >= found.appointment.starts_at else Later(end)
-    text, markup = reminder_view(_, found, p.settings.tz)
-    return Outgoing(chat_id, text, markup)
+        return Drop("quiet") if short or end >= to.found.appointment.starts_at else Later(end)
+    text, markup = reminder_view(to.words, to.found, p.settings.tz)
+    return Outgoing(to.chat_id, text, markup)
 
 
 async def appointment_moved(p: Portal, row: Message) -> Rendered:
     """The practice moved an appointment someone was reminded of: where it went."""
-    async with p.db.read() as conn:
-        found = await _in_reach(conn, row.patient_id or 0, row.ref_id or 0)
-        if found is None:
-            return None
-        stale = _stale(found, row.detail.get("starts_at"))
-        if stale is not None:
-            return stale  # moved again: the newer notice says where
-        to = await _recipient(
-            conn, p, row.patient_id, found.subject.id, Area.APPOINTMENTS, Topic.REMINDERS
-        )
-        if not isinstance(to, tuple):
-            return to
-        chat_id, _ = to
-        end = await quiet_until(conn, chat_id, now(), p.settings.tz)
+    to = await _reminded(p, row)
+    if not isinstance(to, _Reminded):
+        return to
+    end = to.quiet_until
     if end is not None:
-        return Drop("quiet") if end >= found.appointment.starts_at else Later(end)
-    return Outgoing(chat_id, _moved_text(_, found, p.settings.tz))
+        return Drop("quiet") if end >= to.found.appointment.starts_at else Later(end)
+    return Outgoing(to.chat_id, _moved_text(to.words, to.found, p.settings.tz))
 
 
 async def new_item(p: Portal, row: Message) -> Rendered:
@@ -303,20 +315,15 @@ async def _act(
 
 async def confirm_from_reminder(update: Update, context: PortalContext) -> None:
     """✅ Confirm on a reminder: attendance confirmed (the patient, or Edit access)."""
-    assert update.callback_query is not None
-    tapped = ConfirmFromReminder.parse(update.callback_query.data)
-    assert tapped is not None  # the handler's pattern matched
-    await _act(update, context, tapped.appointment_id, AppointmentAct.CONFIRM)
+    _query, tap = tapped(update, ConfirmFromReminder)
+    await _act(update, context, tap.appointment_id, AppointmentAct.CONFIRM)
 
 
 async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) -> None:
     """❌ Cancel on a reminder: asks once more, in place."""
-    query = update.callback_query
-    assert query is not None
-    tapped = CancelFromReminder.parse(query.data)
-    assert tapped is not None
+    query, tap = tapped(update, CancelFromReminder)
     _ = context.caller._
-    found = await _reached(update, context, tapped.appointment_id, Action.APPOINTMENT_CANCEL_ASKED)
+    found = await _reached(update, context, tap.appointment_id, Action.APPOINTMENT_CANCEL_ASKED)
     if found is None:
         return
     if not found.can_edit or found.appointment.status is AppointmentStatus.CANCELLED:
@@ -343,19 +350,14 @@ async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) ->
 
 async def cancel_from_reminder(update: Update, context: PortalContext) -> None:
     """Yes, cancel it: the appointment is cancelled (the patient, or Edit access)."""
-    assert update.callback_query is not None
-    tapped = ConfirmCancelFromReminder.parse(update.callback_query.data)
-    assert tapped is not None
-    await _act(update, context, tapped.appointment_id, AppointmentAct.CANCEL)
+    _query, tap = tapped(update, ConfirmCancelFromReminder)
+    await _act(update, context, tap.appointment_id, AppointmentAct.CANCEL)
 
 
 async def keep_from_reminder(update: Update, context: PortalContext) -> None:
     """No, keep it: the reminder as it was."""
-    query = update.callback_query
-    assert query is not None
-    tapped = KeepFromReminder.parse(query.data)
-    assert tapped is not None
-    found = await _reached(update, context, tapped.appointment_id, Action.VIEW_APPOINTMENTS)
+    query, tap = tapped(update, KeepFromReminder)
+    found = await _reached(update, context, tap.appointment_id, Action.VIEW_APPOINTMENTS)
     if found is None:
         return
     await query.answer()
@@ -365,18 +367,15 @@ async def keep_from_reminder(update: Update, context: PortalContext) -> None:
 async def open_new_item(update: Update, context: PortalContext) -> None:
     """🧾 Invoices / 📋 Records on a notice: that patient's portal, that view, if the caller
     may still see it (switching to it, as /switch would)."""
-    query = update.callback_query
-    assert query is not None
-    tapped = OpenNewItem.parse(query.data)
-    assert tapped is not None
+    query, tap = tapped(update, OpenNewItem)
     who = context.caller
     if who.patient is None:
         await tell_to_sign_in(update, who._)
         return
-    view = await access.switch_to(context.portal.db, who.telegram_user_id, tapped.subject_id)
+    view = await access.switch_to(context.portal.db, who.telegram_user_id, tap.subject_id)
     if view is None:
         await query.answer(who._("You don't have access to that portal."), show_alert=True)
         return
     # The view answers the tap and checks the area (an Administrative holder is told
     # records are not shared).
-    await (show_invoices if tapped.item is Item.INVOICE else show_records)(update, context)
+    await (show_invoices if tap.item is Item.INVOICE else show_records)(update, context)

@@ -15,6 +15,15 @@ _COLUMNS = (
     " g.notified_at, g.kind, g.end_reason,"
     " g.began_at, g.ends_at, g.kept_at, g.clinical_ok_at, g.continued_at"
 )
+# A grant's columns and the name of the patient on one side of it, as `other_name`.
+_WITH_ACCESSOR_NAME = (
+    f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
+    " JOIN patients p ON p.id = g.accessor_id"
+)
+_WITH_SUBJECT_NAME = (
+    f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
+    " JOIN patients p ON p.id = g.subject_id"
+)
 
 
 def _grant(row: sqlite3.Row | None) -> Grant | None:
@@ -144,27 +153,28 @@ async def pending_for_subjects(
         return []
     marks = ",".join("?" * len(subject_ids))
     extra = " AND g.notified_at IS NULL" if only_undelivered else ""
-    rows = await fetch_all(
+    return await _entries(
         conn,
-        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
-        " JOIN patients p ON p.id = g.accessor_id"
-        f" WHERE g.subject_id IN ({marks}) AND g.status = 'pending' AND g.kind = 'request'"
+        _WITH_ACCESSOR_NAME
+        + f" WHERE g.subject_id IN ({marks}) AND g.status = 'pending' AND g.kind = 'request'"
         f" AND (g.expires_at IS NULL OR g.expires_at > ?){extra} ORDER BY g.id",
         (*subject_ids, now()),
     )
-    return [_entry(row) for row in rows]
 
 
 async def accessible_by(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Active grants this patient holds, with the subject's name."""
-    rows = await fetch_all(
+    return await _entries(
         conn,
-        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
-        " JOIN patients p ON p.id = g.subject_id"
-        " WHERE g.accessor_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
+        _WITH_SUBJECT_NAME
+        + " WHERE g.accessor_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
         (accessor_id,),
     )
-    return [_entry(row) for row in rows]
+
+
+async def _entries(conn: Reads, sql: str, params: tuple[object, ...]) -> list[AccessEntry]:
+    """What `sql` selects (the grant's columns and an `other_name`), as access entries."""
+    return [_entry(row) for row in await fetch_all(conn, sql, params)]
 
 
 def _entry(row: sqlite3.Row) -> AccessEntry:
@@ -208,26 +218,23 @@ async def change(conn: Writes, grant_id: int, *, level: str, role: str, by: int)
 
 async def accessors_of(conn: Reads, subject_id: int) -> list[AccessEntry]:
     """Active grants on this patient, with the accessor's name."""
-    rows = await fetch_all(
+    return await _entries(
         conn,
-        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
-        " JOIN patients p ON p.id = g.accessor_id"
-        " WHERE g.subject_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
+        _WITH_ACCESSOR_NAME
+        + " WHERE g.subject_id = ? AND g.status = 'active' ORDER BY p.full_name, g.id",
         (subject_id,),
     )
-    return [_entry(row) for row in rows]
 
 
 async def outgoing_pending(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Requests this patient made that wait for a decision; the name is the one they typed."""
-    rows = await fetch_all(
+    return await _entries(
         conn,
         f"SELECT {_COLUMNS}, COALESCE(g.subject_name, g.subject_email) AS other_name"
         " FROM grants g WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'request'"
         " AND (g.expires_at IS NULL OR g.expires_at > ?) ORDER BY g.id",
         (accessor_id, now()),
     )
-    return [_entry(row) for row in rows]
 
 
 async def lapse_offers_for(conn: Writes, subject_id: int) -> int:
@@ -243,15 +250,13 @@ async def lapse_offers_for(conn: Writes, subject_id: int) -> int:
 
 async def offers_for(conn: Reads, accessor_id: int) -> list[AccessEntry]:
     """Offers to this patient (someone sharing a dependent) that wait for their answer."""
-    rows = await fetch_all(
+    return await _entries(
         conn,
-        f"SELECT {_COLUMNS}, p.full_name AS other_name FROM grants g"
-        " JOIN patients p ON p.id = g.subject_id"
-        " WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'offer'"
+        _WITH_SUBJECT_NAME
+        + " WHERE g.accessor_id = ? AND g.status = 'pending' AND g.kind = 'offer'"
         " AND (g.expires_at IS NULL OR g.expires_at > ?)"
         # An offer lapses once the dependent has their own login: they decide now.
         " AND NOT EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = g.subject_id)"
         " ORDER BY g.id",
         (accessor_id, now()),
     )
-    return [_entry(row) for row in rows]

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Mapping
-from typing import Literal
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
 
 # Aliased: the page functions take the caller's `now` as a parameter.
 from storage.db import Reads, Rows, Writes, fetch_all, fetch_one
@@ -30,12 +32,27 @@ _APPOINTMENT = (
 _INVOICE = "id, patient_id, fhir_id, number, issued_on, amount_minor, currency, paid"
 _RECORD = "id, patient_id, fhir_id, recorded_on, kind, title, details, measurement"
 _PATIENT = "id, full_name, date_of_birth, email, created_at, holder_id"
+M = TypeVar("M", bound=BaseModel)
 
 
 def _check_page(offset: int, limit: int) -> None:
     # SQLite reads a negative LIMIT as "no limit": a bug upstream would fetch every row.
     if offset < 0 or limit <= 0:
         raise ValueError(f"bad page: offset={offset}, limit={limit}")
+
+
+async def _page(
+    conn: Reads, model: type[M], sql: str, params: tuple[object, ...], offset: int, limit: int
+) -> list[M]:
+    """One page of what `sql` selects in order (it ends before LIMIT), as `model`s."""
+    _check_page(offset, limit)
+    rows = await fetch_all(conn, sql + " LIMIT ? OFFSET ?", (*params, limit, offset))
+    return [model.model_validate(dict(row)) for row in rows]
+
+
+async def _by_id(conn: Reads, model: type[M], columns: str, table: str, row_id: int) -> M | None:
+    row = await fetch_one(conn, f"SELECT {columns} FROM {table} WHERE id = ?", (row_id,))
+    return model.model_validate(dict(row)) if row else None
 
 
 # --- Appointments -----------------------------------------------------------------------
@@ -45,35 +62,28 @@ async def upcoming_appointments(
     conn: Reads, patient_id: int, now: int, offset: int, limit: int
 ) -> list[Appointment]:
     """Starting at or after `now`, soonest first."""
-    _check_page(offset, limit)
-    rows = await fetch_all(
-        conn,
-        f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at >= ?"
-        " ORDER BY starts_at, id LIMIT ? OFFSET ?",
-        (patient_id, now, limit, offset),
-    )
-    return [Appointment.model_validate(dict(row)) for row in rows]
+    when = "starts_at >= ? ORDER BY starts_at, id"
+    return await _appointments(conn, when, patient_id, now, offset, limit)
 
 
 async def past_appointments(
     conn: Reads, patient_id: int, now: int, offset: int, limit: int
 ) -> list[Appointment]:
     """Started before `now`, most recent first."""
-    _check_page(offset, limit)
-    rows = await fetch_all(
-        conn,
-        f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND starts_at < ?"
-        " ORDER BY starts_at DESC, id DESC LIMIT ? OFFSET ?",
-        (patient_id, now, limit, offset),
-    )
-    return [Appointment.model_validate(dict(row)) for row in rows]
+    when = "starts_at < ? ORDER BY starts_at DESC, id DESC"
+    return await _appointments(conn, when, patient_id, now, offset, limit)
+
+
+async def _appointments(
+    conn: Reads, when: str, patient_id: int, now: int, offset: int, limit: int
+) -> list[Appointment]:
+    """A page of the patient's appointments: `when` compares starts_at with `now`, and orders."""
+    sql = f"SELECT {_APPOINTMENT} FROM appointments WHERE patient_id = ? AND {when}"
+    return await _page(conn, Appointment, sql, (patient_id, now), offset, limit)
 
 
 async def get_appointment(conn: Reads, appointment_id: int) -> Appointment | None:
-    row = await fetch_one(
-        conn, f"SELECT {_APPOINTMENT} FROM appointments WHERE id = ?", (appointment_id,)
-    )
-    return Appointment.model_validate(dict(row)) if row else None
+    return await _by_id(conn, Appointment, _APPOINTMENT, "appointments", appointment_id)
 
 
 async def set_appointment_status(
@@ -128,14 +138,14 @@ async def add_appointment(
 
 async def invoices_page(conn: Reads, patient_id: int, offset: int, limit: int) -> list[Invoice]:
     """Newest first."""
-    _check_page(offset, limit)
-    rows = await fetch_all(
+    return await _page(
         conn,
-        f"SELECT {_INVOICE} FROM invoices WHERE patient_id = ?"
-        " ORDER BY issued_on DESC, id DESC LIMIT ? OFFSET ?",
-        (patient_id, limit, offset),
+        Invoice,
+        f"SELECT {_INVOICE} FROM invoices WHERE patient_id = ? ORDER BY issued_on DESC, id DESC",
+        (patient_id,),
+        offset,
+        limit,
     )
-    return [Invoice.model_validate(dict(row)) for row in rows]
 
 
 async def add_invoice(
@@ -166,11 +176,9 @@ async def add_invoice(
             int(paid),
         ),
     )
-    row = await fetch_one(
-        conn, f"SELECT {_INVOICE} FROM invoices WHERE id = ?", (await _returned_id(cur),)
-    )
-    assert row is not None
-    return Invoice.model_validate(dict(row))
+    invoice = await _by_id(conn, Invoice, _INVOICE, "invoices", await _returned_id(cur))
+    assert invoice is not None
+    return invoice
 
 
 # --- Clinical records -------------------------------------------------------------------
@@ -180,14 +188,15 @@ async def records_page(
     conn: Reads, patient_id: int, offset: int, limit: int
 ) -> list[ClinicalRecord]:
     """Newest first."""
-    _check_page(offset, limit)
-    rows = await fetch_all(
+    return await _page(
         conn,
+        ClinicalRecord,
         f"SELECT {_RECORD} FROM clinical_records WHERE patient_id = ?"
-        " ORDER BY recorded_on DESC, id DESC LIMIT ? OFFSET ?",
-        (patient_id, limit, offset),
+        " ORDER BY recorded_on DESC, id DESC",
+        (patient_id,),
+        offset,
+        limit,
     )
-    return [ClinicalRecord.model_validate(dict(row)) for row in rows]
 
 
 async def add_record(
@@ -215,11 +224,11 @@ async def add_record(
             details,
         ),
     )
-    row = await fetch_one(
-        conn, f"SELECT {_RECORD} FROM clinical_records WHERE id = ?", (await _returned_id(cur),)
+    record = await _by_id(
+        conn, ClinicalRecord, _RECORD, "clinical_records", await _returned_id(cur)
     )
-    assert row is not None
-    return ClinicalRecord.model_validate(dict(row))
+    assert record is not None
+    return record
 
 
 # --- Links to the FHIR source -----------------------------------------------------------

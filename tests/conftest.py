@@ -12,9 +12,10 @@ from telegram.ext import Application
 
 from bot.app import build_application, running
 from bot.context import portal
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from storage import Database
 from tests.botapi import BotAPIServer
+from tests.helpers import settings_for
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +42,6 @@ async def db(db_path: Path) -> AsyncIterator[Database]:
 
 # --- End to end: the real Application against the Bot API emulator ----------------------
 
-PRACTICE = "Harbour Family Practice"
-
 
 @pytest.fixture
 async def server() -> AsyncIterator[BotAPIServer]:
@@ -64,12 +63,7 @@ async def server() -> AsyncIterator[BotAPIServer]:
 
 @pytest.fixture
 def settings(server: BotAPIServer, db_path: Path) -> Settings:
-    return load_settings(
-        bot_token=server.token,
-        api_base_url=server.base_url,
-        db_path=db_path,
-        practice_name=PRACTICE,
-    )
+    return settings_for(server, db_path)
 
 
 @pytest.fixture

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from bot import invitations
+from bot.settings import Settings, load_settings
 from storage import Database, practitioners
-from tests.botapi import SimUser
+from tests.botapi import BotAPIServer, SimUser
 
 BOT = "portal_test_bot"
+PRACTICE = "Harbour Family Practice"
+
+
+def settings_for(server: BotAPIServer, db_path: Path) -> Settings:
+    """The bot's settings for talking to this emulator, with this database."""
+    return load_settings(
+        bot_token=server.token,
+        api_base_url=server.base_url,
+        db_path=db_path,
+        practice_name=PRACTICE,
+    )
 
 
 async def make_practitioner(db: Database, telegram_id: int, name: str = "Dr Rao") -> None:

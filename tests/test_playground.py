@@ -29,6 +29,7 @@ from telegram.error import BadRequest
 from bot.settings import load_settings
 from playground.page import is_loopback_host, is_loopback_ip
 from playground.runner import PARENT_ID, Playground, playground
+from tests.helpers import PRACTICE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +48,6 @@ browser_test = pytest.mark.skipif(
     reason="browser tests need Debian's Chromium at /usr/bin/chromium "
     "(apt-get install -y chromium; .ci/run does this)",
 )
-PRACTICE = "Harbour Family Practice"
 VIEWPORT = {"width": 1240, "height": 810}
 
 

@@ -26,13 +26,12 @@ from bot.app import build_application, running
 from bot.callbacks import ApproveRequest, DenyRequest
 from bot.context import portal as portal_of
 from bot.invitations import InviteRequest, InviteState
-from bot.settings import Settings, load_settings
 from storage import Database, audit, grants, portal
 from storage.db import CHECKPOINT_EVERY, now
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimUser
+from tests.helpers import settings_for
 
-PRACTICE = "Harbour Family Practice"
 ROUNDS = 30
 ANN_TG, BOB_TG = 700, 701
 ANN_EMAIL = "ann@example.com"
@@ -51,15 +50,6 @@ class Workers:
     db: Database  # worker A's own handle, for arranging and checking
 
 
-def _settings(server: BotAPIServer, db_path: Path) -> Settings:
-    return load_settings(
-        bot_token=server.token,
-        api_base_url=server.base_url,
-        db_path=db_path,
-        practice_name=PRACTICE,
-    )
-
-
 @pytest.fixture
 async def workers(db_path: Path) -> AsyncIterator[Workers]:
     a, b = (
@@ -70,8 +60,8 @@ async def workers(db_path: Path) -> AsyncIterator[Workers]:
     await b.start()
     try:
         async with (
-            running(build_application(_settings(a, db_path)), poll_timeout=1) as app_a,
-            running(build_application(_settings(b, db_path)), poll_timeout=1),
+            running(build_application(settings_for(a, db_path)), poll_timeout=1) as app_a,
+            running(build_application(settings_for(b, db_path)), poll_timeout=1),
         ):
             yield Workers((a, b), portal_of(app_a).db)
     finally:

@@ -9,8 +9,7 @@ from telegram.ext import Application
 from bot.tokens import hash_token
 from storage import Database, audit, invites, logins
 from tests.botapi import BotAPIServer
-from tests.conftest import PRACTICE
-from tests.helpers import BOT, make_invite, make_practitioner, signed_in
+from tests.helpers import BOT, PRACTICE, make_invite, make_practitioner, signed_in
 
 
 async def test_practitioner_invites_and_the_patient_signs_in(

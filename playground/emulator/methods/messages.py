@@ -82,14 +82,22 @@ class MessageMethods(FileMethods):
         self._record(chat, msg)
         return msg
 
-    def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
-        text, ents = self._message_text(p)
+    def _sendable(
+        self, p: dict[str, Any], length: int, limit: int, too_long: str
+    ) -> tuple[Chat, Markup]:
+        """The chat and buttons of a new message, checked in Telegram's order: the markup,
+        the chat, the quoted message, the length, whether the bot may write there."""
         markup = parse_markup(p.get("reply_markup"))
         chat = self._chat(p)
         self._check_reply(chat, p)
-        if len(text) > 4096:
-            raise bad("message is too long")
+        if length > limit:
+            raise bad(too_long)
         chat._writable()
+        return chat, markup
+
+    def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
+        text, ents = self._message_text(p)
+        chat, markup = self._sendable(p, len(text), 4096, "message is too long")
         msg = self._new_bot_msg(
             chat,
             markup,
@@ -104,12 +112,7 @@ class MessageMethods(FileMethods):
         photo = key == "photo"
         f = self._input_file(p, key, photo)
         caption, ents = self._caption(p)
-        markup = parse_markup(p.get("reply_markup"))
-        chat = self._chat(p)
-        self._check_reply(chat, p)
-        if len(caption) > 1024:
-            raise bad("message caption is too long")
-        chat._writable()
+        chat, markup = self._sendable(p, len(caption), 1024, "message caption is too long")
         msg = self._new_bot_msg(
             chat,
             markup,
