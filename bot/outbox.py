@@ -55,6 +55,10 @@ class Pace:
         self._next_any = 0.0
         self._next_in: dict[int, float] = {}
 
+    def chat_busy_for(self, chat_id: int) -> float:
+        """Seconds until this chat may get its next new message (0: it may now)."""
+        return max(0.0, self._next_in.get(chat_id, 0.0) - self.clock())
+
     async def turn(self, chat_id: int, *, new_message: bool = True) -> None:
         """Wait for this chat's next free moment within the bot's overall rate. An edit
         (a card showing its outcome) is not a new message in the chat: only the overall
@@ -115,6 +119,9 @@ class Sender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.pace = Pace()
+        # Rows let pass while their chat had a message a moment ago: row -> when (Pace's
+        # clock) it may go.
+        self._resting: dict[int, float] = {}
 
     # -- lifecycle
     def start(self) -> None:
@@ -165,16 +172,20 @@ class Sender:
             await self._drop(row.id, out.why if out else None)
             return
         if isinstance(out, Later):
-            async with self.db.transaction(change=False) as conn:
-                await outbox.postpone(conn, row.id, out.at)
-            self.wake()
+            await self._later(row, out.at)
             return
         if isinstance(out, Unreachable):
             await self._hold_until_signed_in(row)
             return
         try:
             if paced:
-                await self.pace.turn(out.chat_id, new_message=out.edit_message_id is None)
+                new_message = out.edit_message_id is None
+                busy = self.pace.chat_busy_for(out.chat_id) if new_message else 0.0
+                if busy > 0:  # that chat had one a moment ago: the others go first
+                    self._resting[row.id] = self.pace.clock() + busy
+                    await self._settle(outbox.unclaim, row.id)
+                    return
+                await self.pace.turn(out.chat_id, new_message=new_message)
             sent = await self._call(out)
         except Forbidden:
             await self._hold(row, out.chat_id, "blocked")
@@ -216,6 +227,11 @@ class Sender:
                 reply_markup=out.markup,
             )
         return await self.bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
+
+    async def _later(self, row: outbox.Message, at: int) -> None:
+        async with self.db.transaction(change=False) as conn:
+            await outbox.postpone(conn, row.id, at)
+        self.wake()
 
     async def _hold(self, row: outbox.Message, chat_id: int, why: str) -> None:
         if row.keep:
@@ -266,8 +282,10 @@ class Sender:
 
     async def _drain(self) -> None:
         while True:
+            moment = self.pace.clock()
+            self._resting = {i: t for i, t in self._resting.items() if t > moment}
             async with self.db.read() as conn:
-                rows = await outbox.due(conn, BATCH)
+                rows = await outbox.due(conn, BATCH, tuple(self._resting))
             if not rows:
                 return
             for row in rows:
@@ -280,6 +298,9 @@ class Sender:
     async def _until_next(self) -> float:
         async with self.db.read() as conn:
             at = await outbox.next_due_at(conn)
+        rested = min(self._resting.values(), default=None)
+        if rested is not None:  # a row let pass goes when its chat is free again
+            return max(0.05, min(IDLE_CHECK_S, rested - self.pace.clock()))
         if at is None:
             return IDLE_CHECK_S
         return max(0.05, min(IDLE_CHECK_S, at - now()))

@@ -12,6 +12,7 @@ import contextvars
 import enum
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -135,16 +136,23 @@ async def enqueue(
     return cur.lastrowid
 
 
-async def due(conn: Reads, limit: int) -> list[Message]:
-    """Queued rows whose time has come and that no sender holds, oldest first."""
+async def due(conn: Reads, limit: int, skip: Sequence[int] = ()) -> list[Message]:
+    """Queued rows whose time has come and that no sender holds, oldest first, leaving out
+    `skip` (rows this sender let others pass for a moment)."""
     at = now()
+    unless = f" AND id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
     rows = await fetch_all(
         conn,
         f"SELECT {_COLUMNS} FROM outbox WHERE status = 'queued' AND due_at <= ?"
-        " AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT ?",
-        (at, at, limit),
+        f" AND (claimed_until IS NULL OR claimed_until < ?){unless} ORDER BY id LIMIT ?",
+        (at, at, *skip, limit),
     )
     return [_message(row) for row in rows]
+
+
+async def unclaim(conn: Writes, message_id: int) -> None:
+    """Not sent yet, and not failed: another sender may take it (its time is unchanged)."""
+    await conn.execute("UPDATE outbox SET claimed_until = NULL WHERE id = ?", (message_id,))
 
 
 async def next_due_at(conn: Reads) -> int | None:

@@ -49,6 +49,15 @@ async def test_an_edit_is_held_only_by_the_overall_rate() -> None:
     assert clock.waits == [pytest.approx(1 / 30)]
 
 
+async def test_a_chat_says_how_long_until_its_next_message() -> None:
+    clock = Clock()
+    pace = Pace(clock=clock, sleep=clock.sleep)
+    await pace.turn(7)
+    clock.t += 0.25
+    assert pace.chat_busy_for(7) == pytest.approx(0.75)
+    assert pace.chat_busy_for(8) == 0.0
+
+
 async def test_nothing_waits_when_there_is_room() -> None:
     clock = Clock()
     pace = Pace(clock=clock, sleep=clock.sleep)
