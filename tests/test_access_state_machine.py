@@ -503,7 +503,8 @@ class AccessMachine(RuleBasedStateMachine):
     def own_login_invite_by_holder(self, dependent: int) -> None:
         child = _one(self.dependents, dependent)
         holder = self.patients[child].holder
-        assert holder is not None
+        if holder is None:  # grown up: nobody holds them any more (the adult age rule)
+            return
         self._own_login_invite(holder, child)
 
     @precondition(lambda self: self.dependents)
@@ -513,7 +514,8 @@ class AccessMachine(RuleBasedStateMachine):
         child = _one(self.dependents, dependent)
         holder = self.patients[child].holder
         free = [tg for tg in TELEGRAM_IDS if tg not in self.logins]
-        assert holder is not None
+        if holder is None:  # grown up: nobody holds them any more (the adult age rule)
+            return
         invite = self._own_login_invite(holder, child)
         if invite is not None and free:
             self._sign_in(invite, free[0])
@@ -609,7 +611,8 @@ class AccessMachine(RuleBasedStateMachine):
     def offer_by_holder(self, dependent: int, email: str, level: Level, role: Role) -> None:
         child = _one(self.dependents, dependent)
         holder = self.patients[child].holder
-        assert holder is not None
+        if holder is None:  # grown up: nobody holds them any more (the adult age rule)
+            return
         self._offer(holder, child, email, level, role)
 
     def _offer(self, holder: int, dependent: int, email: str, level: Level, role: Role) -> None:
