@@ -271,3 +271,71 @@ async def test_stop_all_access_ends_everyones_access_and_edits_open_cards(
         assert "HbA1c" not in lost.text + _home.text
         async with bot_db.read() as conn:
             assert (await grants.get(conn, pending.grant.id)).status is GrantStatus.DENIED  # type: ignore[union-attr]
+
+
+async def test_lists_show_until_when_and_drop_access_past_its_end_before_any_sweep(
+    server: BotAPIServer,
+    app: Application,  # type: ignore[type-arg]
+    bot_db: Database,
+) -> None:
+    ann, bob = server.user(700, "Ann"), server.user(701, "Bob")
+    approved = at(2026, 3, 2, 10)
+    with clock.use(FixedClock(approved)) as fixed:
+        await _ann_and_bob(app, bot_db, ann, bob)
+        await ann.send("/access")
+        assert "• Bob Lee · Clinical, View\n   until 1 Sept 2027" in ann.last.text
+        await bob.send("/access")
+        assert "Ann Lee (Partner) · Clinical, View — since 2 Mar 2026\n   until 1 Sept 2027" in (
+            bob.last.text
+        )
+        fixed.set(dt.datetime.fromtimestamp(approved.timestamp() + 548 * DAY + 60, SYDNEY))
+        # No sweep yet: the grant is still stored as active, but no list shows it.
+        await bob.send("/start")
+        assert not any("Ann Lee" in label for label in bob.last.labels), bob.last.labels
+        await bob.send("/access")
+        assert "Ann Lee" not in bob.last.text
+        await ann.send("/access")
+        assert "Bob Lee" not in ann.last.text
+
+
+async def test_a_practitioner_renews_access_to_a_patient_without_a_login(
+    server: BotAPIServer,
+    app: Application,  # type: ignore[type-arg]
+    bot_db: Database,
+) -> None:
+    from tests.helpers import make_practitioner
+
+    carer, doctor = server.user(700, "Ann"), server.user(900, "Dr Rao")
+    approved = at(2026, 3, 2, 10)
+    with clock.use(FixedClock(approved)) as fixed:
+        await make_practitioner(bot_db, 900)
+        await doctor.send("/start")
+        await signed_in(bot_db, carer, "Ann Lee")
+        ann_id = await _patient_id(bot_db, 700)
+        # Ann looks after her father, an adult without a login of his own.
+        dad, _grant = await access.create_dependent(
+            bot_db,
+            ann_id,
+            "Tom Lee",
+            dt.date(1940, 1, 1),
+            AccessRequest("Tom Lee", Relationship.PARENT, None, Level.CLINICAL, Role.EDIT),
+        )
+        async with bot_db.read() as conn:
+            (entry,) = await grants.accessible_by(conn, ann_id)
+        assert entry.grant.ends_at is not None
+        fixed.set(dt.datetime.fromtimestamp(entry.grant.ends_at - 7 * DAY, SYDNEY))
+        await _swept(app, bot_db)
+        card = await doctor.wait_for("the practice decides whether to renew it")
+        assert card.labels == ["Renew", "End access"]
+        # Ann cannot press the practice's button.
+        await carer.tap_data(card.buttons[0][0].callback_data or "", expect=0)
+        await server.wait_idle()
+        assert carer.alerts[-1] == ("Sorry, only practitioners of the practice can do this.", True)
+        await doctor.tap("Renew", message=card)
+        assert card.text.startswith("Renewed: Ann Lee's access to the portal of Tom Lee now ends")
+        assert card.buttons == []
+        assert "was renewed" in (await carer.wait_for("was renewed")).text
+        async with bot_db.read() as conn:
+            renewed = await grants.get(conn, entry.grant.id)
+        assert renewed is not None and renewed.ends_at != entry.grant.ends_at
+        assert dad.id == renewed.subject_id
