@@ -550,11 +550,12 @@ async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) 
 
 
 async def accessible(db: Database, accessor_id: int) -> list[AccessEntry]:
-    """The patients this one accesses, as the policy lets each grant stand right now (#20):
-    lists do not wait for the sweep."""
+    """The patients this one accesses, leaving out access the policy has ended already
+    (#20): lists do not wait for the sweep. Each grant as stored (its level as granted)."""
     async with db.read() as conn:
-        found = await _standing(conn, await grants.accessible_by(conn, accessor_id))
-    return [entry for entry, _subject in found]
+        entries = await grants.accessible_by(conn, accessor_id)
+        found = {e.grant.id for e, _subject in await _standing(conn, entries)}
+    return [entry for entry in entries if entry.grant.id in found]
 
 
 async def _standing(conn: Reads, entries: list[AccessEntry]) -> list[tuple[AccessEntry, Patient]]:
