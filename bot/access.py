@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bot import policy, records
 from bot.events import (
@@ -550,8 +550,24 @@ async def waiting_for(db: Database, decider_id: int, *, only_undelivered: bool) 
 
 
 async def accessible(db: Database, accessor_id: int) -> list[AccessEntry]:
+    """The patients this one accesses, leaving out access the policy has ended already
+    (#20): lists do not wait for the sweep. Each grant as stored (its level as granted)."""
     async with db.read() as conn:
-        return await grants.accessible_by(conn, accessor_id)
+        entries = await grants.accessible_by(conn, accessor_id)
+        found = {e.grant.id for e, _subject in await _standing(conn, entries)}
+    return [entry for entry in entries if entry.grant.id in found]
+
+
+async def _standing(conn: Reads, entries: list[AccessEntry]) -> list[tuple[AccessEntry, Patient]]:
+    """Each entry the policy still allows, its grant as it stands now, with its subject."""
+    kept = []
+    for entry in entries:
+        sid = entry.grant.subject_id
+        subject = await patients.get(conn, sid) if sid is not None else None
+        grant = in_force(entry.grant, subject)
+        if grant is not None and subject is not None:
+            kept.append((entry.model_copy(update={"grant": grant}), subject))
+    return kept
 
 
 async def telegram_id_of(db: Database, patient_id: int) -> int | None:
@@ -927,20 +943,28 @@ class Overview:
     incoming: list[AccessEntry]  # requests I decide (for me or a dependent); name = requester
     outgoing: list[AccessEntry]  # my requests waiting; name = the name I typed
     offers: list[AccessEntry]  # dependents offered to me; name = the dependent
+    # The patient whose portal each grant above opens, by grant id (for what comes next).
+    subjects: dict[int, Patient] = field(default_factory=dict)
 
 
 async def overview(db: Database, me: int) -> Overview:
+    """Access as the policy lets it stand right now (#20): the lists do not wait for the
+    sweep to show access it has ended, nor a level it has lowered."""
     async with db.transaction() as conn:
         await grants.expire_stale(conn)
         held = await _held_by(conn, me)
         subjects = [me, *(p.id for p in held)]
+        accessing = await _standing(conn, await grants.accessible_by(conn, me))
+        accessors = {s: await _standing(conn, await grants.accessors_of(conn, s)) for s in subjects}
+        standing = accessing + [pair for pairs in accessors.values() for pair in pairs]
         return Overview(
-            accessing=await grants.accessible_by(conn, me),
-            accessors={s: await grants.accessors_of(conn, s) for s in subjects},
+            accessing=[entry for entry, _subject in accessing],
+            accessors={s: [entry for entry, _subject in pairs] for s, pairs in accessors.items()},
             held=held,
             incoming=await grants.pending_for_subjects(conn, subjects),
             outgoing=await grants.outgoing_pending(conn, me),
             offers=await grants.offers_for(conn, me),
+            subjects={entry.grant.id: subject for entry, subject in standing},
         )
 
 

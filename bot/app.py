@@ -56,6 +56,7 @@ from handlers import (
     manage,
     notifications,
     reminders,
+    safeguarding,
     signout,
     start,
     views,
@@ -282,6 +283,19 @@ def commands_and_buttons() -> list[BaseHandler[Update, PortalContext, None]]:
         _button(cb.ToggleTopic, notifications.toggle_topic),
         _button(cb.ToggleQuietHours, notifications.toggle_quiet_hours),
         _button(cb.ShiftQuietHours, notifications.shift_quiet_hours),
+        # The practice's policy: its notices and cards, and stopping all access in /access
+        # (handlers/safeguarding.py)
+        _button(cb.ContinueAccess, safeguarding.continue_access),
+        _button(cb.EndAccessAsYoung, safeguarding.deny_access),
+        _button(cb.ApproveClinical, safeguarding.approve_clinical),
+        _button(cb.KeepAdministrative, safeguarding.keep_administrative),
+        _button(cb.KeepAfterAdulthood, safeguarding.keep_access),
+        _button(cb.RenewAccess, safeguarding.renew_access),
+        _button(cb.AskPatientToRenew, safeguarding.ask_to_renew),
+        _button(cb.RenewForPatient, safeguarding.renew_for_patient),
+        _button(cb.EndForPatient, safeguarding.end_for_patient),
+        _button(cb.AskToStopAll, safeguarding.ask_to_stop_all),
+        _button(cb.StopAllAccess, safeguarding.stop_all),
     ]
 
 

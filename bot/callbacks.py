@@ -674,3 +674,93 @@ class ShiftQuietHours(Callback):
 
     prefix = "nts"
     end: bool
+
+
+# The practice's policy: its notices and cards, stopping all access, the practice's list
+# (handlers/safeguarding.py)
+@dataclasses.dataclass(frozen=True)
+class ContinueAccess(Callback):
+    """✅ Approve on the young person's card: this person's access continues → continue_access"""
+
+    prefix = "sg:ok"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EndAccessAsYoung(Callback):
+    """❌ Deny on the young person's card: this person's access ends → deny_access"""
+
+    prefix = "sg:no"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ApproveClinical(Callback):
+    """✅ Approve on the young person's card: Clinical again → approve_clinical"""
+
+    prefix = "sg:cl"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepAdministrative(Callback):
+    """❌ Deny on the young person's card: it stays Administrative → keep_administrative"""
+
+    prefix = "sg:ad"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KeepAfterAdulthood(Callback):
+    """Keep <name>'s access, before the adult birthday → keep_access"""
+
+    prefix = "sg:kp"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RenewAccess(Callback):
+    """Renew <name>'s access, on a notice or in /access → renew_access"""
+
+    prefix = "sg:rn"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AskPatientToRenew(Callback):
+    """Ask <name> to renew, on the notice to the person with access → ask_to_renew"""
+
+    prefix = "sg:ask"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RenewForPatient(Callback):
+    """Renew, on a practitioner's card → renew_for_patient"""
+
+    prefix = "sg:prn"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class EndForPatient(Callback):
+    """End, on a practitioner's card → end_for_patient"""
+
+    prefix = "sg:pend"
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AskToStopAll(Callback):
+    """Stop all access to my portal (or a dependent's), in /access → ask_to_stop_all"""
+
+    prefix = "sg:stop"
+    patient: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StopAllAccess(Callback):
+    """Yes under "Stop all access …?" → stop_all"""
+
+    prefix = "sg:stopy"
+    patient: int

@@ -190,6 +190,14 @@ class AccessEndedQuietly:
     told: tuple[tuple[int, str], ...]  # (patient, "accessor" | "subject")
 
 
+@dataclass(frozen=True)
+class RenewalRequested:
+    """The person with access asks the patient whose portal it is to renew it."""
+
+    grant: Grant
+    ends_at: int  # the end date they ask about: one notice per end date
+
+
 Event = (
     AccessRequested
     | DependentOffered
@@ -210,4 +218,5 @@ Event = (
     | AccessRenewed
     | OpenCardsClosed
     | AccessEndedQuietly
+    | RenewalRequested
 )

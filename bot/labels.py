@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 
+from bot import policy
 from bot.i18n import Translator
-from storage.models import Grant
+from bot.policy import Rule
+from storage.db import now
+from storage.models import Grant, Patient
 from storage.vocabulary import Level, Relationship, Role
 
 
@@ -73,3 +77,22 @@ def patient_line(_: Translator, name: str, grant: Grant) -> str:
     rel = html.escape(grant_relationship(_, grant), quote=False)
     who = html.escape(name, quote=False)
     return f"{who} ({rel}) · {access_summary(_, grant.level, grant.role)}"
+
+
+def until(
+    _: Translator, grant: Grant, subject: Patient, tz: dt.tzinfo, *, own: bool = False
+) -> str:
+    """'until 3 Mar 2027 — Mia Lee turns 12': when the practice's policy next changes
+    this access, and why (an end date, or a birthday); '' when nothing is scheduled. `own`:
+    the reader is the patient whose portal it is."""
+    change = policy.next_change(grant, subject, now())
+    if change is None:
+        return ""
+    day = _.day_of(change.at, tz)
+    if change.rule is Rule.TERM:
+        return _("until {date}").format(date=day)
+    age = policy.current().age_of(change.rule)
+    if own:
+        return _("until {date} — you turn {age}").format(date=day, age=age)
+    name = html.escape(subject.full_name, quote=False)
+    return _("until {date} — {name} turns {age}").format(date=day, name=name, age=age)

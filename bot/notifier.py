@@ -30,6 +30,7 @@ from bot.events import (
     ItemAdded,
     OpenCardsClosed,
     PolicyNotice,
+    RenewalRequested,
     RequestDecided,
     RequestWithdrawn,
     SignedOut,
@@ -124,6 +125,16 @@ async def notify(conn: Writes, event: Event) -> None:
                     detail={"as": side},
                     dedupe_key=f"quietly:{grant.id}:{patient_id}",
                 )
+        case RenewalRequested(grant, ends_at):  # the patient whose portal it is: Renew
+            await outbox.enqueue(
+                conn,
+                Kind.RENEWAL_REQUESTED,
+                ref_id=grant.id,
+                patient_id=grant.subject_id,
+                detail={"at": ends_at},
+                dedupe_key=f"renew_asked:{grant.id}:{ends_at}",
+                lapses_at=ends_at,
+            )
         case _:
             assert_never(event)
 

@@ -12,7 +12,13 @@ import enum
 from dataclasses import dataclass
 
 from bot import access, policy
-from bot.events import AccessChanged, AccessEndedQuietly, AccessRenewed, OpenCardsClosed
+from bot.events import (
+    AccessChanged,
+    AccessEndedQuietly,
+    AccessRenewed,
+    OpenCardsClosed,
+    RenewalRequested,
+)
 from bot.notifier import notify
 from bot.policy import Change, Rule
 from storage import Database, audit, grants, logins, patients
@@ -124,6 +130,25 @@ async def _renew(
     )
     await notify(conn, AccessRenewed(grant, ends, "renewed", f"renewed:{grant.id}:{ends}"))
     return Result(Outcome.DONE, await grants.get(conn, grant.id))
+
+
+async def ask_to_renew(db: Database, accessor_id: int, grant_id: int) -> Result:
+    """The person with access asks the patient whose portal it is to renew it: a notice
+    with Renew, once per end date. Only while it stands, has an end date, and the patient
+    has a login to renew it with."""
+    async with db.transaction() as conn:
+        grant = await grants.get(conn, grant_id)
+        subject = await patients.get(conn, grant.subject_id) if grant and grant.subject_id else None
+        if grant is None or subject is None or grant.accessor_id != accessor_id:
+            return await _refused(conn, accessor_id, grant, grant_id, Attempt.RENEW)
+        if (
+            grant.ends_at is None
+            or not _standing(grant, subject)
+            or await logins.for_patient(conn, subject.id) is None
+        ):
+            return Result(Outcome.ALREADY, grant)
+        await notify(conn, RenewalRequested(grant, grant.ends_at))
+        return Result(Outcome.DONE, grant)
 
 
 async def keep_after_adulthood(db: Database, patient_id: int, grant_id: int) -> Result:

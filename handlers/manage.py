@@ -15,6 +15,7 @@ from bot.callbacks import (
     ApproveRequest,
     AskToLeave,
     AskToRevoke,
+    AskToStopAll,
     BackToAccess,
     ChangeLevel,
     ChangeRole,
@@ -59,7 +60,7 @@ def _since(_: Translator, timestamp: int | None, tz: dt.tzinfo) -> str:
     return _("since {date}").format(date=_.day_of(timestamp, tz))
 
 
-async def _overview(context: PortalContext, me: int) -> Screen:
+async def overview_screen(context: PortalContext, me: int) -> Screen:
     """Everyone this patient accesses, who accesses them and their dependents, the
     accounts they hold and what is pending, with a button for each."""
     _ = context._
@@ -68,7 +69,7 @@ async def _overview(context: PortalContext, me: int) -> Screen:
     rows: list[list[InlineKeyboardButton]] = []
     for part_lines, part_rows in (
         _accessing(_, o, context.portal.settings.tz),
-        _accessors(_, o, me),
+        _accessors(_, o, me, context.portal.settings.tz),
         _held(_, o),
         _pending(_, o),
     ):
@@ -78,6 +79,8 @@ async def _overview(context: PortalContext, me: int) -> Screen:
         while sum(len(r) for r in rows) > MAX_BUTTONS:
             rows.pop()
         lines += ["", _("Not everyone above has a button: there are too many for one message.")]
+    if o.accessors.get(me) or any(e.grant.subject_id == me for e in o.incoming):
+        rows.append(stop_all_button(_, me, None))  # after the cut: always there
     return "\n".join(lines), keyboard(rows)
 
 
@@ -92,11 +95,20 @@ def _accessing(_: Translator, o: access.Overview, tz: dt.tzinfo) -> Part:
     for e in o.accessing:
         since = _since(_, e.grant.decided_at, tz)
         lines.append("• " + labels.patient_line(_, e.other_name, e.grant) + " — " + since)
+        lines += _until(_, e, o, tz, own=False)
         rows.append([_button(e.other_name + " ›", OpenGrant(e.grant.id).encode())])
     return lines, rows
 
 
-def _accessors(_: Translator, o: access.Overview, me: int) -> Part:
+def _until(
+    _: Translator, e: AccessEntry, o: access.Overview, tz: dt.tzinfo, *, own: bool
+) -> list[str]:
+    """Under a grant's line: when the practice's policy next changes it, if it does."""
+    until = labels.until(_, e.grant, o.subjects[e.grant.id], tz, own=own)
+    return ["   " + until] if until else []
+
+
+def _accessors(_: Translator, o: access.Overview, me: int, tz: dt.tzinfo) -> Part:
     """Who accesses me, and each dependent I hold."""
     lines: list[str] = []
     rows = []
@@ -120,6 +132,7 @@ def _accessors(_: Translator, o: access.Overview, me: int) -> Part:
             # would read backwards here: show who and how much only.
             summary = labels.access_summary(_, e.grant.level, e.grant.role)
             lines.append(f"• {esc(e.other_name)} · {summary}")
+            lines += _until(_, e, o, tz, own=mine)
             label = (
                 _("{name} (accesses you) ›").format(name=e.other_name)
                 if mine
@@ -179,7 +192,7 @@ async def show_access(update: Update, context: PortalContext) -> None:
         return
     if update.callback_query:
         await answer_quietly(update.callback_query)
-    await send_to_chat(update, *await _overview(context, me.id))
+    await send_to_chat(update, *await overview_screen(context, me.id))
 
 
 async def back_to_access(update: Update, context: PortalContext) -> None:
@@ -188,13 +201,24 @@ async def back_to_access(update: Update, context: PortalContext) -> None:
     if tap is None:
         return
     await answer_quietly(tap.query)
-    await edit_in_place(tap.query, *await _overview(context, tap.me.id))
+    await edit_in_place(tap.query, *await overview_screen(context, tap.me.id))
 
 
 async def _refresh(tap: Tap[K], context: PortalContext, alert: str) -> None:
     """Say why the tap did nothing, and show the picture as it is now."""
     await answer_quietly(tap.query, alert, alert=True)
-    await edit_in_place(tap.query, *await _overview(context, tap.me.id))
+    await edit_in_place(tap.query, *await overview_screen(context, tap.me.id))
+
+
+def stop_all_button(_: Translator, patient_id: int, name: str | None) -> list[InlineKeyboardButton]:
+    """The one button that ends all access to a portal (handlers/safeguarding.py asks
+    first): one's own, or a held dependent's (`name`)."""
+    label = (
+        _("⛔ Stop all access to my portal")
+        if name is None
+        else _("⛔ Stop all access to {name}'s portal").format(name=name)
+    )
+    return [_button(label, AskToStopAll(patient_id).encode())]
 
 
 # --- One grant ---------------------------------------------------------------------------------
@@ -319,7 +343,7 @@ async def _after_change(tap: Tap[K], context: PortalContext, result: ChangeResul
         return
     # Saved, with the other side's notice queued: a failed answer must not hide that.
     await answer_quietly(tap.query, _("Done."))
-    await edit_in_place(tap.query, *await _overview(context, tap.me.id))
+    await edit_in_place(tap.query, *await overview_screen(context, tap.me.id))
 
 
 async def revoke_access(update: Update, context: PortalContext) -> None:
@@ -390,6 +414,7 @@ def _dependent_screen(_: Translator, dependent: Patient) -> Screen:
                 _("📜 {name}'s access log").format(name=name), TurnLogPage(dependent.id, 0).encode()
             )
         ],
+        stop_all_button(_, dependent.id, name),
         [_button(_("◀ Back"), BackToAccess().encode())],
     ]
     return text, InlineKeyboardMarkup(rows)

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
 from bot import access, labels, policy
+from bot.callbacks import (
+    ApproveClinical,
+    AskPatientToRenew,
+    ContinueAccess,
+    EndAccessAsYoung,
+    EndForPatient,
+    KeepAdministrative,
+    KeepAfterAdulthood,
+    RenewAccess,
+    RenewForPatient,
+)
 from bot.context import Portal
 from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Unreachable
@@ -21,6 +34,14 @@ from storage.vocabulary import GrantStatus
 
 Rendered = Outgoing | Unreachable | None
 Parties = tuple[Grant, Patient, Patient]  # the grant, its accessor, its subject
+Buttons = Callable[[Translator, Parties, Message, bool], InlineKeyboardMarkup | None]
+
+
+def _row(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
+    """One row of buttons: (label, callback data) each."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=data) for label, data in buttons]]
+    )
 
 
 async def _to_patient(p: Portal, patient_id: int | None) -> tuple[int, Translator] | None:
@@ -41,10 +62,11 @@ async def _to_chat(p: Portal, chat_id: int) -> Translator:
 
 def _about_grant(
     words: Callable[[Portal, Translator, Parties, Message, bool], str | None],
+    buttons: Buttons | None = None,
 ) -> Callable[[Portal, Message], Awaitable[Rendered]]:
     """A notice to a patient about a grant: its words (which may depend on whether the
-    patient whose portal it is has a login of their own), or None when there is nothing
-    to say any more."""
+    patient whose portal it is has a login of their own) and what they can do about it,
+    or None when there is nothing to say any more."""
 
     async def render(p: Portal, row: Message) -> Rendered:
         parties = await access.grant_parties(p.db, row.ref_id or 0)
@@ -57,7 +79,10 @@ def _about_grant(
         async with p.db.read() as conn:
             has_login = await logins.for_patient(conn, parties[2].id) is not None
         text = words(p, _, parties, row, has_login)
-        return None if text is None else Outgoing(chat_id, text)
+        if text is None:
+            return None
+        markup = buttons(_, parties, row, has_login) if buttons else None
+        return Outgoing(chat_id, text, markup)
 
     render.__doc__ = words.__doc__
     return render
@@ -137,6 +162,43 @@ def _ahead(p: Portal, _: Translator, parties: Parties, row: Message, has_login: 
         "Your access to {subject}'s portal ends on {date}. Only {subject} can renew it: if "
         "you still need it, ask them to."
     ).format(date=when, **names)
+
+
+def _ahead_buttons(
+    _: Translator, parties: Parties, row: Message, has_login: bool
+) -> InlineKeyboardMarkup | None:
+    """The young person keeps access past their adult birthday; the patient renews; the
+    person with access asks them to."""
+    grant, accessor, subject = parties
+    rule, side = row.detail.get("rule"), _side(row)
+    if side == "subject" and rule == Rule.ADULT:
+        keep = _("Keep {name}'s access").format(name=accessor.full_name)
+        return _row((keep, KeepAfterAdulthood(grant.id).encode()))
+    if side == "subject" and rule == Rule.TERM:
+        return _renew_button(_, parties, row, has_login)
+    if side == "accessor" and rule == Rule.TERM and has_login:
+        ask = _("Ask {subject} to renew").format(subject=subject.full_name)
+        return _row((ask, AskPatientToRenew(grant.id).encode()))
+    return None
+
+
+def _renew_button(
+    _: Translator, parties: Parties, row: Message, has_login: bool
+) -> InlineKeyboardMarkup | None:
+    """The patient whose portal it is: Renew."""
+    grant, accessor, _subject = parties
+    if _side(row) != "subject" or not has_login:
+        return None
+    renew = _("Renew {name}'s access").format(name=accessor.full_name)
+    return _row((renew, RenewAccess(grant.id).encode()))
+
+
+def _renew_button_to_subject(
+    _: Translator, parties: Parties, row: Message, has_login: bool
+) -> InlineKeyboardMarkup | None:
+    """Renew, on the request the person with access sent (it goes to the patient only)."""
+    renew = _("Renew {name}'s access").format(name=parties[1].full_name)
+    return _row((renew, RenewAccess(parties[0].id).encode()))
 
 
 def _done(p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool) -> str | None:
@@ -268,6 +330,39 @@ def _young_review(
     ).format(name=name, access=summary)
 
 
+def _review_buttons(
+    _: Translator, parties: Parties, row: Message, has_login: bool
+) -> InlineKeyboardMarkup | None:
+    """Approve / Deny: Clinical again or it stays Administrative; continues or ends."""
+    grant_id = parties[0].id
+    if row.detail.get("what") == "clinical":
+        return _row(
+            (_("✅ Approve"), ApproveClinical(grant_id).encode()),
+            (_("❌ Deny"), KeepAdministrative(grant_id).encode()),
+        )
+    return _row(
+        (_("✅ Approve"), ContinueAccess(grant_id).encode()),
+        (_("❌ Deny"), EndAccessAsYoung(grant_id).encode()),
+    )
+
+
+def _renewal_requested(
+    p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool
+) -> str | None:
+    """The patient: the person with access asks them to renew it."""
+    grant, accessor, _subject = parties
+    if (
+        grant.status is not GrantStatus.ACTIVE
+        or grant.ends_at is None
+        or grant.ends_at != row.detail.get("at")
+    ):
+        return None  # renewed or ended since
+    return _(
+        "{name} asks you to renew their access to your portal, which ends on {date}. To "
+        "let it end, do nothing."
+    ).format(name=esc(accessor.full_name), date=_.day_of(grant.ends_at, p.settings.tz))
+
+
 def _ended_quietly(
     p: Portal, _: Translator, parties: Parties, row: Message, has_login: bool
 ) -> str | None:
@@ -308,6 +403,10 @@ async def renewal_asked(p: Portal, row: Message) -> Rendered:
             name=esc(accessor.full_name),
             subject=esc(subject.full_name),
             date=_.day_of(grant.ends_at, p.settings.tz),
+        ),
+        _row(
+            (_("Renew"), RenewForPatient(grant.id).encode()),
+            (_("End access"), EndForPatient(grant.id).encode()),
         ),
     )
 
@@ -369,11 +468,12 @@ async def holder_told(p: Portal, row: Message) -> Rendered:
 
 
 RENDERERS: dict[Kind, Callable[[Portal, Message], Awaitable[Rendered]]] = {
-    Kind.POLICY_AHEAD: _about_grant(_ahead),
+    Kind.POLICY_AHEAD: _about_grant(_ahead, _ahead_buttons),
     Kind.POLICY_DONE: _about_grant(_done),
-    Kind.END_DATE_SET: _about_grant(_end_date_set),
+    Kind.END_DATE_SET: _about_grant(_end_date_set, _renew_button),
     Kind.RENEWED: _about_grant(_renewed),
-    Kind.YOUNG_REVIEW: _about_grant(_young_review),
+    Kind.YOUNG_REVIEW: _about_grant(_young_review, _review_buttons),
+    Kind.RENEWAL_REQUESTED: _about_grant(_renewal_requested, _renew_button_to_subject),
     Kind.ACCESS_ENDED_QUIETLY: _about_grant(_ended_quietly),
     Kind.RENEWAL_ASKED: renewal_asked,
     Kind.INVITE_ASKED: invite_asked,

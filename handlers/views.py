@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ApplicationHandlerStop, filters
 
-from bot import access, labels, measures, records
+from bot import access, labels, measures, policy, records
 from bot.access import SEEN_AS, ActOutcome, Area, Refusal, Viewing
 from bot.callbacks import (
     AskToCancel,
@@ -47,12 +47,14 @@ Row = list[InlineKeyboardButton]
 
 
 def header(_: Translator, view: Viewing) -> str:
-    """The first line of every view: whose records these are."""
+    """The first line of every view: whose records these are, and until when (#20)."""
     if view.grant is None:
         return _("👤 Viewing: your own portal")
-    return _("👥 Viewing: {patient}").format(
+    line = _("👥 Viewing: {patient}").format(
         patient=labels.patient_line(_, view.subject.full_name, view.grant)
     )
+    until = labels.until(_, view.grant, view.subject, policy.current().tz)
+    return line + " · " + until if until else line
 
 
 def lost_notice(_: Translator, view: Viewing) -> str | None:

@@ -73,6 +73,7 @@ class Kind(enum.StrEnum):
     HOLDER_TOLD = "holder_told"  # the holder: own login offered, or holdership ended (rule)
     YOUNG_REVIEW = "young_review"  # the young person: approve someone's access (what)
     ACCESS_ENDED_QUIETLY = "access_ended_quietly"  # both sides; never by whom (DAPB3051)
+    RENEWAL_REQUESTED = "renewal_requested"  # the patient: the person with access asks to renew
 
 
 class Message(BaseModel):

@@ -246,7 +246,10 @@ async def test_activity_follows_switch(server: BotAPIServer, bot_db: Database) -
     await ann.send("/switch")
     await ann.tap("Mia Lee (Child) · Clinical")
     log = (await ann.send("/activity"))[-1]
-    top = "👥 Viewing: Mia Lee (Child) · Clinical, Edit\n\n📜 Mia Lee's access log\n"
+    top = (
+        "👥 Viewing: Mia Lee (Child) · Clinical, Edit · until 3 May 2030 — Mia Lee turns 12"
+        "\n\n📜 Mia Lee's access log\n"
+    )
     assert log.text.startswith(top), log.text
     await ann.tap("▶", message=log)
     assert log.text.startswith(top), log.text
@@ -264,7 +267,8 @@ async def test_activity_follows_switch(server: BotAPIServer, bot_db: Database) -
     await bob.tap("Mia Lee")
     await bob.send("/activity")
     assert bob.last.text.startswith(
-        "👥 Viewing: Mia Lee (Child) · Administrative, View\n\n"
+        "👥 Viewing: Mia Lee (Child) · Administrative, View · until 3 May 2036 — Mia Lee turns 18"
+        "\n\n"
         "Only Mia Lee, or the person who holds their account, can read Mia Lee's access log. "
         "Here is yours.\n\n📜 Your access log\n"
     ), bob.last.text

@@ -50,7 +50,8 @@ async def _swept(app: Application, db: Database) -> None:  # type: ignore[type-a
 
 
 def _count(user: SimUser, text: str) -> int:
-    return sum(text in m.text for m in user.bot_messages)
+    """Notices with `text` (not the views, whose header says what comes next)."""
+    return sum(text in m.text for m in user.bot_messages if not m.text.startswith("👥 Viewing"))
 
 
 async def test_a_parent_sees_each_notice_and_change_as_their_child_turns_12_14_and_18(
@@ -85,7 +86,7 @@ async def test_a_parent_sees_each_notice_and_change_as_their_child_turns_12_14_a
         # 30 days before Mia turns 12, the sweep tells Mum what will change.
         fixed.set(at(2027, 5, 11, 9))
         await _swept(app, bot_db)
-        ahead = await mum.wait_for("turns 12")
+        ahead = await mum.wait_for("On 10 Jun 2027 Mia Lee turns 12")
         assert ahead.text == (
             "On 10 Jun 2027 Mia Lee turns 12. From then on your access to their portal is "
             "Administrative (appointments and invoices); their clinical records need Mia Lee's "
@@ -129,7 +130,7 @@ async def test_a_parent_sees_each_notice_and_change_as_their_child_turns_12_14_a
         assert result.returncode == 0, result.stderr
         assert "rule adult, 30 days ahead" in result.stdout, result.stdout
         assert "queued 1 notices" in result.stdout
-        ending = await mum.wait_for("turns 18")
+        ending = await mum.wait_for("On 10 Jun 2033 Mia Lee turns 18")
         assert "your access to their portal ends, unless Mia Lee chooses to keep it" in ending.text
         again = await asyncio.to_thread(
             run_cli, "sweep", "--at", "2033-05-11T09:00", env={"PORTAL_DB_PATH": str(db_path)}

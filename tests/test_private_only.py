@@ -345,6 +345,18 @@ async def test_every_button_pressed_in_a_group_gets_only_an_alert(
             callbacks.ToggleTopic(mia, Topic.REMINDERS).encode(),
             callbacks.ToggleQuietHours().encode(),
             callbacks.ShiftQuietHours(True).encode(),
+            # The practice's policy: its notices and cards, stopping all access
+            callbacks.ContinueAccess(g).encode(),
+            callbacks.EndAccessAsYoung(g).encode(),
+            callbacks.ApproveClinical(g).encode(),
+            callbacks.KeepAdministrative(g).encode(),
+            callbacks.KeepAfterAdulthood(g).encode(),
+            callbacks.RenewAccess(g).encode(),
+            callbacks.AskPatientToRenew(g).encode(),
+            callbacks.RenewForPatient(g).encode(),
+            callbacks.EndForPatient(g).encode(),
+            callbacks.AskToStopAll(w.ann_id).encode(),
+            callbacks.StopAllAccess(w.ann_id).encode(),
             "no-such-button",
         ],
         # The real decider of Ann's pending request, forging its buttons in the group.
