@@ -62,6 +62,8 @@ async def _ann_and_bob(
     portal_of(app).sender.wake()
     card = await ann.wait_for("asks to access your patient portal")
     await ann.tap("✅ Approve", message=card)
+    # Bob hears of it first: otherwise that notice could pass for the answer to /switch.
+    await bob.wait_for("approved your request")
     async with db.transaction() as conn:
         await portal_data.add_record(conn, ann_id, dt.date(2026, 1, 5), "result", "HbA1c", "5.4")
     await bob.send("/switch")
