@@ -8,7 +8,6 @@ import csv
 import datetime as dt
 import logging
 import re
-import secrets
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Sequence
@@ -51,11 +50,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the bot. Needs PORTAL_BOT_TOKEN. Long polling by default; with "
         "--webhook-url, Telegram posts updates to that HTTPS URL (terminate TLS in front of "
         "the bot) and every request must carry the secret token (PORTAL_WEBHOOK_SECRET, or "
-        "a random one per run).",
+        "a random one drawn once per deployment). --workers N runs N worker processes on "
+        "one port; it needs the webhook and PostgreSQL (PORTAL_DATABASE_URL). See "
+        "docs/deploy.md.",
     )
     run.add_argument("--webhook-url", metavar="URL", help="public HTTPS URL of the webhook")
     run.add_argument("--listen", default="127.0.0.1", help="address to listen on")
     run.add_argument("--port", type=int, default=8443, help="port to listen on (default 8443)")
+    run.add_argument(
+        "--workers", type=int, default=1, help="worker processes for the webhook (default 1)"
+    )
     sub.add_parser(
         "migrate",
         help="create or upgrade the database schema",
@@ -256,33 +260,33 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import ALLOWED_UPDATES, build_application
 
     settings.require_token()
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    if args.workers > 1 and not args.webhook_url:
+        raise UsageError("--workers above 1 needs --webhook-url: only one process can poll")
+    if args.workers > 1 and not getattr(settings, "database_url", None):  # TODO(A)
+        raise UsageError(
+            "--workers above 1 needs PORTAL_DATABASE_URL (PostgreSQL): "
+            "a SQLite file serves one process"
+        )
     if not args.webhook_url:
         asyncio.run(_migrate(settings))
         build_application(settings).run_polling(allowed_updates=ALLOWED_UPDATES)
         return 0
-    from bot.webhook import serve_webhook
+    from bot.webhook import Webhook, serve_one, serve_workers, webhook_app
 
     url = urlsplit(args.webhook_url)
     if url.scheme not in ("https", "http") or not url.netloc:
         raise UsageError("--webhook-url must be a full URL, e.g. https://bot.example.com/hook")
-    secret = (
-        settings.webhook_secret.get_secret_value()
-        if settings.webhook_secret
-        else secrets.token_urlsafe(32)
-    )
-    asyncio.run(_migrate(settings))
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    asyncio.run(_migrate(settings))  # once, before any worker starts
     # Any request whose X-Telegram-Bot-Api-Secret-Token differs is answered 403.
-    asyncio.run(
-        serve_webhook(
-            build_application(settings, polling=False),
-            url=args.webhook_url,
-            path=url.path,
-            listen=args.listen,
-            port=args.port,
-            secret=secret,
-            allowed_updates=ALLOWED_UPDATES,
-        )
-    )
+    hook = Webhook(args.webhook_url, url.path, ALLOWED_UPDATES, secret)
+    make = webhook_app(lambda: build_application(settings, polling=False), hook)
+    if args.workers == 1:
+        asyncio.run(serve_one(make, listen=args.listen, port=args.port))
+    else:
+        serve_workers(make, listen=args.listen, port=args.port, workers=args.workers)
     return 0
 
 

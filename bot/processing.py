@@ -2,17 +2,24 @@
 
 A handler spends most of an update waiting for Telegram (each Bot API call is a round
 trip), so handling every update in turn caps the whole practice at about 1 / (calls per
-update x round trip): a few updates a second (benchmarks/README.md). ConversationHandler, though,
-needs one user's updates one by one and in order (PTB warns against concurrent updates for
-it). So updates of different users run concurrently, and each user's wait for the one
-before, in the order Telegram sent them. What several users change together (a grant, a
-request) is kept consistent by the database's transactions, as with several workers.
+update x round trip): a few updates a second (benchmarks/README.md). A conversation,
+though, needs one user's updates one by one and in order. So updates of different users
+run concurrently, and each user's wait for the one before. What several users change
+together (a grant, a request) is kept consistent by the database's transactions.
+
+In polling, one process fetches every update: `OneAtATimePerUser` keeps the order it
+fetched them in. Through the webhook, Telegram keeps each queue's order itself (it sends
+a chat's next message only once the last one was answered, bot/webhook.py), but a
+person's text and tap come in separate queues and may arrive at once, at two workers:
+`UserTurns` here, and the database's lock across workers (storage/db.py `user_turn`),
+make one wait for the other.
 """
 
 from __future__ import annotations
 
 from asyncio import Lock
-from collections.abc import Awaitable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 from telegram import Update
@@ -24,34 +31,68 @@ from telegram.ext import BaseUpdateProcessor
 MAX_CONCURRENT_UPDATES = 32
 
 
-class OneAtATimePerUser(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
-        super().__init__(max_concurrent_updates)
-        # A lock per user with updates in flight, dropped when their last one is done.
+def turn_key(update: object) -> int | None:
+    """Whose turn an update waits for: its user's (a private chat's id is its user's), else
+    its chat's; None for an update of nobody's, which waits for nothing."""
+    if not isinstance(update, Update):
+        return None
+    if update.effective_user is not None:
+        return update.effective_user.id
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return None
+
+
+class UserTurns:
+    """A lock per key with updates in flight in this process, dropped when their last one
+    is done. asyncio.Lock wakes waiters first come, first served."""
+
+    def __init__(self) -> None:
         self._locks: dict[int | None, tuple[Lock, list[int]]] = {}
 
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        user = update.effective_user if isinstance(update, Update) else None
-        key = user.id if user is not None else None  # updates without a user: in one line
+    @asynccontextmanager
+    async def turn(self, key: int | None) -> AsyncIterator[None]:
         lock, waiting = self._locks.setdefault(key, (Lock(), [0]))
         waiting[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._locks[key]
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight and nothing kept."""
+        return not self._locks
+
+    def busy(self) -> set[int]:
+        """Keys with an update running or waiting for its turn."""
+        return {key for key in self._locks if key is not None}
+
+
+class OneAtATimePerUser(BaseUpdateProcessor):
+    """Polling's scheduler: PTB starts the tasks in the order it fetched the updates, and
+    each waits for its user's turn, so a user's updates keep their order."""
+
+    def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
+        super().__init__(max_concurrent_updates)
+        self.turns = UserTurns()
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         started = False
         try:
-            # asyncio.Lock wakes waiters first come, first served, and PTB starts the tasks
-            # in the order it fetched the updates: a user's updates keep their order.
-            async with lock:
+            async with self.turns.turn(turn_key(update)):  # updates without a user: in one line
                 started = True
                 await coroutine
         finally:
             if not started and isinstance(coroutine, Coroutine):
                 coroutine.close()  # cancelled while waiting: it will never run
-            waiting[0] -= 1
-            if not waiting[0]:
-                del self._locks[key]
 
     def busy_users(self) -> set[int]:
         """Users with an update running or waiting for its turn."""
-        return {key for key in self._locks if key is not None}
+        return self.turns.busy()
 
     async def initialize(self) -> None:
         pass

@@ -364,6 +364,12 @@ class Database:
             self._checkpoint = None
 
     @asynccontextmanager
+    async def user_turn(self, key: int | None) -> AsyncIterator[None]:
+        """One user's updates one at a time across workers. A SQLite file serves one
+        process, whose own per-user turns (bot/processing.py) already see to it."""
+        yield
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[Reads]:
         """Reads, on the loop's read-only connection: one consistent snapshot for all of
         them (a deferred transaction; for a single read it costs microseconds)."""

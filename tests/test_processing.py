@@ -72,7 +72,7 @@ async def test_many_updates_of_one_user_run_in_the_order_they_came() -> None:
     for user in (10, 11, 12):
         theirs = [n for n in done if 10 + n % 3 == user]
         assert theirs == sorted(theirs) and len(theirs) == 20
-    assert processor._locks == {}  # nothing kept for users with nothing in flight
+    assert processor.turns.idle  # nothing kept for users with nothing in flight
 
 
 async def test_an_update_cancelled_while_waiting_for_its_turn_never_runs() -> None:
@@ -92,7 +92,7 @@ async def test_an_update_cancelled_while_waiting_for_its_turn_never_runs() -> No
     release.set()
     await first
     assert second.cancelled()
-    assert ran == ["first"] and processor._locks == {}
+    assert ran == ["first"] and processor.turns.idle
 
 
 async def test_start_up_objects_are_left_out_of_full_collections_while_the_bot_runs(

@@ -54,10 +54,12 @@ class Hook:
 
 
 @asynccontextmanager
-async def webhook_bot(server: BotAPIServer, tmp_path: Path) -> AsyncIterator[Hook]:
+async def webhook_bot(
+    server: BotAPIServer, tmp_path: Path, port: int | None = None
+) -> AsyncIterator[Hook]:
     """`python -m bot run --webhook-url …` against the emulator, from the moment it takes
     updates (its log says "Application started") until SIGINT, which must end it cleanly."""
-    port = _free_port()
+    port = port or _free_port()
     hook = Hook(f"http://127.0.0.1:{port}/hook")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
     env |= {
@@ -154,3 +156,22 @@ async def test_an_update_that_cannot_be_parsed_is_taken_and_skipped(
     for private in ("Cat Lee", "1979", "cat@example.com"):
         assert private not in hook.log, hook.log
     assert "CRITICAL" not in hook.log and "ERROR" not in hook.log, hook.log
+
+
+async def test_telegram_delivers_by_webhook_and_the_webhook_is_set_once(
+    server: BotAPIServer, tmp_path: Path
+) -> None:
+    """The emulator posts each update to the webhook as Telegram does (answered only once
+    handled); a restart finds the webhook this deployment set and does not set it again,
+    and keeps taking updates with the same secret."""
+    user = server.user(881, "Web")
+    port = _free_port()
+    async with webhook_bot(server, tmp_path, port):
+        reply = await user.send("/help")
+        assert reply and reply[-1].text.startswith("What I can do"), user.transcript()
+    assert [call for call, _ in server.calls].count("setWebhook") == 1
+    assert server.webhook_deliveries[-1][2] == 200
+    async with webhook_bot(server, tmp_path, port):
+        reply = await user.send("/help")
+        assert reply and reply[-1].text.startswith("What I can do"), user.transcript()
+    assert [call for call, _ in server.calls].count("setWebhook") == 1

@@ -146,6 +146,7 @@ class BotAPIServer(MessageMethods, CallbackMethods, MemberMethods, ProfileMethod
         if self._poll is not None:
             self._poll.poke()
         self._changed()  # viewers waiting in wait_change() see `stopping` and leave
+        await self._close_webhook()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 
 from playground.emulator.chats import Chat, Msg
@@ -42,6 +43,20 @@ class ServerState:
         self.short_descriptions: dict[str, str] = {}
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.webhook_url = ""
+        # Webhook delivery (webhook.py): where the stand-in load balancer sends updates
+        # (empty: the webhook's URL), and what the bot gave with setWebhook.
+        self.webhook_targets: list[str] = []
+        self.webhook_secret = ""
+        self.webhook_max_connections = 40
+        self.webhook_deliveries: list[tuple[int, str, int | None]] = []  # id, URL, status
+        self._in_delivery: set[int] = set()
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._busy_queues: set[int] = set()  # queues with an update in flight
+        self._retry_at: dict[int, float] = {}
+        self._attempts: dict[int, int] = {}
+        self._round_robin = itertools.count()
+        self._http: aiohttp.ClientSession | None = None
+        self._retry_timer: asyncio.TimerHandle | None = None
         self.faults: list[Fault] = []  # see Fault; tests append to it
         # Called after each Bot API call took effect, before its answer goes back: a test
         # can kill the bot there, when a message was delivered but not yet known sent.

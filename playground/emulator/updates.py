@@ -47,8 +47,12 @@ class UpdateQueue(ServerState):
         self._last_enqueued = update_id
         if self._poll is not None:
             self._poll.poke()
+        self._updates_added()
         self._touch()
         return update_id
+
+    def _updates_added(self) -> None:
+        """A new update waits: the webhook's delivery (webhook.py) takes it from here."""
 
     async def _get_updates(self, p: dict[str, Any], request: web.Request) -> list[Any]:
         if self.webhook_url:

@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Callable
 
 from playground.emulator.chats import Chat, Msg
-from playground.emulator.updates import UpdateQueue
+from playground.emulator.webhook import WebhookDelivery
 
 QUIET = 0.05
 
 
-class Waiting(UpdateQueue):
+class Waiting(WebhookDelivery):
     """Waiting for the bot's reaction to an update, or for it to go idle."""
 
     async def _settle(self, ready: Callable[[], bool], quiet: float, wait_s: float) -> bool:
@@ -38,7 +38,9 @@ class Waiting(UpdateQueue):
     ) -> None:
         """Wait until every update was fetched and the bot made no request for ``quiet``."""
         if not await self._settle(
-            lambda: self._last_fetched >= self._last_enqueued, quiet, timeout
+            lambda: self._last_fetched >= self._last_enqueued and not self.delivering,
+            quiet,
+            timeout,
         ):
             raise AssertionError(
                 f"server not idle after {timeout}s: {self._inflight} requests in flight, "
@@ -53,7 +55,11 @@ class Waiting(UpdateQueue):
 
         def ready() -> bool:
             mark = self._fetch_marks.get(update_id)
-            return mark is not None and len(chat._events) - mark >= expect
+            return (
+                mark is not None
+                and len(chat._events) - mark >= expect
+                and self.delivered(update_id)
+            )
 
         if not await self._settle(ready, QUIET, wait_s):
             got = self._what_came(chat, update_id)
