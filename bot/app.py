@@ -105,7 +105,8 @@ async def _start(app: PortalApp) -> None:
 
 
 async def _refresh_command_menus(context: PortalContext) -> None:
-    await set_command_menus(context.application)
+    if await portal(context.application).db.leading():  # one worker is enough
+        await set_command_menus(context.application)
 
 
 async def _stop(app: PortalApp) -> None:

@@ -269,7 +269,11 @@ class Sender:
     async def _run(self) -> None:
         while True:
             try:
-                await self._drain()
+                # What the bot sends on its own goes from one worker at a time, which keeps
+                # Telegram's pace for the bot as a whole; the others send only what their
+                # own updates owe, and take over if that worker dies.
+                if await self.db.leading():
+                    await self._drain()
                 timeout = await self._until_next()
             except asyncio.CancelledError:
                 raise

@@ -74,6 +74,8 @@ async def sweep_job(context: PortalContext) -> None:
     """The bot's job queue runs this every SWEEP_EVERY_S; what it queues goes out at once."""
     p = context.portal
     try:
+        if not await p.db.leading():
+            return  # another worker sweeps for all of them
         report = await sweep(p.db, policy.current())
         reminded = await queue_due_reminders(p.db, p.settings, clock.now())
     except Exception:  # tried again at the next run; each step is all or nothing

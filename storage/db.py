@@ -369,6 +369,11 @@ class Database:
         process, whose own per-user turns (bot/processing.py) already see to it."""
         yield
 
+    async def leading(self) -> bool:
+        """Whether this process runs the timed work (the outbox's background sender, the
+        sweep) for every worker: a SQLite file's one process always does."""
+        return True
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Reads]:
         """Reads, on the loop's read-only connection: one consistent snapshot for all of
