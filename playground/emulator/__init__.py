@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from playground.emulator.chats import Msg
 from playground.emulator.errors import ApiError
-from playground.emulator.faults import Fault
+from playground.emulator.faults import Fault, Hold
 from playground.emulator.groups import SimGroup
 from playground.emulator.markup import Button
 from playground.emulator.params import PARAMETERS
@@ -67,6 +67,7 @@ __all__ = [
     "BotAPIServer",
     "Button",
     "Fault",
+    "Hold",
     "Msg",
     "SimGroup",
     "SimUser",

@@ -184,6 +184,11 @@ class BotAPIServer(MessageMethods, CallbackMethods, MemberMethods, ProfileMethod
             else:
                 method_name, fn = self._method(method_name)
                 self._accept(method_name, params)
+                hold = next((h for h in self.holds if h.matches(method_name, params)), None)
+                if hold is not None:
+                    hold.fired += 1
+                    hold.reached.set()
+                    await hold.opened.wait()
                 result = self._call(method_name, fn, params)
             return web.json_response({"ok": True, "result": result})
         except ApiError as exc:

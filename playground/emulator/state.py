@@ -13,7 +13,7 @@ from aiohttp import web
 
 from playground.emulator.chats import Chat, Msg
 from playground.emulator.errors import bad
-from playground.emulator.faults import Fault
+from playground.emulator.faults import Fault, Hold
 from playground.emulator.files import StoredFile
 from playground.emulator.groups import SimGroup
 from playground.emulator.users import SimUser
@@ -58,6 +58,7 @@ class ServerState:
         self._http: aiohttp.ClientSession | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self.faults: list[Fault] = []  # see Fault; tests append to it
+        self.holds: list[Hold] = []  # see Hold; tests append to it
         # Called after each Bot API call took effect, before its answer goes back: a test
         # can kill the bot there, when a message was delivered but not yet known sent.
         self.after_call: Callable[[str, dict[str, Any]], object] | None = None
