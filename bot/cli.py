@@ -116,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     play.add_argument(
         "--db", type=Path, metavar="PATH", help="keep the database here (default: a temp file)"
     )
+    play.add_argument(
+        "--bot-elsewhere",
+        action="store_true",
+        help="only the emulator, the page and the demo data: the bot runs on its own against "
+        "this emulator, e.g. a deployment's workers behind their webhook (docs/deploy.md)",
+    )
 
     fhir = sub.add_parser(
         "import-fhir",
@@ -458,7 +464,9 @@ async def playground_command(settings: Settings, args: argparse.Namespace) -> in
     from playground.runner import PlaygroundError, serve
 
     try:
-        return await serve(settings, port=args.port, db=args.db)
+        return await serve(
+            settings, port=args.port, db=args.db, bot_elsewhere=args.bot_elsewhere
+        )
     except PlaygroundError as exc:
         raise UsageError(str(exc)) from None
 

@@ -47,7 +47,7 @@ class Playground:
     url: str
     server: BotAPIServer
     page: PlaygroundPage
-    app: PortalApp
+    app: PortalApp | None  # None: the bot runs elsewhere
     settings: Settings
     links: dict[str, str]  # the demo's invite links by phone; empty if it was seeded before
 
@@ -100,8 +100,11 @@ async def playground(
     port: int = 0,
     poll_timeout: int = 10,
     today: dt.date | None = None,
+    bot_elsewhere: bool = False,
 ) -> AsyncIterator[Playground]:
-    """Emulator and page on 127.0.0.1:`port`, a seeded database at `db_path`, the bot running."""
+    """Emulator and page on 127.0.0.1:`port`, a seeded database at `db_path`, the bot running
+    (or, `bot_elsewhere`, left to run on its own against this emulator: a deployment's
+    workers behind their webhook, docs/deploy.md)."""
     from bot.app import build_application, running
 
     # Update ids go on rising from one run to the next, as Telegram's do: with a kept --db,
@@ -132,6 +135,16 @@ async def playground(
                     _typed_date(person.date_of_birth, bot_settings),
                     person.email,
                 )
+        if bot_elsewhere:
+            yield Playground(
+                url=f"http://127.0.0.1:{server.port}/",
+                server=server,
+                page=page,
+                app=None,
+                settings=bot_settings,
+                links=links,
+            )
+            return
         application = build_application(bot_settings)
         async with running(application, poll_timeout=poll_timeout) as app:
             yield Playground(
@@ -146,7 +159,13 @@ async def playground(
         await server.stop()
 
 
-async def serve(settings: Settings, *, port: int = DEFAULT_PORT, db: Path | None = None) -> int:
+async def serve(
+    settings: Settings,
+    *,
+    port: int = DEFAULT_PORT,
+    db: Path | None = None,
+    bot_elsewhere: bool = False,
+) -> int:
     """Run until Ctrl-C (or SIGTERM); a throwaway database unless `db` is given."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -155,8 +174,17 @@ async def serve(settings: Settings, *, port: int = DEFAULT_PORT, db: Path | None
             loop.add_signal_handler(signum, stop.set)
     with tempfile.TemporaryDirectory(prefix="portal-playground-") as tmp:
         db_path = db if db is not None else Path(tmp) / "portal.db"
-        async with playground(settings, db_path=db_path, port=port) as pg:
+        async with playground(
+            settings, db_path=db_path, port=port, bot_elsewhere=bot_elsewhere
+        ) as pg:
             again = "" if pg.links else " (the demo family was there already: no new links)"
+            if bot_elsewhere:
+                print(
+                    f"\nTelegram's stand-in: PORTAL_BOT_TOKEN={TOKEN} "
+                    f"PORTAL_API_BASE_URL={pg.server.base_url}; start the bot with those "
+                    "(and the same database), then open the page.",
+                    flush=True,
+                )
             print(
                 f"\nPlayground ready: open {pg.url} in your browser.\n"
                 f"Database: {db_path}{again if db else ' (deleted on exit)'}. "
