@@ -286,6 +286,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("--webhook-url must be a full URL, e.g. https://bot.example.com/hook")
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     asyncio.run(_migrate(settings))  # once, before any worker starts
+    if args.workers > 1:  # a rejected token: one line here, not N workers failing for ever
+        asyncio.run(_check_bot_api(settings))
     # Any request whose X-Telegram-Bot-Api-Secret-Token differs is answered 403.
     hook = Webhook(args.webhook_url, url.path, ALLOWED_UPDATES, secret)
     make = webhook_app(lambda: build_application(settings, polling=False), hook)
@@ -294,6 +296,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     else:
         serve_workers(make, listen=args.listen, port=args.port, workers=args.workers)
     return 0
+
+
+async def _check_bot_api(settings: Settings) -> None:
+    from bot.app import build_application
+
+    bot = build_application(settings, polling=False).bot
+    await bot.initialize()  # BotAPIUnusable: one line, exit code 2 (_run)
+    await bot.shutdown()
 
 
 @asynccontextmanager

@@ -67,3 +67,25 @@ def test_no_bot_api_to_reach_is_one_line(tmp_path: Path, token: str) -> None:
     )
     assert invite.returncode == 2
     assert _one_line(invite.stderr).startswith(f"error: cannot reach the Bot API at {base} (")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (("--workers", "2"), {}, "--workers above 1 needs --webhook-url"),
+        (
+            ("--workers", "2", "--webhook-url", "https://x.example/h"),
+            {},
+            "--workers above 1 needs PORTAL_DATABASE_URL",
+        ),
+        (("--workers", "0"), {}, "--workers must be 1 or more"),
+    ],
+)
+def test_workers_need_the_webhook_and_postgresql(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], says: str
+) -> None:
+    """Several workers cannot share a SQLite file nor all poll Telegram: one line, exit 2."""
+    base = {"PORTAL_BOT_TOKEN": "123:abc", "PORTAL_DB_PATH": str(tmp_path / "p.db")}
+    result = run_cli("run", *args, env=base | env)
+    assert result.returncode == 2, result.stderr
+    assert _one_line(result.stderr).startswith(f"error: {says}"), result.stderr
