@@ -474,9 +474,7 @@ async def playground_command(settings: Settings, args: argparse.Namespace) -> in
     from playground.runner import PlaygroundError, serve
 
     try:
-        return await serve(
-            settings, port=args.port, db=args.db, bot_elsewhere=args.bot_elsewhere
-        )
+        return await serve(settings, port=args.port, db=args.db, bot_elsewhere=args.bot_elsewhere)
     except PlaygroundError as exc:
         raise UsageError(str(exc)) from None
 
