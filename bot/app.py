@@ -157,7 +157,8 @@ def build_application(
 
 def add_handlers(app: PortalApp, flows: Flows) -> None:
     # Before every handler, in this order (one handler runs per group; a raised
-    # ApplicationHandlerStop ends the update, groups 98 and 99 included):
+    # ApplicationHandlerStop ends the update, groups 98 and 99 included, so a handler that
+    # raises it after changing the user's state stores it first, as find_typed_name does):
     # -6: what stands in for an update that could not be parsed (bot/updates.py) goes
     #     no further.
     app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-6)
