@@ -29,25 +29,19 @@ from bot import policy
 from bot.callbacks import Callback
 from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
 from bot.outbox import Sender
-from bot.persistence import (
-    PERSIST_EVERY_S,
-    Deadlines,
-    SQLitePersistence,
-    commit_periodically,
-    flush_after_update,
-    skip_redelivered,
-)
 from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
 from bot.settings import Settings
 from bot.sweep import SWEEP_EVERY_S, sweep_job
 from bot.transport import AiohttpRequest
 from bot.updates import Unreadable, ignore_unreadable
+from bot.userstate import now_ms, store_after_update
 from conversations import Flows
 from conversations.addpatient import addpatient_conversation
 from conversations.invite import invite_conversation
 from conversations.share import share_conversation
 from conversations.signin import signin_conversation
+from conversations.timeouts import Sweeping, load_user_state, sweep_every, sweep_timed_out_flows
 from conversations.unlink import unlink_conversation
 from handlers import (
     activity,
@@ -65,7 +59,6 @@ from handlers.errors import report_error
 from handlers.language import set_command_menus
 from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
-from handlers.restarts import settle_restored_conversations
 from handlers.views import find_typed_name
 from storage import Database
 
@@ -81,7 +74,6 @@ async def _start(app: PortalApp) -> None:
     db = portal(app).db
     await db.connect()
     await db.migrate()
-    await settle_restored_conversations(app)
     portal(app).sender.start()  # what was owed before a restart goes out now
     assert app.job_queue is not None
     # Telegram keeps the menus between runs, so refreshing them need not hold up the first
@@ -93,8 +85,11 @@ async def _start(app: PortalApp) -> None:
         name="command menus",
         job_kwargs={"misfire_grace_time": None},
     )
+    # Conversations left past their deadline, on every worker: each is claimed by one
+    # (conversations/timeouts.py); one abandoned while no worker ran is told at once.
+    every = sweep_every(portal(app).settings.conversation_timeout)
     app.job_queue.run_repeating(
-        commit_periodically, interval=PERSIST_EVERY_S, first=PERSIST_EVERY_S
+        sweep_timed_out_flows, interval=every, first=every, data=Sweeping(now_ms())
     )
     app.job_queue.run_repeating(sweep_job, interval=SWEEP_EVERY_S, first=SWEEP_EVERY_S)
     # What start-up built lives as long as the process (modules, handlers, PTB's objects):
@@ -140,14 +135,12 @@ def build_application(
     )
     db = Database(settings.db_path)
     policy.install(policy.Policy.from_settings(settings))  # the access checks apply it
-    deadlines = Deadlines(settings.conversation_timeout)
     builder = (
         ApplicationBuilder()
         .bot(bot)
         .concurrent_updates(OneAtATimePerUser())  # see bot/processing.py
         .post_init(_start)
         .post_shutdown(_stop)
-        .persistence(SQLitePersistence(db, deadlines))
         .context_types(ContextTypes(context=PortalContext, bot_data=BotData))
     )
     if not polling:  # the webhook route (bot/webhook.py) feeds the update queue
@@ -159,18 +152,22 @@ def build_application(
     p = Portal(settings=settings, db=db, sender=sender)
     sender.render = renderer(p)
     app.bot_data.portal = p
-    add_handlers(app, Flows(settings.conversation_timeout, deadlines))
+    add_handlers(app, Flows(settings.conversation_timeout))
     return app
 
 
 def add_handlers(app: PortalApp, flows: Flows) -> None:
     # Before every handler, in this order (one handler runs per group; a raised
-    # ApplicationHandlerStop ends the update, groups 98 and 99 included):
+    # ApplicationHandlerStop ends the update, groups 98 and 99 included, so a handler that
+    # raises it after changing the user's state stores it first, as find_typed_name does):
     # -6: what stands in for an update that could not be parsed (bot/updates.py) goes
     #     no further.
     app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-6)
-    # -5: an update Telegram sent again after a crash, handled before, ends here.
-    app.add_handler(TypeHandler(Update, skip_redelivered), group=-5)
+    # -5: the user's stored state, read for this update (bot/userstate.py): their drafts
+    #     into context.user_data, their conversations for the flows below. An update
+    #     Telegram sent again after a crash, handled before, ends here; a flow left past
+    #     its deadline ends, with its timeout message (conversations/timeouts.py).
+    app.add_handler(TypeHandler(Update, load_user_state), group=-5)
     # -4: who is asking, read once for the whole update (bot/context.py): every later
     #     handler finds it on `context.caller`.
     app.add_handler(TypeHandler(Update, resolve_caller), group=-4)
@@ -185,8 +182,9 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
     # -1: text typed as a name to find in /switch (any other update ends that question).
     app.add_handler(TypeHandler(Update, find_typed_name), group=-1)
     # Group 0: the first handler (in this order) that matches an update takes it.
-    # Conversations first: inside a flow, their states decide what a message means, and
-    # their own /cancel and buttons come before the ones below.
+    # Conversations first (conversations/__init__.py): inside a flow, their states decide
+    # what a message means, and their own /cancel and buttons come before the ones below;
+    # a step stores the user's state before its replies go out.
     for conversation in (
         signin_conversation(flows),
         invite_conversation(flows),
@@ -201,9 +199,10 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
     app.add_handler(CallbackQueryHandler(start.stale_button))  # old, or forged
     app.add_error_handler(report_error)
     # After every handler: send what the update queued (notices to others), then write
-    # the conversation step and drafts just taken.
+    # what the update changed in the user's state and no step stored yet (nothing when
+    # nothing changed), and drop it from memory (bot/userstate.py).
     app.add_handler(TypeHandler(Update, outbox_last), group=98)
-    app.add_handler(TypeHandler(Update, flush_after_update), group=99)
+    app.add_handler(TypeHandler(Update, store_after_update), group=99)
 
 
 def _button(kind: type[Callback], callback: Handler) -> CallbackQueryHandler[PortalContext, None]:

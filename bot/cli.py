@@ -455,7 +455,7 @@ async def unlink_command(settings: Settings, args: argparse.Namespace) -> int:
         patient = await _find_patient(db, wanted)
         done = await invitations.unlink(db, patient.id)
         if done is not None:
-            from bot.persistence import USER_DATA
+            from storage.state import USER_DATA
 
             async with db.transaction() as conn:  # their drafts, as a stopped bot stored them
                 await state.drop(conn, USER_DATA, "", str(done.login.telegram_user_id))

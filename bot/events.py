@@ -198,6 +198,18 @@ class RenewalRequested:
     ends_at: int  # the end date they ask about: one notice per end date
 
 
+@dataclass(frozen=True)
+class FlowTimedOut:
+    """A conversation was left unanswered past its deadline, and the timed job ended it
+    (conversations/timeouts.py): its user hears that nothing was done."""
+
+    chat_id: int
+    flow: str  # the conversation's name: its own timeout message
+    key: str  # the conversation and its last step: told once, whichever worker claims it
+    away: bool  # the deadline passed while no worker was running (a restart)
+    locale: str | None  # the language of the user's last step in it
+
+
 Event = (
     AccessRequested
     | DependentOffered
@@ -219,4 +231,5 @@ Event = (
     | OpenCardsClosed
     | AccessEndedQuietly
     | RenewalRequested
+    | FlowTimedOut
 )

@@ -23,6 +23,7 @@ from bot.events import (
     DecisionsWaiting,
     DependentOffered,
     Event,
+    FlowTimedOut,
     GrantLeft,
     GrantRevoked,
     InviteBurned,
@@ -37,10 +38,12 @@ from bot.events import (
     SignOutBy,
 )
 from storage import outbox
-from storage.db import Writes
+from storage.db import Writes, now
 from storage.outbox import Kind
 from storage.reminders import reminder_key
 from storage.vocabulary import GrantKind
+
+FLOW_NOTICE_LAPSES_S = 86400
 
 
 async def notify(conn: Writes, event: Event) -> None:
@@ -134,6 +137,18 @@ async def notify(conn: Writes, event: Event) -> None:
                 detail={"at": ends_at},
                 dedupe_key=f"renew_asked:{grant.id}:{ends_at}",
                 lapses_at=ends_at,
+            )
+        # The bot's own: a conversation left unanswered ended (conversations/timeouts.py);
+        # not kept for one who blocked the bot, and pointless a day later.
+        case FlowTimedOut(chat_id, flow, key, away, locale):
+            await outbox.enqueue(
+                conn,
+                Kind.FLOW_TIMED_OUT,
+                chat_id=chat_id,
+                detail={"flow": flow, "away": away, "locale": locale},
+                dedupe_key=f"flow_timed_out:{key}",
+                keep=False,
+                lapses_at=now() + FLOW_NOTICE_LAPSES_S,
             )
         case _:
             assert_never(event)

@@ -1,40 +1,61 @@
-"""ConversationHandler state machines, one module per flow, and what every flow shares.
+"""Conversations: one module per flow, and what every flow shares.
 
 A flow module holds its steps and its draft. `Flow` gives each flow, once: the one way
 it asks (`prompt`), ◀ Back and Cancel (the button and /cancel), the message when it is
 abandoned (its timeout), the reminder when another command comes mid-flow, and a kind
 end when its draft cannot be read back. `Flow.conversation` wires them into a
-persistent ConversationHandler whose steps are stored before their replies go out.
+`Conversation`, whose steps are stored before their replies go out.
+
+Why a conversation layer of our own, and not PTB's ConversationHandler: any worker must
+be able to take any update (issue #19), so a conversation's state has to be read from the
+database for the update being handled. ConversationHandler keeps its states in memory,
+loaded once from a persistence object at start-up, and offers no public way to read them
+again per update (nor to time out across processes: its timeouts are jobs in one
+process's JobQueue); only patching its private attributes would change that. So
+`Conversation` is a `BaseHandler` subclass (PTB's documented extension point) with
+ConversationHandler's shape and the semantics the flows rely on:
+
+- states are named int constants; each state has its handlers, one short callback each,
+  returning the next state; END (-1) ends the conversation, None stays in the state;
+- per user and per chat: the conversation's key is (chat, user);
+- entry points are checked first, also mid-flow (`allow_reentry=True`: starting a flow
+  again starts it afresh), then the state's handlers in order, then the fallbacks; the
+  first whose own `check_update` (filters, patterns) matches takes the update, and a
+  state's handlers only ever see updates in that state;
+- channel posts, and taps on inline messages (no chat), are not conversations;
+- every handled update restarts the timeout: a conversation's deadline is its last step
+  plus PORTAL_CONVERSATION_TIMEOUT. Its state and step time are stored (bot/userstate.py);
+  an update that comes after the deadline, or the timed job on any worker
+  (conversations/timeouts.py), ends it with the flow's timeout message.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from telegram import InlineKeyboardButton, Message, Update
+from telegram import Bot, InlineKeyboardButton, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
-    ConversationHandler,
     MessageHandler,
-    TypeHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
+from bot import userstate
 from bot.callbacks import Callback, CancelFlow, FlowName, GoBack
 from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.persistence import Deadlines, SQLitePersistence
 from bot.portalbot import HeldCall, holding_replies
+from bot.userstate import Place
 from handlers.send import edit_in_place, keyboard, send_long
 
 log = logging.getLogger(__name__)
@@ -47,20 +68,23 @@ Words = Callable[[Translator], str]  # a sentence, in the caller's language
 D = TypeVar("D", bound="Draft")
 K = TypeVar("K", bound=Callback)
 
-END = ConversationHandler.END
+END = -1  # as ConversationHandler.END: the conversation is over
 TYPED = filters.TEXT & ~filters.COMMAND  # a typed answer; a command is never one
 # user_data key: flow name -> message id of the flow's open prompt, the last message it
 # showed with buttons (stored, so a restart does not forget it).
 PROMPTS = "prompts"
+# user_data key: the language of the user's last step in a flow, for the timeout message
+# a worker sends on its own (conversations/timeouts.py).
+FLOW_LANGUAGE = "flow_language"
+# Every flow, by name: for the words of its timeout, and to find its draft.
+FLOWS: dict[str, Flow[Any]] = {}
 
 
 @dataclass(frozen=True)
 class Flows:
-    """What every flow needs from the application: its timeout and the deadlines of
-    conversations restored after a restart."""
+    """What every flow needs from the application: its timeout."""
 
     timeout: float
-    deadlines: Deadlines
 
 
 class Draft(BaseModel):
@@ -97,6 +121,9 @@ class Flow(Generic[D]):
     in_place: bool = True
     draft_key: str | None = None  # kept as the previous version named it: its drafts load
 
+    def __post_init__(self) -> None:
+        FLOWS[self.name] = self
+
     # --- The draft ---------------------------------------------------------------------
 
     def draft(self, context: PortalContext) -> D | None:
@@ -121,6 +148,11 @@ class Flow(Generic[D]):
 
     def drop(self, context: PortalContext) -> None:
         _user_data(context).pop(self._key, None)
+
+    @property
+    def key(self) -> str:
+        """Where its draft is kept in user_data."""
+        return self.draft_key or self.name
 
     @property
     def _key(self) -> str:
@@ -168,13 +200,14 @@ class Flow(Generic[D]):
         await self.prompt(update, self.said_on_cancel(context.caller._))
         return END
 
-    async def timed_out(self, update: Update, context: PortalContext) -> int:
-        """No answer within the timeout: drops the draft; says nothing was done."""
+    async def timed_out(self, context: PortalContext, chat_id: int) -> None:
+        """No answer within the timeout (seen when the user came back): drops the draft and
+        the open prompt's buttons; says nothing was done."""
         self.drop(context)
-        if update.effective_chat is not None:
-            text = self.said_on_timeout(context.caller._)
-            await send_long(context.bot, update.effective_chat.id, text)
-        return END
+        await send_long(context.bot, chat_id, self.said_on_timeout(context.caller._))
+        old = _user_data(context).get(PROMPTS, {}).pop(self.name, None)
+        if isinstance(old, int):
+            await remove_buttons(context.bot, chat_id, old)
 
     async def command_mid_flow(self, update: Update, context: PortalContext) -> None:
         """Another command mid-flow: says how to go on or stop; the question stays open."""
@@ -214,16 +247,15 @@ class Flow(Generic[D]):
         states: Mapping[int, Sequence[Handler]],
         back: Mapping[int, Step] | None = None,
         fallbacks: Sequence[Handler] = (),
-    ) -> ConversationHandler[PortalContext]:
-        """The flow as a persistent ConversationHandler: each state with ◀ Back to the step
-        `back` names for it; then, in any state, /cancel and Cancel, the flow's own
-        `fallbacks`, and the guard against other commands; its timeout; re-entry."""
-        steps: dict[object, list[Handler]] = {s: list(hs) for s, hs in states.items()}
+    ) -> Conversation:
+        """The flow as a Conversation: each state with ◀ Back to the step `back` names for
+        it; then, in any state, /cancel and Cancel, the flow's own `fallbacks`, and the
+        guard against other commands. (Its timeout is the application's, `flows`.)"""
+        steps: dict[int, list[Handler]] = {s: list(hs) for s, hs in states.items()}
         if back:
             going_back = exactly(GoBack(self._buttons))
             for state, step in back.items():
                 steps[state].append(CallbackQueryHandler(step, pattern=going_back))
-        steps[ConversationHandler.TIMEOUT] = [TypeHandler(Update, self.timed_out)]
         ends: list[Handler] = [CommandHandler("cancel", self.cancel)]
         if self.buttons is not None:
             cancelling = exactly(CancelFlow(self.buttons))
@@ -231,7 +263,7 @@ class Flow(Generic[D]):
         ends += fallbacks
         if self.said_mid_flow is not None:
             ends.append(MessageHandler(filters.COMMAND, self.command_mid_flow))
-        return _conversation(flows, self.name, list(entry_points), steps, ends)
+        return Conversation(self.name, list(entry_points), steps, ends)
 
 
 def exactly(value: Callback) -> str:
@@ -257,107 +289,114 @@ def _user_data(context: PortalContext) -> dict[Any, Any]:
     return data
 
 
-class RestoredTimeout(BaseHandler[Update, PortalContext, object]):
-    """First in every state: a conversation restored after a restart whose deadline has
-    passed ends with the flow's own timeout message, whatever the user sends."""
+class _Match(NamedTuple):
+    """Which of a conversation's handlers takes an update, in which chat."""
 
-    def __init__(self, name: str, deadlines: Deadlines, timed_out: Reply) -> None:
-        super().__init__(timed_out)
+    chat_id: int
+    handler: Handler
+    check: object
+
+
+class Conversation(BaseHandler[Update, PortalContext, None]):
+    """A per-user, per-chat conversation whose state is the user's stored state for this
+    update (bot/userstate.py), and whose steps are stored before their replies go out:
+    after a crash the user's answer to the last prompt they saw is always the one
+    expected. See the module's docstring for the semantics kept from ConversationHandler."""
+
+    END: ClassVar[int] = END
+
+    def __init__(
+        self,
+        name: str,
+        entry_points: list[Handler],
+        states: dict[int, list[Handler]],
+        fallbacks: list[Handler],
+    ) -> None:
+        super().__init__(self._unused)
         self.name = name
-        self.deadlines = deadlines
+        self.entry_points = entry_points
+        self.states = states
+        self.fallbacks = fallbacks
 
-    def check_update(self, update: object) -> bool:
-        if not isinstance(update, Update) or not update.effective_chat or not update.effective_user:
-            return False
-        key = (update.effective_chat.id, update.effective_user.id)
-        return self.deadlines.stale(self.name, key)
+    @staticmethod
+    async def _unused(update: Update, context: PortalContext) -> None:
+        raise RuntimeError("a Conversation hands each update to one of its own handlers")
 
+    def check_update(self, update: object) -> _Match | None:
+        if not isinstance(update, Update):
+            return None
+        if update.channel_post or update.edited_channel_post:
+            return None
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None:
+            return None
+        if update.callback_query and not update.callback_query.message:
+            return None
+        loaded = userstate.current()
+        if loaded is None or loaded.user_id != user.id:
+            return None  # the user's state was not read for this update
+        place = loaded.conversations.get((self.name, chat.id))
+        # Entry points first, even mid-flow: starting the flow again starts it afresh.
+        candidates = [*self.entry_points]
+        if place is not None:
+            candidates += [*self.states.get(place.state, ()), *self.fallbacks]
+        for handler in candidates:
+            check = handler.check_update(update)
+            if check is not None and check is not False:
+                return _Match(chat.id, handler, check)
+        return None
 
-def _conversation(
-    flows: Flows,
-    name: str,
-    entry_points: list[Handler],
-    states: dict[object, list[Handler]],
-    fallbacks: list[Handler],
-) -> ConversationHandler[PortalContext]:
-    """A persistent, per-user, per-chat conversation whose buttons work on the latest prompt.
+    async def handle_update(
+        self,
+        update: Update,
+        application: Application[Any, PortalContext, Any, Any, Any, Any],
+        check_result: object,
+        context: PortalContext,
+    ) -> None:
+        """The step, with its replies held until its new state and the user's drafts are
+        stored; then its replies, and its answered prompt loses its buttons."""
+        assert isinstance(check_result, _Match)
+        loaded = userstate.current()
+        assert loaded is not None  # check_update found it
+        stop = False
+        with holding_replies() as held:
+            try:
+                new_state = await check_result.handler.handle_update(
+                    update, application, check_result.check, context
+                )
+            except ApplicationHandlerStop as exc:
+                new_state, stop = exc.state, True
+        self._step(loaded, check_result.chat_id, new_state, context)
+        await userstate.store(context)
+        try:
+            shown = await _send_held(held)
+        except Exception as exc:
+            # The step is stored and goes on; the user still hears that something went wrong.
+            await application.process_error(update, exc)
+            shown = []
+        await _close_answered_prompt(self.name, update, context, new_state, shown)
+        if stop:
+            raise ApplicationHandlerStop
 
-    per_message=False is deliberate (the flows mix typed answers and buttons), so PTB's
-    construction-time hint about tracking CallbackQueryHandlers per message does not apply.
-    """
-    timeout = states[ConversationHandler.TIMEOUT]
-    guard = RestoredTimeout(name, flows.deadlines, timeout[0].callback)
-    for handler in timeout:  # a timeout has no prompt to hold
-        handler.callback = _closing_prompt(name, handler.callback)
-    guarded = {
-        s: hs if s == ConversationHandler.TIMEOUT else [guard, *hs] for s, hs in states.items()
-    }
-    for state, handlers in guarded.items():
-        if state != ConversationHandler.TIMEOUT:
-            _store_before_replying(name, handlers)
-    _store_before_replying(name, entry_points)
-    _store_before_replying(name, fallbacks)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*per_message.*", category=PTBUserWarning)
-        return ConversationHandler(
-            entry_points,
-            guarded,
-            fallbacks,
-            name=name,
-            per_user=True,
-            per_chat=True,
-            per_message=False,
-            persistent=True,
-            conversation_timeout=flows.timeout,
-            allow_reentry=True,
-        )
+    def _step(
+        self, loaded: userstate.UserState, chat_id: int, new_state: object, context: PortalContext
+    ) -> None:
+        """The conversation's new state; any step, even one that stays, restarts its timeout."""
+        at = (self.name, chat_id)
+        if new_state == END:
+            loaded.conversations.pop(at, None)
+            return
+        if isinstance(new_state, int) and not isinstance(new_state, bool):
+            loaded.conversations[at] = Place(new_state, userstate.now_ms())
+        elif new_state is None and at in loaded.conversations:
+            loaded.conversations[at] = Place(loaded.conversations[at].state, userstate.now_ms())
+        else:
+            return
+        loaded.data[FLOW_LANGUAGE] = context.caller._.language
 
 
 def _answers_a_tap(call: HeldCall) -> bool:
     return getattr(call.func, "__name__", "") == "answer_callback_query"
-
-
-def _store_before_replying(name: str, handlers: list[Handler]) -> None:
-    for handler in handlers:
-        if not getattr(handler.callback, "stores_first", False):
-            handler.callback = _stored_first(name, handler.callback)
-
-
-def _stored_first(name: str, callback: Reply) -> Reply:
-    """The step, with its replies held until its new state and drafts are stored: after a
-    crash the user's answer to the last prompt they saw is always the one expected."""
-
-    async def step(update: Update, context: PortalContext) -> object:
-        with holding_replies() as held:
-            new_state = await callback(update, context)
-        await _store_step(name, update, context, new_state)
-        try:
-            shown = await _send_held(held)
-        except Exception as exc:
-            # The step is stored, so PTB must take the new step too (raised, it would keep
-            # the old one in memory); the user still hears that something went wrong.
-            await context.application.process_error(update, exc)
-            shown = []
-        await _close_answered_prompt(name, update, context, new_state, shown)
-        return new_state
-
-    step.stores_first = True  # type: ignore[attr-defined]  # a mark PTB's type lacks
-    step.__name__ = getattr(callback, "__name__", "step")
-    step.__doc__ = callback.__doc__
-    return step
-
-
-async def _store_step(name: str, update: Update, context: PortalContext, new_state: object) -> None:
-    """The step's new state and the user's drafts, in one transaction."""
-    persistence = context.application.persistence
-    chat, user = update.effective_chat, update.effective_user
-    if not isinstance(persistence, SQLitePersistence) or chat is None or user is None:
-        return
-    if new_state is None:  # the same step, answered again: its drafts only
-        await persistence.store_drafts(user.id, context.user_data)
-    else:
-        value = None if new_state == END else new_state
-        await persistence.store_step(name, (chat.id, user.id), value, user.id, context.user_data)
 
 
 async def _send_held(held: list[HeldCall]) -> list[Message]:
@@ -407,26 +446,12 @@ async def _close_answered_prompt(
     if not ended and asking:
         prompts[name] = asking[-1]
     if old is not None and old not in edited and update.effective_chat is not None:
-        await _remove_buttons(context, update.effective_chat.id, old)
+        await remove_buttons(context.bot, update.effective_chat.id, old)
 
 
-def _closing_prompt(name: str, callback: Reply) -> Reply:
-    """A flow's timeout, which also takes the buttons off its last prompt."""
-
-    async def timed_out(update: Update, context: PortalContext) -> object:
-        result = await callback(update, context)
-        old = context.user_data.get(PROMPTS, {}).pop(name, None) if context.user_data else None
-        if old is not None and update.effective_chat is not None:
-            await _remove_buttons(context, update.effective_chat.id, old)
-        return result
-
-    timed_out.__name__ = getattr(callback, "__name__", "timed_out")
-    timed_out.__doc__ = callback.__doc__
-    return timed_out
-
-
-async def _remove_buttons(context: PortalContext, chat_id: int, message_id: int) -> None:
+async def remove_buttons(bot: Bot, chat_id: int, message_id: int) -> None:
+    """A prompt's buttons, taken off once it is no longer the question."""
     try:
-        await context.bot.edit_message_reply_markup(chat_id, message_id)
+        await bot.edit_message_reply_markup(chat_id, message_id)
     except TelegramError as exc:  # deleted, too old to edit, or no buttons left: all fine
         log.info("the buttons of an answered prompt stay: %s", exc)

@@ -13,7 +13,7 @@ import secrets
 
 from pydantic import Field
 from telegram import InlineKeyboardButton, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from bot import access, labels
 from bot.access import AccessRequest, RequestOutcome
@@ -37,6 +37,7 @@ from bot.text import clean_email, clean_name, esc
 from conversations import (
     END,
     TYPED,
+    Conversation,
     Draft,
     Flow,
     Flows,
@@ -522,7 +523,7 @@ def _buttons(kind: type[Callback], step: Step, ask: Step) -> list[Handler]:
     ]
 
 
-def addpatient_conversation(flows: Flows) -> ConversationHandler[PortalContext]:
+def addpatient_conversation(flows: Flows) -> Conversation:
     return ADDING.conversation(
         flows,
         entry_points=[

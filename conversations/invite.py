@@ -6,7 +6,7 @@ import datetime as dt
 from urllib.parse import quote
 
 from telegram import InlineKeyboardButton, Update
-from telegram.ext import CallbackQueryHandler, CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from bot import invitations
 from bot.callbacks import FlowName, SkipEmail
@@ -16,7 +16,7 @@ from bot.i18n import Translator
 from bot.qr import qr_png
 from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
-from conversations import END, TYPED, Draft, Flow, Flows, typed
+from conversations import END, TYPED, Conversation, Draft, Flow, Flows, typed
 from handlers.language import practitioner_menu
 from storage import clock
 
@@ -212,7 +212,7 @@ async def date_of_birth_differs(update: Update, context: PortalContext) -> int:
     return DOB
 
 
-def invite_conversation(flows: Flows) -> ConversationHandler[PortalContext]:
+def invite_conversation(flows: Flows) -> Conversation:
     return INVITING.conversation(
         flows,
         entry_points=[CommandHandler("invite", start_invite)],

@@ -4,13 +4,13 @@ They get Accept / Decline; the reply to you is the same whatever the email."""
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, Update
-from telegram.ext import CallbackQueryHandler, ConversationHandler, MessageHandler
+from telegram.ext import CallbackQueryHandler, MessageHandler
 
 from bot import access, labels
 from bot.callbacks import ConfirmSharing, FlowName, OfferLevel, OfferRole, ShareDependent
 from bot.context import PortalContext
 from bot.text import clean_email, esc
-from conversations import END, TYPED, Draft, Flow, Flows, tapped, typed
+from conversations import END, TYPED, Conversation, Draft, Flow, Flows, tapped, typed
 from handlers.choices import level_question, role_question
 from handlers.guard import require_patient
 from storage.vocabulary import Level, Role
@@ -159,7 +159,7 @@ async def confirm_share(update: Update, context: PortalContext) -> int:
     return END
 
 
-def share_conversation(flows: Flows) -> ConversationHandler[PortalContext]:
+def share_conversation(flows: Flows) -> Conversation:
     return SHARING.conversation(
         flows,
         entry_points=[CallbackQueryHandler(start_sharing, pattern=ShareDependent.pattern())],

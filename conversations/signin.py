@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import model_validator
 from telegram import Update
-from telegram.ext import CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CommandHandler, MessageHandler
 
 from bot import access, invitations
 from bot.context import PortalContext
@@ -16,7 +16,7 @@ from bot.dates import parse_date
 from bot.i18n import Translator
 from bot.invitations import InviteCheck, InviteState
 from bot.text import esc
-from conversations import END, TYPED, Draft, Flow, Flows, Handler, typed
+from conversations import END, TYPED, Conversation, Draft, Flow, Flows, Handler, typed
 from handlers.menu import home_keyboard
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ async def _sign_in(
     return END
 
 
-def signin_conversation(flows: Flows) -> ConversationHandler[PortalContext]:
+def signin_conversation(flows: Flows) -> Conversation:
     start_with_link: Handler = CommandHandler("start", open_invite, has_args=True)
     return SIGNING_IN.conversation(
         flows,

@@ -5,14 +5,14 @@ the question is handled, and checked again, in handlers/signout.py."""
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import CommandHandler, ConversationHandler, MessageHandler
+from telegram.ext import CommandHandler, MessageHandler
 
 from bot import invitations
 from bot.callbacks import FlowName
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.text import clean_email, clean_name, esc
-from conversations import END, TYPED, Flow, Flows, NoDraft, typed
+from conversations import END, TYPED, Conversation, Flow, Flows, NoDraft, typed
 from handlers.language import practitioner_menu
 from handlers.signout import unlink_buttons
 from storage.models import Patient
@@ -93,7 +93,7 @@ def _question(_: Translator, patient: Patient) -> str:
     return "\n".join(lines)
 
 
-def unlink_conversation(flows: Flows) -> ConversationHandler[PortalContext]:
+def unlink_conversation(flows: Flows) -> Conversation:
     return UNLINKING.conversation(
         flows,
         entry_points=[CommandHandler("unlink", start_unlink)],

@@ -15,6 +15,7 @@ from bot.context import Portal, PortalContext
 from bot.i18n import Translator, translator
 from bot.outbox import UNREACHABLE, Outgoing, Render, Rendered
 from bot.text import esc
+from conversations.timeouts import flow_timed_out
 from handlers.approvals import card_buttons, card_text, outcome_text
 from handlers.policy_notices import RENDERERS as POLICY_RENDERERS
 from handlers.reminders import appointment_changed, appointment_moved, new_item, reminder
@@ -264,4 +265,5 @@ _RENDERERS: dict[Kind, Renderer] = {
     Kind.NEW_ITEM: new_item,
     Kind.APPOINTMENT_CHANGED: appointment_changed,
     **POLICY_RENDERERS,  # the practice's policy (issue #20)
+    Kind.FLOW_TIMED_OUT: flow_timed_out,  # conversations/timeouts.py
 }

@@ -5,12 +5,10 @@ conversations/unlink.py). Both ask Yes or No first; every tap is checked again h
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import Application
 
-from bot import invitations
+from bot import invitations, userstate
 from bot.callbacks import KeepLinked, SignOut, StaySignedIn, UnlinkAccount
 from bot.context import USER_LANGUAGE_KEY, PortalContext
 from bot.i18n import Translator
@@ -77,7 +75,7 @@ async def sign_out(update: Update, context: PortalContext) -> None:
     if done is None:
         await query.answer(_("This button is no longer active."), show_alert=True)
         return
-    forget_drafts(context.application, who.telegram_user_id)
+    await forget_drafts(context, who.telegram_user_id)
     await answer_quietly(query)
     await edit_in_place(
         query,
@@ -119,7 +117,7 @@ async def unlink_account(update: Update, context: PortalContext) -> None:
             query, _("Nothing changed: that Telegram account no longer holds this portal.")
         )
         return
-    forget_drafts(context.application, done.login.telegram_user_id)
+    await forget_drafts(context, done.login.telegram_user_id)
     await edit_in_place(
         query,
         _(
@@ -136,13 +134,6 @@ async def keep_linked(update: Update, context: PortalContext) -> None:
     await edit_in_place(query, context._("Cancelled. Nothing changed."))
 
 
-def forget_drafts(app: Application[Any, Any, Any, Any, Any, Any], telegram_user_id: int) -> None:
+async def forget_drafts(context: PortalContext, telegram_user_id: int) -> None:
     """Half-finished flows' answers go with the login; the language chosen stays."""
-    data = app.user_data.get(telegram_user_id)
-    if not data:
-        return
-    language = data.get(USER_LANGUAGE_KEY)
-    data.clear()
-    if language is not None:
-        data[USER_LANGUAGE_KEY] = language
-    app.mark_data_for_update_persistence(user_ids=telegram_user_id)
+    await userstate.forget(context, telegram_user_id, keep={USER_LANGUAGE_KEY})

@@ -32,6 +32,7 @@ from bot.callbacks import (
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.text import esc
+from bot.userstate import store_after_update
 from handlers.guard import patient_tap, require_viewing, tapped
 from handlers.paging import Paged, page_row
 from handlers.send import answer_quietly, edit_in_place, send_to_chat
@@ -607,6 +608,7 @@ async def find_typed_name(update: Update, context: PortalContext) -> None:
         # This text was the search: raised, PTB would report it and then hand the same
         # text to the handlers after this one ("Sorry, I didn't understand").
         await context.application.process_error(update, exc)
+    await store_after_update(update, context)  # the update ends here, before group 99
     raise ApplicationHandlerStop
 
 

@@ -74,6 +74,8 @@ class Kind(enum.StrEnum):
     YOUNG_REVIEW = "young_review"  # the young person: approve someone's access (what)
     ACCESS_ENDED_QUIETLY = "access_ended_quietly"  # both sides; never by whom (DAPB3051)
     RENEWAL_REQUESTED = "renewal_requested"  # the patient: the person with access asks to renew
+    # A user: the flow they left unanswered timed out (conversations/timeouts.py).
+    FLOW_TIMED_OUT = "flow_timed_out"
 
 
 class Message(BaseModel):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 from bot import invitations
 from bot.settings import Settings, load_settings
-from storage import Database, practitioners
+from storage import Database, practitioners, state
 from tests.botapi import BotAPIServer, SimUser
 
 BOT = "portal_test_bot"
@@ -67,3 +69,10 @@ async def add_child_up_to_confirm(user: SimUser, name: str = "Mia Lee") -> None:
     await user.tap("Edit")
     await user.tap("No, create an account for them")
     await user.send("1/2/2018")
+
+
+async def stored_user_data(db: Database, telegram_id: int) -> dict[str, Any]:
+    """A user's data (drafts and all) as stored: read per update, never kept in memory."""
+    async with db.read() as conn:
+        rows = await state.load(conn, state.USER_DATA)
+    return next((json.loads(value) for key, value, _ in rows if key == str(telegram_id)), {})

@@ -19,7 +19,6 @@ import pytest
 from telegram import Update
 from telegram.error import Forbidden
 from telegram.ext import Application, BaseHandler, CallbackQueryHandler, CommandHandler
-from telegram.ext import ConversationHandler as Conversation
 
 from bot import access, callbacks
 from bot.access import AccessRequest, Area
@@ -77,6 +76,7 @@ from bot.callbacks import (
     WithdrawRequest,
 )
 from bot.i18n import translator
+from conversations import Conversation
 from handlers import language
 from storage import Database, audit, invites, logins, portal
 from storage.db import now

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from bot.app import build_application, running
 from bot.context import portal
-from bot.persistence import Deadlines, SQLitePersistence
 from bot.settings import Settings, load_settings
 from conversations import addpatient
 from storage import Database, state
@@ -107,29 +106,6 @@ async def test_two_users_steps_side_by_side_each_store_their_draft_with_their_st
         assert [value for _, value, _ in steps] == [str(addpatient.CONFIRM)] * 2, steps
 
 
-async def test_a_users_step_is_never_stored_before_their_draft(db: Database) -> None:
-    """PTB hands over every conversation's changed step whenever anyone's update ends, but
-    a user's drafts only once their own update has: Bob's step, handed over with Ann's,
-    must wait for Bob's drafts, whether Ann's update or the periodic commit writes next."""
-    persistence = SQLitePersistence(db, Deadlines(600))
-    await persistence.update_conversation("addpatient", (701, 701), addpatient.CONFIRM)
-    await persistence.update_conversation("addpatient", (700, 700), addpatient.CONFIRM)
-    await persistence.update_user_data(700, {"dob": "2018-05-03"})
-
-    async def stored() -> tuple[list[str], list[str]]:
-        async with db.read() as conn:
-            drafts = await state.load(conn, "user_data")
-            steps = await state.load(conn, "conversation", "addpatient")
-        return sorted(key for key, _, _ in drafts), sorted(key for key, _, _ in steps)
-
-    await persistence.commit(700)  # the end of Ann's update
-    await persistence.commit(busy={701})  # the periodic commit, Bob's update still running
-    assert await stored() == (["700"], ["[700, 700]"])
-    await persistence.update_user_data(701, {"dob": "2019-06-04"})
-    await persistence.commit(701)  # the end of Bob's update
-    assert await stored() == (["700", "701"], ["[700, 700]", "[701, 701]"])
-
-
 async def test_invite_resumes_after_a_restart(server: BotAPIServer, db_path: Path) -> None:
     settings = _settings(server, db_path)
     doctor = server.user(500, "Priya")
@@ -161,14 +137,15 @@ async def test_a_flow_abandoned_across_a_restart_times_out(
 
 
 async def test_a_restored_flow_still_times_out_later(server: BotAPIServer, db_path: Path) -> None:
+    """A flow resumed after a restart times out at its deadline like any other: once, with
+    its own message (the bot no longer tells it a second time when the user writes)."""
     settings = _settings(server, db_path, timeout=2)
     ann = server.user(700, "Ann")
     async with running(build_application(settings), poll_timeout=1) as app:
         await signed_in(portal(app).db, ann, "Ann Lee", dt.date(1985, 2, 3))
         await ann.send("/addpatient")
     async with running(build_application(settings), poll_timeout=1):
-        await _wait_for(ann, "before I restarted, and it has timed out")
-        await ann.send("Mia Lee")  # the restored step is over: the flow's guard ends it
-        assert "nothing was sent or created" in ann.last.text.lower()
-        await ann.send("Mia Lee")
+        await _wait_for(ann, "You didn't finish adding a patient")
+        await ann.send("Mia Lee")  # the flow is over: no longer an answer to anything
         assert "didn't understand" in ann.last.text
+        assert sum("nothing was sent or created" in m.text for m in ann.bot_messages) == 1

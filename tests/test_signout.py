@@ -43,7 +43,7 @@ from bot.settings import Settings
 from storage import Database, audit, grants, logins, patients
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
-from tests.helpers import make_invite, make_practitioner, signed_in
+from tests.helpers import make_invite, make_practitioner, signed_in, stored_user_data
 from tests.test_cli import run_cli
 
 ANN_EMAIL = "ann@example.com"
@@ -206,7 +206,7 @@ async def test_a_practitioner_unlinks_a_patient_in_chat(
     doctor = server.user(500, "Priya")
     await ann.send("/addpatient")
     await ann.send("Leo Lee")  # a draft, half done
-    assert "addpatient" in app.user_data[700]
+    assert "addpatient" in await stored_user_data(bot_db, 700)
 
     await doctor.send("/unlink")
     assert "email or full name" in doctor.last.text
@@ -234,7 +234,7 @@ async def test_a_practitioner_unlinks_a_patient_in_chat(
     assert "signed this Telegram account out of your patient portal" in ann.last.text
     assert "new invite link" in ann.last.text
     assert not await _signed_in(bot_db, 700)
-    assert "addpatient" not in app.user_data.get(700, {})  # the draft went with the login
+    assert "addpatient" not in await stored_user_data(bot_db, 700)  # it went with the login
     # The confirmation again, and a stale one for a login that is gone: nothing changes.
     await doctor.tap_data(yes, message=confirm)
     assert "no longer holds this portal" in confirm.text
