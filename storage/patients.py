@@ -86,7 +86,8 @@ async def held_by(conn: Reads, holder_id: int) -> list[Patient]:
 
 async def named(conn: Reads, full_name: str, limit: int) -> list[Patient]:
     """Patients with this full name, ignoring case (as `python -m bot invite` spelled it),
-    oldest account first. Uses the lower(full_name) index (migration 0017)."""
+    oldest account first. A scan, as /unlink's look-up by name: only a practitioner asks,
+    now and then, and an index would cost every write of a patient a page."""
     rows = await fetch_all(
         conn,
         f"SELECT {_COLUMNS} FROM patients WHERE lower(full_name) = lower(?) ORDER BY id LIMIT ?",
