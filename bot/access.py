@@ -1131,6 +1131,7 @@ class ManagedGrant:
     accessor: Patient
     subject: Patient
     as_accessor: bool  # the reader is the accessor (else they decide for the subject)
+    subject_has_login: bool = False  # the subject answers for their portal themself
 
 
 async def grant_for_manager(db: Database, actor_id: int, grant_id: int) -> ManagedGrant | Refusal:
@@ -1142,7 +1143,9 @@ async def grant_for_manager(db: Database, actor_id: int, grant_id: int) -> Manag
     grant, accessor, subject = parties
     if grant.status is not GrantStatus.ACTIVE:
         return Refusal.ENDED
-    return ManagedGrant(grant, accessor, subject, as_accessor=grant.accessor_id == actor_id)
+    async with db.read() as conn:
+        has_login = await logins.for_patient(conn, subject.id) is not None
+    return ManagedGrant(grant, accessor, subject, grant.accessor_id == actor_id, has_login)
 
 
 async def request_for_decider(db: Database, actor_id: int, grant_id: int) -> RequestInfo | Refusal:

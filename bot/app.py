@@ -49,6 +49,7 @@ from handlers import (
     language,
     manage,
     notifications,
+    practice_access,
     reminders,
     safeguarding,
     signout,
@@ -238,7 +239,7 @@ def commands_and_buttons() -> list[BaseHandler[Update, PortalContext, None]]:
         _button(cb.CancelAppointment, views.cancel_appointment),
         _button(cb.ConfirmAppointment, views.confirm_appointment),
         # /access (handlers/manage.py)
-        CommandHandler("access", manage.show_access),
+        CommandHandler("access", practice_access.show_access),  # a practitioner's, or manage's
         _button(cb.OpenAccess, manage.show_access),
         _button(cb.BackToAccess, manage.back_to_access),
         _button(cb.OpenGrant, manage.open_grant),
@@ -296,6 +297,11 @@ def commands_and_buttons() -> list[BaseHandler[Update, PortalContext, None]]:
         _button(cb.EndForPatient, safeguarding.end_for_patient),
         _button(cb.AskToStopAll, safeguarding.ask_to_stop_all),
         _button(cb.StopAllAccess, safeguarding.stop_all),
+        # A practitioner's /access: who has access to a patient, suspending one
+        # (handlers/practice_access.py)
+        _button(cb.OpenPatientAccess, practice_access.show_patient_access),
+        _button(cb.AskToSuspend, practice_access.ask_to_suspend),
+        _button(cb.SuspendAccess, practice_access.suspend_access),
     ]
 
 

@@ -764,3 +764,32 @@ class StopAllAccess(Callback):
 
     prefix = "sg:stopy"
     patient: int
+
+
+# practitioner access (handlers/practice_access.py): who has access to a patient, and
+# suspending one person's access. Every tap is checked again on the server: the tapper is
+# a practitioner now, and the grant is active on that patient.
+@dataclasses.dataclass(frozen=True)
+class OpenPatientAccess(Callback):
+    """A patient among those of one name, No under "Suspend …?", or ◀ Back → show_patient_access"""
+
+    prefix = "pa:p"
+    patient: int
+
+
+@dataclasses.dataclass(frozen=True)
+class AskToSuspend(Callback):
+    """Suspend <name>, under a patient's list of who has access → ask_to_suspend"""
+
+    prefix = "pa:s"
+    patient: int
+    grant: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SuspendAccess(Callback):
+    """Yes, suspend, under "Suspend …'s access?" → suspend_access"""
+
+    prefix = "pa:sy"
+    patient: int
+    grant: int

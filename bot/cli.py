@@ -227,6 +227,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     acc.add_argument("--patient", metavar="ID_OR_EMAIL", help="the patient's id or email")
     acc.add_argument("--suspend", type=int, metavar="GRANT_ID", help="end this access (a grant id)")
+    acc.add_argument(
+        "--at",
+        metavar="ISO",
+        help="list (and suspend) as at this time (e.g. 2027-03-01T09:00, in PORTAL_TIMEZONE "
+        "unless it has an offset): what the policy allows then",
+    )
     return parser
 
 
@@ -647,10 +653,16 @@ _RULE_WORDS = {
 
 
 async def access_command(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import safeguarding
-
     if args.patient is None and args.suspend is None:
         raise UsageError("give --patient ID_OR_EMAIL to list, and/or --suspend GRANT_ID")
+    at = _moment(args.at, settings, "--at") if args.at else None
+    with clock.use(clock.FixedClock(at)) if at is not None else nullcontext():
+        return await _access(settings, args)
+
+
+async def _access(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import safeguarding
+
     async with _migrated(settings) as db:
         subject = await _find_patient(db, _patient_key(args.patient)) if args.patient else None
         if args.suspend is not None:

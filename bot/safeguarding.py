@@ -21,9 +21,10 @@ from bot.events import (
 )
 from bot.notifier import notify
 from bot.policy import Change, Rule
-from storage import Database, audit, grants, logins, patients
+from bot.text import clean_email, clean_name
+from storage import Database, audit, grants, logins, patients, practitioners
 from storage import policy as steps
-from storage.db import Writes, now
+from storage.db import Reads, Writes, now
 from storage.models import AccessEntry, Grant, Patient
 from storage.vocabulary import Action, Attempt, GrantKind, GrantStatus, Level
 
@@ -58,13 +59,19 @@ async def _refused(
     return Result(Outcome.NOT_YOURS)
 
 
+async def _grant_and_subject(conn: Reads, grant_id: int) -> tuple[Grant | None, Patient | None]:
+    """The grant and the patient whose portal it opens, as far as each exists."""
+    grant = await grants.get(conn, grant_id)
+    subject = await patients.get(conn, grant.subject_id) if grant and grant.subject_id else None
+    return grant, subject
+
+
 async def _mine(
     conn: Writes, patient_id: int, grant_id: int, why: Attempt
 ) -> tuple[Grant, Patient] | Result:
     """The grant and its subject when `patient_id` is the patient whose portal it opens and
     signed in as themself (only they answer for their own portal); else a refusal."""
-    grant = await grants.get(conn, grant_id)
-    subject = await patients.get(conn, grant.subject_id) if grant and grant.subject_id else None
+    grant, subject = await _grant_and_subject(conn, grant_id)
     if (
         grant is None
         or subject is None
@@ -78,6 +85,30 @@ async def _mine(
 def _standing(grant: Grant, subject: Patient) -> bool:
     """Active, and the policy still lets it stand right now."""
     return access.in_force(grant, subject) is not None
+
+
+def renewable(grant: Grant, subject: Patient) -> bool:
+    """Whether Renew would give this access a new term now: it stands, the term covers it
+    (access between adults, or kept past the adult age) and the term is on."""
+    rules = policy.current()
+    covered = grant.kept_at is not None or not policy.as_child(grant, subject, rules)
+    return covered and policy.term_end(now(), rules) is not None and _standing(grant, subject)
+
+
+def keepable(grant: Grant, subject: Patient) -> bool:
+    """Whether the young person is offered to keep this access past their adult birthday
+    now: it began while they were a child, is not kept yet, and the birthday is within
+    the notice before it (as the notice that offers it)."""
+    rules = policy.current()
+    adult = policy.turns(subject, Rule.ADULT, rules)
+    at = now()
+    return (
+        adult is not None
+        and grant.kept_at is None
+        and policy.as_child(grant, subject, rules)
+        and at < adult <= at + max(rules.notice_days, default=0) * policy.DAY
+        and _standing(grant, subject)
+    )
 
 
 async def renew(db: Database, patient_id: int, grant_id: int) -> Result:
@@ -95,9 +126,13 @@ async def renew_by_practice(db: Database, grant_id: int, practitioner_id: int | 
     someone looks after); `practitioner_id` None: the CLI. A patient with a login renews
     their own: the practice is refused."""
     async with db.transaction() as conn:
-        grant = await grants.get(conn, grant_id)
-        subject = await patients.get(conn, grant.subject_id) if grant and grant.subject_id else None
-        if grant is None or subject is None or await logins.for_patient(conn, subject.id):
+        grant, subject = await _grant_and_subject(conn, grant_id)
+        if (
+            grant is None
+            or subject is None
+            or not await _for_the_practice(conn, practitioner_id)
+            or await logins.for_patient(conn, subject.id)
+        ):
             return Result(Outcome.NOT_YOURS)
         return await _renew(conn, grant, subject, actor_telegram_id=practitioner_id)
 
@@ -110,13 +145,10 @@ async def _renew(
     actor_patient_id: int | None = None,
     actor_telegram_id: int | None = None,
 ) -> Result:
-    rules = policy.current()
-    ends = policy.term_end(now(), rules)
-    covered = grant.kept_at is not None or not policy.as_child(grant, subject, rules)
+    ends = policy.term_end(now(), policy.current())
     if (
         ends is None
-        or not covered
-        or not _standing(grant, subject)
+        or not renewable(grant, subject)
         or not await steps.renew(conn, grant.id, ends, grant.ends_at)
     ):
         return Result(Outcome.ALREADY, grant)
@@ -137,8 +169,7 @@ async def ask_to_renew(db: Database, accessor_id: int, grant_id: int) -> Result:
     with Renew, once per end date. Only while it stands, has an end date, and the patient
     has a login to renew it with."""
     async with db.transaction() as conn:
-        grant = await grants.get(conn, grant_id)
-        subject = await patients.get(conn, grant.subject_id) if grant and grant.subject_id else None
+        grant, subject = await _grant_and_subject(conn, grant_id)
         if grant is None or subject is None or grant.accessor_id != accessor_id:
             return await _refused(conn, accessor_id, grant, grant_id, Attempt.RENEW)
         if (
@@ -329,10 +360,14 @@ class AccessLine:
 async def who_has_access(db: Database, patient_id: int) -> tuple[Patient, list[AccessLine]] | None:
     """The patient and everyone with access to their portal; None for no such patient."""
     async with db.read() as conn:
-        subject = await patients.get(conn, patient_id)
-        if subject is None:
-            return None
-        entries = await grants.accessors_of(conn, patient_id)
+        return await _who_has_access(conn, patient_id)
+
+
+async def _who_has_access(conn: Reads, patient_id: int) -> tuple[Patient, list[AccessLine]] | None:
+    subject = await patients.get(conn, patient_id)
+    if subject is None:
+        return None
+    entries = await grants.accessors_of(conn, patient_id)
     rules, at = policy.current(), now()
     lines = [
         AccessLine(
@@ -345,6 +380,75 @@ async def who_has_access(db: Database, patient_id: int) -> tuple[Patient, list[A
     return subject, lines
 
 
+async def _for_the_practice(conn: Reads, practitioner_id: int | None) -> bool:
+    """The practice itself (None: its command line) or one of its practitioners, as the
+    database says now (never what a button claims)."""
+    return practitioner_id is None or await practitioners.get(conn, practitioner_id) is not None
+
+
+async def _refused_practice(conn: Writes, telegram_id: int, patient_id: int, ref: int) -> None:
+    """Someone who is not a practitioner, or a grant not on this patient: audited against
+    whoever tapped (their patient, when they are one)."""
+    login = await logins.get(conn, telegram_id)
+    await audit.record(
+        conn,
+        Action.GRANT_DECIDE,
+        outcome="refused",
+        actor_patient_id=login.patient_id if login else None,
+        actor_telegram_id=telegram_id,
+        subject_patient_id=patient_id if await patients.get(conn, patient_id) else None,
+        ref_id=ref,
+        detail=Attempt.PRACTICE,
+    )
+
+
+async def find_patients(db: Database, practitioner_id: int, typed: str) -> list[Patient] | None:
+    """A practitioner looks a patient up by full name or email (any case), for the list
+    of who has access; None when they are not a practitioner (nothing is searched)."""
+    email = clean_email(typed)
+    name = None if email else clean_name(typed)
+    async with db.read() as conn:
+        if not await _for_the_practice(conn, practitioner_id):
+            return None
+        if email:
+            found = await patients.by_email(conn, email)
+            return [found] if found else []
+        return await patients.named(conn, name, FOUND_AT_MOST) if name else []
+
+
+FOUND_AT_MOST = 20  # patients of one name shown to choose from
+
+
+async def access_for_practice(
+    db: Database, practitioner_id: int, patient_id: int
+) -> tuple[Patient, list[AccessLine]] | None:
+    """Who has access to a patient, for a practitioner of the practice; None (refused and
+    audited) for anyone else, or no such patient."""
+    async with db.transaction() as conn:
+        found = None
+        if await _for_the_practice(conn, practitioner_id):
+            found = await _who_has_access(conn, patient_id)
+        if found is None:
+            await _refused_practice(conn, practitioner_id, patient_id, patient_id)
+        return found
+
+
+async def line_for_practice(
+    db: Database, practitioner_id: int, patient_id: int, grant_id: int
+) -> tuple[Patient, AccessLine] | None:
+    """One person's access to a patient, for a practitioner about to suspend it; None
+    (refused and audited) for anyone else, or a grant that is not active on this patient."""
+    async with db.transaction() as conn:
+        found = None
+        if await _for_the_practice(conn, practitioner_id):
+            found = await _who_has_access(conn, patient_id)
+        line = next((x for x in found[1] if x.entry.grant.id == grant_id), None) if found else None
+        if found is None or line is None:
+            await _refused_practice(conn, practitioner_id, patient_id, grant_id)
+            return None
+        return found[0], line
+
+
 async def suspend_by_practitioner(
     db: Database, grant_id: int, practitioner_id: int | None, patient_id: int | None = None
 ) -> Result:
@@ -352,10 +456,21 @@ async def suspend_by_practitioner(
     sides hear that it ended, never who asked (DAPB3051: telling may cause harm); the
     access log says the practice did. With `patient_id`, only a grant on that patient."""
     async with db.transaction() as conn:
-        grant = await grants.get(conn, grant_id)
-        if grant is None or (patient_id is not None and grant.subject_id != patient_id):
+        grant, subject = await _grant_and_subject(conn, grant_id)
+        if (
+            grant is None
+            or subject is None
+            or (patient_id is not None and grant.subject_id != patient_id)
+            or not await _for_the_practice(conn, practitioner_id)
+        ):
+            if practitioner_id is not None:
+                whose = patient_id or (grant.subject_id if grant else None) or 0
+                await _refused_practice(conn, practitioner_id, whose, grant_id)
             return Result(Outcome.NOT_YOURS)
-        if not await steps.end_by_practice(conn, grant.id, GrantStatus.ACTIVE):
+        # Access the policy has already ended is the sweep's to record and tell.
+        if not _standing(grant, subject) or not await steps.end_by_practice(
+            conn, grant.id, GrantStatus.ACTIVE
+        ):
             return Result(Outcome.ALREADY, grant)
         await audit.record(
             conn,

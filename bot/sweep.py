@@ -403,7 +403,9 @@ class _Run:
         await self.record(
             conn, Action.POLICY_HOLDER_ENDED, subject_patient_id=subject.id, detail=Rule.ADULT
         )
-        if not has_login:  # with a login they decided already; the holder had nothing left
+        if has_login:  # they decide for themself already: the holder hears it is over
+            await self.tell_holder(conn, subject, Rule.ADULT, asked=False)
+        else:
             await self.ask_to_invite(conn, subject, Rule.ADULT)
 
     async def ask_to_invite(self, conn: Writes, subject: Patient, rule: Rule) -> None:
@@ -421,6 +423,12 @@ class _Run:
                 chat_id=staff,
                 detail={"rule": rule},
             )
+        await self.tell_holder(conn, subject, rule, asked=staff is not None)
+
+    async def tell_holder(self, conn: Writes, subject: Patient, rule: Rule, *, asked: bool) -> None:
+        """The holder hears what changed for the account they hold (their own login on
+        offer, or holding it no more), and whether the practice was asked to invite them.
+        Once: its key is the outbox's, written in the step's transaction."""
         await self.tell(
             conn,
             Kind.HOLDER_TOLD,
@@ -429,7 +437,7 @@ class _Run:
             f"(rule {rule}) [patient {subject.id}]",
             ref_id=subject.id,
             patient_id=subject.holder_id,
-            detail={"rule": rule, "asked": staff is not None},
+            detail={"rule": rule, "asked": asked},
         )
 
 

@@ -159,6 +159,7 @@ def _tried(_: Translator, action: Action, e: LogEntry, whose: str) -> str | None
             Attempt.RENEW: _("tried to renew {name}'s access"),
             Attempt.KEEP: _("tried to approve or keep {name}'s access"),
             Attempt.STOP_ALL: _("tried to stop all access to this portal"),
+            Attempt.PRACTICE: _("tried to list or suspend access to this portal as the practice"),
         }[attempt].format(name=whose)
     words = {
         Action.VIEW_APPOINTMENTS: _("tried to view appointments"),

@@ -9,10 +9,11 @@ from urllib.parse import quote
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from bot import access, invitations, labels
+from bot import access, invitations, labels, safeguarding
 from bot.access import ChangeOutcome, ChangeResult, ManagedGrant, Refusal
 from bot.callbacks import (
     ApproveRequest,
+    AskPatientToRenew,
     AskToLeave,
     AskToRevoke,
     AskToStopAll,
@@ -21,8 +22,10 @@ from bot.callbacks import (
     ChangeRole,
     DenyRequest,
     GiveOwnLogin,
+    KeepAfterAdulthood,
     OpenDependent,
     OpenGrant,
+    RenewAccess,
     RevokeAccess,
     ShareDependent,
     StopAccessing,
@@ -81,6 +84,14 @@ async def overview_screen(context: PortalContext, me: int) -> Screen:
         lines += ["", _("Not everyone above has a button: there are too many for one message.")]
     if o.accessors.get(me) or any(e.grant.subject_id == me for e in o.incoming):
         rows.append(stop_all_button(_, me, None))  # after the cut: always there
+    if context.caller.is_practitioner:  # handlers/practice_access.py
+        lines += [
+            "",
+            _(
+                "As a practitioner: send /access with a patient's name to see who has access "
+                "to their portal."
+            ),
+        ]
     return "\n".join(lines), keyboard(rows)
 
 
@@ -237,6 +248,7 @@ def _grant_screen(_: Translator, found: ManagedGrant, me: int) -> Screen:
         switch = _("🔄 Switch to {name}").format(name=subject.full_name)
         rows = [
             [_button(switch, SwitchTo(subject.id).encode())],
+            *_ask_to_renew_row(_, found),
             [_button(_("Stop accessing"), AskToLeave(grant.id).encode())],
             back,
         ]
@@ -251,12 +263,42 @@ def _grant_screen(_: Translator, found: ManagedGrant, me: int) -> Screen:
     level = _("Make it {level}").format(level=labels.level(_, other_level))
     role = _("Make it {role}").format(role=labels.role(_, other_role))
     rows = [
+        *_policy_rows(_, found, me),
         [_button(level, ChangeLevel(grant.id, other_level).encode())],
         [_button(role, ChangeRole(grant.id, other_role).encode())],
         [_button(_("Revoke access"), AskToRevoke(grant.id).encode())],
         back,
     ]
     return text, InlineKeyboardMarkup(rows)
+
+
+def _policy_rows(_: Translator, found: ManagedGrant, me: int) -> list[list[InlineKeyboardButton]]:
+    """What the practice's notices send the patient here for (handlers/safeguarding.py
+    answers them as on the notices): Renew someone's access that has an end date, or, before
+    the adult birthday, Keep it. Only the patient whose portal it is may."""
+    grant, accessor, subject = found.grant, found.accessor, found.subject
+    if subject.id != me:
+        return []
+    name = accessor.full_name
+    if grant.ends_at is not None and safeguarding.renewable(grant, subject):
+        renew = _("Renew {name}'s access").format(name=name)
+        return [[_button(renew, RenewAccess(grant.id).encode())]]
+    if safeguarding.keepable(grant, subject):
+        keep = _("Keep {name}'s access").format(name=name)
+        return [[_button(keep, KeepAfterAdulthood(grant.id).encode())]]
+    return []
+
+
+def _ask_to_renew_row(_: Translator, found: ManagedGrant) -> list[list[InlineKeyboardButton]]:
+    """The person with access asks the patient to renew it (only they can), as on the notice
+    before its end date: while it has one and the patient has a login to renew it with."""
+    grant, subject = found.grant, found.subject
+    if grant.ends_at is None or not found.subject_has_login:
+        return []
+    if not safeguarding.renewable(grant, subject):
+        return []
+    ask = _("Ask {subject} to renew").format(subject=subject.full_name)
+    return [[_button(ask, AskPatientToRenew(grant.id).encode())]]
 
 
 def _revoke_question(_: Translator, found: ManagedGrant, me: int) -> Screen:

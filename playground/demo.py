@@ -32,10 +32,26 @@ class DemoPerson:
     email: str | None = None
 
 
+@dataclass(frozen=True)
+class DemoChild:
+    """A child of the demo family, always this old on the day the demo is made: a fixed
+    date of birth would meet the practice's age rules (issue #20) as the years pass, and
+    the demo would show another family (Lily's Clinical access limited at 12, say)."""
+
+    full_name: str
+    age: int
+    birthday: tuple[int, int]  # month, day
+
+    def date_of_birth(self, today: dt.date) -> dt.date:
+        month, day = self.birthday
+        year = today.year - self.age - (1 if (today.month, today.day) < (month, day) else 0)
+        return dt.date(year, month, day)
+
+
 SAM = DemoPerson("Sam Rivera", dt.date(1986, 4, 12), "sam.rivera@example.com")
 ALEX = DemoPerson("Alex Chen", dt.date(1985, 11, 30), "alex.chen@example.com")
-LILY = DemoPerson("Lily Rivera", dt.date(2015, 9, 3))
-NOAH = DemoPerson("Noah Rivera", dt.date(2019, 1, 22))
+LILY = DemoChild("Lily Rivera", 10, (9, 3))  # born 3 Sept 2015, made on 2 Mar 2026
+NOAH = DemoChild("Noah Rivera", 7, (1, 22))  # born 22 Jan 2019, made on 2 Mar 2026
 # Who gets an invite link, by the label DemoResult.links uses.
 INVITED = {"parent": SAM, "partner": ALEX}
 
@@ -80,14 +96,14 @@ async def seed_demo(
             inner,
             sam.id,
             LILY.full_name,
-            LILY.date_of_birth,
+            LILY.date_of_birth(today),
             AccessRequest(LILY.full_name, Relationship.DAUGHTER, None, Level.CLINICAL, Role.EDIT),
         )
         noah, _ = await access.create_dependent(
             inner,
             sam.id,
             NOAH.full_name,
-            NOAH.date_of_birth,
+            NOAH.date_of_birth(today),
             AccessRequest(NOAH.full_name, Relationship.SON, None, Level.ADMINISTRATIVE, Role.VIEW),
         )
         assert SAM.email is not None

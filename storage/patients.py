@@ -82,3 +82,15 @@ async def held_by(conn: Reads, holder_id: int) -> list[Patient]:
         (holder_id,),
     )
     return [Patient.model_validate(dict(row)) for row in rows]
+
+
+async def named(conn: Reads, full_name: str, limit: int) -> list[Patient]:
+    """Patients with this full name, ignoring case (as `python -m bot invite` spelled it),
+    oldest account first. A scan, as /unlink's look-up by name: only a practitioner asks,
+    now and then, and an index would cost every write of a patient a page."""
+    rows = await fetch_all(
+        conn,
+        f"SELECT {_COLUMNS} FROM patients WHERE lower(full_name) = lower(?) ORDER BY id LIMIT ?",
+        (full_name, limit),
+    )
+    return [Patient.model_validate(dict(row)) for row in rows]

@@ -138,3 +138,4 @@ class Attempt(enum.StrEnum):
     RENEW = "renew"  # renew access to a portal that is not theirs to renew
     KEEP = "keep"  # keep, or approve, access to a portal that is not theirs
     STOP_ALL = "stop_all"  # stop all access to a portal they do not decide for
+    PRACTICE = "practice"  # list who has access, or suspend it, as if a practitioner

@@ -3,7 +3,9 @@ running against the Bot API emulator (playground/emulator/)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import zoneinfo
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +15,8 @@ from telegram.ext import Application
 from bot.app import build_application, running
 from bot.context import portal
 from bot.settings import Settings
-from storage import Database
+from storage import Database, clock
+from storage.clock import FixedClock
 from tests.botapi import BotAPIServer
 from tests.helpers import settings_for
 
@@ -76,3 +79,14 @@ async def app(settings: Settings) -> AsyncIterator[Application]:  # type: ignore
 def bot_db(app: Application) -> Database:  # type: ignore[type-arg]
     """The running bot's own database handle, for arranging and checking state."""
     return portal(app).db
+
+
+@pytest.fixture
+def pinned_clock() -> Iterator[FixedClock]:
+    """The clock standing at 2 March 2026, 10:00 in Sydney, for a test whose children have
+    fixed dates of birth: as the real date moves on they would meet the practice's age
+    rules (issue #20: Clinical access limited at 12, holding ended at 18) and the test
+    would start failing on a birthday."""
+    moment = dt.datetime(2026, 3, 2, 10, tzinfo=zoneinfo.ZoneInfo("Australia/Sydney"))
+    with clock.use(FixedClock(moment)) as fixed:
+        yield fixed

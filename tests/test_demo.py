@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import invitations
+from bot import access, invitations
+from bot.access import Act, Area
 from bot.invitations import InviteState
 from playground import demo
-from storage import Database, patients, portal
+from storage import Database, clock, patients, portal
+from storage.clock import FixedClock
 from tests.test_cli import run_cli
 
 TODAY = dt.date(2026, 3, 2)
@@ -90,6 +92,25 @@ async def test_the_demo_family_has_the_access_it_describes(db: Database) -> None
         (ids["sam"], ids["noah"], "son", "administrative", "view", "active"),
         (ids["alex"], ids["sam"], "partner", "clinical", "view", "pending"),
     ]
+
+
+async def test_the_demo_children_are_as_old_whenever_it_is_made(db: Database) -> None:
+    """Made in June 2028, Lily is still 10: Sam still sees her clinical records (a fixed
+    date of birth would have made her 12, and the policy would have limited his access)."""
+    later = dt.date(2028, 6, 1)
+    moment = dt.datetime.combine(later, dt.time(9), tzinfo=TZ)
+    with clock.use(FixedClock(moment)):
+        await demo.seed_demo(db, bot_username="demo_bot", ttl_days=14, today=later, tz=TZ)
+        async with db.read() as conn:
+            sam = await patients.by_email(conn, "sam.rivera@example.com")
+            assert sam is not None
+            kids = await patients.held_by(conn, sam.id)
+            assert [(k.full_name, k.date_of_birth) for k in kids] == [
+                ("Lily Rivera", dt.date(2017, 9, 3)),
+                ("Noah Rivera", dt.date(2021, 1, 22)),
+            ]
+            lily = kids[0].id
+            assert (await access.permission(conn, sam.id, lily, Area.RECORDS, Act.VIEW)).allowed
 
 
 async def test_each_portal_has_more_than_a_page_of_everything(db: Database) -> None:

@@ -28,6 +28,7 @@ from bot.callbacks import (
 )
 from bot.text import split_text
 from storage import Database, grants
+from storage.clock import FixedClock
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import (
@@ -131,7 +132,7 @@ async def test_a_recipient_who_blocked_the_bot_does_not_break_the_request(
 
 
 async def test_long_lists_are_split_into_messages_telegram_accepts(
-    server: BotAPIServer, bot_db: Database
+    server: BotAPIServer, bot_db: Database, pinned_clock: FixedClock
 ) -> None:
     ann = server.user(700, "Ann")
     await signed_in(bot_db, ann, "Ann Lee")

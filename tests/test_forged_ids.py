@@ -18,6 +18,7 @@ from bot.callbacks import (
     AskToCancel,
     AskToLeave,
     AskToRevoke,
+    AskToSuspend,
     BackToRequest,
     CancelAppointment,
     ChangeLevel,
@@ -28,8 +29,10 @@ from bot.callbacks import (
     KeepAppointment,
     OpenDependent,
     OpenGrant,
+    OpenPatientAccess,
     RevokeAccess,
     StopAccessing,
+    SuspendAccess,
     SwitchTo,
     TurnLogPage,
     TurnPage,
@@ -72,6 +75,10 @@ KINDS: list[Callable[[int], str]] = [
     lambda i: KeepAppointment(i, i, 0).encode(),
     lambda i: CancelAppointment(i, i, 0).encode(),
     lambda i: ConfirmAppointment(i, i, 0).encode(),
+    # A practitioner's /access, tapped by a patient who is not one
+    lambda i: OpenPatientAccess(i).encode(),
+    lambda i: AskToSuspend(i, i).encode(),
+    lambda i: SuspendAccess(i, i).encode(),
 ]
 
 

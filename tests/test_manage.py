@@ -20,6 +20,7 @@ from bot.callbacks import (
     WithdrawRequest,
 )
 from storage import Database, audit, grants, portal
+from storage.clock import FixedClock
 from storage.db import now
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimUser
@@ -194,7 +195,7 @@ async def test_a_dependent_gets_their_own_login_and_takes_over(
 
 
 async def test_share_a_dependent_with_a_second_parent(
-    server: BotAPIServer, bot_db: Database
+    server: BotAPIServer, bot_db: Database, pinned_clock: FixedClock
 ) -> None:
     mum, dad = server.user(700, "Ann"), server.user(701, "Bob")
     await signed_in(bot_db, mum, "Ann Lee")

@@ -16,6 +16,9 @@ from storage.vocabulary import Level, Relationship, Role
 from tests.test_cli import run_cli
 
 SYDNEY = zoneinfo.ZoneInfo("Australia/Sydney")
+# The day the world below is made: the lists say what the policy allows then, whatever
+# the real date (Mia turns 12 in June 2027; Bob's access ends in September 2027).
+AT = ("--at", "2026-03-02T10:00")
 
 
 async def _arranged(path: Path) -> tuple[int, int, int]:
@@ -56,22 +59,22 @@ async def test_access_lists_who_has_access_with_the_next_rule_and_suspends_one(
     path = tmp_path / "p.db"
     _ann, mia, bobs = await _arranged(path)
     env = {"PORTAL_DB_PATH": str(path)}
-    listed = run_cli("access", "--patient", str(mia), env=env)
+    listed = run_cli("access", "--patient", str(mia), *AT, env=env)
     assert listed.returncode == 0, listed.stderr
     assert f"Mia Lee (patient {mia}, born 2015-06-10): 1 with access" in listed.stdout
     assert "Ann Lee" in listed.stdout and "clinical/edit" in listed.stdout
     assert "until 2027-06-10 (Mia Lee turns 12: Clinical becomes Administrative)" in (listed.stdout)
-    by_email = run_cli("access", "--patient", "ann@example.com", env=env)
+    by_email = run_cli("access", "--patient", "ann@example.com", *AT, env=env)
     assert f"grant {bobs}: Bob Lee" in by_email.stdout
     assert "until 2027-09-01 (its end date)" in by_email.stdout
 
-    wrong = run_cli("access", "--patient", str(mia), "--suspend", str(bobs), env=env)
+    wrong = run_cli("access", "--patient", str(mia), "--suspend", str(bobs), *AT, env=env)
     assert wrong.returncode == 1 and "no access with grant id" in wrong.stderr
-    done = run_cli("access", "--patient", "ann@example.com", "--suspend", str(bobs), env=env)
+    done = run_cli("access", "--patient", "ann@example.com", "--suspend", str(bobs), *AT, env=env)
     assert done.returncode == 0, done.stderr
     assert "access ended; both sides are told it ended, not who asked" in done.stdout
     assert "0 with access" in done.stdout
-    again = run_cli("access", "--suspend", str(bobs), env=env)
+    again = run_cli("access", "--suspend", str(bobs), *AT, env=env)
     assert again.returncode == 0 and "is not active; nothing changed" in again.stdout
     with sqlite3.connect(path) as conn:
         kinds = [r[0] for r in conn.execute("SELECT kind FROM outbox ORDER BY id")]

@@ -357,6 +357,10 @@ async def test_every_button_pressed_in_a_group_gets_only_an_alert(
             callbacks.EndForPatient(g).encode(),
             callbacks.AskToStopAll(w.ann_id).encode(),
             callbacks.StopAllAccess(w.ann_id).encode(),
+            # A practitioner's /access (Ann is staff too)
+            callbacks.OpenPatientAccess(mia).encode(),
+            callbacks.AskToSuspend(mia, g).encode(),
+            callbacks.SuspendAccess(mia, g).encode(),
             "no-such-button",
         ],
         # The real decider of Ann's pending request, forging its buttons in the group.

@@ -272,8 +272,37 @@ async def test_the_young_person_keeps_one_access_and_approves_clinical(db: Datab
         )
 
 
+async def test_a_holder_whose_dependent_has_a_login_hears_once_that_holding_ended_at_18(
+    db: Database,
+) -> None:
+    with policy.using(RULES), clock.use(FixedClock(at(2020, 1, 1))) as fixed:
+        mum, _dad, mia = await _family(db)
+        fixed.set(at(2029, 7, 1))  # 14: Mia signs in with her own login
+        own = await invitations.create_own_login_invite(db, mum, mia, 14)
+        assert own is not None
+        signed = await invitations.sign_in(db, own.invite.id, 702, "en", MIA_BORN)
+        assert signed.state is InviteState.VALID
+        await sweep(db, RULES)
+        fixed.set(at(2033, 6, 10, 9))  # her 18th birthday
+        first = await sweep(db, RULES)
+        fixed.set(at(2033, 6, 10, 9, 5))
+        second = await sweep(db, RULES)
+        assert second.changes == [] and second.notices == []
+        assert any("(holder) about Mia Lee (rule adult)" in n for n in first.notices), first
+        told = [
+            (p, json.loads(d or "{}"))
+            for k, p, _c, d in await _outbox(db)
+            if k == "holder_told" and '"rule": "adult"' in (d or "")
+        ]
+        assert told == [(mum, {"rule": "adult", "asked": False})]
+        async with db.read() as conn:
+            assert (await patients.get(conn, mia)).holder_id is None  # type: ignore[union-attr]
+
+
 async def test_stop_all_access_and_a_suspension_tell_only_that_it_ended(db: Database) -> None:
     with policy.using(RULES), clock.use(FixedClock(at(2026, 3, 2))):
+        async with db.transaction() as conn:
+            await practitioners.upsert(conn, DOCTOR, "Dr Rao")
         ann = await _signed_in(db, "Ann Lee", "ann@example.com", 700)
         bob = await _signed_in(db, "Bob Lee", "bob@example.com", 701)
         cat = await _signed_in(db, "Cat Ng", "cat@example.com", 702)
@@ -311,6 +340,15 @@ async def test_stop_all_access_and_a_suspension_tell_only_that_it_ended(db: Data
         ]
         suspended = await _events(db, Action.GRANT_SUSPENDED)
         assert suspended == [("grant.suspended", None)]
+        # Only a practitioner: someone else naming the right grant and patient is refused.
+        third = await access.request_by_email(db, bob, "ann@example.com", ask, 14)
+        assert third.grant is not None
+        await access.decide(db, third.grant.id, ann, True)
+        refused = await safeguarding.suspend_by_practitioner(db, third.grant.id, 701, ann)
+        assert refused.outcome is Outcome.NOT_YOURS
+        assert (await _events(db, Action.GRANT_DECIDE))[-1] == ("grant.decide", "practice")
+        async with db.read() as conn:
+            assert (await grants.get(conn, third.grant.id)).status is GrantStatus.ACTIVE  # type: ignore[union-attr]
 
 
 async def test_a_change_undone_by_hand_is_not_recorded_or_told_twice(db: Database) -> None:
