@@ -67,7 +67,7 @@ from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
 from handlers.restarts import settle_restored_conversations
 from handlers.views import find_typed_name
-from storage import Database
+from storage import open_database
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def build_application(
         get_updates_request=AiohttpRequest(1, tls),
         rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
     )
-    db = Database(settings.db_path)
+    db = open_database(settings)
     policy.install(policy.Policy.from_settings(settings))  # the access checks apply it
     deadlines = Deadlines(settings.conversation_timeout)
     builder = (

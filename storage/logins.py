@@ -51,7 +51,7 @@ async def signed_in_patients(
         conn,
         f"SELECT {_select('p', Patient)}, {_select('l', Login)}"
         " FROM patients p JOIN logins l ON l.patient_id = p.id"
-        " WHERE p.email = :email COLLATE NOCASE OR p.full_name = :name COLLATE NOCASE"
+        " WHERE lower(p.email) = lower(:email) OR lower(p.full_name) = lower(:name)"
         " ORDER BY p.id LIMIT :limit",
         {"email": email, "name": name, "limit": limit},
     )
@@ -125,7 +125,7 @@ async def identity(conn: Reads, telegram_user_id: int) -> Identity:
     """The login, its patient, and whether this Telegram user is a practitioner."""
     found = await fetch_one(conn, _IDENTITY, {"user": telegram_user_id})
     assert found is not None  # the FROM clause always yields exactly one row
-    row = dict(found)  # by name in O(1): sqlite3.Row looks a name up column by column
+    row = dict(found)  # by name in O(1): Record looks a name up column by column
     login, patient = _pick(row, "l", Login), _pick(row, "p", Patient)
     return Identity(
         login=Login.model_validate(login) if login else None,
