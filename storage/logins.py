@@ -37,7 +37,7 @@ async def delete(conn: Writes, telegram_user_id: int, patient_id: int, since: in
     `since`, is still the sign-in made then): true for exactly one caller."""
     cur = await conn.execute(
         "DELETE FROM logins WHERE telegram_user_id = ? AND patient_id = ?"
-        " AND (? IS NULL OR created_at = ?)",
+        " AND (CAST(? AS BIGINT) IS NULL OR created_at = ?)",
         (telegram_user_id, patient_id, since, since),
     )
     return cur.rowcount == 1
@@ -106,7 +106,7 @@ def _pick(row: dict[str, object], alias: str, model: type[Row]) -> dict[str, obj
 _IDENTITY = (
     f"SELECT {_select('l', Login)}, {_select('p', Patient)},"
     " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner"
-    " FROM (SELECT :user AS asking) q"
+    " FROM (SELECT CAST(:user AS BIGINT) AS asking) q"
     " LEFT JOIN logins l ON l.telegram_user_id = q.asking"
     " LEFT JOIN patients p ON p.id = l.patient_id"
 )
@@ -125,7 +125,7 @@ async def identity(conn: Reads, telegram_user_id: int) -> Identity:
     """The login, its patient, and whether this Telegram user is a practitioner."""
     found = await fetch_one(conn, _IDENTITY, {"user": telegram_user_id})
     assert found is not None  # the FROM clause always yields exactly one row
-    row = dict(found)  # by name in O(1): Record looks a name up column by column
+    row = dict(found)  # by name in O(1): sqlite3.Row looks a name up column by column
     login, patient = _pick(row, "l", Login), _pick(row, "p", Patient)
     return Identity(
         login=Login.model_validate(login) if login else None,

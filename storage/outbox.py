@@ -161,7 +161,8 @@ async def next_due_at(conn: Reads) -> int | None:
     # A row a dead sender had claimed is due again only when its lease runs out.
     row = await fetch_one(
         conn,
-        "SELECT min(max(due_at, coalesce(claimed_until, 0))) FROM outbox WHERE status = 'queued'",
+        "SELECT min(CASE WHEN claimed_until > due_at THEN claimed_until ELSE due_at END)"
+        " FROM outbox WHERE status = 'queued'",
     )
     return row[0] if row and row[0] is not None else None
 

@@ -33,7 +33,8 @@ async def renew(conn: Writes, grant_id: int, ends_at: int, was: int | None) -> b
     """A new end date for active access, if its end date is still `was` (a second tap on
     the same Renew changes nothing)."""
     cur = await conn.execute(
-        "UPDATE grants SET ends_at = ? WHERE id = ? AND status = 'active' AND ends_at IS ?",
+        "UPDATE grants SET ends_at = ? WHERE id = ? AND status = 'active'"
+        " AND ends_at IS NOT DISTINCT FROM ?",
         (ends_at, grant_id, was),
     )
     return cur.rowcount == 1

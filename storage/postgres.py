@@ -172,6 +172,12 @@ class PgConnection:
             _unavailable(exc)
 
 
+async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """asyncpg resets a connection given back to the pool (unlocks session advisory locks,
+    closes cursors, RESET ALL): one more round trip per use. Ours leave no session state:
+    their locks are transaction-scoped, and the migration's is unlocked by itself."""
+
+
 def _key(name: str) -> int:
     """A name as the second half of a two-int advisory key (a signed 32-bit int)."""
     return zlib.crc32(name.encode()) - 2**31
@@ -240,7 +246,7 @@ class PostgresDatabase(Database):
                 return
             try:
                 self._pool = await asyncpg.create_pool(
-                    self.url, min_size=1, max_size=self._pool_size
+                    self.url, min_size=1, max_size=self._pool_size, reset=_no_reset
                 )
             except _LOST as exc:
                 raise StorageUnavailable(
@@ -333,7 +339,7 @@ class PostgresDatabase(Database):
                 if self._turn_pool is None:
                     try:
                         self._turn_pool = await asyncpg.create_pool(
-                            self.url, min_size=0, max_size=TURN_POOL_SIZE
+                            self.url, min_size=0, max_size=TURN_POOL_SIZE, reset=_no_reset
                         )
                     except _LOST as exc:
                         _unavailable(exc)
