@@ -74,6 +74,9 @@ _LOST: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.CannotConnectNowError,
+    # A connection the server dropped mid-operation can be left in a state asyncpg
+    # refuses to use again ("cannot switch to state ..."): as good as lost.
+    asyncpg.InternalClientError,
 )
 
 
@@ -288,7 +291,8 @@ class PostgresDatabase(Database):
             try:
                 await pool.release(conn)
             except _LOST:
-                conn.terminate()
+                with suppress(*_LOST):
+                    conn.terminate()
 
     @asynccontextmanager
     async def _in_transaction(
@@ -304,9 +308,10 @@ class PostgresDatabase(Database):
             try:
                 yield PgConnection(raw)
             except BaseException:
-                if not raw.is_closed() and raw.is_in_transaction():
-                    # The server rolls back a transaction whose connection died.
-                    with suppress(*_LOST):
+                # The server rolls back a transaction whose connection died (asyncpg
+                # then detaches it from the pool: even is_closed() raises).
+                with suppress(*_LOST):
+                    if not raw.is_closed() and raw.is_in_transaction():
                         await raw.execute("ROLLBACK")
                 raise
             try:
