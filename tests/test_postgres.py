@@ -270,3 +270,25 @@ def test_a_malformed_database_url_is_one_line_and_exit_2(tmp_path: Path) -> None
         assert done.returncode == 2, done
         assert done.stderr.count("\n") == 1 and "PORTAL_DATABASE_URL is invalid" in done.stderr
         assert says in done.stderr and "secret" not in done.stderr
+
+
+def test_migrate_command_migrates_postgresql(postgres: Postgres, tmp_path: Path) -> None:
+    url = _empty(postgres, "cli_migrate")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTAL_")}
+    env |= {"PORTAL_DATABASE_URL": url, "PORTAL_DB_PATH": str(tmp_path / "unused.db")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "bot", "migrate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+    versions = ", ".join(str(v) for v, _ in migrations("postgresql"))
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stdout.startswith(f"applied migrations {versions} to PostgreSQL database")
+    assert runs[1].stdout.endswith("is up to date\n"), runs[1]
+    assert not (tmp_path / "unused.db").exists()  # not SQLite's
