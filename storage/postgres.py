@@ -26,6 +26,7 @@ lock, migrations and leaders use two-int keys (namespace, n), a separate key spa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -89,8 +90,9 @@ _TOKENS = re.compile(
     r'|"(?:[^"]|"")*"'  # a quoted name
     r"|--[^\n]*"  # a comment
     r"|::"  # a cast, not a :name
-    r"|\?"
+    r"|\?\d*"
     r"|(?<![:\w]):[A-Za-z_]\w*"
+    r"|\bCROSS\s+JOIN\b"
 )
 
 
@@ -106,6 +108,15 @@ def translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
         if token == "?":
             order.append(len(order))
             return f"${len(order)}"
+        if token.startswith("?"):  # ?NNN: the NNNth parameter, as often as it is named
+            if numbered is None:
+                raise StorageError("?NNN and plain ? placeholders in one statement")
+            numbered.add(int(token[1:]))
+            return f"${token[1:]}"
+        if token.upper().startswith("CROSS"):
+            # SQLite's CROSS JOIN ... ON is an inner join whose order its planner keeps;
+            # PostgreSQL has no ON after CROSS JOIN, and plans the order itself.
+            return "JOIN"
         if token.startswith(":") and token != "::":
             name = token[1:]
             if name not in named:
@@ -114,7 +125,11 @@ def translate(sql: str) -> tuple[str, tuple[int | str, ...]]:
             return f"${named[name]}"
         return token
 
-    return _TOKENS.sub(place, sql), tuple(order)
+    numbered: set[int] | None = set() if re.search(r"\?\d", sql) else None
+    text = _TOKENS.sub(place, sql)
+    if numbered:
+        order.extend(range(max(numbered)))  # positions 0..N-1, each once
+    return text, tuple(order)
 
 
 def _arguments(order: tuple[int | str, ...], parameters: Params | None) -> list[Any]:
@@ -233,11 +248,11 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE) -> None:
         self.url = url
-        self.path = url  # what the CLI prints as "the database"
         self._pool_size = pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._turn_pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._opening = asyncio.Lock()
+        self._writing = asyncio.Lock()
         self._migrated = False
 
     def __repr__(self) -> str:
@@ -298,7 +313,10 @@ class PostgresDatabase(Database):
     async def _in_transaction(
         self, begin: str, *, lock: bool, change: bool
     ) -> AsyncIterator[PgConnection]:
-        async with self._acquired() as raw:
+        # Writers of this process queue here, not each on a pooled connection waiting for
+        # the cluster's lock: the one holding it can always get a second connection (a
+        # read inside its transaction) however many updates want to write.
+        async with self._writing if lock else contextlib.nullcontext(), self._acquired() as raw:
             try:
                 await raw.execute(begin)
                 if lock:

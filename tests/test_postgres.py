@@ -48,6 +48,11 @@ def test_placeholders_become_numbered_outside_literals() -> None:
         "SELECT $1, ':b', x::text, $1, $2",
         ("a", "c"),
     )
+    assert translate("SET (a, b) = (?1, ?2) WHERE (a, b) IS DISTINCT FROM (?1, ?2) AND id = ?3")[
+        1
+    ] == (0, 1, 2)
+    # SQLite's CROSS JOIN ... ON (an inner join in a fixed order) has no ON in PostgreSQL.
+    assert translate("FROM a CROSS JOIN b ON b.x = a.x")[0] == "FROM a JOIN b ON b.x = a.x"
 
 
 async def test_both_dialects_have_the_same_tables_and_columns(
