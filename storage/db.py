@@ -1,5 +1,8 @@
 """The database handle: explicit transactions, numbered migrations, and three connections.
 
+Database is the interface both dialects offer; this module is SQLite's (SqliteDatabase),
+storage/postgres.py PostgreSQL's. What follows is about SQLite.
+
 SQLite answers a lookup or a small write in tens of microseconds; a trip to aiosqlite's
 thread and back costs more than that in waiting (the thread waits for the loop to release
 the GIL, then the loop must wake up again), once per statement. So statements run on the

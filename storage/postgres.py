@@ -3,8 +3,10 @@
 The repository functions (storage/*.py) are one set for both dialects; what differs stays
 here, in a small dialect layer:
 
-- Placeholders: the repositories write `?` (or `:name`); PgConnection rewrites them into
-  asyncpg's `$1, $2, ...`, leaving string literals, quoted names and comments alone.
+- Placeholders: the repositories write `?`, `?NNN` or `:name`; PgConnection rewrites them
+  into asyncpg's `$1, $2, ...`, leaving string literals, quoted names and comments alone
+  (translate(), cached per statement). The one other rewrite: SQLite's `CROSS JOIN ... ON`
+  (an inner join whose order SQLite's planner keeps) is `JOIN ... ON` here.
 - Results: asyncpg's Record reads by position and by name like sqlite3.Row; rowcount comes
   from the command's status ("UPDATE 3"); there is no lastrowid (the repositories use
   RETURNING id, which SQLite has too).
@@ -13,8 +15,9 @@ here, in a small dialect layer:
   do on SQLite (BEGIN IMMEDIATE): every repository's check-then-write stays as safe as it
   is on SQLite, on any number of workers, and an outbox row or a sweep step is claimed by
   one worker only (its claim is an UPDATE ... WHERE it is still free, under that lock).
-  At about a thousand small write transactions a second per lock holder
-  (benchmarks/drivers.py) this is far above what the bot writes.
+  At about a thousand small write transactions a second (benchmarks/drivers.py) this is
+  far above what the bot writes. A process's writers queue on an asyncio lock first, so
+  at most one of its pooled connections waits for the cluster's lock.
 - read(): a pooled connection in a REPEATABLE READ READ ONLY transaction: one snapshot.
 - A lost connection, or a server that is down, raises StorageUnavailable; the pool drops
   the broken connection and connects afresh on the next acquire.
