@@ -37,8 +37,7 @@ from benchmarks.scale import scans, shape
 from bot.reminders import ReminderReport, queue_due_reminders
 from bot.settings import load_settings
 from playground.emulator import Msg
-from storage import Database
-from storage.db import OnLoop, Params, _Cursor, now
+from storage.db import OnLoop, Params, Record, SqliteDatabase, _Cursor, now
 from storage.outbox import Kind
 
 if TYPE_CHECKING:  # the emulator's hook overridden below takes its chats
@@ -214,9 +213,7 @@ class _TimedWriter(OnLoop):
         self.spent.append((sql, parameters or (), time.perf_counter() - t0))
         return cursor
 
-    async def execute_fetchall(
-        self, sql: str, parameters: Params | None = None
-    ) -> list[sqlite3.Row]:
+    async def execute_fetchall(self, sql: str, parameters: Params | None = None) -> list[Record]:
         t0 = time.perf_counter()
         rows = await super().execute_fetchall(sql, parameters)
         self.spent.append((sql, parameters or (), time.perf_counter() - t0))
@@ -244,7 +241,7 @@ async def queue_twice(path: Path, at: int) -> tuple[Queued, Queued, dict[str, li
     """The sweep's reminders at `at`, then the same again; and the plans of the statements
     that scan, and how many reminders went into the outbox more than once."""
     settings = load_settings(db_path=path, reminders="24h,2h")
-    db = Database(path)
+    db = SqliteDatabase(path)  # its loop writer is timed below
     await db.connect()
     runs: list[Queued] = []
     try:

@@ -23,7 +23,7 @@ from typing import Any
 from bot import access
 from bot.access import Act, Area
 from storage import Database, audit, grants, portal
-from storage.db import Reads, now
+from storage.db import Reads, SqliteDatabase, now
 
 DAY = 86400
 YEAR = 365 * DAY
@@ -302,7 +302,7 @@ def _explain(path: Path, statements: dict[str, str]) -> dict[str, list[str]]:
 async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
     rng = random.Random(seed)
     sample = _samples(path, samples, rng)
-    db = Database(path)
+    db = SqliteDatabase(path)  # its statements are traced below
     await db.connect()
     statements: dict[str, str] = {}
 

@@ -61,7 +61,7 @@ from handlers.language import set_command_menus
 from handlers.notices import outbox_first, outbox_last, renderer
 from handlers.private_only import private_chats_only
 from handlers.views import find_typed_name
-from storage import Database
+from storage import open_database
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def _start(app: PortalApp) -> None:
     db = portal(app).db
     await db.connect()
     await db.migrate()
-    portal(app).sender.start()  # what was owed before a restart goes out now
+    await portal(app).sender.start()  # what was owed before a restart goes out now
     assert app.job_queue is not None
     # Telegram keeps the menus between runs, so refreshing them need not hold up the first
     # poll by a round trip: they go out as soon as the bot is running.
@@ -101,7 +101,7 @@ async def _start(app: PortalApp) -> None:
 
 
 async def _refresh_command_menus(context: PortalContext) -> None:
-    if await portal(context.application).db.leading():  # one worker is enough
+    if await portal(context.application).lead.check():  # one worker is enough
         await set_command_menus(context.application)
 
 
@@ -134,7 +134,7 @@ def build_application(
         get_updates_request=AiohttpRequest(1, tls),
         rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
     )
-    db = Database(settings.db_path)
+    db = open_database(settings)
     policy.install(policy.Policy.from_settings(settings))  # the access checks apply it
     builder = (
         ApplicationBuilder()

@@ -20,7 +20,7 @@ from bot import invitations, policy
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import clean_email, clean_name
 from bot.tokens import deep_link
-from storage import Database, StorageError, clock, patients, practitioners, state
+from storage import Database, StorageError, clock, open_database, patients, practitioners, state
 from storage.models import Patient
 
 if TYPE_CHECKING:
@@ -315,7 +315,7 @@ async def _check_bot_api(settings: Settings) -> None:
 @asynccontextmanager
 async def _migrated(settings: Settings) -> AsyncIterator[Database]:
     """The database, migrated first; closed after the command, also when it fails."""
-    db = Database(settings.db_path)
+    db = open_database(settings)
     try:
         await db.migrate()
         yield db
@@ -324,7 +324,7 @@ async def _migrated(settings: Settings) -> AsyncIterator[Database]:
 
 
 async def _migrate(settings: Settings) -> list[int]:
-    db = Database(settings.db_path)
+    db = open_database(settings)
     try:
         return await db.migrate()
     finally:
@@ -334,9 +334,9 @@ async def _migrate(settings: Settings) -> list[int]:
 async def migrate_command(settings: Settings, args: argparse.Namespace) -> int:
     applied = await _migrate(settings)
     if applied:
-        print(f"applied migrations {', '.join(map(str, applied))} to {settings.db_path}")
+        print(f"applied migrations {', '.join(map(str, applied))} to {settings.database_name}")
     else:
-        print(f"{settings.db_path} is up to date")
+        print(f"{settings.database_name} is up to date")
     return 0
 
 

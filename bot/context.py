@@ -20,6 +20,7 @@ from bot.i18n import Translator, translator
 from bot.outbox import Sender
 from bot.settings import Settings
 from storage import Database, logins
+from storage.db import Leadership
 from storage.models import Login, Patient
 
 USER_LANGUAGE_KEY = "language"  # a choice made with /language before signing in
@@ -32,6 +33,11 @@ class Portal:
     settings: Settings
     db: Database
     sender: Sender  # the outbox's (bot/outbox.py)
+
+    @property
+    def lead(self) -> Leadership:
+        """Whether this worker does the timed work for all of them (the sender's)."""
+        return self.sender.lead
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.portalbot import replies_now
 from storage import Database, outbox
-from storage.db import Writes, now
+from storage.db import Leadership, Writes, now
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,15 @@ class Sender:
         # Rows let pass while their chat had a message a moment ago: row -> when (Pace's
         # clock) it may go.
         self._resting: dict[int, float] = {}
+        # Whether this worker sends what the bot sends on its own (and does the other timed
+        # work): one worker of the cluster at a time; on SQLite, always.
+        self.lead = Leadership()
+        self._leading: Leadership | None = None
 
     # -- lifecycle
-    def start(self) -> None:
+    async def start(self) -> None:
         if self._task is None:
+            self._leading = self.lead = await self.db.leader("timed work").__aenter__()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
 
     async def stop(self) -> None:
@@ -134,6 +139,10 @@ class Sender:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        leading, self._leading = self._leading, None
+        if leading is not None:  # another worker's next check takes the work over
+            await leading.__aexit__(None, None, None)
+            self.lead = Leadership()
 
     def wake(self) -> None:
         self._wake.set()
@@ -272,7 +281,7 @@ class Sender:
                 # What the bot sends on its own goes from one worker at a time, which keeps
                 # Telegram's pace for the bot as a whole; the others send only what their
                 # own updates owe, and take over if that worker dies.
-                if await self.db.leading():
+                if await self.lead.check():
                     await self._drain()
                 timeout = await self._until_next()
             except asyncio.CancelledError:

@@ -6,6 +6,7 @@ import re
 import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from babel import Locale, UnknownLocaleError
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     api_base_url: str = TELEGRAM_API_BASE_URL
     db_path: Path = Path("./portal.db")
+    # postgresql://user:password@host:port/db (or ...@/db?host=/socket/dir): PostgreSQL
+    # instead of SQLite at db_path. A secret: it may hold the password.
+    database_url: SecretStr | None = None
     default_locale: str = "en_AU"
     timezone: str = "Australia/Sydney"
     invite_ttl_days: int = Field(default=14, ge=1, le=365)
@@ -45,6 +49,28 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        check_database_url(value.get_secret_value().strip())
+        return SecretStr(value.get_secret_value().strip())
+
+    @property
+    def database(self) -> str | Path:
+        """What storage.open_database() opens: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url else self.db_path
+
+    @property
+    def database_name(self) -> str:
+        """The database, for messages: never the URL's password."""
+        if self.database_url is None:
+            return str(self.db_path)
+        url = urlsplit(self.database_url.get_secret_value())
+        host = url.hostname or dict(parse_qsl(url.query)).get("host", "")
+        return f"PostgreSQL database {url.path.lstrip('/')!r} on {host or 'localhost'}"
 
     @field_validator("default_locale")
     @classmethod
@@ -159,6 +185,22 @@ def parse_offsets(text: str) -> tuple[int, ...]:
             raise ValueError(f"{part!r} is given twice")
         offsets.append(seconds)
     return tuple(sorted(offsets, reverse=True))
+
+
+def check_database_url(url: str) -> None:
+    """ValueError, without the password, unless `url` names a PostgreSQL database."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("not a URL such as postgresql://user:password@host:5432/db") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"must start with postgresql:// (not {parts.scheme or 'nothing'}://)")
+    if not parts.path.strip("/") or "/" in parts.path.strip("/"):
+        raise ValueError("must name the database, e.g. postgresql://user:password@host:5432/db")
+    query = dict(parse_qsl(parts.query))
+    if not parts.hostname and not query.get("host"):
+        raise ValueError("must name a host, or a socket directory as ?host=/run/postgresql")
 
 
 class SettingsError(Exception):

@@ -74,7 +74,7 @@ async def sweep_job(context: PortalContext) -> None:
     """The bot's job queue runs this every SWEEP_EVERY_S; what it queues goes out at once."""
     p = context.portal
     try:
-        if not await p.db.leading():
+        if not await p.lead.check():
             return  # another worker sweeps for all of them
         report = await sweep(p.db, policy.current())
         reminded = await queue_due_reminders(p.db, p.settings, clock.now())

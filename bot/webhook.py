@@ -43,6 +43,7 @@ from bot.context import PortalApp, portal
 from bot.processing import UserTurns, turn_key
 from bot.updates import Unreadable, parse_update
 from storage import clock, deployment
+from storage.db import StorageUnavailable
 
 log = logging.getLogger("portal.webhook")
 
@@ -120,10 +121,16 @@ def webhook_routes(
         if update is None or isinstance(update, Unreadable):
             return web.Response()  # taken and skipped, so that Telegram moves on
         key = turn_key(update)
+        if key is None:  # nobody's: nothing to wait for
+            await application.process_update(update)
+            return web.Response()
         # This worker's own waiters queue here, each holding nothing; then the lock across
         # workers (a database connection each) is taken by one at a time.
-        async with turns.turn(key), portal(application).db.user_turn(key):
-            await application.process_update(update)
+        try:
+            async with turns.turn(key), portal(application).db.user_turn(key):
+                await application.process_update(update)
+        except StorageUnavailable as exc:  # no turn to take: told as any handler's would be
+            await application.process_error(update, exc)
         return web.Response()
 
     routes = web.Application()

@@ -26,7 +26,7 @@ from bot.settings import Settings
 from playground.demo import ALEX, INVITED, PRACTITIONER, SAM, seed_demo
 from playground.emulator import BotAPIServer
 from playground.page import Hint, Phone, PlaygroundPage
-from storage import Database
+from storage import open_database
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _phones() -> list[Phone]:
 
 
 async def _seed(settings: Settings, today: dt.date | None) -> dict[str, str]:
-    db = Database(settings.db_path)
+    db = open_database(settings)
     try:
         await db.migrate()
         result = await seed_demo(

@@ -40,13 +40,14 @@ def _change(row: Iterable[Any]) -> Change:
 async def record(
     conn: Writes, appointment_id: int, status: str, actor_patient_id: int | None
 ) -> Change:
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         "INSERT INTO appointment_changes (appointment_id, status, actor_patient_id, at)"
-        " VALUES (?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?) RETURNING id",
         (appointment_id, status, actor_patient_id, now()),
     )
-    assert cur.lastrowid is not None
-    found = await get(conn, cur.lastrowid)
+    assert row is not None
+    found = await get(conn, row[0])
     assert found is not None
     return found
 

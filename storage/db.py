@@ -1,5 +1,8 @@
 """The database handle: explicit transactions, numbered migrations, and three connections.
 
+Database is the interface both dialects offer; this module is SQLite's (SqliteDatabase),
+storage/postgres.py PostgreSQL's. What follows is about SQLite.
+
 SQLite answers a lookup or a small write in tens of microseconds; a trip to aiosqlite's
 thread and back costs more than that in waiting (the thread waits for the loop to release
 the GIL, then the loop must wake up again), once per statement. So statements run on the
@@ -29,9 +32,10 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
@@ -88,6 +92,25 @@ def now() -> int:
     return clock.now()
 
 
+class StorageUnavailable(StorageError):
+    """The database cannot be reached right now (a lost connection, a server restarting):
+    the update fails, the user is asked to try again in a moment, and the next query
+    connects afresh."""
+
+
+class Record(Protocol):
+    """A result row of either backend (sqlite3.Row, asyncpg.Record): by position, by
+    column name, and dict(row)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
 class Rows(Protocol):
     @property
     def rowcount(self) -> int: ...
@@ -95,9 +118,9 @@ class Rows(Protocol):
     @property
     def lastrowid(self) -> int | None: ...
 
-    async def fetchone(self) -> sqlite3.Row | None: ...
+    async def fetchone(self) -> Record | None: ...
 
-    async def fetchall(self) -> Iterable[sqlite3.Row]: ...
+    async def fetchall(self) -> Iterable[Record]: ...
 
 
 class Reads(Protocol):
@@ -108,7 +131,7 @@ class Reads(Protocol):
 
     async def execute_fetchall(
         self, sql: str, parameters: Params | None = None
-    ) -> Iterable[sqlite3.Row]: ...
+    ) -> Iterable[Record]: ...
 
 
 class Writes(Reads, Protocol):
@@ -125,11 +148,11 @@ class _Cursor:
         self.rowcount = cursor.rowcount
         self.lastrowid = cursor.lastrowid
 
-    async def fetchone(self) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._cursor.fetchone()
+    async def fetchone(self) -> Record | None:
+        row: Record | None = self._cursor.fetchone()
         return row
 
-    async def fetchall(self) -> list[sqlite3.Row]:
+    async def fetchall(self) -> list[Record]:
         return self._cursor.fetchall()
 
 
@@ -156,25 +179,133 @@ class OnLoop:
     async def execute(self, sql: str, parameters: Params | None = None) -> _Cursor:
         return _Cursor(self._conn.execute(sql, () if parameters is None else parameters))
 
-    async def execute_fetchall(
-        self, sql: str, parameters: Params | None = None
-    ) -> list[sqlite3.Row]:
+    async def execute_fetchall(self, sql: str, parameters: Params | None = None) -> list[Record]:
         return self._conn.execute(sql, () if parameters is None else parameters).fetchall()
 
 
-async def fetch_one(conn: Reads, sql: str, params: Params = ()) -> sqlite3.Row | None:
+async def fetch_one(conn: Reads, sql: str, params: Params = ()) -> Record | None:
     """One row; through aiosqlite, in one trip to its thread (execute, then fetchone, would
     be two)."""
     rows = await conn.execute_fetchall(sql, params)
     return next(iter(rows), None)
 
 
-async def fetch_all(conn: Reads, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+async def fetch_all(conn: Reads, sql: str, params: Params = ()) -> list[Record]:
     """Every row; through aiosqlite, in one trip to its thread."""
     return list(await conn.execute_fetchall(sql, params))
 
 
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
 class Database:
+    """A database of either dialect: SQLite (this module) or PostgreSQL
+    (storage/postgres.py). `Database(path)` opens SQLite as always; `Database(url)` with a
+    postgresql:// URL, PostgreSQL (open_database() picks from the settings).
+
+    What every backend offers: connect/close/migrate; transaction() (all-or-nothing
+    writes), statement() (one write), read() (one consistent snapshot); user_turn(key)
+    (one user's updates one at a time, across every worker); leader(name) (timed work
+    run by one worker of the cluster).
+    """
+
+    dialect: str = ""
+
+    def __new__(cls, target: str | Path = "", *args: Any, **kwargs: Any) -> Database:
+        if cls is Database:
+            if is_postgres_url(target):
+                from storage.postgres import PostgresDatabase
+
+                return super().__new__(PostgresDatabase)
+            return super().__new__(SqliteDatabase)
+        return super().__new__(cls)
+
+    def __init__(self, target: str | Path, /) -> None:
+        """Each dialect's class has its own; a subclass that lends another's connection
+        (playground/demo.py) has nothing to open."""
+
+    async def connect(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def checkpointed(self) -> None:
+        """Wait for background upkeep (SQLite's WAL checkpoint); nothing elsewhere."""
+
+    async def migrate(self) -> list[int]:
+        raise NotImplementedError
+
+    def transaction(self, *, change: bool = True) -> AbstractAsyncContextManager[Writes]:
+        raise NotImplementedError
+
+    def statement(self, *, change: bool = True) -> AbstractAsyncContextManager[Writes]:
+        raise NotImplementedError
+
+    def read(self) -> AbstractAsyncContextManager[Reads]:
+        raise NotImplementedError
+
+    def user_turn(self, key: int) -> AbstractAsyncContextManager[None]:
+        """While inside, no other update of this user (key: their Telegram id) runs, in
+        this process or any other worker of the cluster; others wait for their turn, in
+        the order they asked."""
+        raise NotImplementedError
+
+    def leader(self, name: str) -> Leadership:
+        """`async with db.leader("outbox") as lead:` then `if await lead.check():` before
+        each round of timed work: True while this worker is the one that does `name`
+        across the cluster. Kept until the block ends (or the worker dies)."""
+        raise NotImplementedError
+
+
+class Target(Protocol):
+    @property
+    def database(self) -> str | Path: ...
+
+
+def open_database(target: Target | str | Path) -> Database:
+    """The database that settings (their `.database`), a postgresql:// URL or a SQLite path
+    name: PostgreSQL for a URL, else SQLite. Not connected yet."""
+    if not isinstance(target, str | Path):
+        target = target.database
+    return Database(target)
+
+
+class Leadership:
+    """Who does one kind of timed work. SQLite's: one process on one file, always this one."""
+
+    async def check(self) -> bool:
+        return True
+
+    async def __aenter__(self) -> Leadership:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _TurnLocks:
+    """One asyncio.Lock per key with somebody inside or waiting; dropped after the last.
+    asyncio.Lock serves waiters first come, first served: a user's updates keep their order."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def turn(self, key: int) -> AsyncIterator[None]:
+        lock, waiting = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        waiting[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            waiting[0] -= 1
+            if not waiting[0]:
+                del self._locks[key]
+
+
+class SqliteDatabase(Database):
     """Owns the connections; hands each out one user at a time.
 
     The writers are shared by every handler, so a lock keeps one coroutine's transaction
@@ -182,8 +313,11 @@ class Database:
     own, for the snapshot read() opens.
     """
 
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._turns = _TurnLocks()
         self._conn: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: OnLoop | None = None
@@ -271,6 +405,13 @@ class Database:
         if self._conn is None:
             raise StorageError("database is not connected")
         return self._conn
+
+    def user_turn(self, key: int) -> AbstractAsyncContextManager[None]:
+        # One process per file (the CLI's commands do not handle updates): a lock in it.
+        return self._turns.turn(key)
+
+    def leader(self, name: str) -> Leadership:
+        return Leadership()
 
     @asynccontextmanager
     async def transaction(self, *, change: bool = True) -> AsyncIterator[Writes]:
@@ -364,17 +505,6 @@ class Database:
             self._checkpoint = None
 
     @asynccontextmanager
-    async def user_turn(self, key: int | None) -> AsyncIterator[None]:
-        """One user's updates one at a time across workers. A SQLite file serves one
-        process, whose own per-user turns (bot/processing.py) already see to it."""
-        yield
-
-    async def leading(self) -> bool:
-        """Whether this process runs the timed work (the outbox's background sender, the
-        sweep) for every worker: a SQLite file's one process always does."""
-        return True
-
-    @asynccontextmanager
     async def read(self) -> AsyncIterator[Reads]:
         """Reads, on the loop's read-only connection: one consistent snapshot for all of
         them (a deferred transaction; for a single read it costs microseconds)."""
@@ -430,14 +560,44 @@ class Database:
         return applied
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("storage") / "migrations"
-    found: list[tuple[int, str]] = []
+def _numbered(folder: Traversable) -> dict[int, tuple[str, str]]:
+    found: dict[int, tuple[str, str]] = {}
+    if not folder.is_dir():
+        return found
     for entry in folder.iterdir():
         name = entry.name
         if name.endswith(".sql") and name[:4].isdigit():
-            found.append((int(name[:4]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+            found[int(name[:4])] = (name, entry.read_text(encoding="utf-8"))
+    return found
+
+
+def migrations(dialect: str = "sqlite") -> list[tuple[int, str]]:
+    """(version, SQL) in order, for this dialect. storage/migrations/*.sql are portable
+    (from 0016 on) and run on both; a file of the same number under
+    storage/migrations/<dialect>/ replaces one whose SQL cannot be. A `<NNNN>_baseline.sql`
+    there stands for every version up to NNNN: PostgreSQL starts from the schema as of
+    0015, written once in its own words, rather than replaying SQLite's history."""
+    folder = resources.files("storage") / "migrations"
+    shared = {version: sql for version, (_, sql) in _numbered(folder).items()}
+    own = _numbered(folder / dialect)
+    baseline = max((v for v, (name, _) in own.items() if "baseline" in name), default=0)
+    steps = {v: sql for v, sql in shared.items() if v > baseline}
+    steps.update({v: sql for v, (_, sql) in own.items()})
+    return sorted(steps.items())
+
+
+def covered(dialect: str, version: int) -> list[int]:
+    """The versions one applied migration stands for: a baseline, all the shared ones up to
+    it (recorded as applied, so both dialects list the same versions)."""
+    folder = resources.files("storage") / "migrations"
+    own = _numbered(folder / dialect)
+    if version in own and "baseline" in own[version][0]:
+        return sorted({v for v in _numbered(folder) if v <= version} | {version})
+    return [version]
+
+
+def _migrations() -> list[tuple[int, str]]:
+    return migrations("sqlite")
 
 
 def _split_sql(sql: str) -> list[str]:

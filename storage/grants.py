@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-
-from storage.db import Reads, Writes, fetch_all, fetch_one, now
+from storage.db import Reads, Record, Writes, fetch_all, fetch_one, now
 from storage.models import AccessEntry, Grant
 from storage.vocabulary import EndReason, GrantKind, GrantStatus, Level, Relationship, Role
 
@@ -26,7 +24,7 @@ _WITH_SUBJECT_NAME = (
 )
 
 
-def _grant(row: sqlite3.Row | None) -> Grant | None:
+def _grant(row: Record | None) -> Grant | None:
     return Grant.model_validate(dict(row)) if row else None
 
 
@@ -64,7 +62,7 @@ async def open_between(
         conn,
         f"SELECT {_COLUMNS} FROM grants g WHERE g.accessor_id = ?"
         " AND g.status IN ('pending', 'active')"
-        " AND (g.subject_id = ? OR (g.subject_id IS NULL AND g.subject_email = ? COLLATE NOCASE))",
+        " AND (g.subject_id = ? OR (g.subject_id IS NULL AND lower(g.subject_email) = lower(?)))",
         (accessor_id, subject_id, subject_email),
     )
     return _grant(row)
@@ -137,7 +135,7 @@ async def attach_email_requests(conn: Writes, patient_id: int, email: str) -> in
     """Requests made to this email before the patient existed now point at the patient."""
     cur = await conn.execute(
         "UPDATE grants SET subject_id = ? WHERE subject_id IS NULL AND status = 'pending'"
-        " AND subject_email = ? COLLATE NOCASE AND accessor_id <> ?"
+        " AND lower(subject_email) = lower(?) AND accessor_id <> ?"
         " AND NOT EXISTS (SELECT 1 FROM grants o WHERE o.accessor_id = grants.accessor_id"
         "   AND o.subject_id = ? AND o.status IN ('pending', 'active'))",
         (patient_id, email, patient_id, patient_id),
@@ -177,7 +175,7 @@ async def _entries(conn: Reads, sql: str, params: tuple[object, ...]) -> list[Ac
     return [_entry(row) for row in await fetch_all(conn, sql, params)]
 
 
-def _entry(row: sqlite3.Row) -> AccessEntry:
+def _entry(row: Record) -> AccessEntry:
     data = dict(row)
     other = data.pop("other_name")
     return AccessEntry(grant=Grant.model_validate(data), other_name=other)

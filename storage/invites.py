@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
-from storage.db import Reads, Writes, fetch_one, now
+from storage.db import Reads, Record, Writes, fetch_one, now
 from storage.models import Invite
 
 _COLUMNS = (
@@ -14,7 +13,7 @@ _COLUMNS = (
 )
 
 
-def _invite(row: sqlite3.Row | None) -> Invite | None:
+def _invite(row: Record | None) -> Invite | None:
     return Invite.model_validate(dict(row)) if row else None
 
 
@@ -27,9 +26,10 @@ async def create(
     created_by_patient: int | None = None,
     date_of_birth: dt.date | None = None,
 ) -> Invite:
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         "INSERT INTO invites (token_hash, patient_id, invited_by, created_at, expires_at,"
-        " created_by_patient, date_of_birth) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " created_by_patient, date_of_birth) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             token_hash,
             patient_id,
@@ -40,7 +40,8 @@ async def create(
             date_of_birth.isoformat() if date_of_birth else None,
         ),
     )
-    invite = await get(conn, cur.lastrowid or 0)
+    assert row is not None
+    invite = await get(conn, row[0])
     assert invite is not None
     return invite
 

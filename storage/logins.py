@@ -37,7 +37,7 @@ async def delete(conn: Writes, telegram_user_id: int, patient_id: int, since: in
     `since`, is still the sign-in made then): true for exactly one caller."""
     cur = await conn.execute(
         "DELETE FROM logins WHERE telegram_user_id = ? AND patient_id = ?"
-        " AND (? IS NULL OR created_at = ?)",
+        " AND (CAST(? AS BIGINT) IS NULL OR created_at = ?)",
         (telegram_user_id, patient_id, since, since),
     )
     return cur.rowcount == 1
@@ -51,7 +51,7 @@ async def signed_in_patients(
         conn,
         f"SELECT {_select('p', Patient)}, {_select('l', Login)}"
         " FROM patients p JOIN logins l ON l.patient_id = p.id"
-        " WHERE p.email = :email COLLATE NOCASE OR p.full_name = :name COLLATE NOCASE"
+        " WHERE lower(p.email) = lower(:email) OR lower(p.full_name) = lower(:name)"
         " ORDER BY p.id LIMIT :limit",
         {"email": email, "name": name, "limit": limit},
     )
@@ -106,7 +106,7 @@ def _pick(row: dict[str, object], alias: str, model: type[Row]) -> dict[str, obj
 _IDENTITY = (
     f"SELECT {_select('l', Login)}, {_select('p', Patient)},"
     " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner"
-    " FROM (SELECT :user AS asking) q"
+    " FROM (SELECT CAST(:user AS BIGINT) AS asking) q"
     " LEFT JOIN logins l ON l.telegram_user_id = q.asking"
     " LEFT JOIN patients p ON p.id = l.patient_id"
 )

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextvars
 import enum
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
-from storage.db import Reads, Writes, fetch_all, fetch_one, now
+from storage.db import Reads, Record, Writes, fetch_all, fetch_one, now
 
 LEASE_S = 60  # longer than any one send with its retries inside the HTTP client
 # A row queued while an update is handled is sent by that update, after its replies; the
@@ -94,7 +93,7 @@ class Message(BaseModel):
 _COLUMNS = "id, kind, ref_id, patient_id, chat_id, detail, keep, status, attempts, lapses_at"
 
 
-def _message(row: sqlite3.Row) -> Message:
+def _message(row: Record) -> Message:
     values = dict(row)
     values["detail"] = json.loads(values["detail"]) if values["detail"] else {}
     return Message.model_validate(values)
@@ -115,10 +114,11 @@ async def enqueue(
     """Queue one message; None when the same dedupe key was queued before (nothing new)."""
     at = now()
     collecting = _queued_here.get()
-    cur = await conn.execute(
+    row = await fetch_one(
+        conn,
         "INSERT INTO outbox (kind, ref_id, patient_id, chat_id, detail, dedupe_key, keep,"
         " lapses_at, due_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (dedupe_key) DO NOTHING",
+        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
         (
             kind,
             ref_id,
@@ -132,11 +132,12 @@ async def enqueue(
             at,
         ),
     )
-    if not cur.rowcount or cur.lastrowid is None:
+    if row is None:  # queued before
         return None
+    message_id = int(row[0])
     if collecting is not None:
-        collecting.append(cur.lastrowid)
-    return cur.lastrowid
+        collecting.append(message_id)
+    return message_id
 
 
 async def due(conn: Reads, limit: int, skip: Sequence[int] = ()) -> list[Message]:
@@ -162,7 +163,8 @@ async def next_due_at(conn: Reads) -> int | None:
     # A row a dead sender had claimed is due again only when its lease runs out.
     row = await fetch_one(
         conn,
-        "SELECT min(max(due_at, coalesce(claimed_until, 0))) FROM outbox WHERE status = 'queued'",
+        "SELECT min(CASE WHEN claimed_until > due_at THEN claimed_until ELSE due_at END)"
+        " FROM outbox WHERE status = 'queued'",
     )
     return row[0] if row and row[0] is not None else None
 

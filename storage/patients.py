@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
-from storage.db import Reads, Writes, fetch_all, fetch_one, now
+from storage.db import Reads, Record, Writes, fetch_all, fetch_one, now
 from storage.models import Patient
 
 _COLUMNS = "id, full_name, date_of_birth, email, created_at, holder_id"
 
 
-def _patient(row: sqlite3.Row | None) -> Patient | None:
+def _patient(row: Record | None) -> Patient | None:
     return Patient.model_validate(dict(row)) if row else None
 
 
@@ -22,7 +21,9 @@ async def get(conn: Reads, patient_id: int) -> Patient | None:
 
 async def by_email(conn: Reads, email: str) -> Patient | None:
     row = await fetch_one(
-        conn, f"SELECT {_COLUMNS} FROM patients WHERE email = ? COLLATE NOCASE", (email.strip(),)
+        conn,
+        f"SELECT {_COLUMNS} FROM patients WHERE lower(email) = lower(?)",
+        (email.strip(),),
     )
     return _patient(row)
 

@@ -6,9 +6,7 @@ or retry gets there first."""
 
 from __future__ import annotations
 
-import sqlite3
-
-from storage.db import Reads, Writes, fetch_all, fetch_one, now
+from storage.db import Reads, Record, Writes, fetch_all, fetch_one, now
 from storage.grants import _COLUMNS as _GRANT_COLUMNS
 from storage.grants import _entry
 from storage.models import AccessEntry, Grant, Patient
@@ -35,7 +33,8 @@ async def renew(conn: Writes, grant_id: int, ends_at: int, was: int | None) -> b
     """A new end date for active access, if its end date is still `was` (a second tap on
     the same Renew changes nothing)."""
     cur = await conn.execute(
-        "UPDATE grants SET ends_at = ? WHERE id = ? AND status = 'active' AND ends_at IS ?",
+        "UPDATE grants SET ends_at = ? WHERE id = ? AND status = 'active'"
+        " AND ends_at IS NOT DISTINCT FROM ?",
         (ends_at, grant_id, was),
     )
     return cur.rowcount == 1
@@ -120,7 +119,26 @@ async def steps_for_grant(conn: Reads, grant_id: int) -> list[str]:
 _SUBJECT = ", ".join(f"s.{c.strip()} AS s_{c.strip()}" for c in _PATIENT_COLUMNS.split(","))
 
 
-def _grant_and_subject(row: sqlite3.Row) -> tuple[Grant, Patient, bool]:
+def _days_from_civil(day: str) -> str:
+    """SQL: the days from 1970-01-01 to the ISO date in `day` plus :years years, in integer
+    arithmetic both dialects share (Howard Hinnant's days_from_civil). As SQLite's
+    strftime('%s', day, '+N years') did, a 29 February lands on 1 March in a common year."""
+    y = f"(CAST(substr({day}, 1, 4) AS BIGINT) + :years)"
+    m = f"CAST(substr({day}, 6, 2) AS BIGINT)"
+    d = f"CAST(substr({day}, 9, 2) AS BIGINT)"
+    yy = f"({y} - CASE WHEN {m} <= 2 THEN 1 ELSE 0 END)"
+    era = f"({yy} / 400)"
+    yoe = f"({yy} - {era} * 400)"
+    doy = f"((153 * ({m} + CASE WHEN {m} > 2 THEN -3 ELSE 9 END) + 2) / 5 + {d} - 1)"
+    return f"({era} * 146097 + {yoe} * 365 + {yoe} / 4 - {yoe} / 100 + {doy} - 719468)"
+
+
+def _comes_of_age(day: str) -> str:
+    """SQL: the unix time a patient turns :years, from the date of birth in column `day`."""
+    return f"({_days_from_civil(day)} * 86400)"
+
+
+def _grant_and_subject(row: Record) -> tuple[Grant, Patient, bool]:
     data = dict(row)
     has_login = bool(data.pop("has_login"))
     subject = {name[2:]: data.pop(name) for name in list(data) if name.startswith("s_")}
@@ -148,17 +166,17 @@ async def grants_to_sweep(
         " FROM grants g JOIN patients s ON s.id = g.subject_id"
         " WHERE g.status = 'active' AND g.id > :after AND ("
         "   (s.date_of_birth IS NOT NULL AND COALESCE(g.began_at, g.decided_at, g.requested_at)"
-        "     < CAST(strftime('%s', s.date_of_birth, :years) AS INTEGER) + 2 * 86400)"
-        "   OR (:term AND g.ends_at IS NOT NULL AND g.ends_at <= :ends_by)"
-        "   OR (:term AND g.ends_at IS NULL AND (s.date_of_birth IS NULL OR g.kept_at IS NOT NULL"
-        "     OR COALESCE(g.began_at, g.decided_at, g.requested_at)"
-        "       >= CAST(strftime('%s', s.date_of_birth, :years) AS INTEGER) - 2 * 86400))"
+        f"     < {_comes_of_age('s.date_of_birth')} + 2 * 86400)"
+        "   OR (:term = 1 AND g.ends_at IS NOT NULL AND g.ends_at <= :ends_by)"
+        "   OR (:term = 1 AND g.ends_at IS NULL AND (s.date_of_birth IS NULL"
+        "     OR g.kept_at IS NOT NULL OR COALESCE(g.began_at, g.decided_at, g.requested_at)"
+        f"       >= {_comes_of_age('s.date_of_birth')} - 2 * 86400))"
         " ) ORDER BY g.id LIMIT :limit",
         {
             "after": after_id,
             "term": int(term),
             "ends_by": ends_by,
-            "years": f"+{majority} years",
+            "years": majority,
             "limit": limit,
         },
     )
@@ -175,9 +193,9 @@ async def held_to_sweep(
         f"SELECT {_PATIENT_COLUMNS},"
         " EXISTS (SELECT 1 FROM logins l WHERE l.patient_id = p.id) AS has_login"
         " FROM patients p WHERE p.holder_id IS NOT NULL AND p.date_of_birth IS NOT NULL"
-        " AND p.created_at < CAST(strftime('%s', p.date_of_birth, ?) AS INTEGER) + 2 * 86400"
-        " AND p.id > ? ORDER BY p.id LIMIT ?",
-        (f"+{majority} years", after_id, limit),
+        f" AND p.created_at < {_comes_of_age('p.date_of_birth')} + 2 * 86400"
+        " AND p.id > :after ORDER BY p.id LIMIT :limit",
+        {"years": majority, "after": after_id, "limit": limit},
     )
     found = []
     for row in rows:

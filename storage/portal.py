@@ -263,7 +263,7 @@ async def update_patient_from_source(
         "UPDATE patients SET (fhir_id, full_name, date_of_birth, email, deceased, deceased_on)"
         " = (?1, ?2, coalesce(?3, date_of_birth), coalesce(?4, email), ?5, ?6) WHERE id = ?7"
         " AND (fhir_id, full_name, date_of_birth, email, deceased, deceased_on)"
-        " IS NOT (?1, ?2, coalesce(?3, date_of_birth), coalesce(?4, email), ?5, ?6)",
+        " IS DISTINCT FROM (?1, ?2, coalesce(?3, date_of_birth), coalesce(?4, email), ?5, ?6)",
         (
             fhir_id,
             full_name,

@@ -79,7 +79,8 @@ async def reminder_candidates(conn: Reads, after: int, until: int, offset: int) 
         "a.patient_id",
         "a.starts_at > ? AND a.starts_at <= ? AND a.status IN ('booked', 'confirmed')"
         " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.dedupe_key ="
-        " 'remind:' || a.id || ':' || a.starts_at || ':' || ? || ':' || {recipient})",
+        " 'remind:' || a.id || ':' || a.starts_at || ':' || CAST(? AS BIGINT) || ':'"
+        " || {recipient})",
     )
     half = (after, until, offset, Topic.REMINDERS)
     rows = await fetch_all(conn, sql + " ORDER BY 3, 1, 4", (*half, *half))
@@ -93,7 +94,7 @@ async def told_about(
 ) -> list[tuple[int, Level | None, Role | None]]:
     """Whoever may be told something new about this patient: (recipient, level, role) for
     the patient themself (None, None) and each holder of an active grant."""
-    sql = _recipients("1", "(SELECT 1)", "?", "1")
+    sql = _recipients("1", "(SELECT 1) one", "?", "1 = 1")
     rows = await fetch_all(conn, sql, (subject_id, topic, subject_id, topic))
     return [(row[1], _level(row[2]), _role(row[3])) for row in rows]
 

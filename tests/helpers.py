@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ def settings_for(server: BotAPIServer, db_path: Path) -> Settings:
         db_path=db_path,
         practice_name=PRACTICE,
     )
+
+
+def database_for(db_path: Path) -> str | Path:
+    """The test's database: PostgreSQL's when the test runs there (tests/conftest.py sets
+    PORTAL_DATABASE_URL), else the SQLite file; for storage.open_database()."""
+    return os.environ.get("PORTAL_DATABASE_URL") or db_path
 
 
 async def make_practitioner(db: Database, telegram_id: int, name: str = "Dr Rao") -> None:

@@ -13,14 +13,24 @@ import random
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
 
 from bot import access, invitations
 from bot.access import AccessRequest
 from bot.callbacks import ApproveRequest
-from storage import Database, logins
+from storage import logins, open_database
+from storage.postgres import translate
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
+from tests.helpers import database_for
+
+pytestmark = pytest.mark.both_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 CYCLES = int(os.environ.get("PORTAL_CRASH_CYCLES", "12"))
@@ -30,32 +40,54 @@ DOB = dt.date(1985, 2, 3)  # every invite checks one
 MOVE_S = 20.0
 
 
+def _query(path: Path) -> Callable[[str, tuple[object, ...]], list[tuple[Any, ...]]]:
+    """Rows of one query, from the test's database: SQLite's file, or PostgreSQL's (a
+    connection of its own per query, on a loop of its own: the test's loop is busy)."""
+    url = database_for(path)
+    if isinstance(url, Path):
+        conn = sqlite3.connect(url)
+        return lambda sql, params: conn.execute(sql, params).fetchall()
+
+    def on_postgres(sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        async def fetch() -> list[tuple[Any, ...]]:
+            text, _ = translate(sql)
+            conn = await asyncpg.connect(str(url))
+            try:
+                return [tuple(row) for row in await conn.fetch(text, *params)]
+            finally:
+                await conn.close()
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, fetch()).result()
+
+    return on_postgres
+
+
 def check_database(path: Path) -> dict[str, int]:
     """Invariants that must hold at any instant, even right after a SIGKILL."""
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
-        # Every active grant was approved exactly once, in the same transaction.
-        for grant_id, status in conn.execute("SELECT id, status FROM grants"):
-            decisions = conn.execute(
-                "SELECT count(*) FROM audit_events WHERE ref_id = ? AND outcome = 'ok'"
-                " AND action IN ('grant.approved', 'grant.denied')",
-                (grant_id,),
-            ).fetchone()[0]
-            assert decisions == (0 if status in ("pending", "expired") else 1), (grant_id, status)
-        # Every dependent has exactly one creation event and one grant for its holder.
-        for (patient_id,) in conn.execute("SELECT id FROM patients WHERE holder_id IS NOT NULL"):
-            created = conn.execute(
-                "SELECT count(*) FROM audit_events WHERE subject_patient_id = ?"
-                " AND action = 'patient.dependent_created'",
-                (patient_id,),
-            ).fetchone()[0]
-            assert created == 1
-        return {
-            "dependents": conn.execute(
-                "SELECT count(*) FROM patients WHERE holder_id IS NOT NULL"
-            ).fetchone()[0],
-        }
+    query = _query(path)
+    if isinstance(database_for(path), Path):
+        assert query("PRAGMA integrity_check", ())[0][0] == "ok"
+        assert query("PRAGMA foreign_key_check", ()) == []
+    # Every active grant was approved exactly once, in the same transaction.
+    for grant_id, status in query("SELECT id, status FROM grants", ()):
+        decisions = query(
+            "SELECT count(*) FROM audit_events WHERE ref_id = ? AND outcome = 'ok'"
+            " AND action IN ('grant.approved', 'grant.denied')",
+            (grant_id,),
+        )[0][0]
+        assert decisions == (0 if status in ("pending", "expired") else 1), (grant_id, status)
+    # Every dependent has exactly one creation event and one grant for its holder.
+    for (patient_id,) in query("SELECT id FROM patients WHERE holder_id IS NOT NULL", ()):
+        created = query(
+            "SELECT count(*) FROM audit_events WHERE subject_patient_id = ?"
+            " AND action = 'patient.dependent_created'",
+            (patient_id,),
+        )[0][0]
+        assert created == 1
+    return {
+        "dependents": query("SELECT count(*) FROM patients WHERE holder_id IS NOT NULL", ())[0][0],
+    }
 
 
 class Bot:
@@ -66,6 +98,8 @@ class Bot:
             "PORTAL_API_BASE_URL": server.base_url,
             "PORTAL_DB_PATH": str(db_path),
         }
+        if os.environ.get("PORTAL_DATABASE_URL"):  # the test runs on PostgreSQL
+            self.env["PORTAL_DATABASE_URL"] = os.environ["PORTAL_DATABASE_URL"]
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -127,12 +161,14 @@ async def play(user: SimUser, moves: list[int]) -> None:
             pass  # no reply: the update was lost with the bot; read the chat and go on
 
 
-async def test_sigkill_at_random_moments(server: BotAPIServer, tmp_path: Path) -> None:
+async def test_sigkill_at_random_moments(
+    server: BotAPIServer, tmp_path: Path, database_url: str | None
+) -> None:
     """Two parents at once: their updates run side by side, so a kill can fall between
     one's step and the other's, and each must still carry on from their own last step."""
     rng = random.Random(20261125)
     db_path = tmp_path / "portal.db"
-    db = Database(db_path)
+    db = open_database(database_for(db_path))
     await db.migrate()
     parents = []
     for telegram_id, name in ((700, "Ann Lee"), (701, "Bob Lee")):
@@ -153,7 +189,9 @@ async def test_sigkill_at_random_moments(server: BotAPIServer, tmp_path: Path) -
         if method == "answerCallbackQuery":
             answered_by_the_dead.add(str(params.get("callback_query_id")))
 
-    for _cycle in range(CYCLES):
+    # Fewer on PostgreSQL: the kills test the same handlers; what differs is the storage.
+    cycles = CYCLES if database_url is None else max(3, CYCLES // 3)
+    for _cycle in range(cycles):
         await bot.start()
         # The kill falls after a random number of the bot's calls to Telegram: at an event,
         # whatever the machine's speed, not after a guessed number of seconds.
@@ -208,19 +246,21 @@ async def test_sigkill_at_random_moments(server: BotAPIServer, tmp_path: Path) -
     # One flow, at most one account: a Confirm retried after a kill never creates twice.
     assert counts["dependents"] <= started
     # Never two accounts for one confirmation: at most one unseen success per kill and parent.
-    assert ready <= counts["dependents"] <= ready + CYCLES * len(parents)
-    assert completed_moves > CYCLES * len(parents)
+    assert ready <= counts["dependents"] <= ready + cycles * len(parents)
+    assert completed_moves > cycles * len(parents)
     print(
-        f"crash test: {CYCLES} kills, {completed_moves} moves of {len(parents)} parents, "
+        f"crash test: {cycles} kills, {completed_moves} moves of {len(parents)} parents, "
         f"{counts['dependents']} dependents, {ready} confirmations seen"
     )
 
 
-async def test_a_decision_survives_a_kill(server: BotAPIServer, tmp_path: Path) -> None:
+async def test_a_decision_survives_a_kill(
+    server: BotAPIServer, tmp_path: Path, database_url: str | None
+) -> None:
     """Approve, kill at once, restart: the grant is active once, and a second tap after the
     restart is told the outcome instead of deciding again."""
     db_path = tmp_path / "portal.db"
-    db = Database(db_path)
+    db = open_database(database_for(db_path))
     await db.migrate()
     ids = []
     for i, (name, email) in enumerate(
@@ -271,14 +311,14 @@ STEPS = [
 
 
 async def test_the_answer_to_the_last_prompt_seen_is_accepted_after_a_kill(
-    server: BotAPIServer, tmp_path: Path
+    server: BotAPIServer, tmp_path: Path, database_url: str | None
 ) -> None:
     """At every step of /addpatient the bot is killed the moment its next question reached
     the user, before it heard back from Telegram: after the restart the user's answer to that
     question is the one expected (the bot would otherwise answer with something else, and
     never ask the next question), and Confirm creates one account."""
     db_path = tmp_path / "portal.db"
-    db = Database(db_path)
+    db = open_database(database_for(db_path))
     await db.migrate()
     new = await invitations.create_invite(
         db, invitations.InviteRequest("Ann Lee", DOB, "ann@example.com"), 14

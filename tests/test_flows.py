@@ -8,15 +8,19 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from bot import access
 from bot.access import AccessRequest
 from bot.app import build_application, running
 from bot.context import portal
 from bot.settings import Settings, load_settings
-from storage import Database, logins, state
+from storage import Database, logins, open_database, state
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, SimUser
-from tests.helpers import add_child_up_to_confirm, make_invite, signed_in
+from tests.helpers import add_child_up_to_confirm, database_for, make_invite, signed_in
+
+pytestmark = pytest.mark.both_backends
 
 MIA = AccessRequest("Mia Lee", Relationship.DAUGHTER, None, Level.CLINICAL, Role.EDIT)
 LOST = "I lost track of your earlier answers"
@@ -39,7 +43,7 @@ async def _start_sharing_mia(db: Database, ann: SimUser) -> None:
 async def _rewrite_draft(db_path: Path, user_id: int, key: str, draft: object) -> None:
     """The user's stored drafts, with the one under `key` as the previous version (or a
     damaged database) left it."""
-    db = Database(db_path)
+    db = open_database(database_for(db_path))
     await db.connect()
     try:
         async with db.read() as conn:

@@ -18,6 +18,8 @@ from tests.botapi import BotAPIServer, Fault, SimUser
 from tests.helpers import add_child_up_to_confirm, make_invite, signed_in
 
 WENT_WRONG = "Something went wrong; nothing was changed. Please try again."
+pytestmark = pytest.mark.both_backends
+
 TOO_OLD = "Bad Request: query is too old and response timeout expired or query ID is invalid"
 
 

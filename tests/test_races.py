@@ -32,6 +32,8 @@ from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimUser
 from tests.helpers import settings_for
 
+pytestmark = pytest.mark.both_backends
+
 ROUNDS = 30
 ANN_TG, BOB_TG = 700, 701
 ANN_EMAIL = "ann@example.com"
@@ -222,6 +224,7 @@ async def test_an_appointment_cancelled_on_two_workers_is_cancelled_once(
     assert set(winners) == {0, 1}, winners
 
 
+@pytest.mark.sqlite_only
 async def test_reads_do_not_wait_for_another_workers_write(db: Database) -> None:
     """Reads run on the event loop (storage/db.py), so they must never wait for a lock:
     while another worker holds the write lock mid-transaction, a read answers at once
@@ -248,6 +251,7 @@ async def test_reads_do_not_wait_for_another_workers_write(db: Database) -> None
         other.close()
 
 
+@pytest.mark.sqlite_only
 async def test_writes_wait_for_another_workers_lock_off_the_loop(db: Database) -> None:
     """Transactions run on the event loop while the write lock is free; while another
     worker holds it, a transaction waits for it on aiosqlite's thread (the loop goes on
@@ -286,6 +290,7 @@ async def test_writes_wait_for_another_workers_lock_off_the_loop(db: Database) -
     assert [row[0] for row in rows] == ["Ann Lee"]
 
 
+@pytest.mark.sqlite_only
 async def test_writes_run_on_the_loop_and_checkpoints_on_the_thread(db: Database) -> None:
     """Why writes are fast (storage/db.py): with the lock free, a transaction's statements
     run on the loop's own thread, not one trip to aiosqlite's thread each; and the WAL,
@@ -319,6 +324,7 @@ async def test_writes_run_on_the_loop_and_checkpoints_on_the_thread(db: Database
     assert wal.st_size < 1.5e6
 
 
+@pytest.mark.sqlite_only
 async def test_checkpoints_keep_up_on_a_connection_that_has_read_nothing(
     db_path: Path,
 ) -> None:
@@ -340,6 +346,7 @@ async def test_checkpoints_keep_up_on_a_connection_that_has_read_nothing(
         await db.close()
 
 
+@pytest.mark.sqlite_only
 async def test_the_loops_connection_refuses_writes(db: Database) -> None:
     """A write may wait for another process's lock, which on the loop would stall every
     user: writes belong in transaction() or statement(), and read() refuses them."""
@@ -350,6 +357,7 @@ async def test_the_loops_connection_refuses_writes(db: Database) -> None:
             )
 
 
+@pytest.mark.sqlite_only
 async def test_an_in_memory_database_reads_on_its_one_connection() -> None:
     """An in-memory database is private to its connection: a second one for reads would see
     nothing, so it reads on the writer instead."""

@@ -7,6 +7,8 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from bot.app import build_application, running
 from bot.context import portal
 from bot.settings import Settings, load_settings
@@ -14,6 +16,8 @@ from conversations import addpatient
 from storage import Database, state
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import make_practitioner, signed_in
+
+pytestmark = pytest.mark.both_backends
 
 
 def _settings(server: BotAPIServer, db_path: Path, timeout: float = 600) -> Settings:
