@@ -43,7 +43,7 @@ class Callback:
         Callback.kinds.append(cls)
 
     def encode(self) -> str:
-        parts = [self.prefix, *(_encode_field(getattr(self, f.name)) for f in _fields(type(self)))]
+        parts = [self.prefix, *(_encode_field(getattr(self, name)) for name in _names(type(self)))]
         data = ":".join(parts)
         if len(data.encode()) > MAX_BYTES:
             raise ValueError(f"callback data over {MAX_BYTES} bytes: {data!r}")
@@ -74,10 +74,20 @@ def _fields(cls: type[Callback]) -> tuple[dataclasses.Field[Any], ...]:
     return dataclasses.fields(cls)
 
 
+def _names(cls: type[Callback]) -> tuple[str, ...]:
+    # Every button encodes its kind (~10 an update): dataclasses.fields() walks the class
+    # each time.
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in _fields(cls))
+    return names
+
+
 # Worked out on first use (the dataclass is not made yet when __init_subclass__ runs). Plain
 # dicts, not functools.cache: mypy takes a frozen dataclass's class object for unhashable.
 _HINTS: dict[type[Callback], dict[str, Any]] = {}
 _REGEXES: dict[type[Callback], re.Pattern[str]] = {}
+_NAMES: dict[type[Callback], tuple[str, ...]] = {}
 
 
 def _hints(cls: type[Callback]) -> dict[str, Any]:

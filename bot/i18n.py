@@ -113,8 +113,9 @@ class Translator:
     def pgettext(self, context: str, message: str) -> str:
         return self._directed(self._t.pgettext(context, message))
 
-    @property
+    @functools.cached_property
     def rtl(self) -> bool:
+        # Asked for every text: babel works it out from the locale's data each time.
         return self.format_locale.text_direction == "rtl"
 
     def _directed(self, text: str) -> str:
@@ -131,7 +132,7 @@ class Translator:
     def date(self, value: dt.date) -> str:
         """A calendar date (a date of birth, an invoice's, until when a link works): the
         month in words, so day and month cannot be swapped."""
-        return dates.format_skeleton("yMMMd", value, locale=self.format_locale)
+        return _day("yMMMd", value, self.format_locale)
 
     def day_of(self, timestamp: int, tz: dt.tzinfo) -> str:
         """The calendar date of a moment, in the practice's time zone, as date() writes it."""
@@ -140,14 +141,14 @@ class Translator:
     def when(self, timestamp: int, tz: dt.tzinfo) -> str:
         """A moment (an appointment, an event in the log): weekday, date and short time."""
         moment = dt.datetime.fromtimestamp(timestamp, tz)
-        day = dates.format_skeleton("yMMMEd", moment, locale=self.format_locale)
-        time = dates.format_time(moment, format="short", locale=self.format_locale)
+        day = _day("yMMMEd", moment.date(), self.format_locale)
+        time = _short_time(moment.hour, moment.minute, self.format_locale)
         return f"{day} · {time}"
 
     def short_day(self, timestamp: int, tz: dt.tzinfo) -> str:
         """'3 Dec' — short enough for a button."""
         moment = dt.datetime.fromtimestamp(timestamp, tz)
-        return dates.format_skeleton("MMMd", moment, locale=self.format_locale)
+        return _day("MMMd", moment.date(), self.format_locale)
 
     def typed_date(self, value: dt.date) -> str:
         """A date as people type it here: the locale's short numeric form with a four-digit
@@ -181,6 +182,20 @@ class Translator:
 
     def number(self, value: int | float) -> str:
         return numbers.format_decimal(value, locale=self.format_locale)
+
+
+# A page of appointments writes the same few days and times over and over, and babel
+# looks the locale's patterns and names up afresh for each (benchmarks/README.md). The
+# skeletons above have date fields only, and a short time is hours and minutes, so the
+# text depends on nothing else.
+@functools.lru_cache(maxsize=8192)
+def _day(skeleton: str, day: dt.date, locale: Locale) -> str:
+    return dates.format_skeleton(skeleton, day, locale=locale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_time(hour: int, minute: int, locale: Locale) -> str:
+    return dates.format_time(dt.time(hour, minute), format="short", locale=locale)
 
 
 def _apart(edge: str) -> bool:

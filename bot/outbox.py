@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from telegram import Bot, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.portalbot import replies_now
+from bot.portalbot import PortalBot, replies_now
 from storage import Database, outbox
 from storage.db import Leadership, Writes, now
 
@@ -195,7 +195,7 @@ class Sender:
                     await self._settle(outbox.unclaim, row.id)
                     return
                 await self.pace.turn(out.chat_id, new_message=new_message)
-            sent = await self._call(out)
+            sent_id = await self._call(out)
         except Forbidden:
             await self._hold(row, out.chat_id, "blocked")
             return
@@ -206,7 +206,7 @@ class Sender:
             return
         except BadRequest as exc:
             if "not modified" in exc.message:
-                sent = None
+                sent_id = None
             elif "chat not found" in exc.message.lower():
                 await self._hold(row, out.chat_id, "no_chat")
                 return
@@ -219,23 +219,31 @@ class Sender:
             await self._retry(row)
             return
         async with self.db.transaction(change=False) as conn:
-            await outbox.mark_sent(
-                conn, row.id, out.chat_id, sent.message_id if isinstance(sent, Message) else None
-            )
+            await outbox.mark_sent(conn, row.id, out.chat_id, sent_id)
 
-    async def _call(self, out: Outgoing) -> Message | bool | None:
+    async def _call(self, out: Outgoing) -> int | None:
+        """The id of the message sent or edited (None if the Bot API answered without one)."""
         with replies_now():
-            return await self._api(out)
+            result = await self._api(out)
+        if isinstance(result, Message):
+            return result.message_id
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return message_id if isinstance(message_id, int) else None
 
-    async def _api(self, out: Outgoing) -> Message | bool | None:
+    async def _api(self, out: Outgoing) -> Message | dict[str, object] | bool | None:
+        bot = self.bot
+        if isinstance(bot, PortalBot):  # the raw answer: only its message id is kept
+            if out.edit_message_id is not None:
+                return await bot.edit_text(out.chat_id, out.edit_message_id, out.text, out.markup)
+            return await bot.send_text(out.chat_id, out.text, out.markup)
         if out.edit_message_id is not None:
-            return await self.bot.edit_message_text(
+            return await bot.edit_message_text(
                 out.text,
                 chat_id=out.chat_id,
                 message_id=out.edit_message_id,
                 reply_markup=out.markup,
             )
-        return await self.bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
+        return await bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
 
     async def _later(self, row: outbox.Message, at: int) -> None:
         async with self.db.transaction(change=False) as conn:

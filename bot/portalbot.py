@@ -10,6 +10,10 @@ it covers exactly the one update being handled, however its handler reaches the 
 Every request also passes through `_post` on its way out: parse_mode goes only where
 there is text to parse, and a right-to-left message gets its last bidi touches
 (bot/bidi.py).
+
+`send_text` and `edit_text` send and edit without turning the answer into a `Message`:
+PTB builds one out of every message the Bot API sends back, keyboard and all, and most
+callers never look at it (benchmarks/README.md, "Cost per update").
 """
 
 from __future__ import annotations
@@ -18,25 +22,35 @@ import contextlib
 import contextvars
 import datetime as dt
 import functools
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, TelegramObject, Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 from telegram.request import BaseRequest
+from telegram.warnings import PTBUserWarning
 
 from bot import bidi
 from bot.text import TELEGRAM_TEXT_LIMIT
 from bot.updates import parse_update
 
 if TYPE_CHECKING:
-    from telegram._utils.types import JSONDict, ODVInput  # Bot.get_updates' own annotations
+    from telegram._utils.types import ODVInput  # Bot.get_updates' own annotation
 
+JSONDict = dict[str, Any]  # as PTB's telegram._utils.types.JSONDict
 P = ParamSpec("P")
 R = TypeVar("R")
 
 CAPTION_LIMIT = 1024
+
+# Bot.do_api_request advises Bot.send_message and Bot.edit_message_text for these
+# endpoints; PortalBot.send_text and edit_text call them through it on purpose, for the
+# raw answer (pyproject.toml ignores the advice in the tests too).
+warnings.filterwarnings(
+    "ignore", r"Please use 'Bot\.(sendMessage|editMessageText)'", PTBUserWarning
+)
 _LIMITS = {"answerCallbackQuery": 200}
 
 HeldCall = functools.partial[Awaitable[Any]]  # Any: each call answers its own type
@@ -99,6 +113,32 @@ def _note_answer(query_id: object) -> None:
         ids = set()
         _answered.set(ids)
     ids.add(str(query_id))
+
+
+# Every field of a button but its text, as PTB 22 knows them; a field PTB adds later is
+# in __slots__ too, so it cannot be left out by the fast path below.
+_BUTTON_FIELDS = tuple(sorted(set(InlineKeyboardButton.__slots__) - {"text"}))
+
+
+def markup_json(markup: InlineKeyboardMarkup) -> JSONDict:
+    """markup.to_dict(), several times faster: PTB's works out each button's attributes by
+    introspection, ~0.1 ms a button (a page of appointments has 13). Anything the fast
+    path does not know (api_kwargs, callback data that is not a string) goes PTB's way;
+    tests/test_portalbot.py holds the two equal."""
+    if markup.api_kwargs or not markup.inline_keyboard:  # PTB leaves an empty one out
+        return markup.to_dict()
+    return {"inline_keyboard": [[_button_json(b) for b in row] for row in markup.inline_keyboard]}
+
+
+def _button_json(button: InlineKeyboardButton) -> JSONDict:
+    if button.api_kwargs or not isinstance(button.callback_data, str | None):
+        return button.to_dict()
+    out: JSONDict = {"text": button.text}
+    for name in _BUTTON_FIELDS:
+        value = getattr(button, name)
+        if value is not None:
+            out[name] = value.to_dict() if isinstance(value, TelegramObject) else value
+    return out
 
 
 class BotAPIUnusable(Exception):
@@ -207,6 +247,48 @@ class PortalBot(ExtBot[None]):
 
     delete_message = _holdable(ExtBot.delete_message)
 
+    async def send_text(
+        self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> JSONDict | None:
+        """send_message, answered with the Bot API's raw message (a dict), not a Message.
+        Within a step it is held as send_message is, and answers None as it does: the
+        step's replay takes the Messages it needs (conversations/__init__.py)."""
+        if _held.get() is not None:
+            await self.send_message(chat_id, text, reply_markup=reply_markup)
+            return None
+        call = self._text_call(text, reply_markup)
+        result: JSONDict = await self.do_api_request("sendMessage", {"chat_id": chat_id, **call})
+        return result
+
+    async def edit_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        reply_markup: InlineKeyboardMarkup | None = None,
+    ) -> JSONDict | bool | None:
+        """edit_message_text, answered with the raw message (or True), as send_text is."""
+        if _held.get() is not None:
+            await self.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, reply_markup=reply_markup
+            )
+            return None
+        call = self._text_call(text, reply_markup)
+        result: JSONDict | bool = await self.do_api_request(
+            "editMessageText", {"chat_id": chat_id, "message_id": message_id, **call}
+        )
+        return result
+
+    def _text_call(self, text: str, reply_markup: InlineKeyboardMarkup | None) -> JSONDict:
+        # do_api_request leaves Defaults out: what send_message would take from them.
+        defaults = self.defaults
+        return {
+            "text": text,
+            "reply_markup": reply_markup,
+            "parse_mode": defaults.parse_mode if defaults else None,
+            "link_preview_options": defaults.link_preview_options if defaults else None,
+        }
+
     # Coupled to PTB's internals on purpose: Bot._post (protected; pyproject pins PTB 22)
     # is the one point every call's parameters pass, for every transport, before Defaults
     # fill them in and they are encoded. No public hook sees them there: a BaseRequest gets
@@ -216,6 +298,12 @@ class PortalBot(ExtBot[None]):
     async def _post(
         self, endpoint: str, data: dict[str, Any] | None = None, *args: Any, **kwargs: Any
     ) -> Any:
+        # do_api_request (send_text, edit_text, getUpdates) passes its parameters as
+        # api_kwargs, which Bot._post merges into data: merged here, they get the same
+        # treatment as everyone else's.
+        extra = kwargs.pop("api_kwargs", None)
+        if extra:
+            data = {**(data or {}), **extra}
         # PTB builds every send and edit with a parse_mode slot that Defaults then fills,
         # editMessageReplyMarkup included, which has no such parameter. A request with no
         # text or caption has nothing to parse: it goes without one.
@@ -223,6 +311,9 @@ class PortalBot(ExtBot[None]):
             data.pop("parse_mode", None)
         if data is not None:
             self._lay_out_right_to_left(endpoint, data)
+            markup = data.get("reply_markup")
+            if type(markup) is InlineKeyboardMarkup:
+                data["reply_markup"] = markup_json(markup)
         return await super()._post(endpoint, data, *args, **kwargs)
 
     def _lay_out_right_to_left(self, endpoint: str, data: dict[str, Any]) -> None:

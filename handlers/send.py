@@ -15,6 +15,7 @@ from telegram import (
 )
 from telegram.error import BadRequest, TelegramError
 
+from bot.portalbot import PortalBot
 from bot.text import split_text
 
 EDIT_LIMIT = 4000
@@ -30,12 +31,16 @@ def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMa
 
 async def send_long(
     bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
-) -> Message:
-    """Split at line breaks into messages of at most 4096 characters; buttons go on the last."""
+) -> None:
+    """Split at line breaks into messages of at most 4096 characters; buttons go on the last.
+    Nobody reads the messages back, so PortalBot does not build them (bot/portalbot.py)."""
     parts = split_text(text)
-    for part in parts[:-1]:
-        await bot.send_message(chat_id, part)
-    return await bot.send_message(chat_id, parts[-1], reply_markup=reply_markup)
+    for i, part in enumerate(parts):
+        markup = reply_markup if i == len(parts) - 1 else None
+        if isinstance(bot, PortalBot):
+            await bot.send_text(chat_id, part, markup)
+        else:
+            await bot.send_message(chat_id, part, reply_markup=markup)
 
 
 async def edit_in_place(
@@ -46,8 +51,12 @@ async def edit_in_place(
     is shortened to one message."""
     parts = split_text(text, EDIT_LIMIT)
     text = parts[0] + ("\n…" if len(parts) > 1 else "")
+    bot, message = query.get_bot(), query.message
     try:
-        await query.edit_message_text(text, reply_markup=reply_markup)
+        if isinstance(bot, PortalBot) and isinstance(message, Message):
+            await bot.edit_text(message.chat.id, message.message_id, text, reply_markup)
+        else:  # an inline message, or one PTB refuses to edit: PTB's way, and its errors
+            await query.edit_message_text(text, reply_markup=reply_markup)
     except BadRequest as exc:
         if "not modified" not in exc.message:
             raise
@@ -66,7 +75,7 @@ async def answer_quietly(
 
 async def send_to_chat(
     update: Update, text: str, reply_markup: InlineKeyboardMarkup | None = None
-) -> Message:
+) -> None:
     """A new message in this update's chat (a tapped button's too), split like send_long."""
     assert update.effective_chat is not None
-    return await send_long(update.get_bot(), update.effective_chat.id, text, reply_markup)
+    await send_long(update.get_bot(), update.effective_chat.id, text, reply_markup)

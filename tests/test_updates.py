@@ -7,8 +7,10 @@ import logging
 import time
 
 import pytest
+from telegram import Bot, Message
 from telegram.ext import Application
 
+from bot.updates import parse_update
 from tests.botapi import BotAPIServer
 
 # What the three people typed: none of it may reach the log.
@@ -96,3 +98,28 @@ async def test_what_a_newer_bot_api_adds_changes_nothing(
     answers = [m.text for m in ann.bot_messages]
     assert len(answers) == 2 and all(a.startswith("What I can do") for a in answers), answers
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_a_tap_is_read_without_the_buttons_of_the_message_tapped() -> None:
+    """No handler reads them (what was tapped is the callback data), and PTB would build an
+    object for each: they are left out; everything else of the tap stays, and the raw
+    update is not changed."""
+    buttons = {"inline_keyboard": [[{"text": "Next ▶", "callback_data": "pg:appointments:5:1:0"}]]}
+    message = {
+        "message_id": 7,
+        "date": 1_700_000_000,
+        "chat": {"id": 803, "type": "private", "first_name": "Cat"},
+        "text": "Appointments",
+        "reply_markup": buttons,
+    }
+    tapper = {"id": 803, "is_bot": False, "first_name": "Cat"}
+    query = {"id": "q", "from": tapper, "chat_instance": "c", "data": "x", "message": message}
+    data = {"update_id": 5, "callback_query": query}
+    update = parse_update(data, Bot("123:abc"))
+    assert update is not None and update.callback_query is not None
+    tapped = update.callback_query.message
+    assert isinstance(tapped, Message)
+    assert (tapped.message_id, tapped.chat.id, tapped.text) == (7, 803, "Appointments")
+    assert update.callback_query.data == "x"
+    assert tapped.reply_markup is None
+    assert data["callback_query"]["message"]["reply_markup"] == buttons  # type: ignore[index]
