@@ -185,10 +185,13 @@ async def serve(
                     "(and the same database), then open the page.",
                     flush=True,
                 )
+            if pg.settings.database_url is not None:  # PORTAL_DATABASE_URL: kept, of course
+                where = f"{pg.settings.database_name}{again}"
+            else:
+                where = f"{db_path}{again if db else ' (deleted on exit)'}"
             print(
                 f"\nPlayground ready: open {pg.url} in your browser.\n"
-                f"Database: {db_path}{again if db else ' (deleted on exit)'}. "
-                "Press Ctrl-C to stop.\n",
+                f"Database: {where}. Press Ctrl-C to stop.\n",
                 flush=True,
             )
             await stop.wait()
