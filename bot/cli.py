@@ -285,7 +285,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_migrate(settings))
         build_application(settings).run_polling(allowed_updates=ALLOWED_UPDATES)
         return 0
-    from bot.webhook import Webhook, serve_one, serve_workers, webhook_app
+    from bot.webhook import CannotListen, Webhook, serve_one, serve_workers, webhook_app
 
     url = urlsplit(args.webhook_url)
     if url.scheme not in ("https", "http") or not url.netloc:
@@ -297,10 +297,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # Any request whose X-Telegram-Bot-Api-Secret-Token differs is answered 403.
     hook = Webhook(args.webhook_url, url.path, ALLOWED_UPDATES, secret)
     make = webhook_app(lambda: build_application(settings, polling=False), hook)
-    if args.workers == 1:
-        asyncio.run(serve_one(make, listen=args.listen, port=args.port))
-    else:
-        serve_workers(make, listen=args.listen, port=args.port, workers=args.workers)
+    try:
+        if args.workers == 1:
+            asyncio.run(serve_one(make, listen=args.listen, port=args.port))
+        else:
+            serve_workers(make, listen=args.listen, port=args.port, workers=args.workers)
+    except CannotListen as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 

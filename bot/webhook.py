@@ -30,6 +30,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import signal
 import socket
@@ -50,6 +51,10 @@ log = logging.getLogger("portal.webhook")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Deliveries Telegram may make at once, all workers together (its default is 40).
 MAX_CONNECTIONS = 40
+
+
+class CannotListen(Exception):
+    """The port is taken (or the address is not this machine's): one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,13 @@ async def serve_one(make: AppFactory, *, listen: str, port: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     # Bound before the Application starts (as gunicorn's master binds before forking): a
     # delivery that comes as soon as the webhook is set waits in the backlog, not refused.
-    sock = socket.create_server((listen, port), reuse_port=False)
+    try:
+        sock = socket.create_server((listen, port))
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(
+            f"cannot listen on {listen}:{port} ({why}); try another --port"
+        ) from None
     runner = web.AppRunner(await make(), access_log=None)
     try:
         await runner.setup()
@@ -192,10 +203,23 @@ async def serve_one(make: AppFactory, *, listen: str, port: int) -> None:
         await runner.cleanup()
 
 
+def bound(listen: str, port: int) -> socket.socket:
+    """A listening socket on the address, or CannotListen."""
+    try:
+        return socket.create_server((listen, port))
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CannotListen(
+            f"cannot listen on {listen}:{port} ({why}); try another --port"
+        ) from None
+
+
 def serve_workers(make: AppFactory, *, listen: str, port: int, workers: int) -> None:
     """N worker processes on one port, run by gunicorn with aiohttp's worker class: the
     master forks them, replaces one that dies, and stops them all on SIGINT or SIGTERM."""
     from gunicorn.app.base import BaseApplication
+
+    bound(listen, port).close()  # taken: one line now, not gunicorn's retries
 
     class Workers(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
         def load_config(self) -> None:

@@ -89,3 +89,18 @@ def test_workers_need_the_webhook_and_postgresql(
     result = run_cli("run", *args, env=base | env)
     assert result.returncode == 2, result.stderr
     assert _one_line(result.stderr).startswith(f"error: {says}"), result.stderr
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"PORTAL_BOT_TOKEN": "123:abc", "PORTAL_DB_PATH": str(tmp_path / "p.db")}
+        result = run_cli(
+            "run", "--webhook-url", "https://x.example/h", "--port", str(port), env=env
+        )
+    assert result.returncode == 2, result.stderr
+    assert _one_line(result.stderr) == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use); try another --port"
+    )
