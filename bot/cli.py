@@ -223,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
         help="list who has access to a patient, or suspend one person's access",
         description="List everyone with access to a patient's portal, with what the policy "
         "allows them now and its next change; or, with --suspend, end one person's access at "
-        "once. Both sides are told it ended, not who asked (DAPB3051).",
+        "once. Those concerned are told it ended, not who asked (DAPB3051).",
     )
     acc.add_argument("--patient", metavar="ID_OR_EMAIL", help="the patient's id or email")
     acc.add_argument("--suspend", type=int, metavar="GRANT_ID", help="end this access (a grant id)")
@@ -679,7 +679,7 @@ async def _access(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"grant {args.suspend} is not active; nothing changed")
             else:
                 print(
-                    f"grant {args.suspend}: access ended; both sides are told it ended, "
+                    f"grant {args.suspend}: access ended; those concerned are told it ended, "
                     "not who asked"
                 )
         if subject is not None:

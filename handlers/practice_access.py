@@ -217,7 +217,7 @@ async def suspend_access(update: Update, context: PortalContext) -> None:
     if (parties := await access.grant_parties(db, data.grant)) is not None:
         _grant, accessor, subject = parties
         said = _(
-            "Suspended: {name}'s access to {subject}'s portal. Both were told it ended, not "
-            "who ended it."
+            "Suspended: {name}'s access to {subject}'s portal. Those concerned are told only "
+            "that it ended, not who ended it."
         ).format(name=esc(accessor.full_name), subject=esc(subject.full_name))
     await _show_list(query, context, data.patient, said)

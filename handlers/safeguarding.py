@@ -194,8 +194,8 @@ async def end_for_patient(update: Update, context: PortalContext) -> None:
     if (parties := await _settled(query, context, result, _("Done."))) is not None:
         _grant, accessor, subject = parties
         text = _(
-            "Ended: {name}'s access to the portal of {subject}. Both were told it ended, "
-            "not who ended it."
+            "Ended: {name}'s access to the portal of {subject}. Those concerned are told only "
+            "that it ended, not who ended it."
         )
         names = {"name": esc(accessor.full_name), "subject": esc(subject.full_name)}
         await edit_in_place(query, text.format(**names))

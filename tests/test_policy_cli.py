@@ -72,7 +72,7 @@ async def test_access_lists_who_has_access_with_the_next_rule_and_suspends_one(
     assert wrong.returncode == 1 and "no access with grant id" in wrong.stderr
     done = run_cli("access", "--patient", "ann@example.com", "--suspend", str(bobs), *AT, env=env)
     assert done.returncode == 0, done.stderr
-    assert "access ended; both sides are told it ended, not who asked" in done.stdout
+    assert "access ended; those concerned are told it ended, not who asked" in done.stdout
     assert "0 with access" in done.stdout
     again = run_cli("access", "--suspend", str(bobs), *AT, env=env)
     assert again.returncode == 0 and "is not active; nothing changed" in again.stdout

@@ -77,8 +77,8 @@ async def test_a_practitioner_finds_a_patient_lists_who_has_access_and_suspends_
         await doctor.tap("Suspend Bob Lee", message=listed)
         (done,) = await doctor.tap("Yes, suspend", message=listed)
         assert done.text == (
-            "Suspended: Bob Lee's access to Ann Lee's portal. Both were told it ended, not who "
-            "ended it.\n\n"
+            "Suspended: Bob Lee's access to Ann Lee's portal. Those concerned are told only "
+            "that it ended, not who ended it.\n\n"
             "🔐 Who has access to Ann Lee's portal\n"
             "Born: 3 Feb 1985\n"
             "\n"
