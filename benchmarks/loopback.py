@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -233,6 +234,21 @@ def cpu_seconds(pid: int) -> float:
     # fields of the whole line, i.e. fields[11] and fields[12] here.
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of every descendant, living or exited (an exited child's
+    time moves to its waiting parent's cutime/cstime, so a difference of two readings
+    counts it once): a gunicorn master and its workers, a PostgreSQL postmaster and its
+    backends."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # gone between the parent's listing and this reading
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(tree_cpu_seconds(int(c)) for c in children)
 
 
 def memory_kib(pid: int) -> dict[str, int]:
