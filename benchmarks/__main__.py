@@ -101,8 +101,13 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
     sizes = reminders.QUICK_SAMPLES if quick else reminders.SAMPLES
     report.options["day"] = day
     only = set(args.only or SECTIONS)
+    # Why no PostgreSQL cluster can be started here (then section 7 is one row saying so).
+    no_postgres = unavailable() if "postgresql" in only else None
+    practice = {"database", "memory_startup", "reminders"}
+    if no_postgres is None:
+        practice.add("postgresql")  # section 7 copies it
 
-    if only & {"database", "memory_startup", "reminders", "postgresql"}:
+    if only & practice:
         counts = scale.Counts().scaled(factor)
         big = fresh(workdir / "practice.db")
         _log(f"generating the practice ({counts})")
@@ -137,10 +142,9 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
         )
         _fhir_import(report, imported)
     if "postgresql" in only:  # last: it copies the practice as the sections above left it
-        why = unavailable()
-        if why is not None:
-            _log(f"PostgreSQL skipped: {why}")
-            _postgresql_skipped(report, why)
+        if no_postgres is not None:
+            _log(f"PostgreSQL skipped: {no_postgres}")
+            _postgresql_skipped(report, no_postgres)
         else:
             options = load.LoadOptions(users=users, rate=rate, rtt=args.rtt_ms / 1000)
             async with postgresql.started() as cluster:
