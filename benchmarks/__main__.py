@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import shutil
 import statistics
@@ -12,10 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import fhir_import, load, reminders, scale, startup, taps
+from benchmarks import fhir_import, load, postgresql, reminders, scale, startup, taps
 from benchmarks.loopback import REPLY_TIMEOUT
 from benchmarks.report import SECTIONS, Figure, Report, percentile
 from benchmarks.seed import fresh
+from storage.pgserver import unavailable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,8 +101,13 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
     sizes = reminders.QUICK_SAMPLES if quick else reminders.SAMPLES
     report.options["day"] = day
     only = set(args.only or SECTIONS)
+    # Why no PostgreSQL cluster can be started here (then section 7 is one row saying so).
+    no_postgres = unavailable() if "postgresql" in only else None
+    practice = {"database", "memory_startup", "reminders"}
+    if no_postgres is None:
+        practice.add("postgresql")  # section 7 copies it
 
-    if only & {"database", "memory_startup", "reminders"}:
+    if only & practice:
         counts = scale.Counts().scaled(factor)
         big = fresh(workdir / "practice.db")
         _log(f"generating the practice ({counts})")
@@ -134,6 +141,20 @@ async def _main(args: argparse.Namespace, workdir: Path) -> Report:
             fhir_import.measure, workdir, target_bytes=int(fhir_mb * 1_000_000)
         )
         _fhir_import(report, imported)
+    if "postgresql" in only:  # last: it copies the practice as the sections above left it
+        if no_postgres is not None:
+            _log(f"PostgreSQL skipped: {no_postgres}")
+            _postgresql_skipped(report, no_postgres)
+        else:
+            options = load.LoadOptions(users=users, rate=rate, rtt=args.rtt_ms / 1000)
+            async with postgresql.started() as cluster:
+                _log(f"PostgreSQL: the load of section 1 by webhook ({users} users)")
+                loaded = await postgresql.measure_load(cluster, workdir, options)
+                _log("PostgreSQL: section 2's practice copied in")
+                copied = await postgresql.copy_practice(cluster, big)
+                _log(f"PostgreSQL: copied in {copied.seconds:.0f} s; timing the hot queries")
+                timed = await scale.measure(big, samples, postgres=cluster.url("practice"))
+            _postgresql(report, loaded, options, copied, timed)
     return report
 
 
@@ -813,6 +834,207 @@ def _reminders(r: Report, m: reminders.Measured, sizes: tuple[int, int, int]) ->
     }
     if d.stderr:
         r.details["reminders"]["stderr_tail"] = d.stderr[-2000:]
+
+
+def _postgresql_skipped(r: Report, why: str) -> None:
+    r.add(Figure("postgresql", "skipped", "Section skipped", math.nan, "", why))
+    r.details["postgresql"] = {"skipped": why}
+
+
+def _postgresql(
+    r: Report,
+    loaded: postgresql.Load,
+    o: load.LoadOptions,
+    copied: postgresql.Copied,
+    m: scale.ScaleResult,
+) -> None:
+    s = "postgresql"
+    runs = loaded.runs
+    names = {"sqlite_1": "SQLite, 1 process"}
+    names |= {f"pg_{n}": f"PostgreSQL, {n} worker{'s' * (n > 1)}" for n in postgresql.WORKERS}
+    path = (
+        "`python -m bot run --webhook-url … --workers N`'s own serving code "
+        "(bot/webhook.py: one aiohttp process for 1, gunicorn's aiohttp workers for more) "
+        "built without PTB's AIORateLimiter as in section 1 (benchmarks/webhookproc.py); "
+        "the emulator POSTs each update to the webhook as Telegram does (per-queue order, "
+        "40 connections at most); a fresh copy of one seeded database per configuration"
+    )
+    mix = f"section 1's load: {o.users} users, one round of its 19-update mix per phase"
+    for key, run in runs.items():
+        sat = run.saturation
+        bot_cpu = run.cpu_saturation / max(sat.count, 1)
+        server_cpu = run.side_cpu_saturation / max(sat.count, 1)
+        r.add(
+            Figure(
+                s,
+                f"{key}_updates_per_s",
+                f"Throughput, {names[key]}",
+                sat.rate,
+                "updates/s",
+                f"Saturation ({mix}, each user's next update as soon as the reply came): "
+                f"{sat.count} updates / wall time. {path}",
+            )
+        )
+        how = (
+            "CPU time of the bot's process tree (gunicorn's master and workers, "
+            "/proc/<pid>/stat utime+stime, exited children's included) over the saturation "
+            "phase / its updates"
+        )
+        if key != "sqlite_1":
+            how += (
+                f"; the PostgreSQL server's own (postmaster, backends and helpers, the same "
+                f"way): {_ms(server_cpu):.2f} ms, so {_ms(bot_cpu + server_cpu):.2f} ms "
+                "per update together"
+            )
+        r.add(Figure(s, f"{key}_cpu_ms", f"CPU per update, {names[key]}", _ms(bot_cpu), "ms", how))
+        if key != "sqlite_1":
+            r.add(
+                Figure(
+                    s,
+                    f"{key}_server_cpu_ms",
+                    f"PostgreSQL's CPU per update, {names[key]}",
+                    _ms(server_cpu),
+                    "ms",
+                    "The server's processes over the same phase / its updates (fsync off, "
+                    "Unix socket: storage/pgserver.py)",
+                )
+            )
+        for q in (50, 99):
+            target = 50.0 if q == 99 and key == "pg_4" else None
+            r.add(
+                Figure(
+                    s,
+                    f"{key}_latency_p{q}_ms",
+                    f"Latency p{q} at {o.rate:.0f} updates/s, {names[key]}",
+                    _ms(percentile(run.paced.latencies, q)),
+                    "ms",
+                    f"From the update enqueued in the emulator (then POSTed to the webhook) "
+                    f"to the reply reaching the chat; {run.paced.count} updates offered at "
+                    f"{o.rate:.0f}/s, Poisson (achieved {run.paced.rate:.0f}/s)",
+                    "<" if target else None,
+                    target,
+                )
+            )
+    sqlite, one = runs["sqlite_1"], runs["pg_1"]
+    r.add(
+        Figure(
+            s,
+            "pg_1_vs_sqlite",
+            "One PostgreSQL worker ÷ SQLite's process (throughput)",
+            one.saturation.rate / sqlite.saturation.rate,
+            "×",
+            f"{one.saturation.rate:.0f} ÷ {sqlite.saturation.rate:.0f} updates/s, both through "
+            "the webhook on this machine, in this run",
+            ">=",
+            0.6,
+        )
+    )
+    echo = loaded.echo
+    if echo is not None:
+        echo_cpu = echo.cpu_saturation / max(echo.saturation.count, 1)
+        bot_cpu = one.cpu_saturation / max(one.saturation.count, 1)
+        both = bot_cpu + one.side_cpu_saturation / max(one.saturation.count, 1)
+        r.add(
+            Figure(
+                s,
+                "pg_1_cost_ratio_cpu",
+                "One PostgreSQL worker's CPU per update ÷ echo's",
+                bot_cpu / echo_cpu if echo_cpu else math.nan,
+                "×",
+                f"Issue #23's figure for one PostgreSQL worker (no target): "
+                f"{_ms(bot_cpu):.2f} ms ÷ {_ms(echo_cpu):.2f} ms, the echo bot on our "
+                f"transport (section 1's, polling: there is no webhook echo bot, so the "
+                f"transports differ), saturation, in this run. With the server's CPU: "
+                f"{both / echo_cpu:.2f}×",
+            )
+        )
+    lost = sum(run.saturation.lost + run.paced.lost for run in runs.values())
+    errors = sum(run.emulator_errors for run in runs.values())
+    r.add(
+        Figure(
+            s,
+            "lost_updates",
+            "Updates without a reply",
+            lost,
+            "",
+            f"Every configuration and phase; Bot API calls the emulator refused: {errors}",
+            "<=",
+            0,
+        )
+    )
+    expected = 2 * o.users * 2  # two phases: a dependent and an approval per user each
+    done = min(
+        run.work.get("dependents_created", 0) + run.work.get("requests_approved", 0)
+        for run in runs.values()
+    )
+    r.add(
+        Figure(
+            s,
+            "work_done",
+            "Work done, the least of the configurations",
+            done,
+            "rows",
+            f"Dependents created + requests approved, read back from each database (expected "
+            f"{expected}: two phases of {o.users} users)",
+            ">=",
+            expected,
+        )
+    )
+    rows = copied.rows
+    r.add(
+        Figure(
+            s,
+            "copied_rows",
+            "Section 2's practice in PostgreSQL",
+            sum(rows.values()),
+            "rows",
+            ", ".join(f"{v:,} {k}" for k, v in rows.items())
+            + f"; COPY from the SQLite file (ids kept, foreign-key triggers off while loading), "
+            f"then ANALYZE: {copied.seconds:.0f} s with the migrations",
+        )
+    )
+    for t in m.timings:
+        for q, target in ((50, None), (99, 5.0)):
+            r.add(
+                Figure(
+                    s,
+                    f"db_{t.key}_p{q}_ms",
+                    f"{t.label} p{q} (PostgreSQL)",
+                    _ms(percentile(t.samples, q)),
+                    "ms",
+                    f"As in section 2 ({t.how}), {len(t.samples)} calls through the app's "
+                    "PostgreSQL Database (asyncpg pool)",
+                    "<" if target else None,
+                    target,
+                )
+            )
+    plans = "; ".join(f"`{sql}`: {' / '.join(plan)}" for sql, plan in m.plans.items())
+    r.add(
+        Figure(
+            s,
+            "scanning_statements",
+            "Statements with a sequential scan (PostgreSQL)",
+            len(m.plans),
+            "",
+            f"EXPLAIN, with the parameters it ran with, of every distinct statement the timed "
+            f"calls ran ({m.statements}): a `Seq Scan on` a table of more than "
+            f"{postgresql.SMALL_TABLE:,} rows (planner's estimate)"
+            + (f". Scans: {plans}" if plans else ""),
+            "<=",
+            0,
+        )
+    )
+    r.details["postgresql"] = {
+        "runs": {key: _run_details(run) for key, run in runs.items()},
+        "server_cpu_ms_per_update": {
+            key: _ms(run.side_cpu_saturation / max(run.saturation.count, 1))
+            for key, run in runs.items()
+            if key != "sqlite_1"
+        },
+        "echo_portal_transport": _run_details(echo) if echo else None,
+        "copied_rows": rows,
+        "scans": m.plans,
+    }
 
 
 def _outcome(phase: reminders.Phase) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from benchmarks.botproc import ECHO_SAME_TRANSPORT
 from benchmarks.loopback import (
@@ -22,9 +22,9 @@ from benchmarks.loopback import (
     Driver,
     RunResult,
     Step,
-    cpu_seconds,
     memory_kib,
     stop_bot,
+    tree_cpu_seconds,
 )
 from benchmarks.loopback import tap as tap_
 from benchmarks.loopback import text as text_
@@ -42,6 +42,8 @@ from bot.callbacks import (
 )
 from bot.outbox import PER_SECOND
 from playground.emulator import SimUser
+from storage import open_database
+from storage.db import fetch_one
 from storage.vocabulary import Level, Relationship, Role
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +59,12 @@ class LoadOptions:
     # What starts a bot process (for trying a variant of the bot); the kind and the
     # emulator's address are appended.
     bot_command: tuple[str, ...] = (sys.executable, "-m", "benchmarks.botproc")
+    # A webhook bot (benchmarks/webhookproc.py) never polls: it is ready once its stderr
+    # has this line `ready_count` times (once per worker).
+    ready_marker: str | None = None
+    ready_count: int = 1
+    # Other CPU to count over the saturation phase (the PostgreSQL server's), in seconds.
+    side_cpu: Callable[[], float] | None = None
 
 
 @dataclass
@@ -66,13 +74,14 @@ class BotRun:
     paced: RunResult  # at LoadOptions.rate
     light: RunResult  # at `light_rate`: half the portal bot's throughput
     light_rate: float
-    cpu_saturation: float  # seconds of the bot process's CPU during the saturation phase
+    cpu_saturation: float  # seconds of the bot's CPU (its process tree) during saturation
     calls_saturation: int  # Bot API calls (getUpdates aside) during the saturation phase
     bytes_saturation: int  # and the bytes of their request bodies
     memory: dict[str, int]  # VmRSS, VmHWM in KiB after the load
     emulator_errors: int
     stderr: str
     work: dict[str, int] = field(default_factory=dict)
+    side_cpu_saturation: float = 0.0  # LoadOptions.side_cpu over the saturation phase
 
 
 def cycle(user: LoadUser, k: int) -> list[Step]:
@@ -115,15 +124,17 @@ def child_env() -> dict[str, str]:
 async def run_bot(
     kind: str,
     people: list[LoadUser],
-    db: Path | None,
+    db: Path | str | None,
     o: LoadOptions,
     light_rate: float | None = None,
     *,
     saturation_only: bool = False,
+    light_phase: bool = True,
 ) -> BotRun:
     """Warm up, then three phases with one round of the mix each: saturation, latency at
     `o.rate`, latency at `light_rate` (default: half of this bot's saturation throughput);
-    or the first alone (the paced ones then have no updates)."""
+    or the first alone (the paced ones then have no updates); `light_phase=False` leaves out the
+    third. `db`: a SQLite path or a postgresql:// URL."""
     server = BenchServer(bot_username="portal_bench_bot", rtt=o.rtt)
     await server.start()
     sims = []
@@ -145,11 +156,11 @@ async def run_bot(
         )
         try:
             try:
-                await asyncio.wait_for(server.polled.wait(), 60)
+                await asyncio.wait_for(_ready(server, err, o), 60)
             except TimeoutError:
                 err.seek(0)
                 raise RuntimeError(
-                    f"the {kind} bot never polled: " + err.read().decode(errors="replace")
+                    f"the {kind} bot never got ready: " + err.read().decode(errors="replace")
                 ) from None
             driver = Driver(server)
             cards = len(people[0].pending) if kind == "portal" else 0
@@ -161,15 +172,27 @@ async def run_bot(
                 raise RuntimeError(f"{kind}: {warm.lost} of {len(sims)} /start got no reply")
             if not await _cards_arrived(server, sims, cards):
                 raise RuntimeError(f"{kind}: the waiting requests never reached every parent")
-            cpu0, calls0, bytes0 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
+            side0 = o.side_cpu() if o.side_cpu else 0.0
+            cpu0, calls0, bytes0 = (
+                tree_cpu_seconds(proc.pid),
+                server.api_calls,
+                server.request_bytes,
+            )
             saturation = await driver.run(_scripts(sims, people, 0))
-            cpu1, calls1, bytes1 = cpu_seconds(proc.pid), server.api_calls, server.request_bytes
+            cpu1, calls1, bytes1 = (
+                tree_cpu_seconds(proc.pid),
+                server.api_calls,
+                server.request_bytes,
+            )
+            side1 = o.side_cpu() if o.side_cpu else 0.0
             light_rate = light_rate or saturation.rate / 2
             if saturation_only:
                 paced, light = RunResult(), RunResult()
             else:
                 paced = await driver.run(_scripts(sims, people, 1), rate=o.rate, seed=2)
-                light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
+                light = RunResult()
+                if light_phase:
+                    light = await driver.run(_scripts(sims, people, 2), rate=light_rate, seed=3)
             memory = memory_kib(proc.pid)
         finally:
             await stop_bot(proc)
@@ -188,10 +211,25 @@ async def run_bot(
         memory,
         len(server.errors),
         stderr,
+        side_cpu_saturation=side1 - side0,
     )
     if db is not None:
-        run.work = _work_done(db, people)
+        run.work = await _work_done(db, people)
     return run
+
+
+async def _ready(server: BenchServer, err: IO[bytes], o: LoadOptions) -> None:
+    """Until the bot polls, or (a webhook bot) its stderr has `o.ready_marker` as often
+    as it has workers. The log has no event to wait on: it is read again every 50 ms."""
+    if o.ready_marker is None:
+        await server.polled.wait()
+        return
+    marker = o.ready_marker.encode()
+    while True:
+        err.seek(0)
+        if err.read().count(marker) >= o.ready_count:
+            return
+        await asyncio.sleep(0.05)
 
 
 def _scripts(
@@ -200,18 +238,26 @@ def _scripts(
     return [(sim, cycle(u, round_number)) for sim, u in zip(sims, people, strict=True)]
 
 
-def _work_done(db: Path, people: list[LoadUser]) -> dict[str, int]:
+async def _work_done(target: Path | str, people: list[LoadUser]) -> dict[str, int]:
     """What the bot actually wrote: a bot that answers fast but does nothing is no faster."""
-    with sqlite3.connect(db) as conn:
-        parents = [u.patient_id for u in people]
-        marks = ",".join("?" * len(parents))
-        dependents = conn.execute(
-            f"SELECT count(*) FROM patients WHERE holder_id IN ({marks})", parents
-        ).fetchone()[0]
-        approved = conn.execute(
-            f"SELECT count(*) FROM grants WHERE subject_id IN ({marks}) AND status = 'active'",
-            parents,
-        ).fetchone()[0]
+    db = open_database(target)  # SQLite or PostgreSQL, through the app's own layer
+    await db.connect()
+    try:
+        async with db.read() as conn:
+            parents = [u.patient_id for u in people]
+            marks = ",".join("?" * len(parents))
+            held = await fetch_one(
+                conn, f"SELECT count(*) FROM patients WHERE holder_id IN ({marks})", parents
+            )
+            active = await fetch_one(
+                conn,
+                f"SELECT count(*) FROM grants WHERE subject_id IN ({marks}) AND status = 'active'",
+                parents,
+            )
+            assert held is not None and active is not None
+            dependents, approved = held[0], active[0]
+    finally:
+        await db.close()
     seeded = sum(len(u.children) for u in people)
     return {"dependents_created": dependents - seeded, "requests_approved": approved}
 

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -39,7 +40,10 @@ class BenchServer(BotAPIServer):
         self.first_poll_at: float | None = None
         self.polled = asyncio.Event()
         self.enqueued_at = 0.0
+        self.last_update_id = 0
         self._watch: dict[int, _InFlight] = {}
+        # By webhook: update id -> answered 200 (the bot handled it whole).
+        self._handled: dict[int, asyncio.Future[None]] = {}
         # Every Bot API call but getUpdates, and the bytes of their request bodies.
         self.api_calls = 0
         self.request_bytes = 0
@@ -47,7 +51,14 @@ class BenchServer(BotAPIServer):
     def _enqueue(self, chat: Chat | None, payload: dict[str, Any]) -> int:
         update_id = super()._enqueue(chat, payload)
         self.enqueued_at = time.perf_counter()  # the update is now available to getUpdates
+        self.last_update_id = update_id
         return update_id
+
+    async def _deliver(self, update: dict[str, Any], key: int) -> None:
+        await super()._deliver(update, key)
+        waiter = self._handled.get(update["update_id"])
+        if waiter is not None and not waiter.done() and self.delivered(update["update_id"]):
+            waiter.set_result(None)
 
     def _record(self, chat: Chat, msg: Msg | None) -> None:
         super()._record(chat, msg)
@@ -146,23 +157,39 @@ class Driver:
         return user.last
 
     async def step(self, user: SimUser, step: Step) -> float | None:
-        """Do one step; the latency to the first reply in seconds, None if none came."""
+        """Do one step; the latency to the first reply in seconds, None if none came.
+
+        By webhook, the step also ends only once the bot answered the update's POST (it
+        handled it whole). A text and a tap travel in two of Telegram's queues, and a reply
+        can come in more than one message (a new prompt, then the old one's buttons taken
+        away): a user who typed on at the first message could overtake their own tap still
+        queued, which no person reading the replies does. Polling has one ordered stream."""
         server = self.server
         if user.id in server._watch:
             raise RuntimeError(f"user {user.id} already has an update in flight")
-        flight = _InFlight(step.expect, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        flight = _InFlight(step.expect, loop.create_future())
         server._watch[user.id] = flight
+        handled: asyncio.Future[None] | None = None
+        update_id = -1
         try:
             if step.kind == "text":
                 user.type_text(step.value)
             else:
                 user.press(self._target(user, step.value), step.value)
             flight.enqueued = server.enqueued_at
+            if server.webhook_url:
+                update_id = server.last_update_id
+                handled = server._handled[update_id] = loop.create_future()
+            deadline = loop.time() + self.timeout
             await asyncio.wait_for(flight.done, self.timeout)
+            if handled is not None:
+                await asyncio.wait_for(handled, max(deadline - loop.time(), 0))
         except TimeoutError:
             return None
         finally:
             del server._watch[user.id]
+            server._handled.pop(update_id, None)
         assert flight.first is not None
         return flight.first - flight.enqueued
 
@@ -233,6 +260,21 @@ def cpu_seconds(pid: int) -> float:
     # fields of the whole line, i.e. fields[11] and fields[12] here.
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of every descendant, living or exited (an exited child's
+    time moves to its waiting parent's cutime/cstime, so a difference of two readings
+    counts it once): a gunicorn master and its workers, a PostgreSQL postmaster and its
+    backends."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0  # gone between the parent's listing and this reading
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(tree_cpu_seconds(int(c)) for c in children)
 
 
 def memory_kib(pid: int) -> dict[str, int]:

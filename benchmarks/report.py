@@ -17,6 +17,7 @@ SECTIONS = {
     "taps": "4. Taps",
     "fhir_import": "5. FHIR import",
     "reminders": "6. Reminders at scale",
+    "postgresql": "7. PostgreSQL",
 }
 
 

@@ -299,17 +299,30 @@ def _explain(path: Path, statements: dict[str, str]) -> dict[str, list[str]]:
     return found
 
 
-async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
+async def measure(
+    path: Path, samples: int, seed: int = 11, *, postgres: str | None = None
+) -> ScaleResult:
+    """Time the hot queries on the practice at `path`; or, with `postgres` (a URL), on that
+    PostgreSQL copy of it (benchmarks/postgresql.py), the samples still drawn from `path`."""
     rng = random.Random(seed)
     sample = _samples(path, samples, rng)
-    db = SqliteDatabase(path)  # its statements are traced below
-    await db.connect()
     statements: dict[str, str] = {}
+    calls: dict[str, tuple[str, Any]] = {}  # PostgreSQL's: statement and parameters
+    db: Database
+    if postgres is None:
+        sqlite = SqliteDatabase(path)  # its statements are traced below
+        await sqlite.connect()
 
-    def trace(sql: str) -> None:
-        statements.setdefault(shape(sql), sql)
+        def trace(sql: str) -> None:
+            statements.setdefault(shape(sql), sql)
 
-    await db.set_trace_callback(trace)  # reads and writes: they run on two connections
+        await sqlite.set_trace_callback(trace)  # reads and writes: two connections
+        db = sqlite
+    else:
+        from benchmarks.postgresql import TracedPostgres
+
+        db = TracedPostgres(postgres, lambda sql, p: calls.setdefault(shape(sql), (sql, p)))
+        await db.connect()
     timings: list[OpTiming] = []
     t_now = now()
 
@@ -407,6 +420,10 @@ async def measure(path: Path, samples: int, seed: int = 11) -> ScaleResult:
         )
     finally:
         await db.close()
+    if postgres is not None:
+        from benchmarks.postgresql import explain
+
+        return ScaleResult(timings, await explain(postgres, calls), len(calls))
     return ScaleResult(timings, _explain(path, statements), len(statements))
 
 

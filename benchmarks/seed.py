@@ -43,8 +43,11 @@ def _name(i: int) -> str:
     return f"{FIRST[i % len(FIRST)]} {LAST[(i // len(FIRST)) % len(LAST)]}"
 
 
-async def seed_load(path: Path, users: int, requests_per_user: int) -> tuple[list[LoadUser], int]:
-    """Returns the parents and how many requester accounts were made."""
+async def seed_load(
+    path: Path | str, users: int, requests_per_user: int
+) -> tuple[list[LoadUser], int]:
+    """Returns the parents and how many requester accounts were made. `path`: a SQLite
+    file, or a postgresql:// URL."""
     db = Database(path)
     await db.migrate()
     made: list[LoadUser] = []
