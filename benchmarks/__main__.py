@@ -708,13 +708,13 @@ def _reminders(r: Report, m: reminders.Measured, sizes: tuple[int, int, int]) ->
         Figure(
             s,
             "send_rate_paced",
-            "Sending rate with PTB's rate limiter",
+            "Sending rate as `bot run` sends",
             round(paced.steady_rate, 1),  # to 0.1/s: the arrivals' clock jitters by a ms
             "reminders/s",
-            f"The next {paced.released} rows, the bot built as `bot run` builds it (PTB's "
-            f"AIORateLimiter: 30 calls/s for the bot; the outbox's sender does not pace by "
-            f"itself); over the second half of them ({_outcome(paced)}), first to last "
-            f"{paced.rate:.0f}/s",
+            f"The next {paced.released} rows, the bot built as `bot run` builds it (the "
+            f"outbox's sender keeps Telegram's pace itself, 30/s for the bot and 1/s a chat; "
+            f"PTB's limiter only waits out a 429); over the second half of them "
+            f"({_outcome(paced)}), first to last {paced.rate:.0f}/s",
             "<=",
             reminders.TELEGRAM_RATE,
         )

@@ -132,7 +132,11 @@ def build_application(
         ),
         request=AiohttpRequest(256, tls),  # bot/transport.py
         get_updates_request=AiohttpRequest(1, tls),
-        rate_limiter=AIORateLimiter(max_retries=2) if rate_limit else None,
+        # No overall limit in the library: it counts per process, so N workers would allow N
+        # times Telegram's 30/s, and it holds back replies, which go at once. The outbox's
+        # sender paces what the bot sends on its own, on one worker (bot/outbox.py Pace);
+        # the limiter still waits out a 429's retry_after.
+        rate_limiter=AIORateLimiter(overall_max_rate=0, max_retries=2) if rate_limit else None,
     )
     db = open_database(settings)
     policy.install(policy.Policy.from_settings(settings))  # the access checks apply it

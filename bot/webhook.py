@@ -49,8 +49,9 @@ from storage.db import StorageUnavailable
 log = logging.getLogger("portal.webhook")
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-# Deliveries Telegram may make at once, all workers together (its default is 40).
-MAX_CONNECTIONS = 40
+# Deliveries Telegram may make at once, all workers together: its most (the default is
+# 40). Each is one person's update; a worker holds a database connection for each.
+MAX_CONNECTIONS = 100
 
 
 class CannotListen(Exception):
