@@ -481,6 +481,9 @@ async def _clear_tapped(query: CallbackQuery) -> None:
 async def remove_buttons(bot: Bot, chat_id: int, message_id: int) -> None:
     """A prompt's buttons, taken off once it is no longer the question."""
     try:
-        await bot.edit_message_reply_markup(chat_id, message_id)
+        if isinstance(bot, PortalBot):  # the raw answer: nobody reads the message back
+            await bot.clear_buttons(chat_id, message_id)
+        else:
+            await bot.edit_message_reply_markup(chat_id, message_id)
     except TelegramError as exc:  # deleted, too old to edit, or no buttons left: all fine
         log.info("the buttons of an answered prompt stay: %s", exc)
