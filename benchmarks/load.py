@@ -267,16 +267,20 @@ class Measured:
     portal: BotRun
     echo: BotRun  # PTB's defaults: the floor the targets are set against
     echo_same_transport: BotRun  # saturation only: what the handlers cost beyond the transport
+    # The same right before the portal bot's run (echo_same_transport comes right after
+    # it): a machine shared with other work drifts, and the ratio takes both.
+    echo_same_before: BotRun | None = None
 
 
 async def measure(workdir: Path, o: LoadOptions) -> Measured:
     db = fresh(workdir / "load.db")
     people, _ = await seed_load(db, o.users, ROUNDS)
+    before = await run_bot(ECHO_SAME_TRANSPORT, people, None, o, saturation_only=True)
     portal = await run_bot("portal", people, db, o)
+    same = await run_bot(ECHO_SAME_TRANSPORT, people, None, o, saturation_only=True)
     # The echo bot gets the same offered loads, so latencies compare at equal load.
     echo = await run_bot("echo", people, None, o, light_rate=portal.light_rate)
-    same = await run_bot(ECHO_SAME_TRANSPORT, people, None, o, saturation_only=True)
-    return Measured(portal, echo, same)
+    return Measured(portal, echo, same, before)
 
 
 async def _cards_arrived(server: BenchServer, sims: Sequence[SimUser], cards: int) -> bool:

@@ -49,6 +49,8 @@ class Caller:
     patient: Patient | None
     is_practitioner: bool
     _: Translator
+    # The outbox holds messages for them (they had blocked the bot; handlers/notices.py).
+    has_held: bool = False
 
     @property
     def signed_in(self) -> bool:
@@ -120,7 +122,12 @@ async def lookup_caller(context: PortalContext, update: Update) -> Caller:
     chosen = context.user_data.get(USER_LANGUAGE_KEY) if context.user_data is not None else None
     language = (login.locale if login and login.locale else None) or chosen or user.language_code
     return Caller(
-        user.id, login, patient, is_practitioner, translator(language, p.settings.default_locale)
+        user.id,
+        login,
+        patient,
+        is_practitioner,
+        translator(language, p.settings.default_locale),
+        found.has_held,
     )
 
 

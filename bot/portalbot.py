@@ -45,11 +45,13 @@ R = TypeVar("R")
 
 CAPTION_LIMIT = 1024
 
-# Bot.do_api_request advises Bot.send_message and Bot.edit_message_text for these
-# endpoints; PortalBot.send_text and edit_text call them through it on purpose, for the
-# raw answer (pyproject.toml ignores the advice in the tests too).
+# Bot.do_api_request advises Bot.send_message and the like for these endpoints;
+# PortalBot.send_text, edit_text and clear_buttons call them through it on purpose, for
+# the raw answer (pyproject.toml ignores the advice in the tests too).
 warnings.filterwarnings(
-    "ignore", r"Please use 'Bot\.(sendMessage|editMessageText)'", PTBUserWarning
+    "ignore",
+    r"Please use 'Bot\.(sendMessage|editMessageText|editMessageReplyMarkup)'",
+    PTBUserWarning,
 )
 _LIMITS = {"answerCallbackQuery": 200}
 
@@ -68,6 +70,10 @@ def holding_replies() -> Iterator[list[HeldCall]]:
         yield held
     finally:
         _held.reset(token)
+
+
+def _hold(held: list[HeldCall], call: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    held.append(HeldCall(call, *args))
 
 
 @contextlib.contextmanager
@@ -252,10 +258,16 @@ class PortalBot(ExtBot[None]):
     ) -> JSONDict | None:
         """send_message, answered with the Bot API's raw message (a dict), not a Message.
         Within a step it is held as send_message is, and answers None as it does: the
-        step's replay takes the Messages it needs (conversations/__init__.py)."""
-        if _held.get() is not None:
-            await self.send_message(chat_id, text, reply_markup=reply_markup)
+        step's replay reads the raw answer (conversations/__init__.py)."""
+        held = _held.get()
+        if held is not None:
+            _hold(held, self._send_text_now, chat_id, text, reply_markup)
             return None
+        return await self._send_text_now(chat_id, text, reply_markup)
+
+    async def _send_text_now(
+        self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None
+    ) -> JSONDict:
         call = self._text_call(text, reply_markup)
         result: JSONDict = await self.do_api_request("sendMessage", {"chat_id": chat_id, **call})
         return result
@@ -268,14 +280,37 @@ class PortalBot(ExtBot[None]):
         reply_markup: InlineKeyboardMarkup | None = None,
     ) -> JSONDict | bool | None:
         """edit_message_text, answered with the raw message (or True), as send_text is."""
-        if _held.get() is not None:
-            await self.edit_message_text(
-                text, chat_id=chat_id, message_id=message_id, reply_markup=reply_markup
-            )
+        held = _held.get()
+        if held is not None:
+            _hold(held, self._edit_text_now, chat_id, message_id, text, reply_markup)
             return None
+        return await self._edit_text_now(chat_id, message_id, text, reply_markup)
+
+    async def _edit_text_now(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        reply_markup: InlineKeyboardMarkup | None,
+    ) -> JSONDict | bool:
         call = self._text_call(text, reply_markup)
         result: JSONDict | bool = await self.do_api_request(
             "editMessageText", {"chat_id": chat_id, "message_id": message_id, **call}
+        )
+        return result
+
+    async def clear_buttons(self, chat_id: int, message_id: int) -> JSONDict | bool | None:
+        """edit_message_reply_markup without a markup (the message's buttons go), answered
+        and held as edit_text is."""
+        held = _held.get()
+        if held is not None:
+            _hold(held, self._clear_buttons_now, chat_id, message_id)
+            return None
+        return await self._clear_buttons_now(chat_id, message_id)
+
+    async def _clear_buttons_now(self, chat_id: int, message_id: int) -> JSONDict | bool:
+        result: JSONDict | bool = await self.do_api_request(
+            "editMessageReplyMarkup", {"chat_id": chat_id, "message_id": message_id}
         )
         return result
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from telegram import Bot, InlineKeyboardButton, Message, Update
+from telegram import Bot, CallbackQuery, InlineKeyboardButton, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -54,7 +54,7 @@ from bot import userstate
 from bot.callbacks import Callback, CancelFlow, FlowName, GoBack
 from bot.context import PortalContext
 from bot.i18n import Translator
-from bot.portalbot import HeldCall, holding_replies
+from bot.portalbot import HeldCall, PortalBot, holding_replies
 from bot.userstate import Place
 from handlers.send import edit_in_place, keyboard, send_long
 
@@ -170,7 +170,7 @@ class Flow(Generic[D]):
             if self.in_place:
                 await edit_in_place(query, text, markup)
                 return
-            await query.edit_message_reply_markup(None)  # answered: no buttons linger
+            await _clear_tapped(query)  # answered: no buttons linger
         if update.effective_chat is not None:
             await send_long(update.get_bot(), update.effective_chat.id, text, markup)
 
@@ -399,12 +399,31 @@ def _answers_a_tap(call: HeldCall) -> bool:
     return getattr(call.func, "__name__", "") == "answer_callback_query"
 
 
-async def _send_held(held: list[HeldCall]) -> list[Message]:
+class Shown(NamedTuple):
+    """A message a step's reply sent or edited: its id, and whether it has buttons."""
+
+    message_id: int
+    asking: bool
+
+
+def _shown(result: object) -> Shown | None:
+    """What a held call put on screen, from its answer: the Bot API's raw message
+    (PortalBot's send_text, edit_text, clear_buttons) or PTB's Message."""
+    if isinstance(result, dict):
+        markup = result.get("reply_markup") or {}
+        return Shown(result["message_id"], bool(markup.get("inline_keyboard")))
+    if isinstance(result, Message):
+        markup = result.reply_markup
+        return Shown(result.message_id, bool(markup and markup.inline_keyboard))
+    return None  # an answer to a tap, or an edit of an inline message (True)
+
+
+async def _send_held(held: list[HeldCall]) -> list[Shown]:
     """Every held reply, in order; a failed one does not stop the ones after it (an answer
     to a tap that came too late must not keep the next question from being shown). The
     answer to a tap only stops its spinner: its failure is no error. The messages sent or
     edited."""
-    shown: list[Message] = []
+    shown: list[Shown] = []
     failed: Exception | None = None
     for call in held:
         try:
@@ -417,8 +436,9 @@ async def _send_held(held: list[HeldCall]) -> list[Message]:
             if not _answers_a_tap(call):
                 failed = failed or exc
             continue
-        if isinstance(result, Message):
-            shown.append(result)
+        on_screen = _shown(result)
+        if on_screen is not None:
+            shown.append(on_screen)
     if failed is not None:
         raise failed
     return shown
@@ -429,7 +449,7 @@ async def _close_answered_prompt(
     update: Update,
     context: PortalContext,
     new_state: object,
-    shown: list[Message],
+    shown: list[Shown],
 ) -> None:
     """A prompt's buttons answer it only while it is the flow's open question. Once the
     step has moved on (a typed answer, the next question asked below, the flow over), the
@@ -439,7 +459,7 @@ async def _close_answered_prompt(
     if not shown and not ended:
         return  # nothing new on screen (a repeated tap): the prompt is still the question
     edited = {m.message_id for m in shown}
-    asking = [m.message_id for m in shown if m.reply_markup and m.reply_markup.inline_keyboard]
+    asking = [m.message_id for m in shown if m.asking]
     if not ended and not asking and new_state is None:
         return  # a reminder ("answer the question above"): the prompt stays open
     old = prompts.pop(name, None)
@@ -449,9 +469,21 @@ async def _close_answered_prompt(
         await remove_buttons(context.bot, update.effective_chat.id, old)
 
 
+async def _clear_tapped(query: CallbackQuery) -> None:
+    """The tapped message's buttons go (held within a step, as every reply)."""
+    bot, message = query.get_bot(), query.message
+    if isinstance(bot, PortalBot) and isinstance(message, Message):
+        await bot.clear_buttons(message.chat.id, message.message_id)
+    else:
+        await query.edit_message_reply_markup(None)
+
+
 async def remove_buttons(bot: Bot, chat_id: int, message_id: int) -> None:
     """A prompt's buttons, taken off once it is no longer the question."""
     try:
-        await bot.edit_message_reply_markup(chat_id, message_id)
+        if isinstance(bot, PortalBot):  # the raw answer: nobody reads the message back
+            await bot.clear_buttons(chat_id, message_id)
+        else:
+            await bot.edit_message_reply_markup(chat_id, message_id)
     except TelegramError as exc:  # deleted, too old to edit, or no buttons left: all fine
         log.info("the buttons of an answered prompt stay: %s", exc)

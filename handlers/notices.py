@@ -37,12 +37,9 @@ async def outbox_first(update: Update, context: PortalContext) -> None:
     user = update.effective_user
     if user is None:
         return
-    p = context.portal
     try:
-        async with p.db.read() as conn:
-            waiting = await outbox.has_held(conn, user.id)
-        if waiting:
-            await p.sender.release(chat_id=user.id)
+        if context.caller.has_held:  # read with the caller, one group up (bot/context.py)
+            await context.portal.sender.release(chat_id=user.id)
     except Exception:
         # Raised here, the error handler would say "nothing was changed" and PTB would go
         # on to handle the update all the same: what waits goes out on their next visit.

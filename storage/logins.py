@@ -105,7 +105,8 @@ def _pick(row: dict[str, object], alias: str, model: type[Row]) -> dict[str, obj
 # Built once: these run on every update.
 _IDENTITY = (
     f"SELECT {_select('l', Login)}, {_select('p', Patient)},"
-    " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner"
+    " EXISTS (SELECT 1 FROM practitioners WHERE telegram_user_id = :user) AS practitioner,"
+    " EXISTS (SELECT 1 FROM outbox WHERE status = 'held' AND chat_id = :user) AS held"
     " FROM (SELECT CAST(:user AS BIGINT) AS asking) q"
     " LEFT JOIN logins l ON l.telegram_user_id = q.asking"
     " LEFT JOIN patients p ON p.id = l.patient_id"
@@ -122,7 +123,8 @@ _WITH_SUBJECT = (
 
 
 async def identity(conn: Reads, telegram_user_id: int) -> Identity:
-    """The login, its patient, and whether this Telegram user is a practitioner."""
+    """The login, its patient, whether this Telegram user is a practitioner, and whether
+    the outbox holds messages for their chat (storage/outbox.py has_held)."""
     found = await fetch_one(conn, _IDENTITY, {"user": telegram_user_id})
     assert found is not None  # the FROM clause always yields exactly one row
     row = dict(found)  # by name in O(1): sqlite3.Row looks a name up column by column
@@ -131,6 +133,7 @@ async def identity(conn: Reads, telegram_user_id: int) -> Identity:
         login=Login.model_validate(login) if login else None,
         patient=Patient.model_validate(patient) if patient else None,
         is_practitioner=bool(row["practitioner"]),
+        has_held=bool(row["held"]),
     )
 
 

@@ -44,6 +44,9 @@ class Identity(Row):
     login: Login | None
     patient: Patient | None
     is_practitioner: bool
+    # The outbox holds messages for this chat (they had blocked the bot): read here, with
+    # the rest, so that an update costs one read before its handlers (handlers/notices.py).
+    has_held: bool = False
 
 
 class Practitioner(Row):

@@ -109,6 +109,14 @@ async def test_a_typed_answer_takes_the_buttons_off_the_prompt_it_answers(
     await doctor.send("Ann Lee")
     assert asked.buttons == [] and "Sign Ann Lee out" in doctor.last.text
     assert _with_buttons(doctor) == [doctor.last]  # the question's answer: Yes or Cancel
+    # A tapped answer in a practitioner's flow: the prompt keeps its words and loses its
+    # buttons, and what follows comes below it.
+    await doctor.tap("No")
+    await doctor.send("/unlink")
+    asked = doctor.last
+    await doctor.tap("Cancel")
+    assert asked.buttons == [] and asked.text != doctor.last.text
+    assert doctor.last.text == "Cancelled. Nothing changed."
 
 
 async def test_a_timed_out_prompt_loses_its_buttons(
