@@ -1242,9 +1242,12 @@ def _explore(
         manager.register(_Summary(line), f"access-state-machine-summary-{on}")
     # Far fewer steps than configured would mean the machine stopped exploring.
     assert steps >= config.max_examples * STEPS_PER_EXAMPLE // 2, line
-    # And time did what it is there for: birthdays and end dates were crossed, answers to
-    # the policy made (the full run's many histories; PostgreSQL's few may miss one).
-    assert (limited and ended and answered) or on != "SQLite", line
+    # And time did what it is there for: birthdays and end dates were crossed (the full
+    # run's many histories; PostgreSQL's few may miss one). Answers to the policy (renew,
+    # keep, approve Clinical) need a long chain of steps first, and a run of ~60 random
+    # histories made none about one time in five: the line reports them, and
+    # tests/test_safeguarding_chat.py makes each one for sure, through the chat.
+    assert (limited and ended) or on != "SQLite", line
 
 
 # --- Regressions the machine found, as plain tests -------------------------------------------
