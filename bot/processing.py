@@ -11,19 +11,19 @@ In polling, one process fetches every update: `OneAtATimePerUser` keeps the orde
 fetched them in. Through the webhook, Telegram keeps each queue's order itself (it sends
 a chat's next message only once the last one was answered, bot/webhook.py), but a
 person's text and tap come in separate queues and may arrive at once, at two workers:
-`UserTurns` here, and the database's lock across workers (storage/db.py `user_turn`),
+this worker's `TurnLocks` and the database's lock across workers (storage/db.py `user_turn`),
 make one wait for the other.
 """
 
 from __future__ import annotations
 
-from asyncio import Lock
-from collections.abc import AsyncIterator, Awaitable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
+
+from storage.db import TurnLocks
 
 # Enough for Telegram's round trips, few enough not to cost CPU: with many users at once,
 # PTB's default of 256 made every update dearer, the echo bot's most of all
@@ -43,42 +43,13 @@ def turn_key(update: object) -> int | None:
     return None
 
 
-class UserTurns:
-    """A lock per key with updates in flight in this process, dropped when their last one
-    is done. asyncio.Lock wakes waiters first come, first served."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int | None, tuple[Lock, list[int]]] = {}
-
-    @asynccontextmanager
-    async def turn(self, key: int | None) -> AsyncIterator[None]:
-        lock, waiting = self._locks.setdefault(key, (Lock(), [0]))
-        waiting[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            waiting[0] -= 1
-            if not waiting[0]:
-                del self._locks[key]
-
-    @property
-    def idle(self) -> bool:
-        """Nothing in flight and nothing kept."""
-        return not self._locks
-
-    def busy(self) -> set[int]:
-        """Keys with an update running or waiting for its turn."""
-        return {key for key in self._locks if key is not None}
-
-
 class OneAtATimePerUser(BaseUpdateProcessor):
     """Polling's scheduler: PTB starts the tasks in the order it fetched the updates, and
     each waits for its user's turn, so a user's updates keep their order."""
 
     def __init__(self, max_concurrent_updates: int = MAX_CONCURRENT_UPDATES) -> None:
         super().__init__(max_concurrent_updates)
-        self.turns = UserTurns()
+        self.turns = TurnLocks()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         started = False

@@ -13,7 +13,8 @@ The route answers only once the update was handled. Telegram sends a queue's nex
 each queue keeps its order; and an update whose worker died before answering is sent
 again, which the exactly-once machinery recognises (bot/persistence.py, the outbox). A
 person's text and tap travel in two queues and can arrive at once, at two workers: each
-waits for the person's turn (bot/processing.py, the database's lock across workers).
+waits for the person's turn (this worker's TurnLocks, then the database's lock across
+workers).
 
 Several workers (`--workers N`) are gunicorn's, with aiohttp's worker class: gunicorn
 forks them, restarts one that dies, and shares the port. Each builds its own Application
@@ -41,10 +42,10 @@ from typing import Any
 from aiohttp import web
 
 from bot.context import PortalApp, portal
-from bot.processing import UserTurns, turn_key
+from bot.processing import turn_key
 from bot.updates import Unreadable, parse_update
 from storage import clock, deployment
-from storage.db import StorageUnavailable
+from storage.db import StorageUnavailable, TurnLocks
 
 log = logging.getLogger("portal.webhook")
 
@@ -108,7 +109,7 @@ def webhook_routes(
 ) -> web.Application:
     """An aiohttp application taking updates on POST `path`; `expected()` is the secret's
     digest (None until the webhook is set: every request is refused until then)."""
-    turns = UserTurns()
+    turns = TurnLocks()
 
     async def receive(request: web.Request) -> web.Response:
         wanted = expected()

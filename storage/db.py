@@ -285,15 +285,16 @@ class Leadership:
         return None
 
 
-class _TurnLocks:
-    """One asyncio.Lock per key with somebody inside or waiting; dropped after the last.
-    asyncio.Lock serves waiters first come, first served: a user's updates keep their order."""
+class TurnLocks:
+    """One asyncio.Lock per key with somebody inside or waiting, dropped after the last.
+    asyncio.Lock serves waiters first come, first served: a user's updates keep their order.
+    The key None is a key like any other (polling's updates of nobody, in one line)."""
 
     def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks: dict[int | None, tuple[asyncio.Lock, list[int]]] = {}
 
     @asynccontextmanager
-    async def turn(self, key: int) -> AsyncIterator[None]:
+    async def turn(self, key: int | None) -> AsyncIterator[None]:
         lock, waiting = self._locks.setdefault(key, (asyncio.Lock(), [0]))
         waiting[0] += 1
         try:
@@ -303,6 +304,15 @@ class _TurnLocks:
             waiting[0] -= 1
             if not waiting[0]:
                 del self._locks[key]
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight and nothing kept."""
+        return not self._locks
+
+    def busy(self) -> set[int]:
+        """Keys with somebody inside or waiting."""
+        return {key for key in self._locks if key is not None}
 
 
 class SqliteDatabase(Database):
@@ -317,7 +327,7 @@ class SqliteDatabase(Database):
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._turns = _TurnLocks()
+        self._turns = TurnLocks()
         self._conn: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._writer: OnLoop | None = None
