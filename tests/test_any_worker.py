@@ -14,6 +14,7 @@ from bot.app import ALLOWED_UPDATES, build_application
 from bot.context import PortalApp, portal
 from bot.settings import load_settings
 from bot.userstate import SEEN_KEY
+from conversations.timeouts import sweep_timed_out_flows
 from storage import Database
 from tests.botapi import BotAPIServer, SimUser
 from tests.helpers import signed_in, stored_user_data
@@ -61,6 +62,19 @@ async def two_workers(
             await app.post_shutdown(app)
 
 
+async def _sweeps_done(app: PortalApp, count: int) -> None:
+    """Until this worker's timeout job has run `count` more times: APScheduler moves a job's
+    next run on as each run starts, so count + 1 moves mean `count` runs ended."""
+    assert app.job_queue is not None
+    (job,) = [j for j in app.job_queue.jobs() if j.callback is sweep_timed_out_flows]
+    moves, last = 0, job.next_t
+    async with asyncio.timeout(10):
+        while moves <= count:
+            await asyncio.sleep(0.02)
+            if job.next_t != last:
+                moves, last = moves + 1, job.next_t
+
+
 async def _wait_for(user: SimUser, words: str, seconds: float = 5) -> None:
     for _ in range(int(seconds * 10)):
         if any(words in m.text for m in user.bot_messages):
@@ -99,7 +113,8 @@ async def test_an_abandoned_flow_is_told_once_by_one_worker(
         await ann.send("/addpatient")
         await ann.send("Mia Lee")
         await _wait_for(ann, "You didn't finish adding a patient")
-        await asyncio.sleep(1)  # several more sweeps, on both
+        for app in workers:  # two more whole sweeps on each worker
+            await _sweeps_done(app, 2)
         await server.wait_idle()
         told = [m for m in ann.bot_messages if "You didn't finish" in m.text]
         assert len(told) == 1, ann.transcript()
