@@ -276,7 +276,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     if args.workers > 1 and not args.webhook_url:
         raise UsageError("--workers above 1 needs --webhook-url: only one process can poll")
-    if args.workers > 1 and not getattr(settings, "database_url", None):  # TODO(A)
+    if args.workers > 1 and settings.database_url is None:
         raise UsageError(
             "--workers above 1 needs PORTAL_DATABASE_URL (PostgreSQL): "
             "a SQLite file serves one process"
