@@ -125,12 +125,11 @@ class Sender:
         # Whether this worker sends what the bot sends on its own (and does the other timed
         # work): one worker of the cluster at a time; on SQLite, always.
         self.lead = Leadership()
-        self._leading: Leadership | None = None
 
     # -- lifecycle
     async def start(self) -> None:
         if self._task is None:
-            self._leading = self.lead = await self.db.leader("timed work").__aenter__()
+            self.lead = await self.db.leader("timed work").__aenter__()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
 
     async def stop(self) -> None:
@@ -139,10 +138,8 @@ class Sender:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        leading, self._leading = self._leading, None
-        if leading is not None:  # another worker's next check takes the work over
-            await leading.__aexit__(None, None, None)
-            self.lead = Leadership()
+            leading, self.lead = self.lead, Leadership()
+            await leading.__aexit__(None, None, None)  # another worker's check takes over
 
     def wake(self) -> None:
         self._wake.set()
