@@ -72,6 +72,7 @@ class Webhook:
         return {
             "url": self.url,
             "allowed_updates": list(self.allowed_updates),
+            "max_connections": MAX_CONNECTIONS,
             "secret_sha256": secret_digest,
         }
 
