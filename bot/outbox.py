@@ -16,9 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from telegram import Bot, InlineKeyboardMarkup, Message
+from telegram import Bot, Message
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
+from bot.keyboards import Keyboard, ptb_markup
 from bot.portalbot import PortalBot, replies_now
 from storage import Database, outbox
 from storage.db import Leadership, Writes, now
@@ -81,7 +82,7 @@ class Outgoing:
 
     chat_id: int
     text: str
-    markup: InlineKeyboardMarkup | None = None
+    markup: Keyboard | None = None
     edit_message_id: int | None = None
 
 
@@ -238,9 +239,9 @@ class Sender:
                 out.text,
                 chat_id=out.chat_id,
                 message_id=out.edit_message_id,
-                reply_markup=out.markup,
+                reply_markup=ptb_markup(out.markup),
             )
-        return await bot.send_message(out.chat_id, out.text, reply_markup=out.markup)
+        return await bot.send_message(out.chat_id, out.text, reply_markup=ptb_markup(out.markup))
 
     async def _later(self, row: outbox.Message, at: int) -> None:
         async with self.db.transaction(change=False) as conn:

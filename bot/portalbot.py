@@ -8,8 +8,8 @@ it covers exactly the one update being handled, however its handler reaches the 
 (`message.reply_text`, `query.answer`, `context.bot.send_message`).
 
 Every request also passes through `_post` on its way out: parse_mode goes only where
-there is text to parse, and a right-to-left message gets its last bidi touches
-(bot/bidi.py).
+there is text to parse, a right-to-left message gets its last bidi touches
+(bot/bidi.py), and a Keyboard (bot/keyboards.py) becomes the Bot API's JSON.
 
 `send_text` and `edit_text` send and edit without turning the answer into a `Message`:
 PTB builds one out of every message the Bot API sends back, keyboard and all, and most
@@ -26,13 +26,14 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, TelegramObject, Update
+from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 from telegram.request import BaseRequest
 from telegram.warnings import PTBUserWarning
 
 from bot import bidi
+from bot.keyboards import Keyboard, markup_json
 from bot.text import TELEGRAM_TEXT_LIMIT
 from bot.updates import parse_update
 
@@ -119,32 +120,6 @@ def _note_answer(query_id: object) -> None:
         ids = set()
         _answered.set(ids)
     ids.add(str(query_id))
-
-
-# Every field of a button but its text, as PTB 22 knows them; a field PTB adds later is
-# in __slots__ too, so it cannot be left out by the fast path below.
-_BUTTON_FIELDS = tuple(sorted(set(InlineKeyboardButton.__slots__) - {"text"}))
-
-
-def markup_json(markup: InlineKeyboardMarkup) -> JSONDict:
-    """markup.to_dict(), several times faster: PTB's works out each button's attributes by
-    introspection, ~0.1 ms a button (a page of appointments has 13). Anything the fast
-    path does not know (api_kwargs, callback data that is not a string) goes PTB's way;
-    tests/test_portalbot.py holds the two equal."""
-    if markup.api_kwargs or not markup.inline_keyboard:  # PTB leaves an empty one out
-        return markup.to_dict()
-    return {"inline_keyboard": [[_button_json(b) for b in row] for row in markup.inline_keyboard]}
-
-
-def _button_json(button: InlineKeyboardButton) -> JSONDict:
-    if button.api_kwargs or not isinstance(button.callback_data, str | None):
-        return button.to_dict()
-    out: JSONDict = {"text": button.text}
-    for name in _BUTTON_FIELDS:
-        value = getattr(button, name)
-        if value is not None:
-            out[name] = value.to_dict() if isinstance(value, TelegramObject) else value
-    return out
 
 
 class BotAPIUnusable(Exception):
@@ -254,7 +229,7 @@ class PortalBot(ExtBot[None]):
     delete_message = _holdable(ExtBot.delete_message)
 
     async def send_text(
-        self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+        self, chat_id: int, text: str, reply_markup: Keyboard | None = None
     ) -> JSONDict | None:
         """send_message, answered with the Bot API's raw message (a dict), not a Message.
         Within a step it is held as send_message is, and answers None as it does: the
@@ -266,7 +241,7 @@ class PortalBot(ExtBot[None]):
         return await self._send_text_now(chat_id, text, reply_markup)
 
     async def _send_text_now(
-        self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None
+        self, chat_id: int, text: str, reply_markup: Keyboard | None
     ) -> JSONDict:
         call = self._text_call(text, reply_markup)
         result: JSONDict = await self.do_api_request("sendMessage", {"chat_id": chat_id, **call})
@@ -277,7 +252,7 @@ class PortalBot(ExtBot[None]):
         chat_id: int,
         message_id: int,
         text: str,
-        reply_markup: InlineKeyboardMarkup | None = None,
+        reply_markup: Keyboard | None = None,
     ) -> JSONDict | bool | None:
         """edit_message_text, answered with the raw message (or True), as send_text is."""
         held = _held.get()
@@ -291,7 +266,7 @@ class PortalBot(ExtBot[None]):
         chat_id: int,
         message_id: int,
         text: str,
-        reply_markup: InlineKeyboardMarkup | None,
+        reply_markup: Keyboard | None,
     ) -> JSONDict | bool:
         call = self._text_call(text, reply_markup)
         result: JSONDict | bool = await self.do_api_request(
@@ -314,7 +289,7 @@ class PortalBot(ExtBot[None]):
         )
         return result
 
-    def _text_call(self, text: str, reply_markup: InlineKeyboardMarkup | None) -> JSONDict:
+    def _text_call(self, text: str, reply_markup: Keyboard | None) -> JSONDict:
         # do_api_request leaves Defaults out: what send_message would take from them.
         defaults = self.defaults
         return {
@@ -347,7 +322,7 @@ class PortalBot(ExtBot[None]):
         if data is not None:
             self._lay_out_right_to_left(endpoint, data)
             markup = data.get("reply_markup")
-            if type(markup) is InlineKeyboardMarkup:
+            if type(markup) is Keyboard:  # ours (bot/keyboards.py); PTB encodes its own
                 data["reply_markup"] = markup_json(markup)
         return await super()._post(endpoint, data, *args, **kwargs)
 

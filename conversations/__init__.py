@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from telegram import Bot, CallbackQuery, InlineKeyboardButton, Message, Update
+from telegram import Bot, CallbackQuery, Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
@@ -54,6 +54,7 @@ from bot import userstate
 from bot.callbacks import Callback, CancelFlow, FlowName, GoBack
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button
 from bot.portalbot import HeldCall, PortalBot, holding_replies
 from bot.userstate import Place
 from handlers.send import edit_in_place, keyboard, send_long
@@ -63,7 +64,7 @@ log = logging.getLogger(__name__)
 Step = Callable[[Update, PortalContext], Coroutine[Any, Any, int]]  # returns the next state
 Reply = Callable[[Update, PortalContext], Coroutine[Any, Any, object]]  # any callback
 Handler = BaseHandler[Update, PortalContext, object]
-Rows = Sequence[Sequence[InlineKeyboardButton]]
+Rows = Sequence[Sequence[Button]]
 Words = Callable[[Translator], str]  # a sentence, in the caller's language
 D = TypeVar("D", bound="Draft")
 K = TypeVar("K", bound=Callback)
@@ -174,15 +175,15 @@ class Flow(Generic[D]):
         if update.effective_chat is not None:
             await send_long(update.get_bot(), update.effective_chat.id, text, markup)
 
-    def back_button(self, _: Translator) -> InlineKeyboardButton:
-        return InlineKeyboardButton(_("◀ Back"), callback_data=GoBack(self._buttons).encode())
+    def back_button(self, _: Translator) -> Button:
+        return Button(_("◀ Back"), data=GoBack(self._buttons).encode())
 
-    def cancel_button(self, _: Translator) -> InlineKeyboardButton:
-        return InlineKeyboardButton(_("Cancel"), callback_data=CancelFlow(self._buttons).encode())
+    def cancel_button(self, _: Translator) -> Button:
+        return Button(_("Cancel"), data=CancelFlow(self._buttons).encode())
 
     def nav(
-        self, _: Translator, *, back: bool = True, extra: Sequence[InlineKeyboardButton] = ()
-    ) -> list[InlineKeyboardButton]:
+        self, _: Translator, *, back: bool = True, extra: Sequence[Button] = ()
+    ) -> list[Button]:
         """A question's last row: ◀ Back (not on the first), any `extra`, Cancel."""
         return [*([self.back_button(_)] if back else []), *extra, self.cancel_button(_)]
 

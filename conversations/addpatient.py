@@ -12,7 +12,7 @@ import datetime as dt
 import secrets
 
 from pydantic import Field
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from bot import access, labels
@@ -33,6 +33,7 @@ from bot.callbacks import (
 from bot.context import PortalContext
 from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
+from bot.keyboards import Button
 from bot.text import clean_email, clean_name, esc
 from conversations import (
     END,
@@ -127,8 +128,8 @@ def _after(context: PortalContext, next_step: Step) -> Step:
     return show_summary if _draft(context).editing else next_step
 
 
-def _button(label: str, data: Callback) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data.encode())
+def _button(label: str, data: Callback) -> Button:
+    return Button(label, data=data.encode())
 
 
 # --- Steps ----------------------------------------------------------------------------
@@ -434,7 +435,7 @@ async def _create_account(
     ).format(
         name=esc(dependent.full_name), access=labels.access_summary(_, grant.level, grant.role)
     )
-    await ADDING.prompt(update, text, home_keyboard(_).inline_keyboard)
+    await ADDING.prompt(update, text, home_keyboard(_))
     return END
 
 
@@ -458,7 +459,7 @@ async def _ask_owner(
         )
     else:
         text = _request_sent(_, days)
-    await ADDING.prompt(update, text, home_keyboard(_).inline_keyboard)
+    await ADDING.prompt(update, text, home_keyboard(_))
     return END
 
 

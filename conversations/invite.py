@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import quote
 
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler
 
 from bot import invitations
@@ -13,6 +13,7 @@ from bot.callbacks import FlowName, SkipEmail
 from bot.context import PortalContext
 from bot.dates import parse_date, plausible_birth_date
 from bot.i18n import Translator
+from bot.keyboards import Button
 from bot.qr import qr_png
 from bot.text import clean_email, clean_name, esc
 from bot.tokens import deep_link
@@ -111,8 +112,8 @@ async def save_dob(update: Update, context: PortalContext) -> int:
     return await ask_email(update, context)
 
 
-def _skip(_: Translator) -> InlineKeyboardButton:
-    return InlineKeyboardButton(_("Skip"), callback_data=SkipEmail().encode())
+def _skip(_: Translator) -> Button:
+    return Button(_("Skip"), data=SkipEmail().encode())
 
 
 async def ask_email(update: Update, context: PortalContext) -> int:
@@ -164,7 +165,7 @@ async def send_invite(update: Update, context: PortalContext) -> int:
         return await date_of_birth_differs(update, context)
     INVITING.drop(context)
     link = deep_link(context.bot.username, new.token)
-    share = InlineKeyboardButton(_("Share the link"), url=_share_url(_, link))
+    share = Button(_("Share the link"), url=_share_url(_, link))
     await INVITING.prompt(update, _ready(_, new, context) + "\n\n" + link, [[share]])
     await _send_qr(update, context, link, new.patient.full_name)
     return END

@@ -3,12 +3,13 @@ They get Accept / Decline; the reply to you is the same whatever the email."""
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, Update
+from telegram import Update
 from telegram.ext import CallbackQueryHandler, MessageHandler
 
 from bot import access, labels
 from bot.callbacks import ConfirmSharing, FlowName, OfferLevel, OfferRole, ShareDependent
 from bot.context import PortalContext
+from bot.keyboards import Button
 from bot.text import clean_email, esc
 from conversations import END, TYPED, Conversation, Draft, Flow, Flows, tapped, typed
 from handlers.choices import level_question, role_question
@@ -126,7 +127,7 @@ async def show_offer(update: Update, context: PortalContext) -> int:
         access=labels.access_summary(_, draft.level, draft.role),
         email=esc(draft.email),
     )
-    confirm = InlineKeyboardButton(_("✅ Confirm"), callback_data=ConfirmSharing().encode())
+    confirm = Button(_("✅ Confirm"), data=ConfirmSharing().encode())
     await SHARING.prompt(update, text, [[confirm], SHARING.nav(_)])
     return CONFIRM
 

@@ -97,7 +97,7 @@ async def open_invite(update: Update, context: PortalContext) -> int:
     check = await invitations.check_invite(context.portal.db, payload, who.telegram_user_id)
     if check.state is InviteState.SIGNED_IN_ALREADY:
         text = _("You're already signed in. Here is your menu.")
-        await SIGNING_IN.prompt(update, text, home_keyboard(_).inline_keyboard)
+        await SIGNING_IN.prompt(update, text, home_keyboard(_))
         return END
     if check.state is not InviteState.VALID or check.invite is None or check.patient is None:
         await SIGNING_IN.prompt(update, _refusal(_, check, context.portal.settings.tz))
@@ -180,7 +180,7 @@ async def _sign_in(
         + "\n\n"
         + _("Send /help at any time to see everything I can do.")
     )
-    await SIGNING_IN.prompt(update, text, home_keyboard(_).inline_keyboard)
+    await SIGNING_IN.prompt(update, text, home_keyboard(_))
     # Cards for requests that waited for this patient to sign in go out now.
     await access.queue_waiting_cards(p.db, result.patient.id, who.telegram_user_id)
     await p.sender.release(patient_id=result.patient.id)

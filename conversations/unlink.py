@@ -70,7 +70,7 @@ async def find_patient(update: Update, context: PortalContext) -> int:
         return WHO
     patient, login = found[0]
     buttons = unlink_buttons(_, patient.id, login.telegram_user_id)
-    await UNLINKING.prompt(update, _question(_, patient), buttons.inline_keyboard)
+    await UNLINKING.prompt(update, _question(_, patient), buttons)
     return END
 
 

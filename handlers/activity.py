@@ -3,13 +3,14 @@ hold), newest first, in words: who did what, and to whose access."""
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 
 from bot import access, labels
 from bot.access import LogPage, Viewing
 from bot.callbacks import TurnLogPage
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Keyboard
 from bot.policy import Rule
 from bot.text import esc
 from handlers.guard import require_viewing, tapped
@@ -216,7 +217,7 @@ def describe(_: Translator, e: LogEntry, subject_name: str, own: bool) -> str:
 
 def render(
     context: PortalContext, view: Viewing, page: LogPage, explain: str | None = None
-) -> tuple[str, InlineKeyboardMarkup | None]:
+) -> tuple[str, Keyboard | None]:
     """A page of a log (already read through bot.access) under the view's header line."""
     _ = context._
     subject = page.subject
@@ -237,7 +238,7 @@ def render(
         stamp = _.when(entry.event.at, tz)
         lines.append(f"• {stamp} — {describe(_, entry, subject.full_name, own)}")
     nav = page_row(_, page, lambda n: TurnLogPage(subject.id, n).encode())
-    return "\n".join(lines), InlineKeyboardMarkup([nav]) if nav else None
+    return "\n".join(lines), Keyboard([nav]) if nav else None
 
 
 async def _tell_if_lost(update: Update, _: Translator, view: Viewing) -> None:

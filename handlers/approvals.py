@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 import logging
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, Update
 from telegram.error import TelegramError
 
 from bot import access, labels
@@ -25,6 +25,7 @@ from bot.callbacks import (
 )
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.text import esc
 from handlers.guard import K, Tap, patient_tap
 from handlers.send import answer_quietly, edit_in_place
@@ -69,42 +70,40 @@ def card_text(_: Translator, info: access.RequestInfo, tz: dt.tzinfo) -> str:
     return "\n".join(lines)
 
 
-def card_buttons(
-    _: Translator, grant_id: int, kind: GrantKind = GrantKind.REQUEST
-) -> InlineKeyboardMarkup:
+def card_buttons(_: Translator, grant_id: int, kind: GrantKind = GrantKind.REQUEST) -> Keyboard:
     approve, deny = ApproveRequest(grant_id).encode(), DenyRequest(grant_id).encode()
     if kind is GrantKind.OFFER:
-        return InlineKeyboardMarkup(
+        return Keyboard(
             [
                 [
-                    InlineKeyboardButton(_("✅ Accept"), callback_data=approve),
-                    InlineKeyboardButton(_("❌ Decline"), callback_data=deny),
+                    Button(_("✅ Accept"), data=approve),
+                    Button(_("❌ Decline"), data=deny),
                 ]
             ]
         )
-    return InlineKeyboardMarkup(
+    return Keyboard(
         [
             [
-                InlineKeyboardButton(_("✅ Approve"), callback_data=approve),
-                InlineKeyboardButton(_("❌ Deny"), callback_data=deny),
+                Button(_("✅ Approve"), data=approve),
+                Button(_("❌ Deny"), data=deny),
             ],
             [
-                InlineKeyboardButton(
+                Button(
                     _("Approve with changes…"),
-                    callback_data=ApproveWithChanges(grant_id).encode(),
+                    data=ApproveWithChanges(grant_id).encode(),
                 )
             ],
         ]
     )
 
 
-def _lower_options(_: Translator, grant: Grant) -> InlineKeyboardMarkup:
+def _lower_options(_: Translator, grant: Grant) -> Keyboard:
     """Approve as each level and role below what was asked, then ◀ Back."""
     rows = [
         [
-            InlineKeyboardButton(
+            Button(
                 _("Approve as {access}").format(access=labels.access_summary(_, lv, rl)),
-                callback_data=ApproveAs(grant.id, lv, rl).encode(),
+                data=ApproveAs(grant.id, lv, rl).encode(),
             )
         ]
         for lv in (Level.CLINICAL, Level.ADMINISTRATIVE)
@@ -112,8 +111,8 @@ def _lower_options(_: Translator, grant: Grant) -> InlineKeyboardMarkup:
         if (lv, rl) != (grant.level, grant.role)
         and access.not_more_than(lv, rl, grant.level, grant.role)
     ]
-    rows.append([InlineKeyboardButton(_("◀ Back"), callback_data=BackToRequest(grant.id).encode())])
-    return InlineKeyboardMarkup(rows)
+    rows.append([Button(_("◀ Back"), data=BackToRequest(grant.id).encode())])
+    return Keyboard(rows)
 
 
 async def approve_request(update: Update, context: PortalContext) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from telegram import InlineKeyboardButton
-
 from bot import labels
 from bot.callbacks import Callback
 from bot.i18n import Translator
+from bot.keyboards import Button
 from storage.vocabulary import Level, Role
 
 LEVELS = (Level.CLINICAL, Level.ADMINISTRATIVE)
@@ -24,22 +23,19 @@ ROLES = (Role.VIEW, Role.EDIT)
 
 def level_question(
     _: Translator, question: str, choose: Callable[[Level], Callback]
-) -> tuple[str, list[InlineKeyboardButton]]:
+) -> tuple[str, list[Button]]:
     """Text and a row of buttons; each button's data is `choose(level)`."""
     levels = (Level.CLINICAL, Level.ADMINISTRATIVE)
     text = "\n".join([question, "", *(labels.level_bullet(_, lv) for lv in levels)])
-    row = [
-        InlineKeyboardButton(labels.level(_, lv), callback_data=choose(lv).encode())
-        for lv in levels
-    ]
+    row = [Button(labels.level(_, lv), data=choose(lv).encode()) for lv in levels]
     return text, row
 
 
 def role_question(
     _: Translator, question: str, choose: Callable[[Role], Callback]
-) -> tuple[str, list[InlineKeyboardButton]]:
+) -> tuple[str, list[Button]]:
     """Text and a row of buttons; each button's data is `choose(role)`."""
     roles = (Role.VIEW, Role.EDIT)
     text = "\n".join([question, "", *(labels.role_bullet(_, r) for r in roles)])
-    row = [InlineKeyboardButton(labels.role(_, r), callback_data=choose(r).encode()) for r in roles]
+    row = [Button(labels.role(_, r), data=choose(r).encode()) for r in roles]
     return text, row

@@ -6,21 +6,15 @@ import asyncio
 import dataclasses
 import logging
 
-from telegram import (
-    BotCommand,
-    BotCommandScopeChat,
-    BotCommandScopeDefault,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Update,
-)
+from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from telegram.error import TelegramError
 
 from bot import i18n
 from bot.callbacks import ChooseLanguage
 from bot.context import Caller, PortalApp, PortalContext, portal, set_language
 from bot.i18n import LANGUAGES, Translator, translator
-from handlers.send import edit_in_place
+from bot.keyboards import Button, Keyboard
+from handlers.send import edit_in_place, send_to_chat
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +85,14 @@ async def choose_language(update: Update, context: PortalContext) -> None:
     who = context.caller
     rows = [
         [
-            InlineKeyboardButton(
+            Button(
                 ("● " if code == who._.language else "") + name,
-                callback_data=ChooseLanguage(code).encode(),
+                data=ChooseLanguage(code).encode(),
             )
         ]
         for code, name in LANGUAGES.items()
     ]
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
-        who._("Which language would you like?"), reply_markup=InlineKeyboardMarkup(rows)
-    )
+    await send_to_chat(update, who._("Which language would you like?"), Keyboard(rows))
 
 
 async def save_language(update: Update, context: PortalContext) -> None:

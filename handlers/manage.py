@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 from urllib.parse import quote
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 
 from bot import access, invitations, labels, safeguarding
 from bot.access import ChangeOutcome, ChangeResult, ManagedGrant, Refusal
@@ -35,6 +35,7 @@ from bot.callbacks import (
 )
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.qr import qr_png
 from bot.text import esc
 from bot.tokens import deep_link
@@ -47,11 +48,11 @@ log = logging.getLogger(__name__)
 
 MAX_BUTTONS = 90
 
-Screen = tuple[str, InlineKeyboardMarkup | None]
+Screen = tuple[str, Keyboard | None]
 
 
-def _button(label: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data)
+def _button(label: str, data: str) -> Button:
+    return Button(label, data=data)
 
 
 # --- The whole picture ------------------------------------------------------------------------
@@ -69,7 +70,7 @@ async def overview_screen(context: PortalContext, me: int) -> Screen:
     _ = context._
     o = await access.overview(context.portal.db, me)
     lines = [_("🔐 <b>Access</b>"), ""]
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[Button]] = []
     for part_lines, part_rows in (
         _accessing(_, o, context.portal.settings.tz),
         _accessors(_, o, me, context.portal.settings.tz),
@@ -95,7 +96,7 @@ async def overview_screen(context: PortalContext, me: int) -> Screen:
     return "\n".join(lines), keyboard(rows)
 
 
-Part = tuple[list[str], list[list[InlineKeyboardButton]]]
+Part = tuple[list[str], list[list[Button]]]
 
 
 def _accessing(_: Translator, o: access.Overview, tz: dt.tzinfo) -> Part:
@@ -171,7 +172,7 @@ def _pending(_: Translator, o: access.Overview) -> Part:
     """Requests to decide, offers to answer and one's own requests to withdraw: a line and
     a row of buttons each."""
     lines: list[str] = []
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[Button]] = []
 
     def add(e: AccessEntry, line: str, buttons: list[tuple[str, str]]) -> None:
         summary = labels.access_summary(_, e.grant.level, e.grant.role)
@@ -221,7 +222,7 @@ async def _refresh(tap: Tap[K], context: PortalContext, alert: str) -> None:
     await edit_in_place(tap.query, *await overview_screen(context, tap.me.id))
 
 
-def stop_all_button(_: Translator, patient_id: int, name: str | None) -> list[InlineKeyboardButton]:
+def stop_all_button(_: Translator, patient_id: int, name: str | None) -> list[Button]:
     """The one button that ends all access to a portal (handlers/safeguarding.py asks
     first): one's own, or a held dependent's (`name`)."""
     label = (
@@ -252,7 +253,7 @@ def _grant_screen(_: Translator, found: ManagedGrant, me: int) -> Screen:
             [_button(_("Stop accessing"), AskToLeave(grant.id).encode())],
             back,
         ]
-        return text, InlineKeyboardMarkup(rows)
+        return text, Keyboard(rows)
     other_level = Level.ADMINISTRATIVE if grant.level == Level.CLINICAL else Level.CLINICAL
     other_role = Role.VIEW if grant.role == Role.EDIT else Role.EDIT
     text = _("<b>{name}</b> accesses {whose}: {access}.").format(
@@ -269,10 +270,10 @@ def _grant_screen(_: Translator, found: ManagedGrant, me: int) -> Screen:
         [_button(_("Revoke access"), AskToRevoke(grant.id).encode())],
         back,
     ]
-    return text, InlineKeyboardMarkup(rows)
+    return text, Keyboard(rows)
 
 
-def _policy_rows(_: Translator, found: ManagedGrant, me: int) -> list[list[InlineKeyboardButton]]:
+def _policy_rows(_: Translator, found: ManagedGrant, me: int) -> list[list[Button]]:
     """What the practice's notices send the patient here for (handlers/safeguarding.py
     answers them as on the notices): Renew someone's access that has an end date, or, before
     the adult birthday, Keep it. Only the patient whose portal it is may."""
@@ -289,7 +290,7 @@ def _policy_rows(_: Translator, found: ManagedGrant, me: int) -> list[list[Inlin
     return []
 
 
-def _ask_to_renew_row(_: Translator, found: ManagedGrant) -> list[list[InlineKeyboardButton]]:
+def _ask_to_renew_row(_: Translator, found: ManagedGrant) -> list[list[Button]]:
     """The person with access asks the patient to renew it (only they can), as on the notice
     before its end date: while it has one and the patient has a login to renew it with."""
     grant, subject = found.grant, found.subject
@@ -328,10 +329,10 @@ def _leave_question(_: Translator, found: ManagedGrant) -> Screen:
     return text, _yes_or_no(_, StopAccessing(grant.id).encode(), grant.id)
 
 
-def _yes_or_no(_: Translator, yes: str, grant_id: int) -> InlineKeyboardMarkup:
+def _yes_or_no(_: Translator, yes: str, grant_id: int) -> Keyboard:
     """No goes back to the grant's actions."""
     no = OpenGrant(grant_id).encode()
-    return InlineKeyboardMarkup([[_button(_("Yes"), yes), _button(_("No"), no)]])
+    return Keyboard([[_button(_("Yes"), yes), _button(_("No"), no)]])
 
 
 async def _managed(tap: Tap[K], context: PortalContext, grant_id: int) -> ManagedGrant | None:
@@ -459,7 +460,7 @@ def _dependent_screen(_: Translator, dependent: Patient) -> Screen:
         stop_all_button(_, dependent.id, name),
         [_button(_("◀ Back"), BackToAccess().encode())],
     ]
-    return text, InlineKeyboardMarkup(rows)
+    return text, Keyboard(rows)
 
 
 async def open_dependent(update: Update, context: PortalContext) -> None:
@@ -497,7 +498,7 @@ async def give_own_login(update: Update, context: PortalContext) -> None:
         "as it is until they change it."
     ).format(name=name, date=_.day_of(new.invite.expires_at, p.settings.tz))
     share = "https://t.me/share/url?url=" + quote(link, safe="")
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton(_("Share the link"), url=share)]])
+    markup = Keyboard([[Button(_("Share the link"), url=share)]])
     await send_to_chat(update, text + "\n\n" + link, markup)
     assert update.effective_chat is not None
     await context.bot.send_photo(

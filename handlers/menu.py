@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
 from bot import labels
 from bot.access import Area
 from bot.callbacks import AddPatient, OpenAccess, OpenActivity, OpenArea, OpenSwitch, TurnHomePage
 from bot.context import Caller
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.records import Page
 from bot.text import esc
 from handlers.paging import page_row
@@ -17,27 +16,23 @@ from storage.models import AccessEntry
 HOME_PAGE_SIZE = 10  # names on the home message; a carer may access hundreds
 
 
-def home_keyboard(_: Translator, page: Page[AccessEntry] | None = None) -> InlineKeyboardMarkup:
+def home_keyboard(_: Translator, page: Page[AccessEntry] | None = None) -> Keyboard:
     """The menu; with `page`, ◀ Page n ▶ above it when the patients take several pages."""
     nav = page_row(_, page, lambda n: TurnHomePage(n).encode()) if page else []
 
-    def area(label: str, area: Area) -> InlineKeyboardButton:
-        return InlineKeyboardButton(label, callback_data=OpenArea(area).encode())
+    def area(label: str, area: Area) -> Button:
+        return Button(label, data=OpenArea(area).encode())
 
-    return InlineKeyboardMarkup(
+    return Keyboard(
         [
             *([nav] if nav else []),
             [area(_("📅 Appointments"), Area.APPOINTMENTS), area(_("🧾 Invoices"), Area.INVOICES)],
             [area(_("📋 Records"), Area.RECORDS), area(_("👤 Details"), Area.DETAILS)],
-            [InlineKeyboardButton(_("🔄 Switch patient"), callback_data=OpenSwitch().encode())],
+            [Button(_("🔄 Switch patient"), data=OpenSwitch().encode())],
+            [Button(_("➕ Add a patient you access"), data=AddPatient().encode())],
             [
-                InlineKeyboardButton(
-                    _("➕ Add a patient you access"), callback_data=AddPatient().encode()
-                )
-            ],
-            [
-                InlineKeyboardButton(_("🔐 Access"), callback_data=OpenAccess().encode()),
-                InlineKeyboardButton(_("📜 Activity"), callback_data=OpenActivity().encode()),
+                Button(_("🔐 Access"), data=OpenAccess().encode()),
+                Button(_("📜 Activity"), data=OpenActivity().encode()),
             ],
         ]
     )

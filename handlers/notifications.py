@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, Update
 
 from bot import access, records
 from bot.access import Area
@@ -25,11 +25,12 @@ from bot.callbacks import (
 )
 from bot.context import Caller, PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.quiet import clock_text
 from bot.text import esc
 from handlers.guard import require_patient
 from handlers.paging import page_row
-from handlers.send import edit_in_place
+from handlers.send import edit_in_place, send_to_chat
 from storage import notifications
 from storage.models import Grant
 from storage.notifications import QuietHours, Topic
@@ -59,9 +60,7 @@ def _next(choices: tuple[int, ...], current: int) -> int:
 # --- The first screen: quiet hours and the people ------------------------------------------
 
 
-async def _home(
-    context: PortalContext, who: Caller, number: int
-) -> tuple[str, InlineKeyboardMarkup]:
+async def _home(context: PortalContext, who: Caller, number: int) -> tuple[str, Keyboard]:
     _ = who._
     assert who.patient is not None
     db = context.portal.db
@@ -94,27 +93,25 @@ async def _home(
     if nav:
         rows.append(nav)
     toggle = _("🌙 Quiet hours: on") if quiet.on else _("🌙 Quiet hours: off")
-    rows.append([InlineKeyboardButton(toggle, callback_data=ToggleQuietHours().encode())])
+    rows.append([Button(toggle, data=ToggleQuietHours().encode())])
     if quiet.on:
         rows.append(
             [
-                InlineKeyboardButton(
+                Button(
                     _("Starts {time}").format(time=clock_text(quiet.start)),
-                    callback_data=ShiftQuietHours(False).encode(),
+                    data=ShiftQuietHours(False).encode(),
                 ),
-                InlineKeyboardButton(
+                Button(
                     _("Ends {time}").format(time=clock_text(quiet.end)),
-                    callback_data=ShiftQuietHours(True).encode(),
+                    data=ShiftQuietHours(True).encode(),
                 ),
             ]
         )
-    return "\n".join(lines), InlineKeyboardMarkup(rows)
+    return "\n".join(lines), Keyboard(rows)
 
 
-def _person_button(name: str, subject_id: int) -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        name[:64], callback_data=ChooseNotificationsFor(subject_id).encode()
-    )
+def _person_button(name: str, subject_id: int) -> Button:
+    return Button(name[:64], data=ChooseNotificationsFor(subject_id).encode())
 
 
 async def _signed_in(update: Update, context: PortalContext) -> Caller | None:
@@ -128,7 +125,7 @@ async def show_notifications(update: Update, context: PortalContext) -> None:
     if who is None or update.effective_message is None:
         return
     text, markup = await _home(context, who, 0)
-    await update.effective_message.reply_text(text, reply_markup=markup)
+    await send_to_chat(update, text, markup)
 
 
 async def back_to_notifications(update: Update, context: PortalContext) -> None:
@@ -227,7 +224,7 @@ async def _person_tapped(
 
 async def _person(
     context: PortalContext, who: Caller, subject_id: int, name: str, grant: Grant | None
-) -> tuple[str, InlineKeyboardMarkup]:
+) -> tuple[str, Keyboard]:
     _ = who._
     async with context.portal.db.read() as conn:
         muted = await notifications.mutes(conn, who.telegram_user_id)
@@ -246,12 +243,10 @@ async def _person(
     for topic in shown:
         mark = "🔕 " if (subject_id, topic) in muted else "✅ "
         label = mark + _topics(_)[topic]
-        rows.append(
-            [InlineKeyboardButton(label, callback_data=ToggleTopic(subject_id, topic).encode())]
-        )
-    rows.append([InlineKeyboardButton(_("◀ Back"), callback_data=ShowNotifications(0).encode())])
+        rows.append([Button(label, data=ToggleTopic(subject_id, topic).encode())])
+    rows.append([Button(_("◀ Back"), data=ShowNotifications(0).encode())])
     text = "\n".join([title, "", _("Tap one to turn it on or off.")])
-    return text, InlineKeyboardMarkup(rows)
+    return text, Keyboard(rows)
 
 
 async def show_notifications_for(update: Update, context: PortalContext) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from telegram import InlineKeyboardButton
-
 from bot.i18n import Translator
+from bot.keyboards import Button
 
 
 class Paged(Protocol):
@@ -21,15 +20,15 @@ class Paged(Protocol):
     def has_more(self) -> bool: ...
 
 
-def page_row(_: Translator, page: Paged, data: Callable[[int], str]) -> list[InlineKeyboardButton]:
+def page_row(_: Translator, page: Paged, data: Callable[[int], str]) -> list[Button]:
     """◀ Page n ▶ for `page`; `data(n)` is the callback data that shows page n. Empty when
     everything fits on one page."""
     row = []
     if page.number > 0:
-        row.append(InlineKeyboardButton("◀", callback_data=data(page.number - 1)))
+        row.append(Button("◀", data=data(page.number - 1)))
     if page.number > 0 or page.has_more:
         label = _("Page {n}").format(n=page.number + 1)
-        row.append(InlineKeyboardButton(label, callback_data=data(page.number)))
+        row.append(Button(label, data=data(page.number)))
     if page.has_more:
-        row.append(InlineKeyboardButton("▶", callback_data=data(page.number + 1)))
+        row.append(Button("▶", data=data(page.number + 1)))
     return row

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-
 from bot import access, labels, policy
 from bot.callbacks import (
     ApproveClinical,
@@ -24,6 +22,7 @@ from bot.callbacks import (
 )
 from bot.context import Portal
 from bot.i18n import Translator, translator
+from bot.keyboards import Button, Keyboard
 from bot.outbox import UNREACHABLE, Outgoing, Unreachable
 from bot.policy import Change, Rule
 from bot.text import esc
@@ -34,14 +33,12 @@ from storage.vocabulary import GrantStatus
 
 Rendered = Outgoing | Unreachable | None
 Parties = tuple[Grant, Patient, Patient]  # the grant, its accessor, its subject
-Buttons = Callable[[Translator, Parties, Message, bool], InlineKeyboardMarkup | None]
+Buttons = Callable[[Translator, Parties, Message, bool], Keyboard | None]
 
 
-def _row(*buttons: tuple[str, str]) -> InlineKeyboardMarkup:
+def _row(*buttons: tuple[str, str]) -> Keyboard:
     """One row of buttons: (label, callback data) each."""
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in buttons]]
-    )
+    return Keyboard([[Button(label, data=data) for label, data in buttons]])
 
 
 async def _to_patient(p: Portal, patient_id: int | None) -> tuple[int, Translator] | None:
@@ -166,7 +163,7 @@ def _ahead(p: Portal, _: Translator, parties: Parties, row: Message, has_login: 
 
 def _ahead_buttons(
     _: Translator, parties: Parties, row: Message, has_login: bool
-) -> InlineKeyboardMarkup | None:
+) -> Keyboard | None:
     """The young person keeps access past their adult birthday; the patient renews; the
     person with access asks them to."""
     grant, accessor, subject = parties
@@ -184,7 +181,7 @@ def _ahead_buttons(
 
 def _renew_button(
     _: Translator, parties: Parties, row: Message, has_login: bool
-) -> InlineKeyboardMarkup | None:
+) -> Keyboard | None:
     """The patient whose portal it is: Renew."""
     grant, accessor, _subject = parties
     if _side(row) != "subject" or not has_login:
@@ -195,7 +192,7 @@ def _renew_button(
 
 def _renew_button_to_subject(
     _: Translator, parties: Parties, row: Message, has_login: bool
-) -> InlineKeyboardMarkup | None:
+) -> Keyboard | None:
     """Renew, on the request the person with access sent (it goes to the patient only)."""
     renew = _("Renew {name}'s access").format(name=parties[1].full_name)
     return _row((renew, RenewAccess(parties[0].id).encode()))
@@ -332,7 +329,7 @@ def _young_review(
 
 def _review_buttons(
     _: Translator, parties: Parties, row: Message, has_login: bool
-) -> InlineKeyboardMarkup | None:
+) -> Keyboard | None:
     """Approve / Deny: Clinical again or it stays Administrative; continues or ends."""
     grant_id = parties[0].id
     if row.detail.get("what") == "clinical":

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, Update
 
 from bot import access, labels, policy, safeguarding
 from bot.callbacks import AskToSuspend, OpenPatientAccess, SuspendAccess
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.safeguarding import AccessLine, Outcome
 from bot.text import esc
 from handlers import manage
@@ -30,11 +31,11 @@ from storage.models import Patient
 
 MAX_BUTTONS = 90  # Telegram refuses more than 100 per message
 
-Screen = tuple[str, InlineKeyboardMarkup | None]
+Screen = tuple[str, Keyboard | None]
 
 
-def _button(label: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(label, callback_data=data)
+def _button(label: str, data: str) -> Button:
+    return Button(label, data=data)
 
 
 async def show_access(update: Update, context: PortalContext) -> None:
@@ -95,7 +96,7 @@ def _which_one(context: PortalContext, found: list[Patient]) -> Screen:
         if births.count(p.date_of_birth) > 1 and p.email:
             label += f" · {p.email}"
         rows.append([_button(label, OpenPatientAccess(p.id).encode())])
-    return text, InlineKeyboardMarkup(rows)
+    return text, Keyboard(rows)
 
 
 def _list_screen(context: PortalContext, subject: Patient, lines: list[AccessLine]) -> Screen:
@@ -109,7 +110,7 @@ def _list_screen(context: PortalContext, subject: Patient, lines: list[AccessLin
     text.append("")
     if not lines:
         text.append(_("Nobody has access to this portal."))
-    rows: list[list[InlineKeyboardButton]] = []
+    rows: list[list[Button]] = []
     for line in lines:
         text += _person(_, subject, line, tz)
         if line.level is not None:
@@ -195,7 +196,7 @@ async def ask_to_suspend(update: Update, context: PortalContext) -> None:
     )
     yes = _button(_("Yes, suspend"), SuspendAccess(data.patient, data.grant).encode())
     no = _button(_("No"), OpenPatientAccess(data.patient).encode())
-    await edit_in_place(query, text, InlineKeyboardMarkup([[yes, no]]))
+    await edit_in_place(query, text, Keyboard([[yes, no]]))
 
 
 async def suspend_access(update: Update, context: PortalContext) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-from telegram import ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import ChatMember, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop
@@ -19,6 +19,7 @@ from telegram.ext import ApplicationHandlerStop
 from bot import invitations
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard, ptb_markup
 from storage import outbox
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ def please_message_me(_: Translator) -> str:
 
 
 def _direct_button(_: Translator, bot_username: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(_("Open a private chat"), url=f"https://t.me/{bot_username}")]]
+    # PTB's types: a reply in a group goes by PTB's reply_text (it quotes there).
+    return ptb_markup(
+        Keyboard([[Button(_("Open a private chat"), url=f"https://t.me/{bot_username}")]])
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 
 from bot import access
 from bot.access import ActOutcome, AppointmentInReach, Area
@@ -29,6 +29,7 @@ from bot.callbacks import (
 )
 from bot.context import Portal, PortalContext
 from bot.i18n import Translator, translator
+from bot.keyboards import Button, Keyboard
 from bot.outbox import Drop, Later, Outgoing, Rendered
 from bot.quiet import SHORT_REMINDER_S, quiet_until
 from bot.text import esc
@@ -49,7 +50,7 @@ _AREA = {Item.INVOICE: Area.INVOICES, Item.RECORD: Area.RECORDS}
 
 def reminder_view(
     _: Translator, found: AppointmentInReach, tz: dt.tzinfo
-) -> tuple[str, InlineKeyboardMarkup | None]:
+) -> tuple[str, Keyboard | None]:
     """A reminder as it stands: whose appointment and when, its state, and Confirm /
     Cancel for someone who may act on it."""
     a = found.appointment
@@ -66,16 +67,10 @@ def reminder_view(
         text += "\n❌ " + _("Appointment cancelled.")
     buttons = []
     if found.can_edit and a.status is AppointmentStatus.BOOKED:
-        buttons.append(
-            InlineKeyboardButton(_("✅ Confirm"), callback_data=ConfirmFromReminder(a.id).encode())
-        )
+        buttons.append(Button(_("✅ Confirm"), data=ConfirmFromReminder(a.id).encode()))
     if found.can_edit and a.status in (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED):
-        buttons.append(
-            InlineKeyboardButton(
-                _("❌ Cancel appointment"), callback_data=CancelFromReminder(a.id).encode()
-            )
-        )
-    return text, InlineKeyboardMarkup([buttons]) if buttons else None
+        buttons.append(Button(_("❌ Cancel appointment"), data=CancelFromReminder(a.id).encode()))
+    return text, Keyboard([buttons]) if buttons else None
 
 
 def _moved_text(_: Translator, found: AppointmentInReach, tz: dt.tzinfo) -> str:
@@ -234,8 +229,8 @@ async def new_item(p: Portal, row: Message) -> Rendered:
         return Later(end)
     name = None if subject_id == row.patient_id else subject.full_name
     label = _("🧾 Invoices") if item is Item.INVOICE else _("📋 Records")
-    button = InlineKeyboardButton(label, callback_data=OpenNewItem(subject_id, item).encode())
-    return Outgoing(chat_id, _new_item_text(_, kind, name), InlineKeyboardMarkup([[button]]))
+    button = Button(label, data=OpenNewItem(subject_id, item).encode())
+    return Outgoing(chat_id, _new_item_text(_, kind, name), Keyboard([[button]]))
 
 
 async def appointment_changed(p: Portal, row: Message) -> Rendered:
@@ -332,16 +327,14 @@ async def ask_to_cancel_from_reminder(update: Update, context: PortalContext) ->
     await query.answer()
     text, _markup = reminder_view(_, found, context.portal.settings.tz)
     appointment_id = found.appointment.id
-    markup = InlineKeyboardMarkup(
+    markup = Keyboard(
         [
             [
-                InlineKeyboardButton(
+                Button(
                     _("Yes, cancel it"),
-                    callback_data=ConfirmCancelFromReminder(appointment_id).encode(),
+                    data=ConfirmCancelFromReminder(appointment_id).encode(),
                 ),
-                InlineKeyboardButton(
-                    _("No, keep it"), callback_data=KeepFromReminder(appointment_id).encode()
-                ),
+                Button(_("No, keep it"), data=KeepFromReminder(appointment_id).encode()),
             ]
         ]
     )

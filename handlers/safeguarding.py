@@ -9,7 +9,7 @@ its buttons; whom else it concerns hears through the outbox.
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, Update
 
 from bot import access, policy, safeguarding
 from bot.callbacks import (
@@ -27,6 +27,7 @@ from bot.callbacks import (
     StopAllAccess,
 )
 from bot.context import PortalContext
+from bot.keyboards import Button, Keyboard
 from bot.policy import Rule
 from bot.safeguarding import Outcome, Result
 from bot.text import esc
@@ -235,9 +236,9 @@ async def ask_to_stop_all(update: Update, context: PortalContext) -> None:
         "Requests waiting are declined. Each person is told only that their access ended, "
         "not by whom or why."
     )
-    yes = InlineKeyboardButton(_("Yes"), callback_data=StopAllAccess(subject.id).encode())
-    no = InlineKeyboardButton(_("No"), callback_data=BackToAccess().encode())
-    await edit_in_place(tap.query, text, InlineKeyboardMarkup([[yes, no]]))
+    yes = Button(_("Yes"), data=StopAllAccess(subject.id).encode())
+    no = Button(_("No"), data=BackToAccess().encode())
+    await edit_in_place(tap.query, text, Keyboard([[yes, no]]))
 
 
 async def stop_all(update: Update, context: PortalContext) -> None:

@@ -5,16 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from telegram import (
-    Bot,
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
+from telegram import Bot, CallbackQuery, Message, Update
 from telegram.error import BadRequest, TelegramError
 
+from bot.keyboards import Button, Keyboard, ptb_markup
 from bot.portalbot import PortalBot
 from bot.text import split_text
 
@@ -22,15 +16,15 @@ EDIT_LIMIT = 4000
 log = logging.getLogger(__name__)
 
 
-def keyboard(rows: Sequence[Sequence[InlineKeyboardButton]]) -> InlineKeyboardMarkup | None:
+def keyboard(rows: Sequence[Sequence[Button]]) -> Keyboard | None:
     """These rows of buttons as a message's markup; None when there are none, as a message
     without buttons has no markup (an edit without one also takes the old buttons away)."""
-    kept = [list(row) for row in rows if row]
-    return InlineKeyboardMarkup(kept) if kept else None
+    kept = [row for row in rows if row]
+    return Keyboard(kept) if kept else None
 
 
 async def send_long(
-    bot: Bot, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    bot: Bot, chat_id: int, text: str, reply_markup: Keyboard | None = None
 ) -> None:
     """Split at line breaks into messages of at most 4096 characters; buttons go on the last.
     Nobody reads the messages back, so PortalBot does not build them (bot/portalbot.py)."""
@@ -40,11 +34,11 @@ async def send_long(
         if isinstance(bot, PortalBot):
             await bot.send_text(chat_id, part, markup)
         else:
-            await bot.send_message(chat_id, part, reply_markup=markup)
+            await bot.send_message(chat_id, part, reply_markup=ptb_markup(markup))
 
 
 async def edit_in_place(
-    query: CallbackQuery, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    query: CallbackQuery, text: str, reply_markup: Keyboard | None = None
 ) -> None:
     """Edit the message whose button was tapped. A repeated tap that would change nothing
     ("message is not modified") is not an error; an edit cannot be split, so overlong text
@@ -56,7 +50,7 @@ async def edit_in_place(
         if isinstance(bot, PortalBot) and isinstance(message, Message):
             await bot.edit_text(message.chat.id, message.message_id, text, reply_markup)
         else:  # an inline message, or one PTB refuses to edit: PTB's way, and its errors
-            await query.edit_message_text(text, reply_markup=reply_markup)
+            await query.edit_message_text(text, reply_markup=ptb_markup(reply_markup))
     except BadRequest as exc:
         if "not modified" not in exc.message:
             raise
@@ -73,9 +67,7 @@ async def answer_quietly(
         log.info("a callback query was not answered: %s", type(exc).__name__)
 
 
-async def send_to_chat(
-    update: Update, text: str, reply_markup: InlineKeyboardMarkup | None = None
-) -> None:
+async def send_to_chat(update: Update, text: str, reply_markup: Keyboard | None = None) -> None:
     """A new message in this update's chat (a tapped button's too), split like send_long."""
     assert update.effective_chat is not None
     await send_long(update.get_bot(), update.effective_chat.id, text, reply_markup)

@@ -6,29 +6,30 @@ from __future__ import annotations
 
 import logging
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 
 from bot import invitations, userstate
 from bot.callbacks import KeepLinked, SignOut, StaySignedIn, UnlinkAccount
 from bot.context import USER_LANGUAGE_KEY, PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.text import esc
 from handlers.guard import require_patient, tapped
-from handlers.send import answer_quietly, edit_in_place
+from handlers.send import answer_quietly, edit_in_place, send_to_chat
 
 log = logging.getLogger(__name__)
 
 
-def unlink_buttons(_: Translator, patient_id: int, telegram_user_id: int) -> InlineKeyboardMarkup:
+def unlink_buttons(_: Translator, patient_id: int, telegram_user_id: int) -> Keyboard:
     """Yes and No under a practitioner's question whether to unlink this account."""
-    return InlineKeyboardMarkup(
+    return Keyboard(
         [
             [
-                InlineKeyboardButton(
+                Button(
                     _("Yes, sign them out"),
-                    callback_data=UnlinkAccount(patient_id, telegram_user_id).encode(),
+                    data=UnlinkAccount(patient_id, telegram_user_id).encode(),
                 ),
-                InlineKeyboardButton(_("No"), callback_data=KeepLinked().encode()),
+                Button(_("No"), data=KeepLinked().encode()),
             ]
         ]
     )
@@ -41,18 +42,18 @@ async def ask_to_sign_out(update: Update, context: PortalContext) -> None:
         return
     _ = context._
     yes = SignOut(login.patient_id, login.created_at).encode()
-    assert update.effective_message is not None
-    await update.effective_message.reply_text(
+    await send_to_chat(
+        update,
         _(
             "Sign this Telegram account out of your patient portal?\n\n"
             "Your records, who may access them and the patients you look after stay as they "
             "are. To sign in again, you'll need a new invite link from your practice."
         ),
-        reply_markup=InlineKeyboardMarkup(
+        Keyboard(
             [
                 [
-                    InlineKeyboardButton(_("Yes, sign me out"), callback_data=yes),
-                    InlineKeyboardButton(_("No"), callback_data=StaySignedIn().encode()),
+                    Button(_("Yes, sign me out"), data=yes),
+                    Button(_("No"), data=StaySignedIn().encode()),
                 ]
             ]
         ),

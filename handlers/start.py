@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from telegram import InlineKeyboardMarkup, Update
+from telegram import Update
 
 from bot import access, records
 from bot.callbacks import TurnHomePage
 from bot.context import Caller, PortalContext
+from bot.keyboards import Keyboard
 from bot.text import esc
 from handlers.guard import patient_tap
 from handlers.language import practitioner_menu
 from handlers.menu import HOME_PAGE_SIZE, help_text, home_keyboard, home_text
-from handlers.send import answer_quietly, edit_in_place
+from handlers.send import answer_quietly, edit_in_place, send_to_chat
 from handlers.views import header
 
 
@@ -25,7 +26,7 @@ async def show_home(update: Update, context: PortalContext) -> None:
     await practitioner_menu(context, who)
     if who.patient is not None:
         text, markup = await _home(context, who, 0)
-        await message.reply_text(text, reply_markup=markup)
+        await send_to_chat(update, text, markup)
         return
     practice = esc(context.portal.settings.practice_name)
     text = _(
@@ -47,9 +48,7 @@ async def turn_home_page(update: Update, context: PortalContext) -> None:
     await edit_in_place(tap.query, text, markup)
 
 
-async def _home(
-    context: PortalContext, who: Caller, number: int
-) -> tuple[str, InlineKeyboardMarkup]:
+async def _home(context: PortalContext, who: Caller, number: int) -> tuple[str, Keyboard]:
     """The home message with page `number` of the patients this patient accesses."""
     assert who.patient is not None
     _ = who._

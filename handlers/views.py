@@ -12,7 +12,7 @@ import datetime as dt
 import unicodedata
 from collections.abc import Awaitable, Callable
 
-from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, Update
 from telegram.ext import ApplicationHandlerStop, filters
 
 from bot import access, labels, measures, policy, records
@@ -31,6 +31,7 @@ from bot.callbacks import (
 )
 from bot.context import PortalContext
 from bot.i18n import Translator
+from bot.keyboards import Button, Keyboard
 from bot.text import esc
 from bot.userstate import store_after_update
 from handlers.guard import patient_tap, require_viewing, tapped
@@ -40,8 +41,8 @@ from storage import clock
 from storage.models import AccessEntry, Appointment
 from storage.vocabulary import Action, AppointmentAct, AppointmentStatus, GrantStatus
 
-Screen = tuple[str, InlineKeyboardMarkup]
-Row = list[InlineKeyboardButton]
+Screen = tuple[str, Keyboard]
+Row = list[Button]
 
 
 # --- Words --------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def refusal(_: Translator, view: Viewing, area: Area, *, html: bool = True) -> s
 def refused_screen(_: Translator, view: Viewing, area: Area) -> Screen:
     """In place of a view the access does not include: why, and the views it does."""
     text = header(_, view) + "\n\n" + refusal(_, view, area)
-    return text, InlineKeyboardMarkup(_other_views(_, view, area))
+    return text, Keyboard(_other_views(_, view, area))
 
 
 # --- One renderer per view -------------------------------------------------------------------
@@ -150,13 +151,11 @@ def _other_views(_: Translator, view: Viewing, shown: Area) -> list[Row]:
         Area.DETAILS: _("👤 Details"),
     }
     buttons = [
-        InlineKeyboardButton(label, callback_data=TurnPage(area, view.subject.id, 0).encode())
+        Button(label, data=TurnPage(area, view.subject.id, 0).encode())
         for area, label in names.items()
         if area is not shown and access.shows(view, area)
     ]
-    buttons.append(
-        InlineKeyboardButton(_("🔄 Switch patient"), callback_data=OpenSwitch().encode())
-    )
+    buttons.append(Button(_("🔄 Switch patient"), data=OpenSwitch().encode()))
     return [row for row in (buttons[:2], buttons[2:]) if row]
 
 
@@ -164,10 +163,10 @@ def _appointment_actions(_: Translator, a: Appointment, at: TurnPage, tz: dt.tzi
     """Cancel (and Confirm, while only booked) under an upcoming appointment."""
     day = _.short_day(a.starts_at, tz)
     ask = AskToCancel(at.subject, a.id, at.page).encode()
-    row = [InlineKeyboardButton(_("Cancel {day}").format(day=day), callback_data=ask)]
+    row = [Button(_("Cancel {day}").format(day=day), data=ask)]
     if a.status is AppointmentStatus.BOOKED:
         confirm = ConfirmAppointment(at.subject, a.id, at.page).encode()
-        row.append(InlineKeyboardButton(_("Confirm {day}").format(day=day), callback_data=confirm))
+        row.append(Button(_("Confirm {day}").format(day=day), data=confirm))
     return row
 
 
@@ -193,9 +192,9 @@ async def appointments_screen(
         lines += ["", _("No past appointments.") if at.past else _("No upcoming appointments.")]
     other = dataclasses.replace(at, page=0, past=not at.past)
     toggle = _("Upcoming") if at.past else _("Past appointments")
-    rows += [_nav(_, at, read.page), [InlineKeyboardButton(toggle, callback_data=other.encode())]]
+    rows += [_nav(_, at, read.page), [Button(toggle, data=other.encode())]]
     rows += _other_views(_, view, Area.APPOINTMENTS)
-    return "\n".join(lines), InlineKeyboardMarkup([r for r in rows if r])
+    return "\n".join(lines), Keyboard([r for r in rows if r])
 
 
 async def invoices_screen(context: PortalContext, view: Viewing, at: TurnPage) -> Screen | Refusal:
@@ -215,7 +214,7 @@ async def invoices_screen(context: PortalContext, view: Viewing, at: TurnPage) -
     if not read.items:
         lines += ["", _("No invoices.")]
     rows = [_nav(_, at, read), *_other_views(_, view, Area.INVOICES)]
-    return "\n".join(lines), InlineKeyboardMarkup([r for r in rows if r])
+    return "\n".join(lines), Keyboard([r for r in rows if r])
 
 
 async def records_screen(context: PortalContext, view: Viewing, at: TurnPage) -> Screen | Refusal:
@@ -234,7 +233,7 @@ async def records_screen(context: PortalContext, view: Viewing, at: TurnPage) ->
     if not read.items:
         lines += ["", _("No clinical records.")]
     rows = [_nav(_, at, read), *_other_views(_, view, Area.RECORDS)]
-    return "\n".join(lines), InlineKeyboardMarkup([r for r in rows if r])
+    return "\n".join(lines), Keyboard([r for r in rows if r])
 
 
 async def details_screen(context: PortalContext, view: Viewing, at: TurnPage) -> Screen | Refusal:
@@ -244,7 +243,7 @@ async def details_screen(context: PortalContext, view: Viewing, at: TurnPage) ->
     if isinstance(read, Refusal):
         return read
     rows = _other_views(_, view, Area.DETAILS)
-    return details_text(_, view), InlineKeyboardMarkup(rows)
+    return details_text(_, view), Keyboard(rows)
 
 
 SCREENS: dict[Area, Callable[[PortalContext, Viewing, TurnPage], Awaitable[Screen | Refusal]]] = {
@@ -369,10 +368,10 @@ def _cancel_question(
     ids = (data.subject, data.appointment, data.page)
     yes, no = CancelAppointment(*ids).encode(), KeepAppointment(*ids).encode()
     buttons = [
-        InlineKeyboardButton(_("Yes, cancel it"), callback_data=yes),
-        InlineKeyboardButton(_("No, keep it"), callback_data=no),
+        Button(_("Yes, cancel it"), data=yes),
+        Button(_("No, keep it"), data=no),
     ]
-    return text, InlineKeyboardMarkup([buttons])
+    return text, Keyboard([buttons])
 
 
 async def ask_to_cancel(update: Update, context: PortalContext) -> None:
@@ -473,14 +472,14 @@ def _switch_page_data(part: str) -> Callable[[int], str]:
 
 
 def _switch_keyboard(
-    _: Translator, view: Viewing, page: records.Page[AccessEntry], nav: list[InlineKeyboardButton]
-) -> InlineKeyboardMarkup:
+    _: Translator, view: Viewing, page: records.Page[AccessEntry], nav: list[Button]
+) -> Keyboard:
     rows = []
     mark = "● "
     me_label = (mark if view.grant is None else "") + _("Me ({name})").format(
         name=view.me.full_name
     )
-    rows.append([InlineKeyboardButton(me_label[:64], callback_data=SwitchTo(view.me.id).encode())])
+    rows.append([Button(me_label[:64], data=SwitchTo(view.me.id).encode())])
     for e in page.items:
         grant = e.grant
         assert grant.subject_id is not None  # an active grant is on a patient
@@ -489,15 +488,15 @@ def _switch_keyboard(
         current = view.grant is not None and view.subject.id == grant.subject_id
         label = (mark if current else "") + label
         switch = SwitchTo(grant.subject_id).encode()
-        rows.append([InlineKeyboardButton(label, callback_data=switch)])
+        rows.append([Button(label, data=switch)])
     if nav:
         rows.append(nav)
-    return InlineKeyboardMarkup(rows)
+    return Keyboard(rows)
 
 
 async def _switch_list(
     context: PortalContext, view: Viewing, part: str, number: int
-) -> tuple[str, InlineKeyboardMarkup, bool]:
+) -> tuple[str, Keyboard, bool]:
     """Page `number` of the people this patient accesses (only those whose name has
     `part`, when given), and whether it asks to type part of a name: when everyone
     takes more than one page."""

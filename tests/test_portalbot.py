@@ -1,53 +1,12 @@
-"""What PortalBot puts on the wire by its fast paths is what PTB would have put there."""
+"""What PortalBot puts on the wire for the bot's keyboards is what PTB would have put there."""
 
 from __future__ import annotations
 
 import pytest
-from telegram import (
-    CallbackGame,
-    CopyTextButton,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LoginUrl,
-    SwitchInlineQueryChosenChat,
-    WebAppInfo,
-)
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.callbacks import ApproveRequest
-from bot.keyboards import Button, Keyboard, ptb_markup
-from bot.keyboards import markup_json as keyboard_json
-from bot.portalbot import markup_json
-
-
-def test_a_keyboard_is_encoded_as_ptb_encodes_it() -> None:
-    button = InlineKeyboardButton
-    markup = InlineKeyboardMarkup(
-        [
-            [button("Next ▶", callback_data="p:1:2:3"), button("Site", url="https://x.test")],
-            [
-                button("Copy", copy_text=CopyTextButton("code")),
-                button("Open", web_app=WebAppInfo("https://a.test")),
-            ],
-            [button("Log in", login_url=LoginUrl("https://b.test", forward_text="hi"))],
-            [button("Play", callback_game=CallbackGame()), button("Pay", pay=True)],
-            [
-                button("Inline", switch_inline_query=""),
-                button("Here", switch_inline_query_current_chat="q"),
-            ],
-            [
-                button(
-                    "Chosen",
-                    switch_inline_query_chosen_chat=SwitchInlineQueryChosenChat(
-                        "q", allow_user_chats=True
-                    ),
-                )
-            ],
-            [button("Extra", callback_data="x", api_kwargs={"future_field": 1})],
-        ]
-    )
-    assert markup_json(markup) == markup.to_dict()
-    assert markup_json(InlineKeyboardMarkup([])) == InlineKeyboardMarkup([]).to_dict()
-
+from bot.keyboards import Button, Keyboard, markup_json, ptb_markup
 
 # The same keyboard twice: ours, and built with PTB's own types.
 OURS = Keyboard(
@@ -71,12 +30,12 @@ PTBS = InlineKeyboardMarkup(
 )
 
 
-def test_our_keyboard_is_encoded_as_ptb_encodes_it() -> None:
-    assert keyboard_json(OURS) == PTBS.to_dict()
-    assert keyboard_json(Keyboard()) == InlineKeyboardMarkup([]).to_dict()
+def test_a_keyboard_is_encoded_as_ptb_encodes_it() -> None:
+    assert markup_json(OURS) == PTBS.to_dict()
+    assert markup_json(Keyboard()) == InlineKeyboardMarkup([]).to_dict()
     one = Keyboard([[Button("Open a private chat", url="https://t.me/bot")]])
     ptb_one = InlineKeyboardButton("Open a private chat", url="https://t.me/bot")
-    assert keyboard_json(one) == InlineKeyboardMarkup([[ptb_one]]).to_dict()
+    assert markup_json(one) == InlineKeyboardMarkup([[ptb_one]]).to_dict()
 
 
 def test_the_adapter_builds_the_same_keyboard_with_ptb_types() -> None:
