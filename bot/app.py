@@ -14,7 +14,6 @@ from telegram.constants import ParseMode
 from telegram.ext import (
     AIORateLimiter,
     ApplicationBuilder,
-    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -26,8 +25,8 @@ from telegram.ext import (
 
 from bot import callbacks as cb
 from bot import policy
-from bot.callbacks import Callback
 from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
+from bot.dispatch import Button, Table
 from bot.outbox import Sender
 from bot.portalbot import PortalBot
 from bot.processing import OneAtATimePerUser
@@ -198,7 +197,7 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
         unlink_conversation(flows),
     ):
         app.add_handler(conversation)
-    app.add_handlers(commands_and_buttons())
+    app.add_handler(Table(commands_and_buttons()))  # each found by name (bot/dispatch.py)
     # Last: what nothing above took.
     app.add_handler(MessageHandler(filters.ALL, start.not_understood))
     app.add_handler(CallbackQueryHandler(start.stale_button))  # old, or forged
@@ -210,102 +209,96 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
     app.add_handler(TypeHandler(Update, store_after_update), group=99)
 
 
-def _button(kind: type[Callback], callback: Handler) -> CallbackQueryHandler[PortalContext, None]:
-    """A button's handler, on its kind's anchored pattern: data and handler cannot drift."""
-    return CallbackQueryHandler(callback, pattern=kind.pattern())
-
-
-def commands_and_buttons() -> list[BaseHandler[Update, PortalContext, None]]:
+def commands_and_buttons() -> list[CommandHandler[PortalContext, None] | Button]:
     """Every command and button outside the conversations, by area: a command, or a
-    button's kind (bot/callbacks.py), and the handler it reaches. Commands differ by name
-    and kinds by pattern, so no two here match the same update: their order does not
-    matter."""
+    button's kind (bot/callbacks.py), and the handler it reaches. Each is found by its
+    command's name or its kind's prefix (bot/dispatch.py), which no two share."""
     return [
         # Home and help (handlers/start.py)
         CommandHandler("start", start.show_home),
         CommandHandler("help", start.show_help),
         CommandHandler("cancel", start.nothing_to_cancel),  # outside a flow; a flow has its own
-        _button(cb.TurnHomePage, start.turn_home_page),
+        Button(cb.TurnHomePage, start.turn_home_page),
         # The portal views and /switch (handlers/views.py)
         CommandHandler("appointments", views.show_appointments),
         CommandHandler("invoices", views.show_invoices),
         CommandHandler("records", views.show_records),
         CommandHandler("details", views.show_details),
         CommandHandler("switch", views.show_switch),
-        _button(cb.OpenArea, views.open_area),
-        _button(cb.OpenSwitch, views.open_switch),
-        _button(cb.TurnPage, views.turn_page),
-        _button(cb.SwitchTo, views.switch_to),
-        _button(cb.TurnSwitchPage, views.turn_switch_page),
-        _button(cb.TurnFoundPage, views.turn_found_page),
-        _button(cb.AskToCancel, views.ask_to_cancel),
-        _button(cb.KeepAppointment, views.keep_appointment),
-        _button(cb.CancelAppointment, views.cancel_appointment),
-        _button(cb.ConfirmAppointment, views.confirm_appointment),
+        Button(cb.OpenArea, views.open_area),
+        Button(cb.OpenSwitch, views.open_switch),
+        Button(cb.TurnPage, views.turn_page),
+        Button(cb.SwitchTo, views.switch_to),
+        Button(cb.TurnSwitchPage, views.turn_switch_page),
+        Button(cb.TurnFoundPage, views.turn_found_page),
+        Button(cb.AskToCancel, views.ask_to_cancel),
+        Button(cb.KeepAppointment, views.keep_appointment),
+        Button(cb.CancelAppointment, views.cancel_appointment),
+        Button(cb.ConfirmAppointment, views.confirm_appointment),
         # /access (handlers/manage.py)
         CommandHandler("access", practice_access.show_access),  # a practitioner's, or manage's
-        _button(cb.OpenAccess, manage.show_access),
-        _button(cb.BackToAccess, manage.back_to_access),
-        _button(cb.OpenGrant, manage.open_grant),
-        _button(cb.ChangeLevel, manage.change_level),
-        _button(cb.ChangeRole, manage.change_role),
-        _button(cb.AskToRevoke, manage.ask_to_revoke),
-        _button(cb.RevokeAccess, manage.revoke_access),
-        _button(cb.AskToLeave, manage.ask_to_leave),
-        _button(cb.StopAccessing, manage.stop_accessing),
-        _button(cb.WithdrawRequest, manage.withdraw_request),
-        _button(cb.OpenDependent, manage.open_dependent),
-        _button(cb.GiveOwnLogin, manage.give_own_login),
+        Button(cb.OpenAccess, manage.show_access),
+        Button(cb.BackToAccess, manage.back_to_access),
+        Button(cb.OpenGrant, manage.open_grant),
+        Button(cb.ChangeLevel, manage.change_level),
+        Button(cb.ChangeRole, manage.change_role),
+        Button(cb.AskToRevoke, manage.ask_to_revoke),
+        Button(cb.RevokeAccess, manage.revoke_access),
+        Button(cb.AskToLeave, manage.ask_to_leave),
+        Button(cb.StopAccessing, manage.stop_accessing),
+        Button(cb.WithdrawRequest, manage.withdraw_request),
+        Button(cb.OpenDependent, manage.open_dependent),
+        Button(cb.GiveOwnLogin, manage.give_own_login),
         # Requests and offers, on their cards and in /access (handlers/approvals.py)
-        _button(cb.ApproveRequest, approvals.approve_request),
-        _button(cb.ApproveWithChanges, approvals.show_lower_options),
-        _button(cb.ApproveAs, approvals.approve_as),
-        _button(cb.BackToRequest, approvals.back_to_request),
-        _button(cb.DenyRequest, approvals.deny_request),
+        Button(cb.ApproveRequest, approvals.approve_request),
+        Button(cb.ApproveWithChanges, approvals.show_lower_options),
+        Button(cb.ApproveAs, approvals.approve_as),
+        Button(cb.BackToRequest, approvals.back_to_request),
+        Button(cb.DenyRequest, approvals.deny_request),
         # /activity (handlers/activity.py)
         CommandHandler("activity", activity.show_activity),
-        _button(cb.OpenActivity, activity.show_activity),
-        _button(cb.TurnLogPage, activity.turn_log_page),
+        Button(cb.OpenActivity, activity.show_activity),
+        Button(cb.TurnLogPage, activity.turn_log_page),
         # /language (handlers/language.py)
         CommandHandler("language", language.choose_language),
-        _button(cb.ChooseLanguage, language.save_language),
+        Button(cb.ChooseLanguage, language.save_language),
         # Signing out (handlers/signout.py); /unlink asks in conversations/unlink.py
         CommandHandler("signout", signout.ask_to_sign_out),
-        _button(cb.SignOut, signout.sign_out),
-        _button(cb.StaySignedIn, signout.stay_signed_in),
-        _button(cb.UnlinkAccount, signout.unlink_account),
-        _button(cb.KeepLinked, signout.keep_linked),
+        Button(cb.SignOut, signout.sign_out),
+        Button(cb.StaySignedIn, signout.stay_signed_in),
+        Button(cb.UnlinkAccount, signout.unlink_account),
+        Button(cb.KeepLinked, signout.keep_linked),
         # Reminders and new-item notices, on the messages the bot sends (handlers/reminders.py)
-        _button(cb.ConfirmFromReminder, reminders.confirm_from_reminder),
-        _button(cb.CancelFromReminder, reminders.ask_to_cancel_from_reminder),
-        _button(cb.ConfirmCancelFromReminder, reminders.cancel_from_reminder),
-        _button(cb.KeepFromReminder, reminders.keep_from_reminder),
-        _button(cb.OpenNewItem, reminders.open_new_item),
+        Button(cb.ConfirmFromReminder, reminders.confirm_from_reminder),
+        Button(cb.CancelFromReminder, reminders.ask_to_cancel_from_reminder),
+        Button(cb.ConfirmCancelFromReminder, reminders.cancel_from_reminder),
+        Button(cb.KeepFromReminder, reminders.keep_from_reminder),
+        Button(cb.OpenNewItem, reminders.open_new_item),
         # /notifications (handlers/notifications.py)
         CommandHandler("notifications", notifications.show_notifications),
-        _button(cb.ShowNotifications, notifications.back_to_notifications),
-        _button(cb.ChooseNotificationsFor, notifications.show_notifications_for),
-        _button(cb.ToggleTopic, notifications.toggle_topic),
-        _button(cb.ToggleQuietHours, notifications.toggle_quiet_hours),
-        _button(cb.ShiftQuietHours, notifications.shift_quiet_hours),
+        Button(cb.ShowNotifications, notifications.back_to_notifications),
+        Button(cb.ChooseNotificationsFor, notifications.show_notifications_for),
+        Button(cb.ToggleTopic, notifications.toggle_topic),
+        Button(cb.ToggleQuietHours, notifications.toggle_quiet_hours),
+        Button(cb.ShiftQuietHours, notifications.shift_quiet_hours),
         # The practice's policy: its notices and cards, and stopping all access in /access
         # (handlers/safeguarding.py)
-        _button(cb.ContinueAccess, safeguarding.continue_access),
-        _button(cb.EndAccessAsYoung, safeguarding.deny_access),
-        _button(cb.ApproveClinical, safeguarding.approve_clinical),
-        _button(cb.KeepAdministrative, safeguarding.keep_administrative),
-        _button(cb.KeepAfterAdulthood, safeguarding.keep_access),
-        _button(cb.RenewAccess, safeguarding.renew_access),
-        _button(cb.AskPatientToRenew, safeguarding.ask_to_renew),
-        _button(cb.RenewForPatient, safeguarding.renew_for_patient),
-        _button(cb.EndForPatient, safeguarding.end_for_patient),
-        _button(cb.AskToStopAll, safeguarding.ask_to_stop_all),
-        _button(cb.StopAllAccess, safeguarding.stop_all),
+        Button(cb.ContinueAccess, safeguarding.continue_access),
+        Button(cb.EndAccessAsYoung, safeguarding.deny_access),
+        Button(cb.ApproveClinical, safeguarding.approve_clinical),
+        Button(cb.KeepAdministrative, safeguarding.keep_administrative),
+        Button(cb.KeepAfterAdulthood, safeguarding.keep_access),
+        Button(cb.RenewAccess, safeguarding.renew_access),
+        Button(cb.AskPatientToRenew, safeguarding.ask_to_renew),
+        Button(cb.RenewForPatient, safeguarding.renew_for_patient),
+        Button(cb.EndForPatient, safeguarding.end_for_patient),
+        Button(cb.AskToStopAll, safeguarding.ask_to_stop_all),
+        Button(cb.StopAllAccess, safeguarding.stop_all),
         # A practitioner's /access: who has access to a patient, suspending one
         # (handlers/practice_access.py)
-        _button(cb.OpenPatientAccess, practice_access.show_patient_access),
-        _button(cb.AskToSuspend, practice_access.ask_to_suspend),
-        _button(cb.SuspendAccess, practice_access.suspend_access),
+        Button(cb.OpenPatientAccess, practice_access.show_patient_access),
+        Button(cb.AskToSuspend, practice_access.ask_to_suspend),
+        Button(cb.SuspendAccess, practice_access.suspend_access),
     ]
 
 

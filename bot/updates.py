@@ -12,9 +12,10 @@ past it (bot/portalbot.py's get_updates); the handlers never see it
 (`ignore_unreadable`). The webhook route
 (bot/webhook.py) parses with the same function.
 
-A tap's update is read without the buttons of the message tapped
-(`CallbackQuery.message.reply_markup` is None): no handler reads them, and on a page of
-appointments (13 buttons) they were ~40% of the cost of reading a tap.
+A tap's update is read with only what identifies the message tapped (`TAPPED_KEPT`): its
+id, chat and date. Handlers edit or answer that message, or reply in its chat; none reads
+its text, formatting or buttons, which PTB would otherwise build objects for on every tap
+(on a page of appointments, 13 buttons were ~40% of the cost of reading a tap).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def parse_update(data: object, bot: Bot) -> Update | None:
         return None
     update_id = data.get("update_id")
     try:
-        return Update.de_json(_without_tapped_keyboard(data), bot)
+        return Update.de_json(_with_tapped_message_slimmed(data), bot)
     except Exception as exc:  # whatever the parser raises, this update alone is lost
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             log.warning("skipped an update without an update_id: %s", type(exc).__name__)
@@ -60,18 +61,24 @@ def parse_update(data: object, bot: Bot) -> Update | None:
         return Unreadable(update_id)
 
 
-def _without_tapped_keyboard(data: dict[str, Any]) -> dict[str, Any]:
-    """A tap's update carries the whole message tapped, keyboard and all, and PTB builds a
-    button object for every button of it. No handler reads the buttons of the message
-    tapped (what was tapped is the callback data; a screen is drawn afresh): they are left
-    out (benchmarks/README.md, issue #23)."""
+# What a handler may use of the message whose button was tapped: which message it is
+# (to edit it, or answer in its chat), and its chat's type (bot/handlers/private_only.py).
+# A date of 0 stays 0: PTB then reads it as an inaccessible message, as it should.
+TAPPED_KEPT = frozenset(
+    {"message_id", "chat", "date", "message_thread_id", "business_connection_id"}
+)
+
+
+def _with_tapped_message_slimmed(data: dict[str, Any]) -> dict[str, Any]:
+    """A tap's update carries the whole message tapped: text, formatting, buttons. Only
+    what identifies it is read (benchmarks/README.md, issue #23)."""
     query = data.get("callback_query")
     if not isinstance(query, dict):
         return data
     message = query.get("message")
-    if not isinstance(message, dict) or "reply_markup" not in message:
+    if not isinstance(message, dict) or message.keys() <= TAPPED_KEPT:
         return data
-    kept = {key: value for key, value in message.items() if key != "reply_markup"}
+    kept = {key: value for key, value in message.items() if key in TAPPED_KEPT}
     return {**data, "callback_query": {**query, "message": kept}}
 
 

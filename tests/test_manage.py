@@ -46,6 +46,9 @@ async def _couple(db: Database, server: BotAPIServer) -> tuple[SimUser, SimUser,
     sent = await access.request_by_email(db, bob_id, "ann@example.com", REQ, 14)
     assert sent.grant
     await access.decide(db, sent.grant.id, ann_id, approve=True)
+    # Its notice goes from the outbox when the sender gets to it: waited for here, or it
+    # could come in the middle of a test and be taken for a reply.
+    await bob.wait_for("approved your request")
     async with db.transaction() as conn:
         await portal.add_record(conn, ann_id, dt.date(2026, 1, 5), "result", "HbA1c", "5.4 %")
         await portal.add_appointment(conn, ann_id, now() + 86400, now() + 90000, "Dr Rao", "Room 1")

@@ -75,6 +75,7 @@ from bot.callbacks import (
     UnlinkAccount,
     WithdrawRequest,
 )
+from bot.dispatch import Table
 from bot.i18n import translator
 from conversations import Conversation
 from handlers import language
@@ -178,6 +179,8 @@ def _walk(handler: BaseHandler[Any, Any, Any]) -> list[BaseHandler[Any, Any, Any
         inner = [*handler.entry_points, *handler.fallbacks]
         inner += [h for handlers in handler.states.values() for h in handlers]
         return [h for i in inner for h in _walk(i)]
+    if isinstance(handler, Table):
+        return list(handler.entries)
     return [handler]
 
 

@@ -100,16 +100,19 @@ async def test_what_a_newer_bot_api_adds_changes_nothing(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
-def test_a_tap_is_read_without_the_buttons_of_the_message_tapped() -> None:
-    """No handler reads them (what was tapped is the callback data), and PTB would build an
-    object for each: they are left out; everything else of the tap stays, and the raw
-    update is not changed."""
+def test_a_tap_is_read_with_only_what_identifies_the_message_tapped() -> None:
+    """No handler reads the tapped message's text, formatting or buttons (what was tapped
+    is the callback data), and PTB would build objects for them: they are left out; which
+    message it is, in which chat, stays, as does the rest of the tap, and the raw update is
+    not changed."""
     buttons = {"inline_keyboard": [[{"text": "Next ▶", "callback_data": "pg:appointments:5:1:0"}]]}
     message = {
         "message_id": 7,
         "date": 1_700_000_000,
         "chat": {"id": 803, "type": "private", "first_name": "Cat"},
+        "from": {"id": 1, "is_bot": True, "first_name": "Portal"},
         "text": "Appointments",
+        "entities": [{"type": "bold", "offset": 0, "length": 12}],
         "reply_markup": buttons,
     }
     tapper = {"id": 803, "is_bot": False, "first_name": "Cat"}
@@ -119,7 +122,13 @@ def test_a_tap_is_read_without_the_buttons_of_the_message_tapped() -> None:
     assert update is not None and update.callback_query is not None
     tapped = update.callback_query.message
     assert isinstance(tapped, Message)
-    assert (tapped.message_id, tapped.chat.id, tapped.text) == (7, 803, "Appointments")
-    assert update.callback_query.data == "x"
-    assert tapped.reply_markup is None
+    assert (tapped.message_id, tapped.chat.id, tapped.chat.type) == (7, 803, "private")
+    assert tapped.date.timestamp() == 1_700_000_000
+    assert update.callback_query.data == "x" and update.callback_query.from_user.id == 803
+    assert (tapped.text, tapped.entities, tapped.reply_markup, tapped.from_user) == (
+        None,
+        (),
+        None,
+        None,
+    )
     assert data["callback_query"]["message"]["reply_markup"] == buttons  # type: ignore[index]
