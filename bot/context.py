@@ -57,6 +57,13 @@ class Caller:
     def signed_in(self) -> bool:
         return self.patient is not None
 
+    @property
+    def sign_in(self) -> tuple[Login, Patient] | None:
+        """Their login and its patient, as read for this update (bot/access.py SignedIn)."""
+        if self.login is None or self.patient is None:
+            return None
+        return self.login, self.patient
+
 
 class BotData:
     """The Application's shared objects: PTB builds one per Application (`bot_data`)."""
