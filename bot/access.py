@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass, field, replace
+from typing import TypeAlias
 
 from bot import policy, records
 from bot.events import (
@@ -43,6 +44,7 @@ from storage.models import (
     Grant,
     Invoice,
     LogEntry,
+    Login,
     LoginView,
     Patient,
 )
@@ -595,8 +597,19 @@ class Viewing:
         return self.grant is None
 
 
-async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
+# A login and its patient as this update has read them already (bot/context.py Caller):
+# one's own portal needs nothing more, so a view of it costs no second read of the same rows.
+SignedIn: TypeAlias = tuple[Login, Patient]
+
+
+async def viewing(
+    db: Database, telegram_user_id: int, *, signed_in: SignedIn | None = None
+) -> Viewing | None:
     """Re-checked on every view: a grant revoked a second ago sends the user home."""
+    if signed_in is not None and signed_in[0].telegram_user_id == telegram_user_id:
+        login, me = signed_in
+        if login.current_subject_id in (None, me.id):
+            return Viewing(me, me, None)
     async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, None)
     if found is None:
@@ -911,11 +924,20 @@ async def appointment_in_reach(
 
 
 async def view_of(
-    db: Database, telegram_user_id: int, subject_id: int, *, action: Action
+    db: Database,
+    telegram_user_id: int,
+    subject_id: int,
+    *,
+    action: Action,
+    signed_in: SignedIn | None = None,
 ) -> Viewing | None:
     """A Viewing of `subject_id` for a button on an older message: allowed only while
     this login is that patient or holds an active grant on them. Changes nothing; a
     refusal (access ended, or a forged id) is audited as `action`."""
+    if signed_in is not None and signed_in[0].telegram_user_id == telegram_user_id:
+        me = signed_in[1]
+        if subject_id == me.id:
+            return Viewing(me, me, None)
     async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, subject_id)
     view = _allowed_view(found, subject_id) if found else None

@@ -25,7 +25,7 @@ from telegram.ext import (
 
 from bot import callbacks as cb
 from bot import policy
-from bot.context import BotData, Portal, PortalApp, PortalContext, portal, resolve_caller
+from bot.context import BotData, Portal, PortalApp, PortalContext, portal
 from bot.dispatch import Button, Table
 from bot.outbox import Sender
 from bot.portalbot import PortalBot
@@ -167,14 +167,13 @@ def add_handlers(app: PortalApp, flows: Flows) -> None:
     # -6: what stands in for an update that could not be parsed (bot/updates.py) goes
     #     no further.
     app.add_handler(TypeHandler(Unreadable, ignore_unreadable), group=-6)
-    # -5: the user's stored state, read for this update (bot/userstate.py): their drafts
-    #     into context.user_data, their conversations for the flows below. An update
-    #     Telegram sent again after a crash, handled before, ends here; a flow left past
-    #     its deadline ends, with its timeout message (conversations/timeouts.py).
+    # -5: in one read for this update (conversations/timeouts.py): the user's stored
+    #     state (bot/userstate.py), their drafts into context.user_data and their
+    #     conversations for the flows below; and who is asking (bot/context.py), which
+    #     every later handler finds on `context.caller`. An update Telegram sent again
+    #     after a crash, handled before, ends here; a flow left past its deadline ends,
+    #     with its timeout message.
     app.add_handler(TypeHandler(Update, load_user_state), group=-5)
-    # -4: who is asking, read once for the whole update (bot/context.py): every later
-    #     handler finds it on `context.caller`.
-    app.add_handler(TypeHandler(Update, resolve_caller), group=-4)
     # -3: note what this update queues in the outbox, and send what waited for this user
     #     to come back (they had blocked the bot).
     app.add_handler(TypeHandler(Update, outbox_first), group=-3)

@@ -1,11 +1,12 @@
 """The context every handler gets (PTB's contexttypesbot pattern): the portal's shared
 objects, typed, and who is asking, looked up once per update.
 
-The caller is resolved by one early handler group (`resolve_caller`, bot/app.py) after the
-private-chat gate, so each update costs one identity read however many handlers look at
-it. Nothing keeps it beyond the update: a revoked login stops working on the very next one.
-Handlers that change who the caller is (signing in or out, choosing a language) call
-`refresh_caller` so the rest of the update sees the change.
+The caller is read by the update's first handler group (bot/app.py's -5,
+conversations/timeouts.py), in the same read as the user's stored state, so each update
+costs one read before its handlers however many of them look at the caller. Nothing keeps
+it beyond the update: a revoked login stops working on the very next one. Handlers that
+change who the caller is (signing in or out, choosing a language) call `refresh_caller`
+so the rest of the update sees the change.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from bot.i18n import Translator, translator
 from bot.outbox import Sender
 from bot.settings import Settings
 from storage import Database, logins
-from storage.db import Leadership
-from storage.models import Login, Patient
+from storage.db import Leadership, Reads
+from storage.models import Identity, Login, Patient
 
 USER_LANGUAGE_KEY = "language"  # a choice made with /language before signing in
 
@@ -55,6 +56,13 @@ class Caller:
     @property
     def signed_in(self) -> bool:
         return self.patient is not None
+
+    @property
+    def sign_in(self) -> tuple[Login, Patient] | None:
+        """Their login and its patient, as read for this update (bot/access.py SignedIn)."""
+        if self.login is None or self.patient is None:
+            return None
+        return self.login, self.patient
 
 
 class BotData:
@@ -93,7 +101,7 @@ class PortalContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
     def caller(self) -> Caller:
         """Who sent this update, as the database knew them when the update arrived."""
         if self._caller is None:
-            # Only updates reach handlers after bot/app.py's caller group; an error
+            # Only updates reach handlers after bot/app.py's group -5; an error
             # handler or a job resolves its own.
             raise RuntimeError("the caller is resolved once per update, before any handler")
         return self._caller
@@ -103,6 +111,12 @@ class PortalContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         """The caller's language."""
         return self.caller._
 
+    def resolve_caller(self, update: Update, found: Identity | None) -> Caller:
+        """The caller as the update's first read found them (read_identity), once the
+        user's stored state is in `user_data` (a language chosen before signing in)."""
+        self._caller = caller_from(self, update, found)
+        return self._caller
+
     async def refresh_caller(self, update: Update) -> Caller:
         """Look the caller up again: after this update signed them in or out, or changed
         their language."""
@@ -110,14 +124,26 @@ class PortalContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any]
         return self._caller
 
 
-async def lookup_caller(context: PortalContext, update: Update) -> Caller:
-    """Read on every update, never kept: a revoked login must stop working at once."""
-    p = context.portal
+async def read_identity(conn: Reads, update: Update) -> Identity | None:
+    """Read on every update, never kept: a revoked login must stop working at once. None
+    for an update of nobody."""
     user = update.effective_user
-    if user is None:  # channel posts and the like; the bot does not serve them
-        return Caller(0, None, None, False, translator(None, p.settings.default_locale))
-    async with p.db.read() as conn:
-        found = await logins.identity(conn, user.id)
+    return None if user is None else await logins.identity(conn, user.id)
+
+
+async def lookup_caller(context: PortalContext, update: Update) -> Caller:
+    """The caller, in a read of its own (refresh_caller, the error handler)."""
+    async with context.portal.db.read() as conn:
+        found = await read_identity(conn, update)
+    return caller_from(context, update, found)
+
+
+def caller_from(context: PortalContext, update: Update, found: Identity | None) -> Caller:
+    """Who is asking, from their identity as just read (read_identity)."""
+    default_locale = context.portal.settings.default_locale
+    user = update.effective_user
+    if user is None or found is None:  # channel posts and the like; the bot does not serve them
+        return Caller(0, None, None, False, translator(None, default_locale))
     login, patient, is_practitioner = found.login, found.patient, found.is_practitioner
     chosen = context.user_data.get(USER_LANGUAGE_KEY) if context.user_data is not None else None
     language = (login.locale if login and login.locale else None) or chosen or user.language_code
@@ -126,14 +152,9 @@ async def lookup_caller(context: PortalContext, update: Update) -> Caller:
         login,
         patient,
         is_practitioner,
-        translator(language, p.settings.default_locale),
+        translator(language, default_locale),
         found.has_held,
     )
-
-
-async def resolve_caller(update: Update, context: PortalContext) -> None:
-    """Once per update, before any handler that serves it (bot/app.py)."""
-    await context.refresh_caller(update)
 
 
 async def set_language(context: PortalContext, update: Update, language: str) -> None:

@@ -5,9 +5,9 @@ A user's state is their data (PTB's `context.user_data`: the flows' drafts, thei
 prompts, a language chosen before signing in, the ids of their last updates) and the
 conversations they are in (each one's state and the time of its last step). Nothing of
 it is loaded at start-up or kept between updates: an early handler group reads it in one
-query, and the last group writes what changed in one transaction, nothing at all when
-nothing did. A conversation's step writes it itself, before its replies go out
-(conversations/__init__.py).
+query (in the same read as who the caller is), and the last group writes what changed in
+one transaction, nothing at all when nothing did. A conversation's step writes it itself,
+before its replies go out (conversations/__init__.py).
 
 `context.user_data` is refilled at the start of each update (clear, then update) and
 dropped from the Application at its end: it is a scratch for one update, so a worker's
@@ -30,7 +30,8 @@ from telegram.ext import ApplicationHandlerStop
 
 from bot.context import PortalContext
 from storage import state
-from storage.state import CONVERSATION, USER_DATA
+from storage.db import Reads
+from storage.state import CONVERSATION, USER_DATA, StateRow
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +107,20 @@ def _draft_json(value: object) -> object:
     raise TypeError(f"{type(value).__name__} cannot be stored with a user's drafts")
 
 
-async def load(update: Update, context: PortalContext) -> UserState | None:
-    """The user's stored state, in one read, into `context.user_data`; an update this
-    state says was handled before ends here (ApplicationHandlerStop)."""
+async def read(conn: Reads, update: Update) -> list[StateRow]:
+    """What is stored for this update's user (nothing for an update of nobody): in the
+    update's first read, with who they are (conversations/timeouts.py)."""
+    user = update.effective_user
+    return [] if user is None else await state.for_user(conn, user.id)
+
+
+def load(update: Update, context: PortalContext, rows: list[StateRow]) -> UserState | None:
+    """The user's stored state, as read(), into `context.user_data`; an update this state
+    says was handled before ends here (ApplicationHandlerStop)."""
     user = update.effective_user
     _current.set(None)
     if user is None or context.user_data is None:
         return None
-    async with context.portal.db.read() as conn:
-        rows = await state.for_user(conn, user.id)
     data: dict[Any, Any] = {}
     conversations: dict[ConversationAt, Place] = {}
     for row in rows:

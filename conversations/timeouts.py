@@ -22,7 +22,7 @@ from typing import Any
 from telegram import Update
 
 from bot import userstate
-from bot.context import Portal, PortalContext, portal
+from bot.context import Portal, PortalContext, portal, read_identity
 from bot.events import FlowTimedOut
 from bot.i18n import Translator, translator
 from bot.notifier import notify
@@ -50,9 +50,14 @@ def _away(_: Translator) -> str:
 
 
 async def load_user_state(update: Update, context: PortalContext) -> None:
-    """Before any handler: the user's stored state for this update (a redelivered update
-    ends here); a flow they left past its deadline ends, and they hear so first."""
-    loaded = await userstate.load(update, context)
+    """Before any handler, in one read: the user's stored state for this update (a
+    redelivered update ends here) and who is asking (`context.caller`); a flow they left
+    past its deadline ends, and they hear so first."""
+    async with context.portal.db.read() as conn:  # one snapshot, one BEGIN and COMMIT
+        rows = await userstate.read(conn, update)
+        found = await read_identity(conn, update)
+    loaded = userstate.load(update, context, rows)
+    context.resolve_caller(update, found)  # after load: a language chosen before signing in
     if loaded is None:
         return
     await userstate.end_timed_out(context, loaded, context.portal.settings.conversation_timeout)
@@ -62,7 +67,6 @@ async def load_user_state(update: Update, context: PortalContext) -> None:
             loaded.data.pop(over.key, None)
     if not loaded.ended:
         return
-    await context.refresh_caller(update)  # before the caller's group: their language, now
     for name, chat_id in loaded.ended:
         flow = FLOWS.get(name)
         if flow is not None:

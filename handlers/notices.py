@@ -38,7 +38,7 @@ async def outbox_first(update: Update, context: PortalContext) -> None:
     if user is None:
         return
     try:
-        if context.caller.has_held:  # read with the caller, one group up (bot/context.py)
+        if context.caller.has_held:  # read with the caller, in the update's first read
             await context.portal.sender.release(chat_id=user.id)
     except Exception:
         # Raised here, the error handler would say "nothing was changed" and PTB would go

@@ -317,8 +317,14 @@ async def turn_page(update: Update, context: PortalContext) -> None:
     if tap is None:
         return
     query, at, _ = tap.query, tap.data, context._
-    tg = context.caller.telegram_user_id
-    view = await access.view_of(context.portal.db, tg, at.subject, action=SEEN_AS[at.area])
+    who = context.caller
+    view = await access.view_of(
+        context.portal.db,
+        who.telegram_user_id,
+        at.subject,
+        action=SEEN_AS[at.area],
+        signed_in=who.sign_in,
+    )
     if view is None:
         await query.answer(_("You no longer have access to this portal."), show_alert=True)
         return
@@ -341,8 +347,10 @@ async def _appointment_view(
 ) -> Viewing | None:
     """The portal the button was made for, while this login still has it; otherwise None,
     once the tapper is told (bot.access records the refusal as `seen_as`)."""
-    tg = context.caller.telegram_user_id
-    view = await access.view_of(context.portal.db, tg, data.subject, action=seen_as)
+    who = context.caller
+    view = await access.view_of(
+        context.portal.db, who.telegram_user_id, data.subject, action=seen_as, signed_in=who.sign_in
+    )
     if view is None:
         await query.answer(context._("You no longer have access to this portal."), show_alert=True)
     return view

@@ -56,7 +56,7 @@ from bot.access import (
 from bot.invitations import InviteRequest, InviteState
 from bot.safeguarding import Outcome
 from bot.sweep import sweep
-from storage import Database, clock, open_database, portal
+from storage import Database, clock, logins, open_database, portal
 from storage.clock import FixedClock
 from storage.db import now
 from storage.models import AuditEvent
@@ -877,7 +877,8 @@ class AccessMachine(RuleBasedStateMachine):
     @rule(tg=pick, area=st.sampled_from(Area), act=st.sampled_from(Act))
     def view(self, tg: int, area: Area, act: Act) -> None:
         login = _one(self._telegram_ids(), tg)
-        view = self.run(access.viewing(self.db, login))
+        # As a handler asks: with the login as the update's first read found it.
+        view = self.run(access.viewing(self.db, login, signed_in=self.run(self._signed_in(login))))
         expected = self.expect_viewing(login)
         if expected is None:
             assert view is None
@@ -890,7 +891,10 @@ class AccessMachine(RuleBasedStateMachine):
     def view_of(self, tg: int, subject: int) -> None:
         login = _one(self._telegram_ids(), tg)
         target = _one([*self.people, NOWHERE], subject)
-        view = self.run(access.view_of(self.db, login, target, action="view.details"))
+        signed_in = self.run(self._signed_in(login))  # as a handler asks (bot/context.py)
+        view = self.run(
+            access.view_of(self.db, login, target, action="view.details", signed_in=signed_in)
+        )
         me = self.logins.get(login)
         may = me is not None and (target == me or self.in_force(me, target) is not None)
         assert (view is not None) == may
@@ -1081,6 +1085,12 @@ class AccessMachine(RuleBasedStateMachine):
         self.run(self._check_viewing())
         STATS.checks += 1
 
+    async def _signed_in(self, tg: int) -> access.SignedIn | None:
+        """The login and its patient as an update's first read finds them."""
+        async with self.db.read() as conn:
+            found = await logins.identity(conn, tg)
+        return (found.login, found.patient) if found.login and found.patient else None
+
     async def _last_event(self) -> AuditEvent:
         async with self.db.read() as conn:
             rows = await conn.execute_fetchall(
@@ -1167,6 +1177,11 @@ class AccessMachine(RuleBasedStateMachine):
             chosen = self.current.get(tg)
             expected = self.expect_viewing(tg)
             view = await access.viewing(self.db, tg)
+            # A handler passes the login as the update's first read found it: the same
+            # portal (a fallback home above has been written: `lost` is not said twice).
+            again = await access.viewing(self.db, tg, signed_in=await self._signed_in(tg))
+            shown = (view.me, view.subject, view.grant) if view else None
+            assert ((again.me, again.subject, again.grant) if again else None) == shown
             if expected is None:
                 assert view is None
                 continue
