@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly "
     "the same as a current content and reply markup of the message"
@@ -19,13 +21,28 @@ class ApiError(Exception):
     adds, see the module's docstring)."""
 
     def __init__(
-        self, code: int, description: str, *, record: bool = True, strict: bool = False
+        self,
+        code: int,
+        description: str,
+        *,
+        record: bool = True,
+        strict: bool = False,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.record = record
         self.strict = strict
+        self.retry_after = retry_after  # a flood wait's seconds, in the answer's parameters
+
+    def answer(self) -> dict[str, Any]:
+        """The Bot API's answer: ok false, the code, the words, and any parameters."""
+        out: dict[str, Any] = {"ok": False, "error_code": self.code}
+        out["description"] = self.description
+        if self.retry_after is not None:
+            out["parameters"] = {"retry_after": self.retry_after}
+        return out
 
 
 def bad(text: str) -> ApiError:

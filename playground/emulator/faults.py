@@ -16,7 +16,8 @@ class Fault:
     (to `chat_id`, with `text` in the message, when given) fail with `code`. With
     `deliver`, the call takes effect first and only its answer is lost, as when Telegram
     accepted a message and the connection then broke. `then`, if given, runs when the
-    fault fires (a test kills the bot there)."""
+    fault fires (a test kills the bot there). With `retry_after`, the refusal is Telegram's
+    flood wait: code 429 and the seconds to wait in its `parameters`."""
 
     method: str
     code: int = 502
@@ -26,6 +27,7 @@ class Fault:
     deliver: bool = False
     times: int = 1
     then: Callable[[], object] | None = None
+    retry_after: int | None = None
     fired: int = 0
 
     def matches(self, method: str, params: dict[str, Any]) -> bool:

@@ -194,10 +194,7 @@ class BotAPIServer(MessageMethods, CallbackMethods, MemberMethods, ProfileMethod
         except ApiError as exc:
             if exc.record:
                 self._refused(method_name, params, exc)
-            return web.json_response(
-                {"ok": False, "error_code": exc.code, "description": exc.description},
-                status=exc.code,
-            )
+            return web.json_response(exc.answer(), status=exc.code)
         finally:
             for value in params.values():
                 if isinstance(value, web.FileField):
@@ -230,7 +227,9 @@ class BotAPIServer(MessageMethods, CallbackMethods, MemberMethods, ProfileMethod
             if fault.then is not None:
                 fault.then()
             # Injected by the test, not a request Telegram would refuse.
-            raise ApiError(fault.code, fault.description, record=False)
+            raise ApiError(
+                fault.code, fault.description, record=False, retry_after=fault.retry_after
+            )
         result = fn(params)
         if self.after_call is not None:
             self.after_call(method_name, params)
