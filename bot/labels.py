@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from typing import assert_never
 
 from bot import policy
 from bot.i18n import Translator
@@ -14,17 +15,27 @@ from storage.vocabulary import Level, Relationship, Role
 
 
 def relationship(_: Translator, value: str, other: str | None = None) -> str:
-    if value == Relationship.OTHER and other:
-        return other
-    return {
-        Relationship.CHILD: _.pgettext("relationship", "Child"),
-        Relationship.DAUGHTER: _.pgettext("relationship", "Daughter"),
-        Relationship.SON: _.pgettext("relationship", "Son"),
-        Relationship.PARENT: _.pgettext("relationship", "Parent"),
-        Relationship.PARTNER: _.pgettext("relationship", "Partner"),
-        Relationship.CARER: _.pgettext("relationship", "Carer"),
-        Relationship.OTHER: _.pgettext("relationship", "Other"),
-    }[Relationship(value)]
+    # One case per value, not a table of every translation: the table looked up all seven
+    # for the one shown, on every line that names a relationship (issue #23).
+    match Relationship(value):
+        case Relationship.OTHER if other:
+            return other
+        case Relationship.CHILD:
+            return _.pgettext("relationship", "Child")
+        case Relationship.DAUGHTER:
+            return _.pgettext("relationship", "Daughter")
+        case Relationship.SON:
+            return _.pgettext("relationship", "Son")
+        case Relationship.PARENT:
+            return _.pgettext("relationship", "Parent")
+        case Relationship.PARTNER:
+            return _.pgettext("relationship", "Partner")
+        case Relationship.CARER:
+            return _.pgettext("relationship", "Carer")
+        case Relationship.OTHER:
+            return _.pgettext("relationship", "Other")
+        case unknown:
+            assert_never(unknown)
 
 
 def level(_: Translator, value: Level) -> str:

@@ -58,8 +58,8 @@ class UserState:
     user_id: int
     data: dict[Any, Any]  # the update's context.user_data
     conversations: dict[ConversationAt, Place]
-    # As stored: the data as JSON (without the seen ids), and the conversations.
-    stored_data: str
+    # As stored: the data (a copy of its own, without the seen ids), and the conversations.
+    stored_data: dict[Any, Any]
     stored_conversations: dict[ConversationAt, Place]
     # Conversations this update found past their deadline and ended (it says so).
     ended: list[ConversationAt] = field(default_factory=list)
@@ -91,11 +91,17 @@ def data_json(data: dict[Any, Any]) -> str:
     return json.dumps(data, default=_draft_json)
 
 
-def _comparable(data: dict[Any, Any]) -> str:
-    """The data as stored, but for the seen ids (which alone are no reason to write)."""
-    return json.dumps(
-        {k: v for k, v in data.items() if k != SEEN_KEY}, default=_draft_json, sort_keys=True
-    )
+def _comparable(data: dict[Any, Any]) -> dict[Any, Any]:
+    """The data as it would read back once stored, but for the seen ids (which alone are
+    no reason to write): compared with `==` rather than written out as JSON, which cost
+    more than the rest of the comparison (issue #23). A draft held as its model is
+    compared as its JSON form; anything else that would read back different (a tuple, an
+    int key) compares unequal, and is written: a write too many, never one too few."""
+    return {
+        k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
+        for k, v in data.items()
+        if k != SEEN_KEY
+    }
 
 
 def _draft_json(value: object) -> object:
@@ -122,10 +128,12 @@ def load(update: Update, context: PortalContext, rows: list[StateRow]) -> UserSt
     if user is None or context.user_data is None:
         return None
     data: dict[Any, Any] = {}
+    stored: dict[Any, Any] = {}
     conversations: dict[ConversationAt, Place] = {}
     for row in rows:
         if row.kind == USER_DATA:
-            data = json.loads(row.value)
+            # Read twice: the handlers may change `data` in place, nested values too.
+            data, stored = json.loads(row.value), json.loads(row.value)
         elif row.kind == CONVERSATION:
             chat_id = int(json.loads(row.key)[0])
             conversations[(row.name, chat_id)] = Place(
@@ -134,7 +142,7 @@ def load(update: Update, context: PortalContext, rows: list[StateRow]) -> UserSt
     context.user_data.clear()
     context.user_data.update(data)
     loaded = UserState(
-        user.id, context.user_data, dict(conversations), _comparable(data), conversations
+        user.id, context.user_data, dict(conversations), _comparable(stored), conversations
     )
     _current.set(loaded)
     _skip_redelivered(update, context, loaded)
@@ -195,8 +203,9 @@ async def store(context: PortalContext) -> None:
         return
     user_id = loaded.user_id
     # The user's data goes with every write: the seen ids with it.
+    written = data_json(loaded.data)
     rows: list[tuple[str, str, str, str, int | None]] = [
-        (USER_DATA, "", str(user_id), data_json(loaded.data), None)
+        (USER_DATA, "", str(user_id), written, None)
     ]
     rows += [
         (CONVERSATION, name, conversation_key(chat, user_id), json.dumps(p.state), p.stepped_at_ms)
@@ -215,7 +224,7 @@ async def store(context: PortalContext) -> None:
     except BaseException:
         loaded.broken = True  # the next update reads what is stored
         raise
-    loaded.stored_data = data
+    loaded.stored_data = _comparable(json.loads(written))  # as it reads back, a copy
     loaded.stored_conversations = dict(loaded.conversations)
 
 

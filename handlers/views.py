@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import unicodedata
 from collections.abc import Awaitable, Callable
+from typing import assert_never
 
 from telegram import CallbackQuery, Update
 from telegram.ext import ApplicationHandlerStop, filters
@@ -73,11 +74,15 @@ def lost_notice(_: Translator, view: Viewing) -> str | None:
 
 
 def _status(_: Translator, status: AppointmentStatus) -> str:
-    return {
-        AppointmentStatus.BOOKED: _.pgettext("appointment status", "Booked"),
-        AppointmentStatus.CONFIRMED: _.pgettext("appointment status", "Confirmed"),
-        AppointmentStatus.CANCELLED: _.pgettext("appointment status", "Cancelled"),
-    }[status]
+    match status:  # one case per value: a table translated all three for each line
+        case AppointmentStatus.BOOKED:
+            return _.pgettext("appointment status", "Booked")
+        case AppointmentStatus.CONFIRMED:
+            return _.pgettext("appointment status", "Confirmed")
+        case AppointmentStatus.CANCELLED:
+            return _.pgettext("appointment status", "Cancelled")
+        case unknown:
+            assert_never(unknown)
 
 
 _STATUS_MARKS = {AppointmentStatus.CANCELLED: "❌ ", AppointmentStatus.CONFIRMED: "✅ "}
