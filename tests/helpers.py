@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -83,3 +84,15 @@ async def stored_user_data(db: Database, telegram_id: int) -> dict[str, Any]:
     async with db.read() as conn:
         rows = await state.load(conn, state.USER_DATA)
     return next((json.loads(value) for key, value, _ in rows if key == str(telegram_id)), {})
+
+
+async def outbox_settled(db: Database) -> None:
+    """Until the sender has marked all it was to send (a moment after Telegram took each
+    message): what a test counts after this is all there will be."""
+    for _ in range(500):
+        async with db.read() as conn:
+            cur = await conn.execute("SELECT count(*) FROM outbox WHERE status = 'queued'")
+            if (await cur.fetchone())[0] == 0:
+                return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the outbox never settled")

@@ -8,7 +8,6 @@ real bot through the emulator's groups; the snapshots show that nothing else hap
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 import time
@@ -84,7 +83,7 @@ from storage.db import now
 from storage.notifications import Item, Topic
 from storage.vocabulary import Level, Relationship, Role
 from tests.botapi import BotAPIServer, Msg, SimGroup, SimUser
-from tests.helpers import BOT, make_invite, make_practitioner, signed_in
+from tests.helpers import BOT, make_invite, make_practitioner, outbox_settled, signed_in
 
 App = Application  # type: ignore[type-arg]
 PLEASE = "Please message me directly: I only talk about patients in a private chat."
@@ -140,7 +139,7 @@ async def _world(server: BotAPIServer, db: Database) -> World:
     assert asked.grant is not None and asked.grant.status == "pending"
     # The outbox brings Bob his card: before the tests look, so that nothing moves after.
     await bob.wait_for("Ann Lee asks to access your patient portal")
-    await _outbox_settled(db)
+    await outbox_settled(db)
     start = now() + 24 * HOUR
     async with db.transaction() as conn:
         for patient in (ann_id, mia.id):
@@ -161,17 +160,6 @@ async def _world(server: BotAPIServer, db: Database) -> World:
     secrets = ["Ann Lee", "Lee", "Mia", "Bob Stone", "Stone", "ann.lee@", "bob.stone@"]
     secrets += ["1985", "1979", "2016", "3 Feb", "Hay fever", "INV-31", "Dr Ivy", "Room 4"]
     return World(ann, bob, ann_id, mia.id, grant.id, asked.grant.id, appointment.id, group, secrets)
-
-
-async def _outbox_settled(db: Database) -> None:
-    """The sender has marked what it sent (a moment after Telegram took it)."""
-    for _ in range(500):
-        async with db.read() as conn:
-            cur = await conn.execute("SELECT count(*) FROM outbox WHERE status = 'queued'")
-            if (await cur.fetchone())[0] == 0:
-                return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the outbox never settled")
 
 
 def _walk(handler: BaseHandler[Any, Any, Any]) -> list[BaseHandler[Any, Any, Any]]:
