@@ -105,13 +105,13 @@ class Translator:
         return _catalog(self.language)
 
     def __call__(self, message: str) -> str:
-        return self._directed(self._t.gettext(message))
+        return _gettext(self.language, self.rtl, message)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self._directed(self._t.ngettext(singular, plural, n))
 
     def pgettext(self, context: str, message: str) -> str:
-        return self._directed(self._t.pgettext(context, message))
+        return _pgettext(self.language, self.rtl, context, message)
 
     @functools.cached_property
     def rtl(self) -> bool:
@@ -214,6 +214,21 @@ def decimal_as_written(value: Decimal, locale: Locale) -> str:
 
 
 @functools.cache
+# A message's words, directed, once per language: a screen asks for a dozen or more, on
+# every update (issue #23). Bounded: a message is a literal of the code, but a caller
+# could pass text of its own.
+@functools.lru_cache(maxsize=4096)
+def _gettext(language: str, rtl: bool, message: str) -> str:
+    text = _catalog(language).gettext(message)
+    return bidi.rtl_template(text) if rtl else text
+
+
+@functools.lru_cache(maxsize=4096)
+def _pgettext(language: str, rtl: bool, context: str, message: str) -> str:
+    text = _catalog(language).pgettext(context, message)
+    return bidi.rtl_template(text) if rtl else text
+
+
 def translator(language: str | None, default_locale: str = "en_AU") -> Translator:
     lang = match_language(language, default_locale)
     fmt = _FORMAT_LOCALE[lang]
