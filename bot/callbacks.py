@@ -43,9 +43,12 @@ class Callback:
         Callback.kinds.append(cls)
 
     def encode(self) -> str:
-        parts = [self.prefix, *(_encode_field(getattr(self, name)) for name in _names(type(self)))]
+        # A loop, not a generator and a call per field: ~10 buttons an update (issue #23).
+        parts = [self.prefix]
+        for name in _NAMES.get(type(self)) or _names(type(self)):
+            parts.append(_encode_field(getattr(self, name)))
         data = ":".join(parts)
-        if len(data.encode()) > MAX_BYTES:
+        if (len(data) if data.isascii() else len(data.encode())) > MAX_BYTES:
             raise ValueError(f"callback data over {MAX_BYTES} bytes: {data!r}")
         return data
 
