@@ -95,8 +95,10 @@ def _comparable(data: dict[Any, Any]) -> dict[Any, Any]:
     """The data as it would read back once stored, but for the seen ids (which alone are
     no reason to write): compared with `==` rather than written out as JSON, which cost
     more than the rest of the comparison (issue #23). A draft held as its model is
-    compared as its JSON form; anything else that would read back different (a tuple, an
-    int key) compares unequal, and is written: a write too many, never one too few."""
+    compared as its JSON form; a tuple or an int key compares unequal to what reads back,
+    and is written: a write too many. Python's `==` does take 1, 1.0 and True for one
+    another, which JSON does not: a value changing only between those is not written. None
+    the bot keeps here does (a language, a time, message ids, drafts)."""
     return {
         k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v
         for k, v in data.items()
