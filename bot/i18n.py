@@ -229,6 +229,9 @@ def _pgettext(language: str, rtl: bool, context: str, message: str) -> str:
     return bidi.rtl_template(text) if rtl else text
 
 
+# One per language asked for (Telegram's codes, a few dozen at most): every update asks
+# for its caller's, and a Translator is immutable, its text direction worked out once.
+@functools.lru_cache(maxsize=256)
 def translator(language: str | None, default_locale: str = "en_AU") -> Translator:
     lang = match_language(language, default_locale)
     fmt = _FORMAT_LOCALE[lang]
