@@ -22,6 +22,7 @@ from telegram.ext import Application, BaseHandler, CallbackQueryHandler, Command
 
 from bot.callbacks import Callback
 from bot.context import PortalContext
+from bot.portalbot import answers_after_reply, send_answers
 
 AnyHandler = BaseHandler[Update, PortalContext, Any]
 Callback_ = Callable[[Update, PortalContext], Coroutine[Any, Any, None]]
@@ -104,7 +105,14 @@ class Table(BaseHandler[Update, PortalContext, None]):
         context: PortalContext,
     ) -> None:
         assert isinstance(check_result, _Match)
-        await check_result.handler.handle_update(update, application, check_result.check, context)
+        # A tap's answer goes once the entry has replied, not a round trip before it.
+        with answers_after_reply() as answers:
+            try:
+                await check_result.handler.handle_update(
+                    update, application, check_result.check, context
+                )
+            finally:
+                await send_answers(answers)
 
 
 def _add(index: dict[str, T], key: str, entry: T) -> None:

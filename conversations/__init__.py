@@ -55,7 +55,7 @@ from bot.callbacks import Callback, CancelFlow, FlowName, GoBack
 from bot.context import PortalContext
 from bot.i18n import Translator
 from bot.keyboards import Button
-from bot.portalbot import HeldCall, PortalBot, holding_replies
+from bot.portalbot import HeldCall, PortalBot, answers_a_tap, holding_replies
 from bot.userstate import Place
 from handlers.send import edit_in_place, keyboard, send_long
 
@@ -396,10 +396,6 @@ class Conversation(BaseHandler[Update, PortalContext, None]):
         loaded.data[FLOW_LANGUAGE] = context.caller._.language
 
 
-def _answers_a_tap(call: HeldCall) -> bool:
-    return getattr(call.func, "__name__", "") == "answer_callback_query"
-
-
 class Shown(NamedTuple):
     """A message a step's reply sent or edited: its id, and whether it has buttons."""
 
@@ -420,21 +416,22 @@ def _shown(result: object) -> Shown | None:
 
 
 async def _send_held(held: list[HeldCall]) -> list[Shown]:
-    """Every held reply, in order; a failed one does not stop the ones after it (an answer
-    to a tap that came too late must not keep the next question from being shown). The
-    answer to a tap only stops its spinner: its failure is no error. The messages sent or
-    edited."""
+    """Every held reply, in order, and the answer to the tap last: it only stops the
+    button's spinner, and first it put a round trip to Telegram in front of the reply
+    (bot/portalbot.py answers_after_reply). A failed one does not stop the ones after it;
+    a failed answer is no error. The messages sent or edited."""
     shown: list[Shown] = []
     failed: Exception | None = None
-    for call in held:
+    answers = [call for call in held if answers_a_tap(call)]
+    for call in [call for call in held if not answers_a_tap(call)] + answers:
         try:
             result = await call()
         except BadRequest as exc:
-            if "not modified" not in exc.message and not _answers_a_tap(call):
+            if "not modified" not in exc.message and not answers_a_tap(call):
                 failed = failed or exc
             continue
         except Exception as exc:
-            if not _answers_a_tap(call):
+            if not answers_a_tap(call):
                 failed = failed or exc
             continue
         on_screen = _shown(result)
