@@ -440,7 +440,7 @@ class PortalBot(ExtBot[None]):
         # values as they go on the wire, which is what from_input would have made of them.
         # A change of its fields fails every send, in every test.
         request_data = RequestData([RequestParameter(k, v, None) for k, v in data.items()])
-        _LOGGER.debug("Calling Bot API endpoint `%s` with parameters `%s`", endpoint, data)
+        _LOGGER.debug("Calling Bot API endpoint `%s`", endpoint)  # not its text: health data
         return await self.request.post(
             f"{self.base_url}/{endpoint}",
             request_data,
