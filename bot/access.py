@@ -598,18 +598,15 @@ class Viewing:
 
 
 # A login and its patient as this update has read them already (bot/context.py Caller):
-# one's own portal needs nothing more, so a view of it costs no second read of the same rows.
+# a view of one's own portal, named by its id, needs nothing more, so it costs no second
+# read of the same rows (view_of; not viewing, which follows whose portal is shown now).
 SignedIn: TypeAlias = tuple[Login, Patient]
 
 
-async def viewing(
-    db: Database, telegram_user_id: int, *, signed_in: SignedIn | None = None
-) -> Viewing | None:
-    """Re-checked on every view: a grant revoked a second ago sends the user home."""
-    if signed_in is not None and signed_in[0].telegram_user_id == telegram_user_id:
-        login, me = signed_in
-        if login.current_subject_id in (None, me.id):
-            return Viewing(me, me, None)
+async def viewing(db: Database, telegram_user_id: int) -> Viewing | None:
+    """Re-checked on every view: a grant revoked a second ago sends the user home. Always
+    read afresh, never from the login the update read at its start: a handler may have
+    switched whose portal is shown since (a notice's button does, then shows the view)."""
     async with db.read() as conn:
         found = await logins.with_subject(conn, telegram_user_id, None)
     if found is None:

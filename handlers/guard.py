@@ -31,7 +31,7 @@ async def require_viewing(update: Update, context: PortalContext) -> Viewing | N
     told how to sign in (also when their login went a moment ago)."""
     caller = context.caller
     view = (
-        await access.viewing(context.portal.db, caller.telegram_user_id, signed_in=caller.sign_in)
+        await access.viewing(context.portal.db, caller.telegram_user_id)
         if caller.signed_in
         else None
     )

@@ -54,7 +54,7 @@ async def _home(context: PortalContext, who: Caller, number: int) -> tuple[str, 
     _ = who._
     p = context.portal
     entries = await access.accessible(p.db, who.patient.id)
-    view = await access.viewing(p.db, who.telegram_user_id, signed_in=who.sign_in)
+    view = await access.viewing(p.db, who.telegram_user_id)
     page = records.page_of(entries, number, HOME_PAGE_SIZE)
     text = home_text(who, page, len(entries))
     if view is not None:
