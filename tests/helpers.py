@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,17 @@ async def outbox_settled(db: Database) -> None:
                 return
         await asyncio.sleep(0.01)
     raise AssertionError("the outbox never settled")
+
+
+async def until(
+    server: BotAPIServer, seen: Callable[[], bool], what: str, wait_s: float = 5.0
+) -> None:
+    """Until `seen()` holds after a change in the emulator, or fail after wait_s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    revision = server.revision
+    while not seen():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssertionError(f"never saw {what} within {wait_s}s")
+        revision = await server.wait_change(revision, remaining)

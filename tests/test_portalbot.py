@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import Application
@@ -14,7 +12,7 @@ from bot.keyboards import Button, Keyboard, markup_json, ptb_markup
 from bot.portalbot import PortalBot
 from storage import Database
 from tests.botapi import BotAPIServer, Fault
-from tests.helpers import signed_in
+from tests.helpers import signed_in, until
 
 FLOOD = "Too Many Requests: retry after 1"
 
@@ -79,10 +77,7 @@ async def test_a_flood_wait_on_a_taps_answer_and_edit_is_waited_out_and_retried(
     done = translator("vi")("Done: I'll speak {language} from now on.")
     await ann.wait_for(done.format(language="Tiếng Việt"), timeout=10)
     # The answer goes once the reply has gone (bot/dispatch.py): its own wait comes after.
-    revision, loop = server.revision, asyncio.get_running_loop()
-    deadline = loop.time() + 10
-    while len(_answers(server)) < 2 and loop.time() < deadline:
-        revision = await server.wait_change(revision, deadline - loop.time())
+    await until(server, lambda: len(_answers(server)) == 2, "the answer's retry", wait_s=10)
     assert [f.fired for f in server.faults] == [1, 1]
     answers = _answers(server)
     assert len(answers) == 2 and answers[0] == answers[1], answers

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import pytest
 
@@ -18,22 +17,10 @@ from bot.callbacks import TurnPage
 from storage import Database, portal
 from storage.db import now
 from tests.botapi import BotAPIServer, Fault, Hold, Msg, SimUser
-from tests.helpers import signed_in
+from tests.helpers import signed_in, until
 
 HOUR = 3600
 WAIT_S = 5.0
-
-
-async def _until(server: BotAPIServer, seen: Callable[[], bool], what: str) -> None:
-    """Until `seen()` holds after a change in the emulator, or fail after WAIT_S."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_S
-    revision = server.revision
-    while not seen():
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise AssertionError(f"never saw {what} within {WAIT_S}s")
-        revision = await server.wait_change(revision, remaining)
 
 
 async def _with_appointments(db: Database, server: BotAPIServer) -> SimUser:
@@ -73,7 +60,7 @@ async def test_a_page_turn_is_shown_while_the_answer_to_its_tap_is_on_its_way(
     server.holds.append(hold)
     ann.press(page, _next_page(page))
     await asyncio.wait_for(hold.reached.wait(), WAIT_S)
-    await _until(server, lambda: "Dr Ann 00" not in page.text, "the next page with the answer held")
+    await until(server, lambda: "Dr Ann 00" not in page.text, "the next page with the answer held")
     hold.opened.set()
     await server.wait_idle()
     assert _answers(server, calls) == ["answerCallbackQuery"], server.calls[calls:]
@@ -95,7 +82,7 @@ async def test_a_step_of_a_flow_is_shown_while_the_answer_to_its_tap_is_on_its_w
     daughter = next(b for row in question.buttons for b in row if b.text == "Daughter")
     ann.press(question, daughter.callback_data)
     await asyncio.wait_for(hold.reached.wait(), WAIT_S)
-    await _until(
+    await until(
         server,
         lambda: "What is Mia Lee to you?" not in question.text,
         "the next question with the answer held",
@@ -135,7 +122,7 @@ async def test_a_person_in_notifications_is_shown_while_the_answer_to_its_tap_is
     server.holds.append(hold)
     ann.press(menu, me.callback_data or "")
     await asyncio.wait_for(hold.reached.wait(), WAIT_S)
-    await _until(server, lambda: menu.text != before, "Ann's notifications with the answer held")
+    await until(server, lambda: menu.text != before, "Ann's notifications with the answer held")
     hold.opened.set()
     await server.wait_idle()
     assert "✅ Appointment reminders" in menu.labels, ann.transcript()
