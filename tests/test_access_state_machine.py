@@ -1251,12 +1251,49 @@ def _explore(
         manager.register(_Summary(line), f"access-state-machine-summary-{on}")
     # Far fewer steps than configured would mean the machine stopped exploring.
     assert steps >= config.max_examples * STEPS_PER_EXAMPLE // 2, line
-    # And time did what it is there for: birthdays and end dates were crossed (the full
-    # run's many histories; PostgreSQL's few may miss one). Answers to the policy (renew,
-    # keep, approve Clinical) need a long chain of steps first, and a run of ~60 random
-    # histories made none about one time in five: the line reports them, and
-    # tests/test_safeguarding_chat.py makes each one for sure, through the chat.
-    assert (limited and ended) or on != "SQLite", line
+    # And time did what it is there for: end dates and adult birthdays were crossed (the
+    # full run's many histories; PostgreSQL's few may miss one). A child limited at the teen
+    # age needs a young Clinical dependent and then that birthday, and a run of ~60 random
+    # histories crossed none about one time in five (CI failed on it); answers to the policy
+    # (renew, keep, approve Clinical) need a longer chain still. The line reports both;
+    # test_the_machine_follows_a_child_past_each_birthday below walks the machine through
+    # the teen limit for sure, and tests/test_safeguarding_chat.py makes each answer.
+    assert ended or on != "SQLite", line
+
+
+def test_the_machine_follows_a_child_past_each_birthday() -> None:
+    """One history written out, through the machine's own steps and its full check after
+    each: a young child's Clinical access is limited at the teen age, then ends at
+    adulthood. Random runs reach the teen limit only now and then."""
+    machine = AccessMachine()
+    steps: list[Callable[[], object]] = [
+        machine.set_up,
+        lambda: machine.add_dependent(0, Level.CLINICAL, Role.EDIT, 6 * 365, grown=False),
+        lambda: machine.to_a_birthday(0, TEEN, -60),
+        lambda: machine.to_a_birthday(0, TEEN, 60),  # limited now, before the sweep says so
+        lambda: machine.policy_sweep(twice=True),
+        lambda: machine.to_a_birthday(0, ADULT, 0),
+        lambda: machine.policy_sweep(twice=False),
+    ]
+    limited, ended = [], []
+    try:
+        for step in steps:
+            step()
+            machine.database_agrees_with_the_model()
+            limited.append(STATS.limited)
+            ended.append(STATS.ended)
+        child = machine.grants[max(machine.grants)]
+        assert (child.level, child.teen_done, child.status) == (
+            Level.ADMINISTRATIVE,
+            True,
+            "expired",
+        )
+        assert child.events[-2:] == ["grant.limited_by_policy", "grant.ended_by_policy"]
+    finally:
+        machine.teardown()
+    # The minute before twelve, nothing; from twelve (before and after the sweep) limited;
+    # at eighteen, ended.
+    assert limited[2] == limited[1] < limited[3] and ended[5] > ended[4], (limited, ended)
 
 
 # --- Regressions the machine found, as plain tests -------------------------------------------
