@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,11 +79,14 @@ class Policy:
 
     def age_of(self, rule: Rule) -> int:
         """The age at which an age rule applies (0: off)."""
-        return {
-            Rule.TEEN: self.teen_age,
-            Rule.OWN_LOGIN: self.own_login_age,
-            Rule.ADULT: self.adult_age,
-        }.get(rule, 0)
+        match rule:  # asked for every grant an update shows (issue #23): no dict per call
+            case Rule.TEEN:
+                return self.teen_age
+            case Rule.OWN_LOGIN:
+                return self.own_login_age
+            case Rule.ADULT:
+                return self.adult_age
+        return 0
 
 
 # The policy in force in this process: the bot and the CLI install the one their settings
@@ -114,6 +118,7 @@ def using(policy: Policy) -> Iterator[Policy]:
 # --- Birthdays -----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)  # a few per grant an update shows, the same ones again
 def birthday(date_of_birth: dt.date, age: int, tz: dt.tzinfo) -> int:
     """The moment someone born on `date_of_birth` turns `age`: the midnight that starts
     that birthday in `tz` (for 29 February, 1 March in a year without one)."""

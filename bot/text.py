@@ -72,6 +72,8 @@ def split_text(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
     messages never span a tag across lines. Length is counted on the HTML source, which
     is never shorter than what Telegram counts after parsing it.
     """
+    if len(text) <= limit:  # nearly every message: the loop below would give it back whole
+        return [text]
     pieces: list[str] = []
     current = ""
     for line in text.split("\n"):
