@@ -59,7 +59,10 @@ _BIDI_CONTROLS = dict.fromkeys(
 def esc(text: object) -> str:
     """Anything from a user or the database, made safe inside an HTML message (and
     without bidi controls)."""
-    return html.escape(str(text).translate(_BIDI_CONTROLS), quote=False)
+    value = str(text)
+    if not value.isascii():  # bidi controls are never ASCII: most names skip the scan
+        value = value.translate(_BIDI_CONTROLS)
+    return html.escape(value, quote=False)
 
 
 TELEGRAM_TEXT_LIMIT = 4096

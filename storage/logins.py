@@ -98,8 +98,20 @@ def _select(alias: str, model: type[Row]) -> str:
 def _pick(row: dict[str, object], alias: str, model: type[Row]) -> dict[str, object] | None:
     """The columns of one joined table, or None when the LEFT JOIN found no row (each
     model's first field is its table's key, never NULL in a row that exists)."""
-    data = {name: row[f"{alias}_{name}"] for name in model.model_fields}
-    return None if data[next(iter(model.model_fields))] is None else data
+    columns = _PICKED.get((alias, model)) or _picked(alias, model)
+    if row[columns[0][1]] is None:
+        return None
+    return {name: row[column] for name, column in columns}
+
+
+# (field, column) per alias and model, made once: a few lookups on every update, and
+# reading pydantic's model_fields costs a property call (~1 µs) each time.
+_PICKED: dict[tuple[str, type[Row]], tuple[tuple[str, str], ...]] = {}
+
+
+def _picked(alias: str, model: type[Row]) -> tuple[tuple[str, str], ...]:
+    found = _PICKED[(alias, model)] = tuple((n, f"{alias}_{n}") for n in model.model_fields)
+    return found
 
 
 # Built once: these run on every update.
