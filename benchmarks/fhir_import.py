@@ -3,8 +3,8 @@
 The bundle is made from a fixed seed by benchmarks/synthea.py (10 patients, ~14 MB, the
 size issue #18 measured: 11 s and 274 MB then). Each import runs as the operator runs it,
 a subprocess on a fresh database, and is timed from launch to exit; its peak RSS is the
-child's ru_maxrss from wait4. A small bundle is imported first, so that neither run pays
-for compiling the bot's modules or for a cold disk cache.
+process's own VmHWM as it exits (`_MEASURED`). A small bundle is imported first, so that
+neither run pays for compiling the bot's modules or for a cold disk cache.
 """
 
 from __future__ import annotations
@@ -23,6 +23,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = 18
 TARGET_SECONDS = 5.0
 TARGET_MB = 150.0
+
+
+# `python -m bot ARGS`, writing its own peak RSS (VmHWM: this process's memory since its
+# exec) to the file named first, as it exits. Not wait4's ru_maxrss: on Linux that also
+# counts the memory of the process that started it, carried over through fork and exec (in
+# a full run the benchmark's own ~550 MB, after the sections before; 57 MB alone).
+_MEASURED = """
+import runpy, sys
+peak_file = sys.argv.pop(1)
+try:
+    runpy.run_module("bot", run_name="__main__", alter_sys=True)
+finally:
+    with open("/proc/self/status") as status, open(peak_file, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")))
+"""
 
 
 @dataclass(frozen=True)
@@ -67,22 +82,26 @@ def _import(bundle: Path, db: Path) -> Run:
         if not k.startswith("PORTAL_") and k != "PYTHONDONTWRITEBYTECODE"
     }
     env["PORTAL_DB_PATH"] = str(db)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r") as peak,
+    ):
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "import-fhir", str(bundle)],
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURED, peak.name, "import-fhir", str(bundle)],
             cwd=ROOT,
             env=env,
             stdout=out,
             stderr=err,
+            check=False,
         )
-        _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak RSS, not ours
         took = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         printed, complaints = out.read().decode(), err.read().decode(errors="replace")
+        hwm = peak.read().split()  # "VmHWM:", the number, "kB"
     if proc.returncode != 0:
         raise RuntimeError(f"import-fhir exited {proc.returncode}: {complaints[-2000:]}")
     lines = printed.strip().splitlines()
-    return Run(took, usage.ru_maxrss / 1024, lines[-1] if lines else "")
+    return Run(took, int(hwm[1]) / 1024, lines[-1] if lines else "")
