@@ -108,7 +108,7 @@ class Translator:
         return _gettext(self.language, self.rtl, message)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return self._directed(self._t.ngettext(singular, plural, n))
+        return _direct(self._t.ngettext(singular, plural, n), self.rtl)
 
     def pgettext(self, context: str, message: str) -> str:
         return _pgettext(self.language, self.rtl, context, message)
@@ -117,11 +117,6 @@ class Translator:
     def rtl(self) -> bool:
         # Asked for every text: babel works it out from the locale's data each time.
         return self.format_locale.text_direction == "rtl"
-
-    def _directed(self, text: str) -> str:
-        """Right-to-left messages mark their direction and isolate what is put into them
-        (bot/bidi.py); the bot's final pass relies on those marks."""
-        return bidi.rtl_template(text) if self.rtl else text
 
     # Dates, one style per kind (the same in every message of a locale):
     # date / day_of — a calendar date: "5 Sept 2016", "2016年9月5日", "5 سبتمبر 2016"
@@ -213,19 +208,22 @@ def decimal_as_written(value: Decimal, locale: Locale) -> str:
     return numbers.format_decimal(value, format=pattern, locale=locale)
 
 
-@functools.cache
 # A message's words, directed, once per language: a screen asks for a dozen or more, on
 # every update (issue #23). Bounded: a message is a literal of the code, but a caller
 # could pass text of its own.
 @functools.lru_cache(maxsize=4096)
 def _gettext(language: str, rtl: bool, message: str) -> str:
-    text = _catalog(language).gettext(message)
-    return bidi.rtl_template(text) if rtl else text
+    return _direct(_catalog(language).gettext(message), rtl)
 
 
 @functools.lru_cache(maxsize=4096)
 def _pgettext(language: str, rtl: bool, context: str, message: str) -> str:
-    text = _catalog(language).pgettext(context, message)
+    return _direct(_catalog(language).pgettext(context, message), rtl)
+
+
+def _direct(text: str, rtl: bool) -> str:
+    """Right-to-left messages mark their direction and isolate what is put into them
+    (bot/bidi.py); the bot's final pass relies on those marks."""
     return bidi.rtl_template(text) if rtl else text
 
 
