@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -49,6 +50,25 @@ def _answers(server: BotAPIServer, since: int) -> list[str]:
     return [name for name, _ in server.calls[since:] if name == "answerCallbackQuery"]
 
 
+async def _tap_with_answer_held(
+    server: BotAPIServer,
+    user: SimUser,
+    message: Msg,
+    data: str,
+    shown: Callable[[], bool],
+    what: str,
+) -> None:
+    """Tap with Telegram holding the tap's answer: the reply is on screen (`shown`) while the
+    answer is still held; then the answer goes through and the bot settles."""
+    hold = Hold("answerCallbackQuery", chat_id=None)
+    server.holds.append(hold)
+    user.press(message, data)
+    await asyncio.wait_for(hold.reached.wait(), WAIT_S)
+    await until(server, shown, what)
+    hold.opened.set()
+    await server.wait_idle()
+
+
 async def test_a_page_turn_is_shown_while_the_answer_to_its_tap_is_on_its_way(
     server: BotAPIServer, bot_db: Database
 ) -> None:
@@ -56,13 +76,14 @@ async def test_a_page_turn_is_shown_while_the_answer_to_its_tap_is_on_its_way(
     page = (await ann.send("/appointments"))[-1]
     assert "Dr Ann 00" in page.text, ann.transcript()
     calls = len(server.calls)
-    hold = Hold("answerCallbackQuery", chat_id=None)
-    server.holds.append(hold)
-    ann.press(page, _next_page(page))
-    await asyncio.wait_for(hold.reached.wait(), WAIT_S)
-    await until(server, lambda: "Dr Ann 00" not in page.text, "the next page with the answer held")
-    hold.opened.set()
-    await server.wait_idle()
+    await _tap_with_answer_held(
+        server,
+        ann,
+        page,
+        _next_page(page),
+        lambda: "Dr Ann 00" not in page.text,
+        "the next page with the answer held",
+    )
     assert _answers(server, calls) == ["answerCallbackQuery"], server.calls[calls:]
     assert not server.errors, server.errors
 
@@ -77,18 +98,15 @@ async def test_a_step_of_a_flow_is_shown_while_the_answer_to_its_tap_is_on_its_w
     question = ann.last
     assert "What is Mia Lee to you?" in question.text, ann.transcript()
     calls = len(server.calls)
-    hold = Hold("answerCallbackQuery", chat_id=None)
-    server.holds.append(hold)
     daughter = next(b for row in question.buttons for b in row if b.text == "Daughter")
-    ann.press(question, daughter.callback_data)
-    await asyncio.wait_for(hold.reached.wait(), WAIT_S)
-    await until(
+    await _tap_with_answer_held(
         server,
+        ann,
+        question,
+        daughter.callback_data or "",
         lambda: "What is Mia Lee to you?" not in question.text,
         "the next question with the answer held",
     )
-    hold.opened.set()
-    await server.wait_idle()
     assert _answers(server, calls) == ["answerCallbackQuery"], server.calls[calls:]
     # The step went on: the next tap is the question it now asks.
     await ann.tap("Clinical", message=question)
@@ -118,13 +136,14 @@ async def test_a_person_in_notifications_is_shown_while_the_answer_to_its_tap_is
     [menu] = await ann.send("/notifications")
     before = menu.text
     me = next(b for row in menu.buttons for b in row if b.text == "Me (Ann Lee)")
-    hold = Hold("answerCallbackQuery", chat_id=None)
-    server.holds.append(hold)
-    ann.press(menu, me.callback_data or "")
-    await asyncio.wait_for(hold.reached.wait(), WAIT_S)
-    await until(server, lambda: menu.text != before, "Ann's notifications with the answer held")
-    hold.opened.set()
-    await server.wait_idle()
+    await _tap_with_answer_held(
+        server,
+        ann,
+        menu,
+        me.callback_data or "",
+        lambda: menu.text != before,
+        "Ann's notifications with the answer held",
+    )
     assert "✅ Appointment reminders" in menu.labels, ann.transcript()
     assert not server.errors, server.errors
 
