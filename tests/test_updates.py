@@ -3,14 +3,18 @@ log names its update_id and why, never its content, and everyone else is served.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from telegram import Bot, Message
-from telegram.ext import Application
+from telegram import Bot, Message, TelegramObject, Update
+from telegram.ext import Application, Defaults, ExtBot
 
-from bot.updates import parse_update
+from bot.updates import TAPPED_KEPT, parse_update
 from tests.botapi import BotAPIServer
 
 # What the three people typed: none of it may reach the log.
@@ -132,3 +136,119 @@ def test_a_tap_is_read_with_only_what_identifies_the_message_tapped() -> None:
         None,
     )
     assert data["callback_query"]["message"]["reply_markup"] == buttons  # type: ignore[index]
+
+
+def _everything(obj: object, bot: Bot) -> object:
+    """Every slot of a library object, and of each object in it, with its exact class; the
+    bot each was given, by identity."""
+    if isinstance(obj, tuple):
+        return tuple(_everything(item, bot) for item in obj)
+    if isinstance(obj, datetime):  # equal instants in two zones compare equal
+        return obj.isoformat(), obj.tzinfo
+    if not isinstance(obj, TelegramObject):
+        return obj
+    found: dict[str, object] = {"class": type(obj), "bot is ours": obj.get_bot() is bot}
+    for cls in type(obj).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if name not in ("_bot", "__weakref__"):
+                found[name] = _everything(getattr(obj, name, "<unset>"), bot)
+    return found
+
+
+_ANN = {"id": 801, "is_bot": False, "first_name": "Ann", "language_code": "vi"}
+_ANN_CHAT = {"id": 801, "type": "private", "first_name": "Ann"}
+_LEE = {
+    "id": 802,
+    "is_bot": False,
+    "first_name": "Lee",
+    "last_name": "Tran",
+    "username": "lee",
+    "is_premium": True,
+}
+_LEE_CHAT = {"id": 802, "type": "private", "first_name": "Lee", "last_name": "Tran"}
+_TAPPED = {"message_id": 9, "date": 1_700_000_000, "chat": _ANN_CHAT}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"message": {"message_id": 1, "date": 1_700_000_000, "chat": _ANN_CHAT, "text": "hi"}},
+        {
+            "message": {
+                "message_id": 2,
+                "date": 1_700_000_001,
+                "chat": _LEE_CHAT,
+                "from": _LEE,
+                "text": "/start abc",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+            }
+        },
+        {
+            "message": {  # a field this library may not know
+                "message_id": 3,
+                "date": 1_700_000_002,
+                "chat": {**_ANN_CHAT, "is_direct_messages_2031": True},
+                "from": {**_ANN, "has_a_new_field": 1},
+                "text": "x",
+                "entities": [{"type": "new_kind_of_entity", "offset": 0, "length": 1}],
+            }
+        },
+        {"message": {"message_id": 4, "date": 1_700_000_003, "chat": _ANN_CHAT, "photo": []}},
+        {"callback_query": {"id": "q1", "from": _ANN, "chat_instance": "c", "data": "d"}},
+        {
+            "callback_query": {
+                "id": "q2",
+                "from": _LEE,
+                "chat_instance": "c",
+                "data": "pg:appointments:5:1:0",
+                "message": {**_TAPPED, "text": "Appointments", "from": _ANN},
+            }
+        },
+        {
+            "callback_query": {  # on a message too old to reach (Telegram's date 0)
+                "id": "q3",
+                "from": _ANN,
+                "chat_instance": "c",
+                "data": "d",
+                "message": {**_TAPPED, "date": 0},
+            }
+        },
+        {
+            "callback_query": {
+                "id": "q4",
+                "from": _ANN,
+                "chat_instance": "c",
+                "inline_message_id": "im",
+                "game_short_name": "g",
+            }
+        },
+        {"edited_message": {"message_id": 5, "date": 1_700_000_004, "chat": _ANN_CHAT}},
+    ],
+    ids=lambda data: next(iter(data)),
+)
+@pytest.mark.parametrize("zone", [None, "Asia/Ho_Chi_Minh"])
+def test_an_update_read_quickly_is_the_one_the_library_reads(
+    data: dict[str, Any], zone: str | None
+) -> None:
+    """A plain text or tap is built without the library's de_json (bot/updates.py): it must
+    come out exactly as de_json makes it (of the slimmed tap), every object of the library's
+    own class, frozen, with every attribute equal, in the Defaults' time zone when set."""
+    bot = ExtBot("123:abc", defaults=Defaults(tzinfo=ZoneInfo(zone)) if zone else None)
+    data = {"update_id": 40, **data}
+    raw = copy.deepcopy(data)
+    read = parse_update(data, bot)
+    assert data == raw  # the raw update is left as it came
+    expected = Update.de_json(copy.deepcopy(_slimmed(data)), bot)
+    assert read is not None and _everything(read, bot) == _everything(expected, bot)
+    message = read.effective_message
+    if message is not None:
+        with pytest.raises(AttributeError):
+            message.text = "changed"  # type: ignore[misc]
+
+
+def _slimmed(data: dict[str, Any]) -> dict[str, Any]:
+    query = data.get("callback_query")
+    if not query or "message" not in query:
+        return data
+    kept = {k: v for k, v in query["message"].items() if k in TAPPED_KEPT}
+    return {**data, "callback_query": {**query, "message": kept}}
