@@ -514,26 +514,22 @@ class SqliteDatabase(Database):
         finally:
             self._checkpoint = None
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Reads]:
+    def read(self) -> AbstractAsyncContextManager[Reads]:
         """Reads, on the loop's read-only connection: one consistent snapshot for all of
         them (a deferred transaction; for a single read it costs microseconds)."""
         if self._reader is None:  # an in-memory database (or not connected: conn says so)
-            async with self._lock:
-                conn = self.conn
-                await conn.execute("BEGIN")
-                try:
-                    yield conn
-                finally:
-                    await conn.execute("COMMIT")
-            return
-        async with self._read_lock:
-            reader = self._reader
-            reader.execute("BEGIN")
+            return self._read_on_thread()
+        return _LoopRead(self)
+
+    @asynccontextmanager
+    async def _read_on_thread(self) -> AsyncIterator[Reads]:
+        async with self._lock:
+            conn = self.conn
+            await conn.execute("BEGIN")
             try:
-                yield OnLoop(reader)
+                yield conn
             finally:
-                reader.execute("COMMIT")
+                await conn.execute("COMMIT")
 
     async def migrate(self) -> list[int]:
         """Apply every numbered migration not yet applied; returns the versions applied now."""
@@ -568,6 +564,36 @@ class SqliteDatabase(Database):
                 applied.append(version)
         self._migrated = True
         return applied
+
+
+class _LoopRead:
+    """SqliteDatabase.read() on the loop's reader. A class, not @asynccontextmanager,
+    whose generator costs ~1.3 µs more on each of the ~3 reads of every update."""
+
+    __slots__ = ("_db", "_reader")
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> Reads:
+        lock = self._db._read_lock
+        await lock.acquire()
+        try:
+            reader = self._db._reader
+            if reader is None:  # closed while this read waited for the lock
+                raise StorageError("database is not connected")
+            reader.execute("BEGIN")
+        except BaseException:
+            lock.release()
+            raise
+        self._reader = reader
+        return OnLoop(reader)
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            self._reader.execute("COMMIT")
+        finally:
+            self._db._read_lock.release()
 
 
 def _numbered(folder: Traversable) -> dict[int, tuple[str, str]]:
