@@ -32,7 +32,7 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Defaults, ExtBot
 from telegram.request import BaseRequest, RequestData
-from telegram.request._requestparameter import RequestParameter  # see _post_ready
+from telegram.request._requestparameter import RequestParameter  # see _ready
 
 from bot import bidi
 from bot.keyboards import Keyboard, markup_json
@@ -202,15 +202,24 @@ def describe_failure(exc: TelegramError, token: str, base_url: str) -> str:
     return " ".join(line.replace(token, mask_token(token)).split()) if token else line
 
 
+def _ready(data: JSONDict) -> RequestData:
+    """`data`, whose values are as they go on the wire, as PTB's BaseRequest takes it."""
+    # RequestData's only way in is a list of RequestParameter, which PTB calls internal
+    # (telegram.request._requestparameter; pyproject pins PTB 22): built here with the
+    # values as they go on the wire, which is what from_input would have made of them.
+    # A change of its fields fails every send, in every test.
+    return RequestData([RequestParameter(k, v, None) for k, v in data.items()])
+
+
 class PortalBot(ExtBot[None]):
     """ExtBot whose replies wait while a conversation step is being stored, and whose
     getUpdates parses each update on its own (bot/updates.py)."""
 
-    __slots__ = ("_poll_read_timeout", "_text_defaults")
+    __slots__ = ("_polling", "_text_defaults")
 
     def __init__(self, token: str, *, get_updates_request: BaseRequest, **kwargs: Any) -> None:
         super().__init__(token, get_updates_request=get_updates_request, **kwargs)
-        self._poll_read_timeout = get_updates_request.read_timeout or 0
+        self._polling = get_updates_request
         self._text_defaults = _text_defaults(self.defaults)
 
     async def get_updates(
@@ -227,26 +236,34 @@ class PortalBot(ExtBot[None]):
         api_kwargs: JSONDict | None = None,
     ) -> tuple[Update, ...]:
         seconds = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+        if isinstance(seconds, float) and seconds.is_integer():
+            seconds = int(seconds)  # as PTB sends a timedelta of whole seconds
         # As Bot.get_updates: a long poll may take its timeout on top of the read timeout,
         # which is the poll's request's own unless one was passed (any DefaultValue: none).
         if read_timeout is None or isinstance(read_timeout, int | float):
             base = read_timeout or 0
         else:
-            base = self._poll_read_timeout
-        raw = await self.do_api_request(
-            "getUpdates",
-            api_kwargs={
-                **(api_kwargs or {}),
-                "offset": offset,
-                "limit": limit,
-                "timeout": timeout,  # a timedelta is sent in seconds, as by get_updates
-                "allowed_updates": allowed_updates,
-            },
+            base = self._polling.read_timeout or 0
+        given = {
+            "offset": offset,
+            "limit": limit,
+            "timeout": seconds,
+            "allowed_updates": None if allowed_updates is None else list(allowed_updates),
+        }
+        params = {**(api_kwargs or {}), **{k: v for k, v in given.items() if v is not None}}
+        # Straight to the poll's own request, as Bot._do_post sends getUpdates (never through
+        # the rate limiter): do_api_request would first pass the four values through PTB's
+        # preparation for any call, and warn that get_updates exists, on every poll.
+        raw = await self._polling.post(
+            f"{self.base_url}/getUpdates",
+            _ready(params),
             read_timeout=base + (seconds or 0),
             write_timeout=write_timeout,
             connect_timeout=connect_timeout,
             pool_timeout=pool_timeout,
         )
+        if not isinstance(raw, list):
+            raise TelegramError(f"getUpdates answered {type(raw).__name__}, not a list")
         updates = tuple(u for u in (parse_update(data, self) for data in raw) if u is not None)
         for update in updates:
             self.insert_callback_data(update)
@@ -433,15 +450,10 @@ class PortalBot(ExtBot[None]):
         connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> Any:
-        # RequestData's only way in is a list of RequestParameter, which PTB calls internal
-        # (telegram.request._requestparameter; pyproject pins PTB 22): built here with the
-        # values as they go on the wire, which is what from_input would have made of them.
-        # A change of its fields fails every send, in every test.
-        request_data = RequestData([RequestParameter(k, v, None) for k, v in data.items()])
         _LOGGER.debug("Calling Bot API endpoint `%s`", endpoint)  # not its text: health data
         return await self.request.post(
             f"{self.base_url}/{endpoint}",
-            request_data,
+            _ready(data),
             read_timeout=read_timeout,
             write_timeout=write_timeout,
             connect_timeout=connect_timeout,
@@ -470,8 +482,8 @@ class PortalBot(ExtBot[None]):
     async def _post(
         self, endpoint: str, data: dict[str, Any] | None = None, *args: Any, **kwargs: Any
     ) -> Any:
-        # do_api_request (getUpdates) passes its parameters as api_kwargs, which Bot._post
-        # merges into data: merged here, they get the same treatment as everyone else's.
+        # A call's api_kwargs, which Bot._post merges into data: merged here, they get the
+        # same treatment as everyone else's.
         extra = kwargs.pop("api_kwargs", None)
         if extra:
             data = {**(data or {}), **extra}

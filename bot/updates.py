@@ -31,22 +31,16 @@ other shape, or a field this library does not know, goes through `de_json` as be
 from __future__ import annotations
 
 import logging
-import warnings
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from telegram import Bot, CallbackQuery, Chat, Message, MessageEntity, TelegramObject, Update, User
 from telegram._utils.datetime import extract_tzinfo_from_defaults, from_timestamp
 from telegram.ext import ApplicationHandlerStop
-from telegram.warnings import PTBUserWarning
 
 if TYPE_CHECKING:  # bot.context imports the bot, which parses updates here
     from bot.context import PortalContext
 
 log = logging.getLogger("portal.updates")
-
-# Bot.do_api_request advises Bot.get_updates for this endpoint; we call the endpoint on
-# purpose, to parse what it returns one update at a time.
-warnings.filterwarnings("ignore", "Please use 'Bot.getUpdates'", PTBUserWarning)
 
 
 class Unreadable(Update):
