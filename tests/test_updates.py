@@ -14,7 +14,7 @@ import pytest
 from telegram import Bot, Message, TelegramObject, Update
 from telegram.ext import Application, Defaults, ExtBot
 
-from bot.updates import TAPPED_KEPT, parse_update
+from bot.updates import _with_tapped_message_slimmed, parse_update
 from tests.botapi import BotAPIServer
 
 # What the three people typed: none of it may reach the log.
@@ -238,17 +238,9 @@ def test_an_update_read_quickly_is_the_one_the_library_reads(
     raw = copy.deepcopy(data)
     read = parse_update(data, bot)
     assert data == raw  # the raw update is left as it came
-    expected = Update.de_json(copy.deepcopy(_slimmed(data)), bot)
+    expected = Update.de_json(copy.deepcopy(_with_tapped_message_slimmed(data)), bot)
     assert read is not None and _everything(read, bot) == _everything(expected, bot)
     message = read.effective_message
     if message is not None:
         with pytest.raises(AttributeError):
             message.text = "changed"  # type: ignore[misc]
-
-
-def _slimmed(data: dict[str, Any]) -> dict[str, Any]:
-    query = data.get("callback_query")
-    if not query or "message" not in query:
-        return data
-    kept = {k: v for k, v in query["message"].items() if k in TAPPED_KEPT}
-    return {**data, "callback_query": {**query, "message": kept}}
